@@ -1,0 +1,154 @@
+#!/usr/bin/env pwsh
+<#
+.SYNOPSIS
+    Builds, tests and demonstrates NetnsNat.
+.DESCRIPTION
+    Tasks:
+      Bootstrap  installs what is missing: system packages (iproute2, iptables, ...) with apt-get when root, and the
+                 NuGet packages (Pester among them) with dotnet restore.
+      Build      writes the module folder out/NetnsNat/<version>/ (Import-Module ./out/NetnsNat).
+      Test       Bootstrap, Build, then the xunit tests and the Pester tests (inside a network namespace of their
+                 own); ends with "N passed, N failed" and exits non-zero when a test fails.
+      Demo       Bootstrap, Build, then the lesson's flow in the lab (inside a network namespace of its own).
+      Clean      removes out/ and the bin/obj folders.
+.EXAMPLE
+    dotnet tool restore && dotnet pwsh ./build.ps1 Test
+#>
+[CmdletBinding()]
+param(
+    [Parameter(Position = 0)]
+    [ValidateSet('Bootstrap', 'Build', 'Test', 'Demo', 'Clean')]
+    [string[]] $Task = @('Build'),
+
+    [ValidateSet('Debug', 'Release')]
+    [string] $Configuration = 'Release',
+
+    # Pester tests to run (paths or names under tests/Pester); all by default.
+    [string[]] $TestPath = @()
+)
+
+$ErrorActionPreference = 'Stop'
+Set-StrictMode -Version Latest
+$Root = $PSScriptRoot
+$Out = Join-Path $Root 'out'
+$PesterVersion = '6.2.0'
+# The pwsh that runs this script, for child processes (under `dotnet pwsh` the process itself is dotnet).
+$Pwsh = Join-Path $PSHOME 'pwsh'
+if (-not (Test-Path $Pwsh)) { $Pwsh = [Environment]::ProcessPath }
+
+function Get-ModuleVersion {
+    ([xml](Get-Content (Join-Path $Root 'Directory.Build.props') -Raw)).Project.PropertyGroup.Version | Where-Object { $_ } | Select-Object -First 1
+}
+
+function Invoke-Checked {
+    param([string] $FilePath, [string[]] $ArgumentList)
+    & $FilePath @ArgumentList
+    if ($LASTEXITCODE -ne 0) { throw "$FilePath $($ArgumentList -join ' ') failed with exit code $LASTEXITCODE" }
+}
+
+function Invoke-Bootstrap {
+    # command => Debian package
+    $needed = [ordered]@{
+        'ip' = 'iproute2'; 'iptables' = 'iptables'; 'iptables-save' = 'iptables'; 'iptables-restore' = 'iptables'
+        'ping' = 'iputils-ping'; 'socat' = 'socat'; 'unshare' = 'util-linux'; 'setpriv' = 'util-linux'
+    }
+    $missing = @($needed.GetEnumerator() | Where-Object { -not (Get-Command $_.Key -CommandType Application -ErrorAction Ignore) } | ForEach-Object Value | Sort-Object -Unique)
+    if ($missing) {
+        $isRoot = (& id -u) -eq '0'
+        if ($isRoot -and (Get-Command apt-get -ErrorAction Ignore)) {
+            Write-Host "Installing system packages: $($missing -join ' ')"
+            $env:DEBIAN_FRONTEND = 'noninteractive'
+            Invoke-Checked apt-get @('update', '-qq')
+            Invoke-Checked apt-get (@('install', '-y', '-qq', '--no-install-recommends') + $missing)
+        }
+        else {
+            throw "Missing system packages: $($missing -join ' '). Install them (as root: apt-get install $($missing -join ' ')) and run again."
+        }
+    }
+    Invoke-Checked dotnet @('restore', (Join-Path $Root 'NetnsNat.sln'), '--verbosity', 'quiet')
+}
+
+function Invoke-Build {
+    $version = Get-ModuleVersion
+    Invoke-Checked dotnet @('build', (Join-Path $Root 'NetnsNat.sln'), '-c', $Configuration, '--nologo', '--verbosity', 'quiet', '-p:ContinuousIntegrationBuild=true')
+    $bin = Join-Path $Root "src/NetnsNat.Cmdlets/bin/$Configuration/net8.0"
+    $moduleRoot = Join-Path $Out 'NetnsNat'
+    $dest = Join-Path $moduleRoot $version
+    if (Test-Path $moduleRoot) { Remove-Item $moduleRoot -Recurse -Force }
+    New-Item -ItemType Directory -Path (Join-Path $dest 'en-US') -Force | Out-Null
+    # An explicit list: never the System.Management.Automation.dll of the reference package.
+    foreach ($file in 'NetnsNat.Cmdlets.dll', 'CliWrap.dll', 'NetnsNat.Format.ps1xml') {
+        Copy-Item (Join-Path $bin $file) $dest
+    }
+    $manifest = (Get-Content (Join-Path $Root 'NetnsNat.psd1') -Raw) -replace "ModuleVersion\s*=\s*'[^']*'", "ModuleVersion        = '$version'"
+    Set-Content -Path (Join-Path $dest 'NetnsNat.psd1') -Value $manifest -Encoding utf8NoBOM
+    # Help: docs/*.md compiled into MAML and about_ text by a fresh pwsh (it loads the module to read parameter metadata).
+    $helpScript = Join-Path $Root 'build/Convert-MarkdownHelp.ps1'
+    Invoke-Checked $Pwsh @('-NoProfile', '-NonInteractive', '-File', $helpScript, '-ModulePath', (Join-Path $dest 'NetnsNat.psd1'), '-DocsPath', (Join-Path $Root 'docs'), '-OutputPath', (Join-Path $dest 'en-US'))
+    Write-Host "Built $dest"
+}
+
+function Get-PesterPath {
+    $nugetRoot = if ($env:NUGET_PACKAGES) { $env:NUGET_PACKAGES } else { Join-Path $HOME '.nuget/packages' }
+    $path = Join-Path $nugetRoot "pester/$PesterVersion/tools/Pester.psd1"
+    if (-not (Test-Path $path)) { throw "Pester $PesterVersion was not restored to $path; run ./build.ps1 Bootstrap" }
+    $path
+}
+
+function Invoke-Test {
+    New-Item -ItemType Directory -Path $Out -Force | Out-Null
+    # 1. xunit: pure logic, no root.
+    $trx = Join-Path $Out 'xunit.trx'
+    if (Test-Path $trx) { Remove-Item $trx }
+    & dotnet test (Join-Path $Root 'tests/NetnsNat.Cmdlets.Tests') -c $Configuration --no-build --nologo --verbosity quiet --logger "trx;LogFileName=$trx"
+    $xunitExit = $LASTEXITCODE
+    $xunitPassed = 0; $xunitFailed = 0
+    if (Test-Path $trx) {
+        $counters = ([xml](Get-Content $trx -Raw)).TestRun.ResultSummary.Counters
+        $xunitPassed = [int]$counters.passed
+        $xunitFailed = [int]$counters.failed + [int]$counters.error + [int]$counters.timeout
+    }
+    elseif ($xunitExit -ne 0) { $xunitFailed = 1 }
+
+    # 2. Pester: in a fresh pwsh inside a network namespace of the run's own.
+    $summary = Join-Path $Out 'pester-summary.json'
+    if (Test-Path $summary) { Remove-Item $summary }
+    $runner = Join-Path $Root 'tests/Pester/Invoke-PesterSuite.ps1'
+    $pesterArgs = @('-NoProfile', '-NonInteractive', '-File', $runner, '-PesterPath', (Get-PesterPath), '-ModulePath', (Join-Path $Out 'NetnsNat'), '-ResultPath', $Out)
+    if ($TestPath) { $pesterArgs += @('-TestPath', ($TestPath -join ',')) }
+    & (Join-Path $Root 'tests/Lab/sandbox.sh') $Pwsh @pesterArgs
+    $pesterPassed = 0; $pesterFailed = 0
+    if (Test-Path $summary) {
+        $s = Get-Content $summary -Raw | ConvertFrom-Json
+        $pesterPassed = [int]$s.Passed; $pesterFailed = [int]$s.Failed
+    }
+    else { $pesterFailed = 1; Write-Host 'The Pester run ended without a summary (it crashed).' }
+
+    $passed = $xunitPassed + $pesterPassed
+    $failed = $xunitFailed + $pesterFailed
+    Write-Host "xunit: $xunitPassed passed, $xunitFailed failed; Pester: $pesterPassed passed, $pesterFailed failed"
+    Write-Host "$passed passed, $failed failed"
+    if ($failed -gt 0 -or $passed -eq 0) { exit 1 }
+}
+
+function Invoke-Demo {
+    $demo = Join-Path $Root 'tests/Lab/Demo.ps1'
+    & (Join-Path $Root 'tests/Lab/sandbox.sh') $Pwsh -NoProfile -NonInteractive -File $demo -ModulePath (Join-Path $Out 'NetnsNat')
+    if ($LASTEXITCODE -ne 0) { throw "The demo failed (exit code $LASTEXITCODE)" }
+}
+
+function Invoke-Clean {
+    foreach ($p in @($Out) + @(Get-ChildItem $Root -Recurse -Directory -Include bin, obj | ForEach-Object FullName)) {
+        if (Test-Path $p) { Remove-Item $p -Recurse -Force }
+    }
+}
+
+$steps = [System.Collections.Generic.List[string]]::new()
+foreach ($t in $Task) {
+    if ($t -in 'Test', 'Demo') { foreach ($dep in 'Bootstrap', 'Build') { if (-not $steps.Contains($dep)) { $steps.Add($dep) } } }
+    if (-not $steps.Contains($t)) { $steps.Add($t) }
+}
+foreach ($step in $steps) {
+    Write-Host "== $step" -ForegroundColor Cyan
+    & "Invoke-$step"
+}

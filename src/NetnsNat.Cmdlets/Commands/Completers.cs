@@ -1,0 +1,78 @@
+using System;
+using System.Collections;
+using System.Collections.Generic;
+using System.IO;
+using System.Linq;
+using System.Management.Automation;
+using System.Management.Automation.Language;
+using NetnsNat.Linux;
+
+namespace NetnsNat.Commands
+{
+    /// <summary>Shared shape of the completers: filter names by the word typed so far.</summary>
+    public abstract class NameCompleter : IArgumentCompleter
+    {
+        protected abstract IEnumerable<string> Candidates();
+
+        public IEnumerable<CompletionResult> CompleteArgument(string commandName, string parameterName, string wordToComplete, CommandAst commandAst, IDictionary fakeBoundParameters)
+        {
+            var prefix = (wordToComplete ?? string.Empty).Trim('\'', '"');
+            IEnumerable<string> names;
+            try
+            {
+                names = Candidates().ToArray();
+            }
+            catch (IOException)
+            {
+                yield break;
+            }
+            catch (UnauthorizedAccessException)
+            {
+                yield break;
+            }
+            foreach (var name in names.Where(n => n.StartsWith(prefix, StringComparison.Ordinal)))
+            {
+                yield return new CompletionResult(name, name, CompletionResultType.ParameterValue, name);
+            }
+        }
+
+        protected static IEnumerable<string> SysClassNet(Func<string, bool> filter) =>
+            Directory.Exists("/sys/class/net")
+                ? Directory.GetFileSystemEntries("/sys/class/net").Where(filter).Select(Path.GetFileName).OfType<string>().OrderBy(n => n, StringComparer.Ordinal)
+                : Enumerable.Empty<string>();
+    }
+
+    /// <summary>Completes bridge names (interfaces with /sys/class/net/NAME/bridge).</summary>
+    public sealed class BridgeNameCompleter : NameCompleter
+    {
+        protected override IEnumerable<string> Candidates() => SysClassNet(p => Directory.Exists(Path.Combine(p, "bridge")));
+    }
+
+    /// <summary>Completes interface names, the one of the default route first.</summary>
+    public sealed class InterfaceNameCompleter : NameCompleter
+    {
+        protected override IEnumerable<string> Candidates()
+        {
+            var first = IpRoute2.DefaultRouteInterface();
+            var all = SysClassNet(p => Path.GetFileName(p) != "lo").ToList();
+            return first != null && all.Remove(first) ? new[] { first }.Concat(all) : all;
+        }
+    }
+
+    /// <summary>Completes named network namespaces (/run/netns).</summary>
+    public sealed class NamespaceNameCompleter : NameCompleter
+    {
+        protected override IEnumerable<string> Candidates() => IpRoute2.Namespaces();
+    }
+
+    /// <summary>Completes the subnets of the bridges (needs ip; no process is started for the other completers).</summary>
+    public sealed class SubnetCompleter : NameCompleter
+    {
+        protected override IEnumerable<string> Candidates()
+        {
+            if (ProcessRunner.Which("ip") == null) return Enumerable.Empty<string>();
+            var links = new IpRoute2(new ProcessRunner()).Links(default);
+            return links.Where(l => l.IsBridge).SelectMany(l => l.Ipv4).Select(a => a.Network.ToString()).Distinct();
+        }
+    }
+}

@@ -1,0 +1,214 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using System.Management.Automation;
+using NetnsNat.Linux;
+
+namespace NetnsNat.Commands
+{
+    /// <summary>
+    /// The whole lesson in one call: forwarding on, the bridge's subnet, MASQUERADE and FORWARD rules, and the
+    /// namespace's default route via the bridge. What a failed call had applied is rolled back.
+    /// </summary>
+    [Cmdlet(VerbsLifecycle.Enable, "NamespaceNat", SupportsShouldProcess = true)]
+    [OutputType(typeof(NamespaceNatResult))]
+    public sealed class EnableNamespaceNatCommand : NetnsCmdlet
+    {
+        [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+        [Alias("Name")]
+        [ArgumentCompleter(typeof(NamespaceNameCompleter))]
+        public string[] Namespace { get; set; } = Array.Empty<string>();
+
+        [Parameter(Mandatory = true, Position = 1, ValueFromPipelineByPropertyName = true)]
+        [ArgumentCompleter(typeof(BridgeNameCompleter))]
+        public string Bridge { get; set; } = string.Empty;
+
+        /// <summary>The uplink; by default the interface of this namespace's IPv4 default route.</summary>
+        [Parameter(Position = 2, ValueFromPipelineByPropertyName = true)]
+        [ArgumentCompleter(typeof(InterfaceNameCompleter))]
+        public string? Outbound { get; set; }
+
+        protected override void BeginProcessing()
+        {
+            RequireNetAdmin();
+            RequireTools("ip", "iptables-save", "iptables-restore");
+        }
+
+        protected override void ProcessRecord()
+        {
+            if (!CheckInterfaceName(Bridge, "Bridge")) return;
+            if (Outbound != null && !CheckInterfaceName(Outbound, "Outbound")) return;
+            foreach (var ns in Namespace)
+            {
+                if (!CheckNamespaceName(ns)) continue;
+                Guard(ns, () => EnableOne(ns));
+            }
+        }
+
+        private void EnableOne(string ns)
+        {
+            if (!IpRoute2.NamespaceExists(ns)) throw new NamespaceNotFoundException(ns);
+            var outbound = Outbound ?? Steps.DefaultOutbound();
+            var links = Ip.Links(Token);
+            var bridgeSubnet = Steps.BridgeSubnets(links, Bridge, requireUp: true)[0];
+            Steps.RequireInterface(links, outbound, "Outbound");
+            if (outbound == Bridge)
+            {
+                throw new NetnsNatException($"The uplink would be the bridge '{Bridge}' itself. Pass -Outbound with the interface toward the outside, such as eth0.", "OutboundIsBridge", ErrorCategory.InvalidArgument);
+            }
+            WriteVerbose($"Setting up NAT for namespace '{ns}' on bridge {Bridge} ({bridgeSubnet.Subnet}, gateway {bridgeSubnet.Address}) via {outbound}.");
+
+            var undo = new Stack<Action>();
+            try
+            {
+                var forwarding = Steps.SetForwarding(this, "IPv4", true);
+                if (forwarding?.Changed == true) undo.Push(() => Sysctl.WriteFlag(Sysctl.ForwardingPath("IPv4"), false));
+
+                using var held = RulesetLock.Acquire(Token, Steps.LockTimeout);
+                var rules = Steps.AddRules(this, bridgeSubnet.Subnet, outbound, Bridge);
+                if (rules != null) undo.Push(() => Steps.RollBack(this, rules.Value.Added));
+
+                var route = SetNamespaceDefaultRouteCommand.Apply(this, ns, bridgeSubnet.Address);
+                if (forwarding == null || rules == null || route == null) return; // -WhatIf
+                WriteObject(new NamespaceNatResult(ns, Bridge, bridgeSubnet.Subnet, outbound, bridgeSubnet.Address, true, forwarding, rules.Value.Rule, route));
+            }
+            catch (Exception) when (undo.Count > 0)
+            {
+                RollBack(undo);
+                throw;
+            }
+        }
+
+        private void RollBack(Stack<Action> undo)
+        {
+            while (undo.Count > 0)
+            {
+                var step = undo.Pop();
+                try
+                {
+                    step();
+                }
+                catch (Exception ex) when (ex is not PipelineStoppedException)
+                {
+                    WriteWarning($"Rolling back a step failed: {ex.Message}");
+                }
+            }
+        }
+    }
+
+    /// <summary>Undoes Enable-NamespaceNat: the rules for the bridge's subnet and the namespace's default route via the bridge.</summary>
+    [Cmdlet(VerbsLifecycle.Disable, "NamespaceNat", SupportsShouldProcess = true)]
+    [OutputType(typeof(NamespaceNatResult))]
+    public sealed class DisableNamespaceNatCommand : NetnsCmdlet
+    {
+        [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+        [Alias("Name")]
+        [ArgumentCompleter(typeof(NamespaceNameCompleter))]
+        public string[] Namespace { get; set; } = Array.Empty<string>();
+
+        [Parameter(Mandatory = true, Position = 1, ValueFromPipelineByPropertyName = true)]
+        [ArgumentCompleter(typeof(BridgeNameCompleter))]
+        public string Bridge { get; set; } = string.Empty;
+
+        /// <summary>The uplink; by default whichever NetnsNat's FORWARD rules for the bridge name, else the default-route interface.</summary>
+        [Parameter(Position = 2, ValueFromPipelineByPropertyName = true)]
+        [ArgumentCompleter(typeof(InterfaceNameCompleter))]
+        public string? Outbound { get; set; }
+
+        /// <summary>Also turn IPv4 forwarding off (other things on the host may need it on).</summary>
+        [Parameter]
+        public SwitchParameter DisableForwarding { get; set; }
+
+        [Parameter]
+        public SwitchParameter PassThru { get; set; }
+
+        protected override void BeginProcessing()
+        {
+            RequireNetAdmin();
+            RequireTools("ip", "iptables-save", "iptables-restore");
+        }
+
+        protected override void ProcessRecord()
+        {
+            if (!CheckInterfaceName(Bridge, "Bridge")) return;
+            if (Outbound != null && !CheckInterfaceName(Outbound, "Outbound")) return;
+            foreach (var ns in Namespace)
+            {
+                if (!CheckNamespaceName(ns)) continue;
+                Guard(ns, () => DisableOne(ns));
+            }
+        }
+
+        private void DisableOne(string ns)
+        {
+            var links = Ip.Links(Token);
+            var link = links.FirstOrDefault(l => l.Name == Bridge);
+            using var held = RulesetLock.Acquire(Token, Steps.LockTimeout);
+            var snapshot = Iptables.Save(Token);
+
+            // What to remove: the bridge's subnets (when it still exists) and whatever NetnsNat's FORWARD rules name for it.
+            var pairs = new List<(string Subnet, string Outbound)>();
+            foreach (var rule in snapshot.Chain("filter", "FORWARD").Where(NatRules.IsOwnForward))
+            {
+                if (rule.InInterface == Bridge && rule.Source != null && rule.OutInterface != null && (Outbound == null || rule.OutInterface == Outbound))
+                {
+                    pairs.Add((rule.Source, rule.OutInterface));
+                }
+            }
+            var subnets = link?.IsBridge == true ? link.Ipv4.Select(a => a.Network.ToString()).ToList() : new List<string>();
+            if (subnets.Count > 0)
+            {
+                var uplink = Outbound ?? (pairs.Count > 0 ? null : IpRoute2.DefaultRouteInterface());
+                if (uplink != null) pairs.AddRange(subnets.Select(s => (s, uplink)));
+            }
+            else if (pairs.Count == 0)
+            {
+                if (link == null)
+                {
+                    throw new NetnsNatException($"There is no interface '{Bridge}' and no NetnsNat rules for it: nothing to disable. Check the name with 'ip link show type bridge'.",
+                        "InterfaceNotFound", ErrorCategory.ObjectNotFound);
+                }
+                Steps.BridgeSubnets(links, Bridge, requireUp: false); // throws the precise error
+            }
+            pairs = pairs.Distinct().ToList();
+            var gateways = link?.Ipv4.Select(a => a.AddressText).ToHashSet() ?? new HashSet<string>();
+
+            NamespaceRoute? route = null;
+            if (IpRoute2.NamespaceExists(ns))
+            {
+                var current = Ip.NamespaceDefaultRoute(ns, Token);
+                bool viaBridge = current?.Gateway != null && (gateways.Contains(current.Gateway)
+                    || (gateways.Count == 0 && pairs.Any(p => Ipv4Cidr.TryParse(p.Subnet, out var c, out _) && Ipv4Cidr.TryParseAddress(current.Gateway, out var g) && c.Contains(g))));
+                if (viaBridge && ShouldRun($"namespace {ns}", "ip", IpRoute2.DeleteDefaultRouteArguments(ns)))
+                {
+                    WriteVerbose($"Removing the default route of '{ns}' via {current!.Gateway}.");
+                    Ip.DeleteDefaultRoute(ns, Token);
+                    route = new NamespaceRoute(ns, null, null, current.Gateway, true);
+                }
+                else
+                {
+                    route = new NamespaceRoute(ns, current?.Gateway, current?.Device, current?.Gateway, false);
+                }
+            }
+            else
+            {
+                WriteWarning($"The namespace '{ns}' does not exist any more; removing only the rules of bridge {Bridge}.");
+            }
+
+            NatMasqueradeRule? removed = null;
+            foreach (var (subnet, outbound) in pairs)
+            {
+                removed = Steps.RemoveRules(this, snapshot, subnet, outbound, Bridge) ?? removed;
+            }
+
+            var forwarding = DisableForwarding ? Steps.SetForwarding(this, "IPv4", false) : null;
+            forwarding ??= new IpForwardingState("IPv4", Sysctl.ForwardingKey("IPv4"), Sysctl.ReadFlag(Sysctl.ForwardingPath("IPv4")), false);
+            if (PassThru)
+            {
+                var first = pairs.FirstOrDefault();
+                removed ??= new NatMasqueradeRule(first.Subnet ?? string.Empty, first.Outbound ?? Outbound ?? string.Empty, Bridge, Steps.Backend(snapshot), Array.Empty<string>(), 0);
+                WriteObject(new NamespaceNatResult(ns, Bridge, removed.Subnet, removed.Outbound, null, false, forwarding, removed, route));
+            }
+        }
+    }
+}

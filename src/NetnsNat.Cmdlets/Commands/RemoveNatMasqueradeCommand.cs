@@ -1,0 +1,66 @@
+using System.Collections.Generic;
+using System.Management.Automation;
+using NetnsNat.Linux;
+
+namespace NetnsNat.Commands
+{
+    /// <summary>Removes a MASQUERADE rule and the FORWARD rules Add-NatMasquerade made for it, and nothing else.</summary>
+    [Cmdlet(VerbsCommon.Remove, "NatMasquerade", SupportsShouldProcess = true, DefaultParameterSetName = ByFieldsSet)]
+    [OutputType(typeof(NatMasqueradeRule))]
+    public sealed class RemoveNatMasqueradeCommand : NetnsCmdlet
+    {
+        private const string ByFieldsSet = "ByFields";
+        private const string ByObjectSet = "ByObject";
+
+        [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true, ParameterSetName = ByFieldsSet)]
+        [ArgumentCompleter(typeof(SubnetCompleter))]
+        public string Subnet { get; set; } = string.Empty;
+
+        [Parameter(Mandatory = true, Position = 1, ValueFromPipelineByPropertyName = true, ParameterSetName = ByFieldsSet)]
+        [ArgumentCompleter(typeof(InterfaceNameCompleter))]
+        public string Outbound { get; set; } = string.Empty;
+
+        [Parameter(ValueFromPipelineByPropertyName = true, ParameterSetName = ByFieldsSet)]
+        [ArgumentCompleter(typeof(BridgeNameCompleter))]
+        public string? Bridge { get; set; }
+
+        [Parameter(Mandatory = true, ValueFromPipeline = true, ParameterSetName = ByObjectSet)]
+        public NatMasqueradeRule[] InputObject { get; set; } = new NatMasqueradeRule[0];
+
+        /// <summary>Emit the removed rule.</summary>
+        [Parameter]
+        public SwitchParameter PassThru { get; set; }
+
+        protected override void BeginProcessing()
+        {
+            RequireNetAdmin();
+            RequireTools("iptables-save", "iptables-restore");
+        }
+
+        protected override void ProcessRecord()
+        {
+            var items = new List<(string Subnet, string Outbound, string? Bridge)>();
+            if (ParameterSetName == ByObjectSet)
+            {
+                foreach (var rule in InputObject) items.Add((rule.Subnet, rule.Outbound, rule.Bridge));
+            }
+            else
+            {
+                items.Add((Subnet, Outbound, Bridge));
+            }
+            foreach (var item in items)
+            {
+                if (!TryNormalizeSubnet(item.Subnet, "Subnet", out var network) || !CheckInterfaceName(item.Outbound, "Outbound")) continue;
+                if (item.Bridge != null && !CheckInterfaceName(item.Bridge, "Bridge")) continue;
+                var subnet = network.ToString();
+                Guard(subnet, () =>
+                {
+                    using var held = RulesetLock.Acquire(Token, Steps.LockTimeout);
+                    var snapshot = Iptables.Save(Token);
+                    var removed = Steps.RemoveRules(this, snapshot, subnet, item.Outbound, item.Bridge);
+                    if (removed != null && PassThru) WriteObject(removed);
+                });
+            }
+        }
+    }
+}

@@ -1,0 +1,195 @@
+using System;
+using System.Collections.Generic;
+using System.Globalization;
+using System.IO;
+using System.Linq;
+using System.Text.Json;
+using System.Threading;
+
+namespace NetnsNat.Linux
+{
+    /// <summary>One network interface of the current namespace as "ip -j -d addr show" describes it.</summary>
+    public sealed class LinkInfo
+    {
+        public LinkInfo(string name, string? kind, bool isUp, string operState, IReadOnlyList<Ipv4Cidr> ipv4)
+        {
+            Name = name;
+            Kind = kind;
+            IsUp = isUp;
+            OperState = operState;
+            Ipv4 = ipv4;
+        }
+
+        public string Name { get; }
+
+        /// <summary>"bridge", "veth", "dummy", ... or null for a plain device.</summary>
+        public string? Kind { get; }
+
+        /// <summary>Administratively up (the UP flag).</summary>
+        public bool IsUp { get; }
+        public string OperState { get; }
+        public IReadOnlyList<Ipv4Cidr> Ipv4 { get; }
+        public bool IsBridge => Kind == "bridge";
+    }
+
+    /// <summary>A default route read from a namespace.</summary>
+    public sealed class DefaultRoute
+    {
+        public DefaultRoute(string? gateway, string? device)
+        {
+            Gateway = gateway;
+            Device = device;
+        }
+
+        public string? Gateway { get; }
+        public string? Device { get; }
+    }
+
+    /// <summary>A namespace that "ip netns" does not know.</summary>
+    public sealed class NamespaceNotFoundException : Exception
+    {
+        public NamespaceNotFoundException(string name)
+            : base($"The network namespace '{name}' does not exist. Create it with 'ip netns add {name}', or list the existing ones with 'ip netns list'.")
+        {
+            Namespace = name;
+        }
+
+        public string Namespace { get; }
+    }
+
+    /// <summary>An ip command failed.</summary>
+    public sealed class IpCommandException : Exception
+    {
+        public IpCommandException(ProcessResult result, string? message = null)
+            : base(message ?? $"'{result.CommandLine}' failed: {result.Diagnostic}")
+        {
+            Result = result;
+        }
+
+        public ProcessResult Result { get; }
+    }
+
+    /// <summary>What the module asks of iproute2 and of /proc about interfaces and routes.</summary>
+    public sealed class IpRoute2
+    {
+        public const string NetnsDirectory = "/run/netns";
+        private readonly ProcessRunner _runner;
+
+        public IpRoute2(ProcessRunner runner) => _runner = runner;
+
+        public IReadOnlyList<LinkInfo> Links(CancellationToken cancellationToken)
+        {
+            var result = _runner.Run("ip", new[] { "-j", "-d", "addr", "show" }, cancellationToken);
+            if (!result.Succeeded) throw new IpCommandException(result);
+            return ParseLinks(result.StandardOutput);
+        }
+
+        public static IReadOnlyList<LinkInfo> ParseLinks(string json)
+        {
+            var links = new List<LinkInfo>();
+            using var doc = JsonDocument.Parse(json.Length == 0 ? "[]" : json);
+            foreach (var item in doc.RootElement.EnumerateArray())
+            {
+                if (!item.TryGetProperty("ifname", out var nameElement)) continue;
+                var name = nameElement.GetString() ?? string.Empty;
+                string? kind = null;
+                if (item.TryGetProperty("linkinfo", out var linkinfo) && linkinfo.TryGetProperty("info_kind", out var kindElement))
+                {
+                    kind = kindElement.GetString();
+                }
+                bool up = item.TryGetProperty("flags", out var flags) && flags.EnumerateArray().Any(f => f.GetString() == "UP");
+                var oper = item.TryGetProperty("operstate", out var operElement) ? operElement.GetString() ?? "UNKNOWN" : "UNKNOWN";
+                var ipv4 = new List<Ipv4Cidr>();
+                if (item.TryGetProperty("addr_info", out var addrs))
+                {
+                    foreach (var addr in addrs.EnumerateArray())
+                    {
+                        if (addr.TryGetProperty("family", out var family) && family.GetString() == "inet"
+                            && addr.TryGetProperty("local", out var local) && Ipv4Cidr.TryParseAddress(local.GetString(), out var address)
+                            && addr.TryGetProperty("prefixlen", out var prefix) && prefix.TryGetInt32(out var prefixLength))
+                        {
+                            ipv4.Add(new Ipv4Cidr(address, prefixLength));
+                        }
+                    }
+                }
+                links.Add(new LinkInfo(name, kind, up, oper, ipv4));
+            }
+            return links;
+        }
+
+        public static bool NamespaceExists(string name) => File.Exists(Path.Combine(NetnsDirectory, name));
+
+        public static IReadOnlyList<string> Namespaces() =>
+            Directory.Exists(NetnsDirectory) ? Directory.GetFiles(NetnsDirectory).Select(Path.GetFileName).OfType<string>().OrderBy(n => n, StringComparer.Ordinal).ToArray() : Array.Empty<string>();
+
+        public DefaultRoute? NamespaceDefaultRoute(string ns, CancellationToken cancellationToken)
+        {
+            var result = _runner.Run("ip", new[] { "-n", ns, "-j", "-4", "route", "show", "default" }, cancellationToken);
+            if (!result.Succeeded) throw NamespaceError(ns, result);
+            using var doc = JsonDocument.Parse(result.StandardOutput.Trim().Length == 0 ? "[]" : result.StandardOutput);
+            foreach (var route in doc.RootElement.EnumerateArray())
+            {
+                var gateway = route.TryGetProperty("gateway", out var g) ? g.GetString() : null;
+                var device = route.TryGetProperty("dev", out var d) ? d.GetString() : null;
+                return new DefaultRoute(gateway, device);
+            }
+            return null;
+        }
+
+        public static string[] ReplaceDefaultRouteArguments(string ns, string gateway) => new[] { "-n", ns, "route", "replace", "default", "via", gateway };
+
+        public static string[] DeleteDefaultRouteArguments(string ns) => new[] { "-n", ns, "route", "del", "default" };
+
+        public void ReplaceDefaultRoute(string ns, string gateway, CancellationToken cancellationToken)
+        {
+            var result = _runner.Run("ip", ReplaceDefaultRouteArguments(ns, gateway), cancellationToken);
+            if (result.Succeeded) return;
+            if (result.StandardError.Contains("invalid gateway", StringComparison.OrdinalIgnoreCase) || result.StandardError.Contains("unreachable", StringComparison.OrdinalIgnoreCase))
+            {
+                throw new IpCommandException(result,
+                    $"The gateway {gateway} is not on any link of the namespace '{ns}' ({result.Diagnostic}). Give the namespace an address in the bridge subnet " +
+                    $"(ip -n {ns} addr add ADDRESS/PREFIX dev IFACE; ip -n {ns} link set IFACE up) or use the bridge address as the gateway.");
+            }
+            throw NamespaceError(ns, result);
+        }
+
+        public void DeleteDefaultRoute(string ns, CancellationToken cancellationToken)
+        {
+            var result = _runner.Run("ip", DeleteDefaultRouteArguments(ns), cancellationToken);
+            if (!result.Succeeded && !result.StandardError.Contains("No such process", StringComparison.Ordinal)) throw NamespaceError(ns, result);
+        }
+
+        private static Exception NamespaceError(string ns, ProcessResult result) =>
+            result.StandardError.Contains("Cannot open network namespace", StringComparison.Ordinal)
+                ? new NamespaceNotFoundException(ns)
+                : new IpCommandException(result);
+
+        /// <summary>The interface of the IPv4 default route of the current namespace, from /proc/net/route.</summary>
+        public static string? DefaultRouteInterface(string procNetRoute = "/proc/net/route")
+        {
+            if (!File.Exists(procNetRoute)) return null;
+            return ParseDefaultRouteInterface(File.ReadAllText(procNetRoute));
+        }
+
+        public static string? ParseDefaultRouteInterface(string table)
+        {
+            string? best = null;
+            long bestMetric = long.MaxValue;
+            foreach (var line in table.Split('\n').Skip(1))
+            {
+                var f = line.Split(new[] { '\t', ' ' }, StringSplitOptions.RemoveEmptyEntries);
+                if (f.Length < 8) continue;
+                // Iface Destination Gateway Flags RefCnt Use Metric Mask; flags 0x1 = RTF_UP
+                if (f[1] != "00000000" || f[7] != "00000000") continue;
+                if (!int.TryParse(f[3], NumberStyles.HexNumber, CultureInfo.InvariantCulture, out var flags) || (flags & 1) == 0) continue;
+                long.TryParse(f[6], NumberStyles.Integer, CultureInfo.InvariantCulture, out var metric);
+                if (metric < bestMetric)
+                {
+                    best = f[0];
+                    bestMetric = metric;
+                }
+            }
+            return best;
+        }
+    }
+}

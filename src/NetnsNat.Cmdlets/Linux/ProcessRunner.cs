@@ -1,0 +1,125 @@
+using System;
+using System.Collections.Generic;
+using System.IO;
+using System.Linq;
+using System.Text;
+using System.Threading;
+using CliWrap;
+
+namespace NetnsNat.Linux
+{
+    /// <summary>What one external command did.</summary>
+    public sealed class ProcessResult
+    {
+        public ProcessResult(string commandLine, int exitCode, string standardOutput, string standardError)
+        {
+            CommandLine = commandLine;
+            ExitCode = exitCode;
+            StandardOutput = standardOutput;
+            StandardError = standardError;
+        }
+
+        public string CommandLine { get; }
+        public int ExitCode { get; }
+        public string StandardOutput { get; }
+        public string StandardError { get; }
+        public bool Succeeded => ExitCode == 0;
+
+        /// <summary>The first line of stderr, or the exit code when the tool said nothing.</summary>
+        public string Diagnostic
+        {
+            get
+            {
+                var line = StandardError.Split('\n').Select(l => l.Trim()).FirstOrDefault(l => l.Length > 0);
+                return line ?? $"exit code {ExitCode}";
+            }
+        }
+    }
+
+    /// <summary>A tool the module needs is not on PATH.</summary>
+    public sealed class ToolNotFoundException : Exception
+    {
+        public ToolNotFoundException(string tool, string package)
+            : base($"'{tool}' was not found on PATH. Install the {package} package (Debian/Ubuntu: apt-get install {package}) and try again.")
+        {
+            Tool = tool;
+            Package = package;
+        }
+
+        public string Tool { get; }
+        public string Package { get; }
+    }
+
+    /// <summary>Runs external tools with an argument array (never a shell string), a timeout and a cancellation token.</summary>
+    public sealed class ProcessRunner
+    {
+        public static readonly TimeSpan DefaultTimeout = TimeSpan.FromSeconds(30);
+
+        private static readonly Dictionary<string, string> Packages = new Dictionary<string, string>(StringComparer.Ordinal)
+        {
+            ["ip"] = "iproute2",
+            ["iptables"] = "iptables",
+            ["iptables-save"] = "iptables",
+            ["iptables-restore"] = "iptables",
+            ["iptables-legacy-save"] = "iptables",
+            ["iptables-nft-save"] = "iptables",
+        };
+
+        public static string PackageOf(string tool) => Packages.TryGetValue(tool, out var p) ? p : tool;
+
+        /// <summary>The full path of a tool as PATH finds it, or null.</summary>
+        public static string? Which(string tool)
+        {
+            var path = Environment.GetEnvironmentVariable("PATH") ?? string.Empty;
+            foreach (var dir in path.Split(':', StringSplitOptions.RemoveEmptyEntries))
+            {
+                var candidate = Path.Combine(dir, tool);
+                if (File.Exists(candidate)) return candidate;
+            }
+            return null;
+        }
+
+        public static string Resolve(string tool) => Which(tool) ?? throw new ToolNotFoundException(tool, PackageOf(tool));
+
+        /// <summary>The command as a person would type it, for -WhatIf text and error messages.</summary>
+        public static string FormatCommandLine(string tool, IEnumerable<string> arguments) =>
+            string.Join(" ", new[] { tool }.Concat(arguments.Select(Quote)));
+
+        private static string Quote(string argument) =>
+            argument.Length > 0 && argument.All(c => char.IsLetterOrDigit(c) || "-_./:,=@%+".IndexOf(c) >= 0)
+                ? argument
+                : "'" + argument.Replace("'", "'\\''") + "'";
+
+        public ProcessResult Run(string tool, IReadOnlyList<string> arguments, CancellationToken cancellationToken, string? standardInput = null, TimeSpan? timeout = null)
+        {
+            var path = Resolve(tool);
+            var stdout = new StringBuilder();
+            var stderr = new StringBuilder();
+            var commandLine = FormatCommandLine(tool, arguments);
+            var limit = timeout ?? DefaultTimeout;
+            using var timeoutSource = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            timeoutSource.CancelAfter(limit);
+
+            var command = Cli.Wrap(path)
+                .WithArguments(arguments)
+                .WithEnvironmentVariables(env => env.Set("LC_ALL", "C"))
+                .WithValidation(CommandResultValidation.None)
+                .WithStandardOutputPipe(PipeTarget.ToStringBuilder(stdout))
+                .WithStandardErrorPipe(PipeTarget.ToStringBuilder(stderr));
+            if (standardInput != null)
+            {
+                command = command.WithStandardInputPipe(PipeSource.FromString(standardInput));
+            }
+
+            try
+            {
+                var result = command.ExecuteAsync(timeoutSource.Token).GetAwaiter().GetResult();
+                return new ProcessResult(commandLine, result.ExitCode, stdout.ToString(), stderr.ToString());
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                throw new TimeoutException($"'{commandLine}' did not finish within {limit.TotalSeconds:0} seconds and was stopped.");
+            }
+        }
+    }
+}

@@ -1,0 +1,44 @@
+using System;
+using System.IO;
+
+namespace NetnsNat.Linux
+{
+    /// <summary>Reads and writes the forwarding sysctls of the current network namespace through /proc/sys.</summary>
+    public static class Sysctl
+    {
+        public static string ForwardingPath(string family) => family == "IPv6"
+            ? "/proc/sys/net/ipv6/conf/all/forwarding"
+            : "/proc/sys/net/ipv4/ip_forward";
+
+        public static string ForwardingKey(string family) => family == "IPv6" ? "net.ipv6.conf.all.forwarding" : "net.ipv4.ip_forward";
+
+        public static bool ReadFlag(string path) => File.ReadAllText(path).Trim() == "1";
+
+        /// <summary>
+        /// Writes "1" or "0". File.WriteAllText, not PowerShell's Set-Content: the latter writes nothing to /proc/sys.
+        /// </summary>
+        public static void WriteFlag(string path, bool value)
+        {
+            File.WriteAllText(path, value ? "1\n" : "0\n");
+            if (ReadFlag(path) != value) throw new IOException($"Wrote {(value ? 1 : 0)} to {path} but it still reads {(value ? 0 : 1)}.");
+        }
+    }
+
+    /// <summary>Whether this process may change the network configuration.</summary>
+    public static class Privileges
+    {
+        private const int CapNetAdmin = 12;
+
+        /// <summary>True when the effective capability set holds CAP_NET_ADMIN (root has it; sudo gives it).</summary>
+        public static bool HasNetAdmin(string statusPath = "/proc/self/status")
+        {
+            foreach (var line in File.ReadAllLines(statusPath))
+            {
+                if (!line.StartsWith("CapEff:", StringComparison.Ordinal)) continue;
+                var hex = line.Substring(7).Trim();
+                return ulong.TryParse(hex, System.Globalization.NumberStyles.HexNumber, null, out var caps) && (caps & (1UL << CapNetAdmin)) != 0;
+            }
+            return false;
+        }
+    }
+}

@@ -1,0 +1,76 @@
+<#
+.SYNOPSIS
+    The lesson's flow with NetnsNat, in the lab (run by ./build.ps1 Demo inside a network namespace of its own).
+#>
+param([Parameter(Mandatory)][string] $ModulePath)
+$ErrorActionPreference = 'Stop'
+Set-StrictMode -Version Latest
+Import-Module $ModulePath -Force
+Import-Module (Join-Path $PSScriptRoot 'NetnsNatLab.psm1') -Force
+
+function Show-Step([string] $text) { Write-Host "`n=== $text" -ForegroundColor Cyan }
+function Show-Command([string] $file, [string[]] $arguments) {
+    Write-Host "`$ $file $($arguments -join ' ')" -ForegroundColor DarkGray
+    $r = Invoke-LabCommand $file -ArgumentList $arguments -AllowFailure
+    $text = ($r.Output + $r.Error).TrimEnd()
+    if ($text) { Write-Host $text }
+}
+
+$failed = $false
+try {
+    Show-Step 'The lab: host with bridge br0 (10.0.0.1/24) and uplink eth0 (198.51.100.1/24), client namespace testnet (10.0.0.2/24), "internet" namespace with a server on 203.0.113.10:8080'
+    $lab = New-NetnsNatLab
+    Show-Command ip @('-br', 'addr')
+
+    Show-Step 'Before: the client cannot reach the server'
+    Show-Command ip @('netns', 'exec', 'testnet', 'ping', '-c', '1', '-W', '1', $lab.ServerAddress)
+    $before = Test-LabConnection -Namespace testnet
+    Write-Host "TCP to $($lab.ServerAddress):$($lab.ServerPort) from testnet: $(if ($before) { "connected, server saw $before" } else { 'no connection' })"
+    if ($before) { throw 'The client reached the server before NAT was set up: the lab is wrong.' }
+
+    Show-Step 'Enable-NamespaceNat -Namespace testnet -Bridge br0 -Outbound eth0 -Verbose'
+    $result = Enable-NamespaceNat -Namespace testnet -Bridge br0 -Outbound eth0 -Verbose
+    $result | Format-Table | Out-String | Write-Host
+    $result.ForwardingState | Format-Table | Out-String | Write-Host
+    $result.Rule | Format-Table | Out-String | Write-Host
+    $result.Rule.Rules | ForEach-Object { Write-Host "  $_" }
+    $result.Route | Format-Table | Out-String | Write-Host
+
+    Show-Step 'After: the client reaches the server, which sees the uplink address (the NAT at work)'
+    Show-Command ip @('netns', 'exec', 'testnet', 'ping', '-c', '3', '-i', '0.2', '-W', '1', $lab.ServerAddress)
+    $after = Test-LabConnection -Namespace testnet
+    Write-Host "TCP to $($lab.ServerAddress):$($lab.ServerPort) from testnet: $(if ($after) { "connected, server saw source $after" } else { 'no connection' })"
+    if ($after -ne $lab.UplinkAddress) { throw "Expected the server to see $($lab.UplinkAddress), saw '$after'" }
+
+    Show-Step "The lesson's verification commands"
+    Show-Command cat @('/proc/sys/net/ipv4/ip_forward')
+    Show-Command iptables @('-t', 'nat', '-L', 'POSTROUTING', '-v', '-n')
+    Show-Command iptables @('-L', 'FORWARD', '-v', '-n')
+    Show-Command ip @('netns', 'exec', 'testnet', 'ip', 'route')
+
+    Show-Step 'The same flow step by step, as a pipeline (a second run changes nothing)'
+    Write-Host 'Get-BridgeSubnet br0 | Add-NatMasquerade -Outbound eth0' -ForegroundColor DarkGray
+    Get-BridgeSubnet br0 | Add-NatMasquerade -Outbound eth0 | Format-Table | Out-String | Write-Host
+    Write-Host 'Get-BridgeSubnet br0 | Set-NamespaceDefaultRoute -Namespace testnet' -ForegroundColor DarkGray
+    Get-BridgeSubnet br0 | Set-NamespaceDefaultRoute -Namespace testnet | Format-Table | Out-String | Write-Host
+    Write-Host 'Get-NatMasquerade' -ForegroundColor DarkGray
+    Get-NatMasquerade | Format-Table | Out-String | Write-Host
+
+    Show-Step 'Disable-NamespaceNat -Namespace testnet -Bridge br0 -Verbose'
+    Disable-NamespaceNat -Namespace testnet -Bridge br0 -Verbose
+    Show-Command iptables-save @()
+    Show-Command ip @('netns', 'exec', 'testnet', 'ip', 'route')
+    $gone = Test-LabConnection -Namespace testnet -TimeoutSeconds 1
+    Write-Host "TCP from testnet after Disable-NamespaceNat: $(if ($gone) { "connected ($gone)" } else { 'no connection, as before' })"
+    if ($gone) { throw 'The client still reaches the server after Disable-NamespaceNat' }
+    Write-Host "`nDemo finished: NAT enabled, verified with real traffic, and undone." -ForegroundColor Green
+}
+catch {
+    $failed = $true
+    Write-Host "DEMO FAILED: $_" -ForegroundColor Red
+    Write-Host $_.ScriptStackTrace
+}
+finally {
+    Remove-NetnsNatLab
+}
+if ($failed) { exit 1 }

@@ -1,0 +1,194 @@
+# The lab: the lesson's world, built inside the sandbox's network namespace (tests/Lab/sandbox.sh), never the machine's.
+#
+#   "host"      the sandbox's own namespace: bridge br0 10.0.0.1/24, uplink eth0 198.51.100.1/24, default route
+#               via the "internet". NetnsNat's cmdlets act here.
+#   testnet     a client namespace on br0: 10.0.0.2/24 (more clients and bridges with Add-LabClient/Add-LabBridge)
+#   nnl-inet    the "internet": 198.51.100.254/24 on wan0 facing eth0, and the server 203.0.113.10 (TEST-NET-3,
+#               an address that exists only here) on lo, where socat answers each TCP connection on port 8080
+#               with the source address it sees. It has no route to 10.0.0.0/24: only NAT gets replies back.
+#
+# Every packet the lab sends goes to an address of these namespaces.
+
+Set-StrictMode -Version Latest
+$ErrorActionPreference = 'Stop'
+
+$script:Internet = 'nnl-inet'
+$script:ServerAddress = '203.0.113.10'
+$script:ServerPort = 8080
+$script:UplinkAddress = '198.51.100.1'
+$script:Server = $null
+
+function Assert-LabSandbox {
+    <# Refuses to run anywhere but inside tests/Lab/sandbox.sh: the lab deletes interfaces and flushes rules. #>
+    $outer = $env:NETNSNAT_OUTER_NETNS
+    $here = (Get-Item /proc/self/ns/net).LinkTarget
+    $inode = if ($here -match '\[(\d+)\]') { $Matches[1] } else { '' }
+    if (-not $outer -or -not $inode -or $inode -eq $outer) {
+        throw "The NetnsNat lab only runs inside its own network namespace (tests/Lab/sandbox.sh, as ./build.ps1 Test and Demo do). Refusing to touch this one."
+    }
+}
+
+function Invoke-LabCommand {
+    <# Runs a program with an argument array, stdin closed and a timeout; throws with its stderr when it fails. #>
+    param(
+        [Parameter(Mandatory)][string] $FilePath,
+        [string[]] $ArgumentList = @(),
+        [int] $TimeoutSeconds = 20,
+        [switch] $AllowFailure
+    )
+    $psi = [System.Diagnostics.ProcessStartInfo]::new($FilePath)
+    foreach ($a in $ArgumentList) { $psi.ArgumentList.Add($a) }
+    $psi.RedirectStandardInput = $true
+    $psi.RedirectStandardOutput = $true
+    $psi.RedirectStandardError = $true
+    $psi.UseShellExecute = $false
+    $p = [System.Diagnostics.Process]::Start($psi)
+    $p.StandardInput.Close()
+    $out = $p.StandardOutput.ReadToEndAsync()
+    $err = $p.StandardError.ReadToEndAsync()
+    if (-not $p.WaitForExit($TimeoutSeconds * 1000)) {
+        $p.Kill($true)
+        throw "$FilePath $($ArgumentList -join ' ') did not finish within $TimeoutSeconds s"
+    }
+    $p.WaitForExit()
+    $result = [pscustomobject]@{ ExitCode = $p.ExitCode; Output = $out.Result; Error = $err.Result }
+    if ($p.ExitCode -ne 0 -and -not $AllowFailure) {
+        throw "$FilePath $($ArgumentList -join ' ') failed ($($p.ExitCode)): $($err.Result.Trim())"
+    }
+    $result
+}
+
+function ipc { Invoke-LabCommand -FilePath ip -ArgumentList $args | Out-Null }
+
+function Add-LabBridge {
+    <# A bridge in the lab's host namespace, with an address, up. #>
+    param([string] $Name = 'br0', [string] $Address = '10.0.0.1/24', [switch] $Down)
+    Assert-LabSandbox
+    ipc link add $Name type bridge
+    if ($Address) { ipc addr add $Address dev $Name }
+    if (-not $Down) { ipc link set $Name up }
+}
+
+function Add-LabClient {
+    <# A named namespace attached to a bridge by a veth pair, with an address, lo and the veth up, no default route. #>
+    param([string] $Name = 'testnet', [string] $Bridge = 'br0', [string] $Address = '10.0.0.2/24', [string] $HostEnd)
+    Assert-LabSandbox
+    if (-not $HostEnd) { $HostEnd = ('v' + $Name) ; if ($HostEnd.Length -gt 15) { $HostEnd = $HostEnd.Substring(0, 15) } }
+    ipc netns add $Name
+    ipc link add $HostEnd type veth peer name veth1 netns $Name
+    ipc link set $HostEnd master $Bridge
+    ipc link set $HostEnd up
+    ipc -n $Name addr add $Address dev veth1
+    ipc -n $Name link set veth1 up
+    ipc -n $Name link set lo up
+}
+
+function Start-LabServer {
+    <# socat in the "internet" namespace: answers each connection with the source address it sees. #>
+    if ($script:Server -and -not $script:Server.HasExited) { return }
+    $psi = [System.Diagnostics.ProcessStartInfo]::new('ip')
+    foreach ($a in @('netns', 'exec', $script:Internet, 'socat', "TCP-LISTEN:$($script:ServerPort),bind=$($script:ServerAddress),fork,reuseaddr", 'SYSTEM:echo $SOCAT_PEERADDR')) { $psi.ArgumentList.Add($a) }
+    $psi.RedirectStandardInput = $true
+    $psi.RedirectStandardOutput = $true
+    $psi.RedirectStandardError = $true
+    $script:Server = [System.Diagnostics.Process]::Start($psi)
+    $deadline = [DateTime]::UtcNow.AddSeconds(10)
+    while ([DateTime]::UtcNow -lt $deadline) {
+        $probe = Invoke-LabCommand ip -ArgumentList @('netns', 'exec', $script:Internet, 'socat', '-T', '1', '-', "TCP:$($script:ServerAddress):$($script:ServerPort),connect-timeout=1") -AllowFailure
+        if ($probe.ExitCode -eq 0 -and $probe.Output.Trim()) { return }
+        Start-Sleep -Milliseconds 50
+    }
+    throw 'The lab server did not start listening within 10 s'
+}
+
+function New-NetnsNatLab {
+    <# Builds the lesson's world (see the top of this file) after clearing what an earlier run left. #>
+    param([string] $Bridge = 'br0', [string] $BridgeAddress = '10.0.0.1/24', [string] $Client = 'testnet', [string] $ClientAddress = '10.0.0.2/24', [string] $Uplink = 'eth0')
+    Assert-LabSandbox
+    Remove-NetnsNatLab
+    ipc netns add $script:Internet
+    ipc link add $Uplink type veth peer name wan0 netns $script:Internet
+    ipc addr add "$($script:UplinkAddress)/24" dev $Uplink
+    ipc link set $Uplink up
+    ipc -n $script:Internet addr add 198.51.100.254/24 dev wan0
+    ipc -n $script:Internet link set wan0 up
+    ipc -n $script:Internet link set lo up
+    ipc -n $script:Internet addr add "$($script:ServerAddress)/32" dev lo
+    ipc route add default via 198.51.100.254 dev $Uplink
+    Add-LabBridge -Name $Bridge -Address $BridgeAddress
+    if ($Client) { Add-LabClient -Name $Client -Bridge $Bridge -Address $ClientAddress }
+    Start-LabServer
+    [pscustomobject]@{
+        Bridge = $Bridge; BridgeAddress = $BridgeAddress; Client = $Client; ClientAddress = $ClientAddress
+        Uplink = $Uplink; UplinkAddress = $script:UplinkAddress; Internet = $script:Internet
+        ServerAddress = $script:ServerAddress; ServerPort = $script:ServerPort
+    }
+}
+
+function Remove-NetnsNatLab {
+    <# Tears the lab down: server, namespaces, interfaces, rules, routes, forwarding. Safe to call twice. #>
+    Assert-LabSandbox
+    if ($script:Server) {
+        if (-not $script:Server.HasExited) { $script:Server.Kill($true); $script:Server.WaitForExit(5000) | Out-Null }
+        $script:Server = $null
+    }
+    foreach ($ns in @(Get-ChildItem /run/netns -ErrorAction SilentlyContinue)) {
+        Invoke-LabCommand ip -ArgumentList @('netns', 'pids', $ns.Name) -AllowFailure | ForEach-Object {
+            foreach ($p in ($_.Output -split '\s+' | Where-Object { $_ })) { Invoke-LabCommand kill -ArgumentList @('-9', $p) -AllowFailure | Out-Null }
+        }
+        Invoke-LabCommand ip -ArgumentList @('netns', 'del', $ns.Name) -AllowFailure | Out-Null
+    }
+    foreach ($link in (Get-ChildItem /sys/class/net | Where-Object Name -ne 'lo')) {
+        Invoke-LabCommand ip -ArgumentList @('link', 'del', $link.Name) -AllowFailure | Out-Null
+    }
+    Reset-LabFirewall
+    [System.IO.File]::WriteAllText('/proc/sys/net/ipv4/ip_forward', "0`n")
+}
+
+function Reset-LabFirewall {
+    <# Empties every table of both iptables backends in the sandbox namespace, policies back to ACCEPT. #>
+    Assert-LabSandbox
+    foreach ($tool in 'iptables', 'iptables-legacy') {
+        if (-not (Get-Command $tool -ErrorAction Ignore)) { continue }
+        # Touch a backend only when it has tables: flushing creates them, and iptables then warns about the mix.
+        if (-not ((Invoke-LabCommand "$tool-save" -AllowFailure).Output -match '(?m)^\*')) { continue }
+        foreach ($table in 'filter', 'nat') {
+            Invoke-LabCommand $tool -ArgumentList @('-w', '-t', $table, '-F') -AllowFailure | Out-Null
+            Invoke-LabCommand $tool -ArgumentList @('-w', '-t', $table, '-X') -AllowFailure | Out-Null
+        }
+        foreach ($chain in 'INPUT', 'FORWARD', 'OUTPUT') { Invoke-LabCommand $tool -ArgumentList @('-w', '-P', $chain, 'ACCEPT') -AllowFailure | Out-Null }
+    }
+}
+
+function Test-LabConnection {
+    <#
+      Opens a TCP connection from a namespace to the lab server; returns the source address the server saw, or
+      $null when no connection was made (the lesson's "Network is unreachable" or a time-out).
+    #>
+    param([string] $Namespace = 'testnet', [string] $Address = $script:ServerAddress, [int] $Port = $script:ServerPort, [int] $TimeoutSeconds = 2)
+    $r = Invoke-LabCommand ip -ArgumentList @('netns', 'exec', $Namespace, 'socat', '-T', "$TimeoutSeconds", '-', "TCP:${Address}:${Port},connect-timeout=$TimeoutSeconds") -AllowFailure -TimeoutSeconds ($TimeoutSeconds + 5)
+    if ($r.ExitCode -eq 0 -and $r.Output.Trim()) { $r.Output.Trim() } else { $null }
+}
+
+function Get-LabRuleset {
+    <# iptables-save without counters and comments' timestamps: for before/after comparisons. #>
+    (Invoke-LabCommand iptables-save).Output -split "`n" | Where-Object { $_ -and -not $_.StartsWith('#') } | ForEach-Object { $_ -replace '\[\d+:\d+\]', '[0:0]' }
+}
+
+function Get-LabState {
+    <# Everything a NetnsNat call may change, as text: rules of both backends, routes here and in every namespace, sysctls. #>
+    $lines = [System.Collections.Generic.List[string]]::new()
+    $lines.AddRange([string[]]@(Get-LabRuleset))
+    if (Get-Command iptables-legacy-save -ErrorAction Ignore) {
+        $lines.AddRange([string[]]@((Invoke-LabCommand iptables-legacy-save).Output -split "`n" | Where-Object { $_ -and -not $_.StartsWith('#') } | ForEach-Object { 'legacy ' + ($_ -replace '\[\d+:\d+\]', '[0:0]') }))
+    }
+    $lines.AddRange([string[]]@((Invoke-LabCommand ip -ArgumentList @('route')).Output -split "`n" | Where-Object { $_ }))
+    foreach ($ns in @(Get-ChildItem /run/netns -ErrorAction SilentlyContinue)) {
+        $lines.AddRange([string[]]@((Invoke-LabCommand ip -ArgumentList @('-n', $ns.Name, 'route')).Output -split "`n" | Where-Object { $_ } | ForEach-Object { "$($ns.Name): $_" }))
+    }
+    $lines.Add('ip_forward=' + [System.IO.File]::ReadAllText('/proc/sys/net/ipv4/ip_forward').Trim())
+    $lines.Add('ipv6_forwarding=' + [System.IO.File]::ReadAllText('/proc/sys/net/ipv6/conf/all/forwarding').Trim())
+    $lines -join "`n"
+}
+
+Export-ModuleMember -Function Assert-LabSandbox, Invoke-LabCommand, Add-LabBridge, Add-LabClient, Start-LabServer, New-NetnsNatLab, Remove-NetnsNatLab, Reset-LabFirewall, Test-LabConnection, Get-LabRuleset, Get-LabState

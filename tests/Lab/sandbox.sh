@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs a command as the lab's "host": in new network, mount and PID namespaces of its own, never in the machine's.
+#   tests/Lab/sandbox.sh COMMAND [ARG...]
+# Inside: a fresh sysfs (so /sys/class/net shows this namespace's interfaces), a fresh tmpfs on /run (so the named
+# namespaces, /run/netns, the xtables lock and NetnsNat's lock file live and die with the sandbox) and on
+# /etc/netns, and lo up. When COMMAND ends, the PID namespace ends: every process started inside (servers, stray
+# children) is killed, and the namespaces go with the mounts that held them, on failure and on Ctrl+C too.
+set -euo pipefail
+if [ "${1:-}" = "--inside" ]; then
+  shift
+  mount -t sysfs sysfs /sys
+  mount -t tmpfs -o mode=0755 tmpfs /run
+  mkdir -p /run/netns /run/lock
+  if [ -d /etc/netns ]; then mount -t tmpfs -o mode=0755 tmpfs /etc/netns; fi
+  ip link set lo up
+  exec "$@"
+fi
+for tool in unshare ip mount stat; do
+  command -v "$tool" >/dev/null || { echo "sandbox.sh: $tool is missing; run ./build.ps1 Bootstrap" >&2; exit 2; }
+done
+[ "$(id -u)" = 0 ] || { echo "sandbox.sh: the lab needs root (network namespaces, iptables); run it as root or under sudo" >&2; exit 2; }
+# Remember the machine's own network namespace: the lab helper refuses to run in it.
+NETNSNAT_OUTER_NETNS=$(stat -L -c %i /proc/self/ns/net)
+export NETNSNAT_OUTER_NETNS
+exec unshare --net --mount --pid --fork --mount-proc --propagation private -- "$0" --inside "$@"
