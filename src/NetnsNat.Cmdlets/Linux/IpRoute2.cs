@@ -146,9 +146,10 @@ namespace NetnsNat.Linux
             if (result.Succeeded) return;
             if (result.StandardError.Contains("invalid gateway", StringComparison.OrdinalIgnoreCase) || result.StandardError.Contains("unreachable", StringComparison.OrdinalIgnoreCase))
             {
-                throw new IpCommandException(result,
+                throw new NetnsNatException(
                     $"The gateway {gateway} is not on any link of the namespace '{ns}' ({result.Diagnostic}). Give the namespace an address in the bridge subnet " +
-                    $"(ip -n {ns} addr add ADDRESS/PREFIX dev IFACE; ip -n {ns} link set IFACE up) or use the bridge address as the gateway.");
+                    $"(ip -n {ns} addr add ADDRESS/PREFIX dev IFACE; ip -n {ns} link set IFACE up) or use the bridge address as the gateway.",
+                    "GatewayUnreachable", System.Management.Automation.ErrorCategory.InvalidArgument);
             }
             throw NamespaceError(ns, result);
         }

@@ -1,0 +1,30 @@
+<#
+.SYNOPSIS
+    Runs the Pester suite; build.ps1 Test starts it in a fresh pwsh inside tests/Lab/sandbox.sh.
+.DESCRIPTION
+    Writes out/pester.xml (JUnit) and out/pester-summary.json (Passed, Failed) for build.ps1 to count.
+#>
+param(
+    [Parameter(Mandatory)][string] $PesterPath,
+    [Parameter(Mandatory)][string] $ModulePath,
+    [Parameter(Mandatory)][string] $ResultPath,
+    [string] $TestPath
+)
+$ErrorActionPreference = 'Stop'
+Import-Module $PesterPath -Force
+$env:NETNSNAT_MODULE = $ModulePath
+$env:NETNSNAT_PWSH = Join-Path $PSHOME 'pwsh'
+
+$config = New-PesterConfiguration
+$config.Run.Path = if ($TestPath) { $TestPath -split ',' | ForEach-Object { if (Test-Path $_) { $_ } else { Join-Path $PSScriptRoot $_ } } } else { $PSScriptRoot }
+$config.Run.PassThru = $true
+$config.Output.Verbosity = 'Detailed'
+$config.Output.RenderMode = 'Plaintext'
+$config.TestResult.Enabled = $true
+$config.TestResult.OutputFormat = 'JUnitXml'
+$config.TestResult.OutputPath = Join-Path $ResultPath 'pester.xml'
+$result = Invoke-Pester -Configuration $config
+$failed = $result.FailedCount + $result.FailedBlocksCount + $result.FailedContainersCount
+@{ Passed = $result.PassedCount; Failed = $failed; Skipped = $result.SkippedCount; Duration = $result.Duration.TotalSeconds } |
+    ConvertTo-Json | Set-Content (Join-Path $ResultPath 'pester-summary.json')
+if ($failed -gt 0) { exit 1 }
