@@ -170,17 +170,33 @@ function Test-LabConnection {
     if ($r.ExitCode -eq 0 -and $r.Output.Trim()) { $r.Output.Trim() } else { $null }
 }
 
+function ConvertTo-LabRuleset {
+    <#
+      iptables-save output as what it means, for before/after comparisons: rules with their table, custom chains, and
+      policies other than ACCEPT; no counters, comments or table headers. An empty table with ACCEPT policies (which
+      iptables-nft creates on first use) reads the same as no table at all.
+    #>
+    param([string] $Save, [string] $Prefix = '')
+    $table = ''
+    foreach ($line in $Save -split "`n") {
+        if ($line.StartsWith('*')) { $table = $line.Substring(1); continue }
+        if (-not $line -or $line.StartsWith('#') -or $line -eq 'COMMIT') { continue }
+        if ($line -match '^:(\S+) (\S+)') { if ($Matches[2] -ne 'ACCEPT') { "$Prefix$table :$($Matches[1]) $($Matches[2])" }; continue }
+        if ($table -eq 'filter') { "$Prefix$line" } else { "$Prefix-t $table $line" }
+    }
+}
+
 function Get-LabRuleset {
-    <# iptables-save without counters and comments' timestamps: for before/after comparisons. #>
-    (Invoke-LabCommand iptables-save).Output -split "`n" | Where-Object { $_ -and -not $_.StartsWith('#') } | ForEach-Object { $_ -replace '\[\d+:\d+\]', '[0:0]' }
+    <# The iptables (nf_tables) ruleset of the lab host, normalized by ConvertTo-LabRuleset, one string ('' when empty). #>
+    @(ConvertTo-LabRuleset (Invoke-LabCommand iptables-save).Output) -join "`n"
 }
 
 function Get-LabState {
     <# Everything a NetnsNat call may change, as text: rules of both backends, routes here and in every namespace, sysctls. #>
     $lines = [System.Collections.Generic.List[string]]::new()
-    $lines.AddRange([string[]]@(Get-LabRuleset))
+    $lines.AddRange([string[]]@((Get-LabRuleset) -split "`n" | Where-Object { $_ }))
     if (Get-Command iptables-legacy-save -ErrorAction Ignore) {
-        $lines.AddRange([string[]]@((Invoke-LabCommand iptables-legacy-save).Output -split "`n" | Where-Object { $_ -and -not $_.StartsWith('#') } | ForEach-Object { 'legacy ' + ($_ -replace '\[\d+:\d+\]', '[0:0]') }))
+        $lines.AddRange([string[]]@(ConvertTo-LabRuleset (Invoke-LabCommand iptables-legacy-save).Output -Prefix 'legacy '))
     }
     $lines.AddRange([string[]]@((Invoke-LabCommand ip -ArgumentList @('route')).Output -split "`n" | Where-Object { $_ }))
     foreach ($ns in @(Get-ChildItem /run/netns -ErrorAction SilentlyContinue)) {
@@ -191,4 +207,4 @@ function Get-LabState {
     $lines -join "`n"
 }
 
-Export-ModuleMember -Function Assert-LabSandbox, Invoke-LabCommand, Add-LabBridge, Add-LabClient, Start-LabServer, New-NetnsNatLab, Remove-NetnsNatLab, Reset-LabFirewall, Test-LabConnection, Get-LabRuleset, Get-LabState
+Export-ModuleMember -Function Assert-LabSandbox, ConvertTo-LabRuleset, Invoke-LabCommand, Add-LabBridge, Add-LabClient, Start-LabServer, New-NetnsNatLab, Remove-NetnsNatLab, Reset-LabFirewall, Test-LabConnection, Get-LabRuleset, Get-LabState

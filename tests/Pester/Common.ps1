@@ -9,9 +9,11 @@ function Invoke-ChildPwsh {
     param([Parameter(Mandatory)][string] $Script, [string[]] $Prefix = @(), [hashtable] $Environment = @{}, [int] $TimeoutSeconds = 60)
     $pwsh = if ($env:NETNSNAT_PWSH) { $env:NETNSNAT_PWSH } else { Join-Path $PSHOME 'pwsh' }
     $full = "`$ErrorActionPreference = 'Stop'; Import-Module '$modulePath'; $Script"
-    $file, $rest = if ($Prefix) { $Prefix[0], @($Prefix | Select-Object -Skip 1) + $pwsh } else { $pwsh, @() }
-    $psi = [System.Diagnostics.ProcessStartInfo]::new($file)
-    foreach ($a in @($rest) + @('-NoProfile', '-NonInteractive', '-Command', $full)) { if ($null -ne $a) { $psi.ArgumentList.Add($a) } }
+    $argv = [System.Collections.Generic.List[string]]::new()
+    foreach ($a in $Prefix) { $argv.Add($a) }
+    foreach ($a in @($pwsh, '-NoProfile', '-NonInteractive', '-Command', $full)) { $argv.Add($a) }
+    $psi = [System.Diagnostics.ProcessStartInfo]::new($argv[0])
+    foreach ($a in ($argv | Select-Object -Skip 1)) { $psi.ArgumentList.Add($a) }
     foreach ($k in $Environment.Keys) { $psi.Environment[$k] = $Environment[$k] }
     $psi.RedirectStandardOutput = $true; $psi.RedirectStandardError = $true; $psi.RedirectStandardInput = $true
     $p = [System.Diagnostics.Process]::Start($psi)
@@ -22,5 +24,5 @@ function Invoke-ChildPwsh {
     [pscustomobject]@{ ExitCode = $p.ExitCode; Output = $out.Result; Error = $err.Result }
 }
 
-function Get-ForwardRules { @(Get-LabRuleset | Where-Object { $_ -like '-A FORWARD *' }) }
-function Get-PostroutingRules { @(Get-LabRuleset | Where-Object { $_ -like '-A POSTROUTING *' }) }
+function Get-ForwardRules { @((Get-LabRuleset) -split "`n" | Where-Object { $_ -like '-A FORWARD *' }) }
+function Get-PostroutingRules { @((Get-LabRuleset) -split "`n" | Where-Object { $_ -like '-t nat -A POSTROUTING *' } | ForEach-Object { $_.Substring(7) }) }

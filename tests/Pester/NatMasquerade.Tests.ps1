@@ -157,9 +157,9 @@ Describe 'Remove-NatMasquerade' {
         Get-BridgeSubnet br1 | Add-NatMasquerade -Outbound eth0 | Out-Null
         $r = Remove-NatMasquerade -Subnet 10.0.0.0/24 -Outbound eth0 -PassThru
         $r.ChangedRules | Should -Be 3
-        $left = Get-LabRuleset
+        $left = (Get-LabRuleset) -split "`n"
         $left | Should -Contain '-A FORWARD -i br0 -j ACCEPT'
-        $left | Should -Contain '-A POSTROUTING -s 10.0.0.0/24 -o eth0 -p tcp -j MASQUERADE'
+        $left | Should -Contain '-t nat -A POSTROUTING -s 10.0.0.0/24 -o eth0 -p tcp -j MASQUERADE'
         ($left | Where-Object { $_ -match '10\.9\.0\.0/24' }) | Should -HaveCount 3
         Remove-NatMasquerade -Subnet 10.9.0.0/24 -Outbound eth0
         Get-LabRuleset | Should -Be $withForeign
@@ -170,8 +170,8 @@ Describe 'Remove-NatMasquerade' {
         Get-BridgeSubnet br0, br1 | Add-NatMasquerade -Outbound eth0 | Out-Null
         $before = Get-LabRuleset
         Get-NatMasquerade -Bridge br1 | Remove-NatMasquerade
-        (Get-LabRuleset | Where-Object { $_ -match '10\.9\.0\.0/24' }) | Should -BeNullOrEmpty
-        (Get-LabRuleset | Where-Object { $_ -match '10\.0\.0\.0/24' }) | Should -HaveCount 3
+        ((Get-LabRuleset) -split "`n" | Where-Object { $_ -match '10\.9\.0\.0/24' }) | Should -BeNullOrEmpty
+        ((Get-LabRuleset) -split "`n" | Where-Object { $_ -match '10\.0\.0\.0/24' }) | Should -HaveCount 3
         Get-NatMasquerade | Remove-NatMasquerade
         Get-PostroutingRules | Should -BeNullOrEmpty
         Get-ForwardRules | Should -BeNullOrEmpty

@@ -1,0 +1,81 @@
+BeforeAll {
+    . (Join-Path $PSScriptRoot 'Common.ps1')
+}
+
+Describe 'Running without the privileges or tools it needs' {
+    BeforeAll { $lab = New-NetnsNatLab }
+    AfterAll { Remove-NetnsNatLab }
+
+    Context 'not root' {
+        It '<Command> as root without CAP_NET_ADMIN: RootRequired (PermissionDenied) naming sudo, nothing changed' -ForEach @(
+            @{ Command = 'Enable-NamespaceNat testnet br0 eth0' }
+            @{ Command = 'Add-NatMasquerade 10.0.0.0/24 eth0' }
+            @{ Command = 'Enable-IpForwarding' }
+            @{ Command = 'Remove-NatMasquerade 10.0.0.0/24 eth0' }
+            @{ Command = 'Set-NamespaceDefaultRoute testnet 10.0.0.1' }
+            @{ Command = 'Disable-NamespaceNat testnet br0' }
+            @{ Command = 'Get-NatMasquerade' }
+        ) {
+            $before = Get-LabState
+            $script = "try { $Command | Out-Null; 'NO ERROR' } catch { `$_.FullyQualifiedErrorId; `$_.CategoryInfo.Category.ToString(); `$_.Exception.Message }"
+            $r = Invoke-ChildPwsh -Script $script -Prefix @('setpriv', '--bounding-set=-net_admin', '--inh-caps=-net_admin', '--')
+            $lines = $r.Output -split "`n"
+            $lines[0] | Should -BeLike 'RootRequired,*'
+            $lines[1] | Should -Be 'PermissionDenied'
+            $lines[2] | Should -Match 'sudo pwsh'
+            Get-LabState | Should -Be $before
+        }
+
+        It 'as an ordinary user (nobody): RootRequired, nothing changed' {
+            # The PowerShell tool lives under /root, which nobody cannot enter: show it a bind mount of it
+            # (this is the sandbox's own mount namespace, the machine's mounts are untouched).
+            $pwshHome = Join-Path '/run' 'pwsh-for-nobody'
+            New-Item -ItemType Directory $pwshHome -Force | Out-Null
+            Invoke-LabCommand mount -ArgumentList @('--bind', $PSHOME, $pwshHome) | Out-Null
+            try {
+                $before = Get-LabState
+                $moduleDir = Split-Path (Get-Module NetnsNat).ModuleBase
+                $psi = [System.Diagnostics.ProcessStartInfo]::new('setpriv')
+                foreach ($a in @('--reuid=65534', '--regid=65534', '--clear-groups', '--', (Join-Path $pwshHome 'pwsh'), '-NoProfile', '-NonInteractive', '-Command',
+                        "Import-Module '$moduleDir'; try { Enable-NamespaceNat testnet br0 eth0 } catch { `$_.FullyQualifiedErrorId; `$_.CategoryInfo.Category.ToString() }")) { $psi.ArgumentList.Add($a) }
+                $psi.Environment['HOME'] = '/tmp'
+                $psi.Environment['DOTNET_CLI_HOME'] = '/tmp'
+                $psi.RedirectStandardOutput = $true; $psi.RedirectStandardError = $true
+                $p = [System.Diagnostics.Process]::Start($psi)
+                $out = $p.StandardOutput.ReadToEnd(); $err = $p.StandardError.ReadToEnd()
+                $p.WaitForExit(60000) | Out-Null
+                ($out -split "`n")[0] | Should -BeLike 'RootRequired,*' -Because "stderr: $err"
+                ($out -split "`n")[1] | Should -Be 'PermissionDenied'
+                Get-LabState | Should -Be $before
+            }
+            finally { Invoke-LabCommand umount -ArgumentList @($pwshHome) -AllowFailure | Out-Null }
+        }
+    }
+
+    Context 'a tool missing from PATH' {
+        BeforeAll {
+            $bin = Join-Path ([System.IO.Path]::GetTempPath()) "netnsnat-path-$PID"
+            New-Item -ItemType Directory $bin -Force | Out-Null
+            New-Item -ItemType SymbolicLink -Path (Join-Path $bin 'ip') -Target (Get-Command ip -CommandType Application)[0].Source -Force | Out-Null
+            $savedPath = $env:PATH
+        }
+        AfterAll { Remove-Item $bin -Recurse -Force }
+        AfterEach { $env:PATH = $savedPath }
+
+        It 'iptables missing: ToolNotFound (NotInstalled) naming the iptables package, nothing changed' {
+            $before = Get-LabState
+            $env:PATH = $bin
+            try { Enable-NamespaceNat testnet br0 eth0; $caught = $null } catch { $caught = $_ }
+            $env:PATH = $savedPath
+            $caught.FullyQualifiedErrorId | Should -BeLike 'ToolNotFound,*'
+            $caught.CategoryInfo.Category | Should -Be 'NotInstalled'
+            $caught.Exception.Message | Should -Match 'apt-get install iptables'
+            Get-LabState | Should -Be $before
+        }
+
+        It 'ip missing: ToolNotFound naming iproute2' {
+            $env:PATH = '/nonexistent'
+            { Get-BridgeSubnet br0 } | Should -Throw -ErrorId 'ToolNotFound,NetnsNat.Commands.GetBridgeSubnetCommand' -ExpectedMessage '*iproute2*'
+        }
+    }
+}

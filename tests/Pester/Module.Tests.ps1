@@ -1,0 +1,90 @@
+BeforeAll {
+    . (Join-Path $PSScriptRoot 'Common.ps1')
+    $module = Get-Module NetnsNat
+}
+
+Describe 'The NetnsNat module' {
+    It 'exports the cmdlets of the design card' {
+        $names = (Get-Command -Module NetnsNat).Name
+        foreach ($n in 'Enable-IpForwarding', 'Get-BridgeSubnet', 'Add-NatMasquerade', 'Remove-NatMasquerade', 'Set-NamespaceDefaultRoute', 'Enable-NamespaceNat', 'Disable-NamespaceNat', 'Get-NatMasquerade') {
+            $names | Should -Contain $n
+        }
+    }
+
+    It 'passes Test-ModuleManifest and ships no System.Management.Automation.dll' {
+        $manifest = Join-Path $module.ModuleBase 'NetnsNat.psd1'
+        { Test-ModuleManifest $manifest -ErrorAction Stop } | Should -Not -Throw
+        Join-Path $module.ModuleBase 'System.Management.Automation.dll' | Should -Not -Exist
+        (Get-ChildItem $module.ModuleBase -Filter *.dll).Name | Sort-Object | Should -Be @('CliWrap.dll', 'NetnsNat.Cmdlets.dll')
+    }
+
+    Context '<_>' -ForEach @(Get-Command -Module NetnsNat | ForEach-Object Name) {
+        BeforeAll {
+            $cmd = Get-Command $_
+            $help = Get-Help $_ -Full
+            $changes = $cmd.Verb -ne 'Get'
+        }
+
+        It 'declares [OutputType] with a table view for each type, also after deserialization' {
+            $cmd.OutputType | Should -Not -BeNullOrEmpty
+            foreach ($t in $cmd.OutputType.Name) {
+                Get-FormatData -TypeName $t | Should -Not -BeNullOrEmpty
+                Get-FormatData -TypeName "Deserialized.$t" | Should -Not -BeNullOrEmpty
+            }
+        }
+
+        It 'supports -WhatIf and -Confirm when it changes state, and not otherwise' {
+            $cmd.Parameters.ContainsKey('WhatIf') | Should -Be $changes
+            $cmd.Parameters.ContainsKey('Confirm') | Should -Be $changes
+        }
+
+        It 'has help with a synopsis, a description and at least one example' {
+            $help.Synopsis | Should -Not -Match ("^" + [regex]::Escape($cmd.Name)) -Because "a synopsis that starts with the name is the syntax Get-Help makes up when there is no help"
+            $help.Synopsis.Length | Should -BeGreaterThan 10
+            ($help.Description | Out-String).Trim() | Should -Not -BeNullOrEmpty
+            @($help.Examples.Example).Count | Should -BeGreaterOrEqual 1
+            @($help.Examples.Example)[0].Code | Should -Match $cmd.Name.Split('-')[1]
+        }
+
+        It 'documents every parameter' {
+            $common = [System.Management.Automation.Cmdlet]::CommonParameters + [System.Management.Automation.Cmdlet]::OptionalCommonParameters
+            foreach ($p in $cmd.Parameters.Keys | Where-Object { $_ -notin $common -or $_ -in 'WhatIf', 'Confirm' }) {
+                (Get-Help $cmd.Name -Parameter $p).Description.Text | Should -Not -BeNullOrEmpty -Because "-$p of $($cmd.Name) needs a description"
+            }
+        }
+    }
+
+    It 'has the about_NetnsNat topic' {
+        (Get-Help about_NetnsNat | Out-String) | Should -Match 'POSTROUTING'
+    }
+}
+
+Describe 'Tab completion' {
+    BeforeAll { $lab = New-NetnsNatLab; Add-LabBridge -Name brx -Address 10.5.0.1/24 }
+    AfterAll { Remove-NetnsNatLab }
+
+    It '-Bridge completes bridges only' {
+        $r = TabExpansion2 -inputScript 'Enable-NamespaceNat -Namespace testnet -Bridge ' -cursorColumn 47
+        $r.CompletionMatches.CompletionText | Should -Be @('br0', 'brx')
+    }
+
+    It '-Bridge completes from what is typed' {
+        $r = TabExpansion2 -inputScript 'Get-BridgeSubnet -Name brx' -cursorColumn 26
+        $r.CompletionMatches.CompletionText | Should -Be @('brx')
+    }
+
+    It '-Namespace completes the named namespaces' {
+        $r = TabExpansion2 -inputScript 'Set-NamespaceDefaultRoute -Namespace test' -cursorColumn 41
+        $r.CompletionMatches.CompletionText | Should -Be @('testnet')
+    }
+
+    It '-Outbound offers the default-route interface first' {
+        $r = TabExpansion2 -inputScript 'Add-NatMasquerade -Subnet 10.0.0.0/24 -Outbound ' -cursorColumn 48
+        $r.CompletionMatches[0].CompletionText | Should -Be 'eth0'
+    }
+
+    It '-Subnet completes the subnets of the bridges' {
+        $r = TabExpansion2 -inputScript 'Add-NatMasquerade -Subnet ' -cursorColumn 26
+        $r.CompletionMatches.CompletionText | Sort-Object | Should -Be @('10.0.0.0/24', '10.5.0.0/24')
+    }
+}

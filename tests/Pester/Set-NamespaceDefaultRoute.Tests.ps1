@@ -1,0 +1,74 @@
+BeforeAll {
+    . (Join-Path $PSScriptRoot 'Common.ps1')
+    function Get-NsRoute([string] $ns = 'testnet') { ((Invoke-LabCommand ip -ArgumentList @('-n', $ns, 'route', 'show', 'default')).Output).Trim() }
+}
+
+Describe 'Set-NamespaceDefaultRoute' {
+    BeforeAll { $lab = New-NetnsNatLab }
+    AfterAll { Remove-NetnsNatLab }
+    BeforeEach { Invoke-LabCommand ip -ArgumentList @('-n', 'testnet', 'route', 'del', 'default') -AllowFailure | Out-Null }
+
+    It 'adds the default route via the gateway' {
+        $r = Set-NamespaceDefaultRoute -Namespace testnet -Gateway 10.0.0.1
+        $r.PSObject.TypeNames[0] | Should -Be 'NetnsNat.NamespaceRoute'
+        $r.Namespace | Should -Be 'testnet'
+        $r.Gateway | Should -Be '10.0.0.1'
+        $r.Device | Should -Be 'veth1'
+        $r.PreviousGateway | Should -BeNullOrEmpty
+        $r.Changed | Should -BeTrue
+        Get-NsRoute | Should -Be 'default via 10.0.0.1 dev veth1'
+    }
+
+    It 'changes nothing when the route is already there' {
+        Set-NamespaceDefaultRoute testnet 10.0.0.1 | Out-Null
+        (Set-NamespaceDefaultRoute testnet 10.0.0.1).Changed | Should -BeFalse
+    }
+
+    It 'replaces a default route via another gateway' {
+        Invoke-LabCommand ip -ArgumentList @('-n', 'testnet', 'route', 'add', 'default', 'via', '10.0.0.254') | Out-Null
+        $r = Set-NamespaceDefaultRoute testnet 10.0.0.1
+        $r.PreviousGateway | Should -Be '10.0.0.254'
+        Get-NsRoute | Should -Be 'default via 10.0.0.1 dev veth1'
+    }
+
+    It 'takes the gateway from Get-BridgeSubnet (Address binds to -Gateway)' {
+        $r = Get-BridgeSubnet br0 | Set-NamespaceDefaultRoute -Namespace testnet
+        $r.Gateway | Should -Be '10.0.0.1'
+        Get-NsRoute | Should -Be 'default via 10.0.0.1 dev veth1'
+    }
+
+    It "makes the lesson's first common error go away: Network is unreachable" {
+        $before = Invoke-LabCommand ip -ArgumentList @('netns', 'exec', 'testnet', 'ping', '-c', '1', '-W', '1', '203.0.113.10') -AllowFailure
+        $before.Error | Should -Match 'Network is unreachable'
+        Set-NamespaceDefaultRoute testnet 10.0.0.1 | Out-Null
+        $after = Invoke-LabCommand ip -ArgumentList @('netns', 'exec', 'testnet', 'ping', '-c', '1', '-W', '1', '203.0.113.10') -AllowFailure
+        $after.Error | Should -Not -Match 'Network is unreachable'
+    }
+
+    It 'changes nothing under -WhatIf' {
+        $before = Get-LabState
+        Set-NamespaceDefaultRoute testnet 10.0.0.1 -WhatIf | Should -BeNullOrEmpty
+        Get-LabState | Should -Be $before
+    }
+
+    It '<Case>: <ErrorId> (<Category>)' -ForEach @(
+        @{ Case = 'a missing namespace'; Ns = 'nosuchns'; Gw = '10.0.0.1'; ErrorId = 'NamespaceNotFound'; Category = 'ObjectNotFound' }
+        @{ Case = 'a gateway on no link of the namespace'; Ns = 'testnet'; Gw = '192.0.2.1'; ErrorId = 'GatewayUnreachable'; Category = 'InvalidArgument' }
+        @{ Case = 'a gateway that is not an address'; Ns = 'testnet'; Gw = '10.0.0'; ErrorId = 'InvalidGateway'; Category = 'InvalidArgument' }
+        @{ Case = 'an IPv6 gateway'; Ns = 'testnet'; Gw = 'fe80::1'; ErrorId = 'InvalidGateway'; Category = 'InvalidArgument' }
+        @{ Case = 'a namespace path'; Ns = '../testnet'; Gw = '10.0.0.1'; ErrorId = 'InvalidNamespaceName'; Category = 'InvalidArgument' }
+        @{ Case = 'a namespace with shell syntax'; Ns = 'testnet;id'; Gw = '10.0.0.1'; ErrorId = 'InvalidNamespaceName'; Category = 'InvalidArgument' }
+    ) {
+        $before = Get-LabState
+        $err = $null
+        Set-NamespaceDefaultRoute -Namespace $Ns -Gateway $Gw -ErrorVariable err -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        $err | Should -HaveCount 1
+        $err[0].FullyQualifiedErrorId | Should -BeLike "$ErrorId,*"
+        $err[0].CategoryInfo.Category | Should -Be $Category
+        Get-LabState | Should -Be $before
+    }
+
+    It 'says how to create a missing namespace' {
+        { Set-NamespaceDefaultRoute nosuchns 10.0.0.1 -ErrorAction Stop } | Should -Throw -ExpectedMessage '*ip netns add nosuchns*'
+    }
+}
