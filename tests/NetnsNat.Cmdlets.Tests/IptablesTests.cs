@@ -39,18 +39,52 @@ COMMIT
             Assert.Contains("\"two words\"", quoted.SaveLine);
         }
 
+        private const string Ours =
+            "-A FORWARD -s 10.0.0.0/24 -i br0 -o eth0 -m comment --comment netnsnat -j ACCEPT\n" +
+            "-A FORWARD -d 10.0.0.0/24 -i eth0 -o br0 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment netnsnat -j ACCEPT\n" +
+            "-A FORWARD -d 10.0.0.0/24 -i eth0 -o br0 -m comment --comment netnsnat -j DROP\n";
+
         [Fact]
-        public void Nothing_is_missing_when_all_rules_exist()
+        public void Nothing_to_do_when_all_rules_stand_in_order()
         {
-            var s = IptablesSnapshot.Parse(Save);
-            Assert.Empty(NatRules.Missing(s, NatRules.For("10.0.0.0/24", "eth0", "br0")));
+            var s = IptablesSnapshot.Parse("*filter\n" + Ours + "-A FORWARD -j REJECT\nCOMMIT\n*nat\n-A POSTROUTING -s 10.0.0.0/24 -o eth0 -j MASQUERADE\nCOMMIT\n");
+            Assert.True(NatRules.PlanAdd(s, "10.0.0.0/24", "eth0", "br0").IsEmpty);
+        }
+
+        [Fact]
+        public void An_empty_ruleset_gets_the_whole_set_in_one_script()
+        {
+            var plan = NatRules.PlanAdd(IptablesSnapshot.Parse(string.Empty), "10.0.0.0/24", "eth0", "br0");
+            Assert.Equal(
+                "*nat\n-A POSTROUTING -s 10.0.0.0/24 -o eth0 -j MASQUERADE\nCOMMIT\n" +
+                "*filter\n-I FORWARD 1 -d 10.0.0.0/24 -i eth0 -o br0 -m comment --comment netnsnat -j DROP\n" +
+                "-I FORWARD 1 -d 10.0.0.0/24 -i eth0 -o br0 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment netnsnat -j ACCEPT\n" +
+                "-I FORWARD 1 -s 10.0.0.0/24 -i br0 -o eth0 -m comment --comment netnsnat -j ACCEPT\nCOMMIT\n",
+                plan.Script());
+        }
+
+        [Fact]
+        public void A_partial_or_misordered_forward_set_is_laid_again_in_order()
+        {
+            var misordered = IptablesSnapshot.Parse("*filter\n" + string.Join("\n", Ours.TrimEnd().Split('\n').Reverse()) + "\nCOMMIT\n");
+            var plan = NatRules.PlanAdd(misordered, "10.0.0.0/24", "eth0", "br0");
+            Assert.Equal(3, plan.Delete.Count);
+            Assert.Equal(3, plan.Insert.Count);
+            Assert.Equal("ACCEPT", plan.Insert[0].Target);
+            Assert.Equal("DROP", plan.Insert[2].Target);
+
+            var partial = IptablesSnapshot.Parse("*filter\n" + Ours.Split('\n')[0] + "\nCOMMIT\n");
+            plan = NatRules.PlanAdd(partial, "10.0.0.0/24", "eth0", "br0");
+            Assert.Single(plan.Delete);
+            Assert.Equal(3, plan.Insert.Count);
         }
 
         [Fact]
         public void A_rule_with_extra_matches_is_not_the_rule()
         {
             var s = IptablesSnapshot.Parse("*nat\n-A POSTROUTING -s 10.0.0.0/24 -o eth0 -p tcp -j MASQUERADE\nCOMMIT\n");
-            Assert.Single(NatRules.Missing(s, new[] { NatRules.Masquerade("10.0.0.0/24", "eth0") }));
+            Assert.Single(NatRules.PlanAdd(s, "10.0.0.0/24", "eth0", null).Append);
+            Assert.Empty(NatRules.PlanRemove(s, "10.0.0.0/24", "eth0", null).Delete);
         }
 
         [Fact]
@@ -58,36 +92,35 @@ COMMIT
         {
             var s = IptablesSnapshot.Parse("*filter\n-A FORWARD -i br0 -j ACCEPT\n-A FORWARD -o br0 -j ACCEPT\nCOMMIT\n");
             Assert.Empty(NatRules.OwnForwardRules(s, "10.0.0.0/24", "eth0", null));
-            Assert.Equal(3, NatRules.Missing(s, NatRules.For("10.0.0.0/24", "eth0", "br0")).Count);
+            var plan = NatRules.PlanAdd(s, "10.0.0.0/24", "eth0", "br0");
+            Assert.Empty(plan.Delete);
+            Assert.Equal(4, plan.Count);
         }
 
         [Fact]
         public void Own_forward_rules_are_found_by_subnet_uplink_and_bridge()
         {
-            var s = IptablesSnapshot.Parse(Save);
-            Assert.Equal(2, NatRules.OwnForwardRules(s, "10.0.0.0/24", "eth0", null).Count());
-            Assert.Equal(2, NatRules.OwnForwardRules(s, "10.0.0.0/24", "eth0", "br0").Count());
+            var s = IptablesSnapshot.Parse("*filter\n" + Ours + "COMMIT\n");
+            Assert.Equal(3, NatRules.OwnForwardRules(s, "10.0.0.0/24", "eth0", null).Count());
+            Assert.Equal(3, NatRules.OwnForwardRules(s, "10.0.0.0/24", "eth0", "br0").Count());
             Assert.Empty(NatRules.OwnForwardRules(s, "10.0.0.0/24", "eth0", "br1"));
             Assert.Empty(NatRules.OwnForwardRules(s, "10.0.1.0/24", "eth0", null));
+            Assert.Empty(NatRules.OwnForwardRules(s, "10.0.0.0/24", "eth1", null));
         }
 
         [Fact]
-        public void Add_script_appends_masquerade_and_inserts_forward_rules_in_one_restore()
-        {
-            var script = NatRules.AddScript(NatRules.For("10.0.0.0/24", "eth0", "br0"));
-            Assert.Equal(
-                "*nat\n-A POSTROUTING -s 10.0.0.0/24 -o eth0 -j MASQUERADE\nCOMMIT\n" +
-                "*filter\n-I FORWARD -s 10.0.0.0/24 -i br0 -o eth0 -m comment --comment netnsnat -j ACCEPT\n" +
-                "-I FORWARD -d 10.0.0.0/24 -i eth0 -o br0 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment netnsnat -j ACCEPT\nCOMMIT\n",
-                script);
-        }
-
-        [Fact]
-        public void Delete_script_deletes_each_rule_as_saved()
+        public void Remove_deletes_every_copy_and_only_ours_and_its_inverse_puts_them_back()
         {
             var s = IptablesSnapshot.Parse(Save);
-            var script = NatRules.DeleteScript(s.Chain("nat", "POSTROUTING").Take(2));
-            Assert.Equal("*nat\n-D POSTROUTING -s 10.0.0.0/24 -o eth0 -j MASQUERADE\n-D POSTROUTING -s 10.0.0.0/24 -o eth0 -j MASQUERADE\nCOMMIT\n", script);
+            var plan = NatRules.PlanRemove(s, "10.0.0.0/24", "eth0", null);
+            Assert.Equal(4, plan.Delete.Count);
+            Assert.Equal("*filter\n" +
+                "-D FORWARD -d 10.0.0.0/24 -i eth0 -o br0 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment netnsnat -j ACCEPT\n" +
+                "-D FORWARD -s 10.0.0.0/24 -i br0 -o eth0 -m comment --comment netnsnat -j ACCEPT\nCOMMIT\n",
+                new RulePlan(plan.Delete.Where(r => r.Table == "filter").ToArray(), System.Array.Empty<IptablesRule>(), System.Array.Empty<IptablesRule>()).Script());
+            var inverse = plan.Inverse();
+            Assert.Equal(2, inverse.Append.Count);
+            Assert.Equal(2, inverse.Insert.Count);
         }
 
         [Fact]

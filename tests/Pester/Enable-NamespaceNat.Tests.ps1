@@ -37,7 +37,7 @@ Describe 'Enable-NamespaceNat and Disable-NamespaceNat' {
             $r.Forwarding | Should -BeTrue
             $r.Enabled | Should -BeTrue
             $r.ForwardingState.Changed | Should -BeTrue
-            $r.Rule.ChangedRules | Should -Be 3
+            $r.Rule.ChangedRules | Should -Be 4
             $r.Route.Gateway | Should -Be '10.0.0.1'
             $r.Route.Changed | Should -BeTrue
         }
@@ -64,8 +64,11 @@ Describe 'Enable-NamespaceNat and Disable-NamespaceNat' {
                 $nat | Should -Match 'MASQUERADE'
                 $nat | Should -Match '10\.0\.99\.0/24'
                 $fwd = (Invoke-LabCommand iptables -ArgumentList @('-L', 'FORWARD', '-v', '-n')).Output -split "`n" | Where-Object { $_ -match 'br_nat_test' }
-                $fwd | Should -HaveCount 2
-                $fwd | ForEach-Object { $_ | Should -Match 'ACCEPT' }
+                # The lesson's check: ACCEPT rules for the bridge (out, and replies in), and new inbound connections dropped.
+                $fwd | Should -HaveCount 3
+                $fwd[0] | Should -Match 'ACCEPT\s+\S+\s+--\s+br_nat_test\s+eth0'
+                $fwd[1] | Should -Match 'ACCEPT.*eth0\s+br_nat_test.*RELATED,ESTABLISHED'
+                $fwd[2] | Should -Match 'DROP.*eth0\s+br_nat_test'
                 $route = (Invoke-LabCommand ip -ArgumentList @('netns', 'exec', 'nattest', 'ip', 'route')).Output
                 $route | Should -Match 'default via 10\.0\.99\.1 dev veth1'
                 $route | Should -Match '10\.0\.99\.0/24 dev veth1 proto kernel scope link src 10\.0\.99\.2'
@@ -114,7 +117,7 @@ Describe 'Enable-NamespaceNat and Disable-NamespaceNat' {
             [System.IO.File]::ReadAllText('/proc/sys/net/ipv4/ip_forward').Trim() | Should -Be '0'
             $r.Enabled | Should -BeFalse
             $r.Forwarding | Should -BeFalse
-            $r.Rule.ChangedRules | Should -Be 3
+            $r.Rule.ChangedRules | Should -Be 4
             $r.Route.Changed | Should -BeTrue
         }
 

@@ -3,6 +3,7 @@ BeforeAll {
     $masq = '-A POSTROUTING -s 10.0.0.0/24 -o eth0 -j MASQUERADE'
     $fwdOut = '-A FORWARD -s 10.0.0.0/24 -i br0 -o eth0 -m comment --comment netnsnat -j ACCEPT'
     $fwdReply = '-A FORWARD -d 10.0.0.0/24 -i eth0 -o br0 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment netnsnat -j ACCEPT'
+    $fwdDrop = '-A FORWARD -d 10.0.0.0/24 -i eth0 -o br0 -m comment --comment netnsnat -j DROP'
 }
 
 Describe 'Add-NatMasquerade' {
@@ -44,19 +45,26 @@ Describe 'Add-NatMasquerade' {
     }
 
     Context 'with a bridge, from the pipeline' {
-        It 'Get-BridgeSubnet br0 | Add-NatMasquerade -Outbound eth0 adds MASQUERADE and the two FORWARD rules' {
+        It 'Get-BridgeSubnet br0 | Add-NatMasquerade -Outbound eth0 adds MASQUERADE and the three FORWARD rules, in order, at the top' {
+            Invoke-LabCommand iptables -ArgumentList @('-A', 'FORWARD', '-i', 'br9', '-j', 'ACCEPT') | Out-Null
             $r = Get-BridgeSubnet br0 | Add-NatMasquerade -Outbound eth0
             $r.Bridge | Should -Be 'br0'
-            $r.ChangedRules | Should -Be 3
+            $r.ChangedRules | Should -Be 4
             Get-PostroutingRules | Should -Be @($masq)
-            Get-ForwardRules | Sort-Object | Should -Be (@($fwdOut, $fwdReply) | Sort-Object)
+            Get-ForwardRules | Should -Be @($fwdOut, $fwdReply, $fwdDrop, '-A FORWARD -i br9 -j ACCEPT')
         }
 
         It 'never opens the bridge to new inbound traffic (no blanket -o br0 -j ACCEPT)' {
             Get-BridgeSubnet br0 | Add-NatMasquerade -Outbound eth0 | Out-Null
             $inbound = Get-ForwardRules | Where-Object { $_ -match '-o br0' }
-            $inbound | Should -HaveCount 1
-            $inbound | Should -Match '--ctstate RELATED,ESTABLISHED'
+            $inbound | Should -Be @($fwdReply, $fwdDrop)
+        }
+
+        It 'lays a damaged set again in order (a rule deleted by hand)' {
+            Get-BridgeSubnet br0 | Add-NatMasquerade -Outbound eth0 | Out-Null
+            Invoke-LabCommand iptables -ArgumentList @('-D', 'FORWARD', '-d', '10.0.0.0/24', '-i', 'eth0', '-o', 'br0', '-m', 'conntrack', '--ctstate', 'RELATED,ESTABLISHED', '-m', 'comment', '--comment', 'netnsnat', '-j', 'ACCEPT') | Out-Null
+            (Get-BridgeSubnet br0 | Add-NatMasquerade -Outbound eth0).ChangedRules | Should -Be 3
+            Get-ForwardRules | Should -Be @($fwdOut, $fwdReply, $fwdDrop)
         }
 
         It 'puts the FORWARD rules before an existing trailing REJECT' {
@@ -67,14 +75,14 @@ Describe 'Add-NatMasquerade' {
 
         It 'never duplicates a rule, however often it runs' {
             $runs = 1..5 | ForEach-Object { Get-BridgeSubnet br0 | Add-NatMasquerade -Outbound eth0 }
-            $runs.ChangedRules | Should -Be @(3, 0, 0, 0, 0)
+            $runs.ChangedRules | Should -Be @(4, 0, 0, 0, 0)
             Get-PostroutingRules | Should -Be @($masq)
-            Get-ForwardRules | Should -HaveCount 2
+            Get-ForwardRules | Should -HaveCount 3
         }
 
         It 'adds only what is missing when part of the set exists' {
             Invoke-LabCommand iptables -ArgumentList @('-t', 'nat', '-A', 'POSTROUTING', '-s', '10.0.0.0/24', '-o', 'eth0', '-j', 'MASQUERADE') | Out-Null
-            (Add-NatMasquerade 10.0.0.0/24 eth0 -Bridge br0).ChangedRules | Should -Be 2
+            (Add-NatMasquerade 10.0.0.0/24 eth0 -Bridge br0).ChangedRules | Should -Be 3
             Get-PostroutingRules | Should -Be @($masq)
         }
     }
@@ -125,7 +133,7 @@ Describe 'Get-NatMasquerade' {
         $all | Should -HaveCount 2
         ($all | Where-Object Subnet -EQ '10.0.0.0/24').Bridge | Should -Be 'br0'
         ($all | Where-Object Subnet -EQ '10.9.0.0/24').Bridge | Should -BeNullOrEmpty
-        ($all | Where-Object Subnet -EQ '10.0.0.0/24').Rules | Should -HaveCount 3
+        ($all | Where-Object Subnet -EQ '10.0.0.0/24').Rules | Should -HaveCount 4
     }
 
     It 'filters by -Subnet (normalized), -Outbound and -Bridge' {
@@ -156,11 +164,11 @@ Describe 'Remove-NatMasquerade' {
         Get-BridgeSubnet br0 | Add-NatMasquerade -Outbound eth0 | Out-Null
         Get-BridgeSubnet br1 | Add-NatMasquerade -Outbound eth0 | Out-Null
         $r = Remove-NatMasquerade -Subnet 10.0.0.0/24 -Outbound eth0 -PassThru
-        $r.ChangedRules | Should -Be 3
+        $r.ChangedRules | Should -Be 4
         $left = (Get-LabRuleset) -split "`n"
         $left | Should -Contain '-A FORWARD -i br0 -j ACCEPT'
         $left | Should -Contain '-t nat -A POSTROUTING -s 10.0.0.0/24 -o eth0 -p tcp -j MASQUERADE'
-        ($left | Where-Object { $_ -match '10\.9\.0\.0/24' }) | Should -HaveCount 3
+        ($left | Where-Object { $_ -match '10\.9\.0\.0/24' }) | Should -HaveCount 4
         Remove-NatMasquerade -Subnet 10.9.0.0/24 -Outbound eth0
         Get-LabRuleset | Should -Be $withForeign
         $empty | Should -Not -Be $withForeign
@@ -171,7 +179,7 @@ Describe 'Remove-NatMasquerade' {
         $before = Get-LabRuleset
         Get-NatMasquerade -Bridge br1 | Remove-NatMasquerade
         ((Get-LabRuleset) -split "`n" | Where-Object { $_ -match '10\.9\.0\.0/24' }) | Should -BeNullOrEmpty
-        ((Get-LabRuleset) -split "`n" | Where-Object { $_ -match '10\.0\.0\.0/24' }) | Should -HaveCount 3
+        ((Get-LabRuleset) -split "`n" | Where-Object { $_ -match '10\.0\.0\.0/24' }) | Should -HaveCount 4
         Get-NatMasquerade | Remove-NatMasquerade
         Get-PostroutingRules | Should -BeNullOrEmpty
         Get-ForwardRules | Should -BeNullOrEmpty

@@ -2,6 +2,7 @@ using System;
 using System.Collections.Generic;
 using System.Linq;
 using System.Management.Automation;
+using System.Threading;
 using NetnsNat.Linux;
 
 namespace NetnsNat.Commands
@@ -62,14 +63,17 @@ namespace NetnsNat.Commands
             try
             {
                 var forwarding = Steps.SetForwarding(this, "IPv4", true);
-                if (forwarding?.Changed == true) undo.Push(() => Sysctl.WriteFlag(Sysctl.ForwardingPath("IPv4"), false));
+                if (forwarding?.Changed == true) undo.Push(() => Steps.WriteSysctl(Sysctl.ForwardingPath("IPv4"), Sysctl.ForwardingKey("IPv4"), false));
 
                 using var held = RulesetLock.Acquire(Token, Steps.LockTimeout);
                 var rules = Steps.AddRules(this, bridgeSubnet.Subnet, outbound, Bridge);
-                if (rules != null) undo.Push(() => Steps.RollBack(this, rules.Value.Added));
+                if (rules != null) undo.Push(() => Steps.RollBack(this, rules.Value.Applied));
 
                 var route = SetNamespaceDefaultRouteCommand.Apply(this, ns, bridgeSubnet.Address);
+                if (route?.Changed == true && route.PreviousGateway == null) undo.Push(() => Ip.DeleteDefaultRoute(ns, CancellationToken.None));
+                else if (route?.Changed == true) undo.Push(() => Ip.ReplaceDefaultRoute(ns, route.PreviousGateway!, CancellationToken.None));
                 if (forwarding == null || rules == null || route == null) return; // -WhatIf
+                Steps.RequireBridgeStillThere(Bridge);
                 WriteObject(new NamespaceNatResult(ns, Bridge, bridgeSubnet.Subnet, outbound, bridgeSubnet.Address, true, forwarding, rules.Value.Rule, route));
             }
             catch (Exception) when (undo.Count > 0)
@@ -173,33 +177,39 @@ namespace NetnsNat.Commands
             pairs = pairs.Distinct().ToList();
             var gateways = link?.Ipv4.Select(a => a.AddressText).ToHashSet() ?? new HashSet<string>();
 
+            // Rules first, in one iptables-restore; then the route. If the route step fails, the rules come back.
+            var plans = pairs.Select(p => NatRules.PlanRemove(snapshot, p.Subnet, p.Outbound, Bridge)).ToArray();
+            var removedRules = plans.Length == 0 ? null : Steps.RemoveMany(this, snapshot, plans, Bridge);
             NamespaceRoute? route = null;
-            if (IpRoute2.NamespaceExists(ns))
+            try
             {
-                var current = Ip.NamespaceDefaultRoute(ns, Token);
-                bool viaBridge = current?.Gateway != null && (gateways.Contains(current.Gateway)
-                    || (gateways.Count == 0 && pairs.Any(p => Ipv4Cidr.TryParse(p.Subnet, out var c, out _) && Ipv4Cidr.TryParseAddress(current.Gateway, out var g) && c.Contains(g))));
-                if (viaBridge && ShouldRun($"namespace {ns}", "ip", IpRoute2.DeleteDefaultRouteArguments(ns)))
+                if (IpRoute2.NamespaceExists(ns))
                 {
-                    WriteVerbose($"Removing the default route of '{ns}' via {current!.Gateway}.");
-                    Ip.DeleteDefaultRoute(ns, Token);
-                    route = new NamespaceRoute(ns, null, null, current.Gateway, true);
+                    var current = Ip.NamespaceDefaultRoute(ns, Token);
+                    bool viaBridge = current?.Gateway != null && (gateways.Contains(current.Gateway)
+                        || (gateways.Count == 0 && pairs.Any(p => Ipv4Cidr.TryParse(p.Subnet, out var c, out _) && Ipv4Cidr.TryParseAddress(current.Gateway, out var g) && c.Contains(g))));
+                    if (viaBridge && ShouldRun($"namespace {ns}", "ip", IpRoute2.DeleteDefaultRouteArguments(ns)))
+                    {
+                        WriteVerbose($"Removing the default route of '{ns}' via {current!.Gateway}.");
+                        Ip.DeleteDefaultRoute(ns, Token);
+                        route = new NamespaceRoute(ns, null, null, current.Gateway, true);
+                    }
+                    else
+                    {
+                        route = new NamespaceRoute(ns, current?.Gateway, current?.Device, current?.Gateway, false);
+                    }
                 }
                 else
                 {
-                    route = new NamespaceRoute(ns, current?.Gateway, current?.Device, current?.Gateway, false);
+                    WriteWarning($"The namespace '{ns}' does not exist any more; removing only the rules of bridge {Bridge}.");
                 }
             }
-            else
+            catch (Exception) when (removedRules?.Applied.IsEmpty == false)
             {
-                WriteWarning($"The namespace '{ns}' does not exist any more; removing only the rules of bridge {Bridge}.");
+                Steps.RollBack(this, removedRules.Value.Applied);
+                throw;
             }
-
-            NatMasqueradeRule? removed = null;
-            foreach (var (subnet, outbound) in pairs)
-            {
-                removed = Steps.RemoveRules(this, snapshot, subnet, outbound, Bridge) ?? removed;
-            }
+            NatMasqueradeRule? removed = removedRules?.Rule;
 
             var forwarding = DisableForwarding ? Steps.SetForwarding(this, "IPv4", false) : null;
             forwarding ??= new IpForwardingState("IPv4", Sysctl.ForwardingKey("IPv4"), Sysctl.ReadFlag(Sysctl.ForwardingPath("IPv4")), false);

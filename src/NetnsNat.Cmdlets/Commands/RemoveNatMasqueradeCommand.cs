@@ -58,7 +58,7 @@ namespace NetnsNat.Commands
                     using var held = RulesetLock.Acquire(Token, Steps.LockTimeout);
                     var snapshot = Iptables.Save(Token);
                     var removed = Steps.RemoveRules(this, snapshot, subnet, item.Outbound, item.Bridge);
-                    if (removed != null && PassThru) WriteObject(removed);
+                    if (removed != null && PassThru) WriteObject(removed.Value.Rule);
                 });
             }
         }

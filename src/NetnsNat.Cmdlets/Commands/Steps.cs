@@ -1,7 +1,9 @@
 using System;
 using System.Collections.Generic;
+using System.IO;
 using System.Linq;
 using System.Management.Automation;
+using System.Threading;
 using NetnsNat.Linux;
 
 namespace NetnsNat.Commands
@@ -65,59 +67,137 @@ namespace NetnsNat.Commands
             if (Sysctl.ReadFlag(path) == value) return new IpForwardingState(family, key, value, false);
             if (!cmdlet.ShouldRun(key, "sysctl", new[] { "-w", $"{key}={(value ? 1 : 0)}" })) return null;
             cmdlet.WriteVerbose($"Setting {key} to {(value ? 1 : 0)} ({path}).");
-            Sysctl.WriteFlag(path, value);
+            WriteSysctl(path, key, value);
             return new IpForwardingState(family, key, value, true);
+        }
+
+        /// <summary>Writes a sysctl, turning a read-only or forbidden /proc/sys into an error that says what to do.</summary>
+        public static void WriteSysctl(string path, string key, bool value)
+        {
+            try
+            {
+                Sysctl.WriteFlag(path, value);
+            }
+            catch (Exception ex) when (ex is IOException || ex is UnauthorizedAccessException)
+            {
+                throw new NetnsNatException(
+                    $"Could not write {key} ({path}): {ex.Message}. /proc/sys is read-only here (a container, or a read-only mount): set {key}={(value ? 1 : 0)} " +
+                    "where it can be written (on the host, or with 'docker run --sysctl'), then run again.",
+                    "SysctlNotWritable", ErrorCategory.PermissionDenied, ex);
+            }
         }
 
         public static string Backend(IptablesSnapshot snapshot) => snapshot.Backend ?? Iptables.BackendFromPath();
 
         /// <summary>
-        /// Adds the rules that are missing, in one iptables-restore. The caller holds the ruleset lock. Returns the
-        /// rule object and the rules this call added (to roll back), or null under -WhatIf.
+        /// Adds what is missing of the rules for (subnet, outbound, bridge) in one iptables-restore. The caller holds
+        /// the ruleset lock. Returns the rule object and the plan that was applied (its Inverse rolls it back), or
+        /// null under -WhatIf.
         /// </summary>
-        public static (NatMasqueradeRule Rule, IReadOnlyList<IptablesRule> Added)? AddRules(NetnsCmdlet cmdlet, string subnet, string outbound, string? bridge)
+        public static (NatMasqueradeRule Rule, RulePlan Applied)? AddRules(NetnsCmdlet cmdlet, string subnet, string outbound, string? bridge)
         {
             var snapshot = cmdlet.Iptables.Save(cmdlet.Token);
+            WarnAboutOtherBackend(cmdlet, snapshot, subnet);
+            var plan = NatRules.PlanAdd(snapshot, subnet, outbound, bridge);
             var desired = NatRules.For(subnet, outbound, bridge);
-            var missing = NatRules.Missing(snapshot, desired);
-            cmdlet.WriteVerbose(missing.Count == 0
+            cmdlet.WriteVerbose(plan.IsEmpty
                 ? $"The rules for {subnet} via {outbound} are all in place."
-                : $"Adding {missing.Count} of {desired.Count} rules for {subnet} via {outbound}.");
-            var approved = missing.Where(r => cmdlet.ShouldRun($"{subnet} via {outbound}", "iptables", r.CommandArguments(r.Chain == "FORWARD" ? "-I" : "-A"))).ToArray();
-            if (approved.Length < missing.Count && approved.Length == 0) return null;
-            cmdlet.Iptables.Restore(NatRules.AddScript(approved), cmdlet.Token);
-            var rule = new NatMasqueradeRule(subnet, outbound, bridge, Backend(snapshot), desired.Select(r => r.ToString()).ToArray(), approved.Length);
-            return (rule, approved);
+                : $"Writing {plan.Count} rule changes for {subnet} via {outbound} in one iptables-restore.");
+            var applied = Approve(cmdlet, plan, $"{subnet} via {outbound}");
+            if (applied == null) return null;
+            cmdlet.Iptables.Restore(applied.Script(), cmdlet.Token);
+            var rule = new NatMasqueradeRule(subnet, outbound, bridge, Backend(snapshot), desired.Select(r => r.ToString()).ToArray(), applied.Append.Count + applied.Insert.Count);
+            return (rule, applied);
         }
 
-        /// <summary>Deletes, in one iptables-restore, the undo list of an earlier AddRules call.</summary>
-        public static void RollBack(NetnsCmdlet cmdlet, IReadOnlyList<IptablesRule> added)
+        /// <summary>Asks -WhatIf/-Confirm about each change; null when a change was needed and none was approved.</summary>
+        private static RulePlan? Approve(NetnsCmdlet cmdlet, RulePlan plan, string target)
         {
-            if (added.Count == 0) return;
-            cmdlet.WriteVerbose($"Rolling back the {added.Count} rules this call added.");
-            cmdlet.Iptables.Restore(NatRules.DeleteScript(added), cmdlet.Token);
+            if (plan.IsEmpty) return plan;
+            var approved = new HashSet<IptablesRule>();
+            foreach (var (rule, arguments) in plan.Commands())
+            {
+                if (cmdlet.ShouldRun(target, "iptables", arguments)) approved.Add(rule);
+            }
+            return approved.Count == 0 ? null : plan.Only(approved);
+        }
+
+        /// <summary>Undoes an applied plan in one iptables-restore; runs even after Ctrl+C, with its own timeout.</summary>
+        public static void RollBack(NetnsCmdlet cmdlet, RulePlan applied)
+        {
+            if (applied.IsEmpty) return;
+            cmdlet.WriteVerbose($"Rolling back the {applied.Count} rule changes this call made.");
+            cmdlet.Iptables.Restore(applied.Inverse().Script(), CancellationToken.None);
         }
 
         /// <summary>
         /// Deletes the MASQUERADE rule (every copy) and the FORWARD rules NetnsNat made for it, in one iptables-restore.
-        /// The caller holds the ruleset lock. Null under -WhatIf.
+        /// The caller holds the ruleset lock. Returns the rule object and the applied plan, or null under -WhatIf.
         /// </summary>
-        public static NatMasqueradeRule? RemoveRules(NetnsCmdlet cmdlet, IptablesSnapshot snapshot, string subnet, string outbound, string? bridge)
+        public static (NatMasqueradeRule Rule, RulePlan Applied)? RemoveRules(NetnsCmdlet cmdlet, IptablesSnapshot snapshot, string subnet, string outbound, string? bridge)
         {
-            var masquerade = NatRules.Masquerade(subnet, outbound);
-            var doomed = snapshot.Chain("nat", "POSTROUTING").Where(r => r.SameAs(masquerade))
-                .Concat(NatRules.OwnForwardRules(snapshot, subnet, outbound, bridge)).ToArray();
-            var foundBridge = bridge ?? doomed.Where(NatRules.IsOwnForward).Select(r => r.Source == subnet ? r.InInterface : r.OutInterface).FirstOrDefault();
-            if (doomed.Length == 0)
+            var plan = NatRules.PlanRemove(snapshot, subnet, outbound, bridge);
+            var foundBridge = bridge ?? plan.Delete.Where(NatRules.IsOwnForward).Select(NatRules.BridgeOf).FirstOrDefault();
+            if (plan.IsEmpty) cmdlet.WriteVerbose($"No rules for {subnet} via {outbound}: nothing to remove.");
+            var applied = Approve(cmdlet, plan, $"{subnet} via {outbound}");
+            if (applied == null) return null;
+            if (!applied.IsEmpty) cmdlet.WriteVerbose($"Deleting {applied.Count} rules for {subnet} via {outbound}.");
+            cmdlet.Iptables.Restore(applied.Script(), cmdlet.Token);
+            return (new NatMasqueradeRule(subnet, outbound, foundBridge, Backend(snapshot), applied.Delete.Select(r => r.ToString()).ToArray(), applied.Count), applied);
+        }
+
+        /// <summary>Several removals (one per subnet and uplink) as one iptables-restore; null under -WhatIf.</summary>
+        public static (NatMasqueradeRule Rule, RulePlan Applied)? RemoveMany(NetnsCmdlet cmdlet, IptablesSnapshot snapshot, IReadOnlyList<RulePlan> plans, string bridge)
+        {
+            var plan = RulePlan.Merge(plans);
+            var first = plan.Delete.FirstOrDefault(NatRules.IsMasquerade) ?? plan.Delete.FirstOrDefault();
+            var subnet = first == null ? string.Empty : first.Source ?? first.Destination ?? string.Empty;
+            var outbound = first == null ? string.Empty : (NatRules.IsMasquerade(first) || first.Source != null ? first.OutInterface : first.InInterface) ?? string.Empty;
+            var applied = Approve(cmdlet, plan, $"bridge {bridge}");
+            if (applied == null) return null;
+            if (!applied.IsEmpty) cmdlet.WriteVerbose($"Deleting {applied.Count} rules for bridge {bridge}.");
+            cmdlet.Iptables.Restore(applied.Script(), cmdlet.Token);
+            return (new NatMasqueradeRule(subnet, outbound, bridge, Backend(snapshot), applied.Delete.Select(r => r.ToString()).ToArray(), applied.Count), applied);
+        }
+
+        /// <summary>
+        /// Warns when the other iptables backend (legacy beside nf_tables, or the reverse) holds rules for the subnet:
+        /// both are evaluated by the kernel, and neither tool shows the other's rules.
+        /// </summary>
+        public static void WarnAboutOtherBackend(NetnsCmdlet cmdlet, IptablesSnapshot snapshot, string subnet)
+        {
+            var backend = Backend(snapshot);
+            string? otherTool = null;
+            if (backend == "nf_tables")
             {
-                cmdlet.WriteVerbose($"No rules for {subnet} via {outbound}: nothing to remove.");
-                return new NatMasqueradeRule(subnet, outbound, foundBridge, Backend(snapshot), Array.Empty<string>(), 0);
+                // Legacy tables register in /proc/net/ip_tables_names; read it instead of starting a process every call.
+                const string names = "/proc/net/ip_tables_names";
+                if (File.Exists(names) && File.ReadAllText(names).Trim().Length > 0 && ProcessRunner.Which("iptables-legacy-save") != null) otherTool = "iptables-legacy-save";
             }
-            var approved = doomed.Where(r => cmdlet.ShouldRun($"{subnet} via {outbound}", "iptables", r.CommandArguments("-D"))).ToArray();
-            if (approved.Length == 0) return null;
-            cmdlet.WriteVerbose($"Deleting {approved.Length} rules for {subnet} via {outbound}.");
-            cmdlet.Iptables.Restore(NatRules.DeleteScript(approved), cmdlet.Token);
-            return new NatMasqueradeRule(subnet, outbound, foundBridge, Backend(snapshot), approved.Select(r => r.ToString()).ToArray(), approved.Length);
+            else if (backend == "legacy" && ProcessRunner.Which("iptables-nft-save") != null)
+            {
+                otherTool = "iptables-nft-save";
+            }
+            if (otherTool == null) return;
+            var result = cmdlet.Runner.Run(otherTool, Array.Empty<string>(), cmdlet.Token);
+            if (!result.Succeeded) return;
+            var other = IptablesSnapshot.Parse(result.StandardOutput);
+            var mentions = other.Rules.Where(r => r.Source == subnet || r.Destination == subnet).ToArray();
+            if (mentions.Length == 0) return;
+            var otherName = otherTool.StartsWith("iptables-legacy", StringComparison.Ordinal) ? "legacy" : "nf_tables";
+            cmdlet.WriteWarning(
+                $"The {otherName} iptables backend also has {mentions.Length} rule(s) for {subnet} (see '{otherTool}'), while NetnsNat writes to the {backend} backend " +
+                $"that 'iptables' uses. The kernel applies both, so a DROP or a second MASQUERADE there still acts on this traffic, and 'iptables -L' does not show it. " +
+                $"Remove the {otherName} rules, or make one backend the default with 'update-alternatives --config iptables'.");
+        }
+
+        /// <summary>Fails when the bridge vanished while the call ran (checked before declaring success).</summary>
+        public static void RequireBridgeStillThere(string bridge)
+        {
+            if (Directory.Exists(Path.Combine("/sys/class/net", bridge))) return;
+            throw new NetnsNatException(
+                $"The bridge '{bridge}' was removed while NAT was being set up; what this call applied has been rolled back. Create the bridge again and rerun.",
+                "BridgeRemoved", ErrorCategory.ObjectNotFound);
         }
     }
 }

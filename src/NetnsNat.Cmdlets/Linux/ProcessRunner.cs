@@ -53,7 +53,11 @@ namespace NetnsNat.Linux
     /// <summary>Runs external tools with an argument array (never a shell string), a timeout and a cancellation token.</summary>
     public sealed class ProcessRunner
     {
-        public static readonly TimeSpan DefaultTimeout = TimeSpan.FromSeconds(30);
+        /// <summary>How long one external command may run: 30 s, or NETNSNAT_TIMEOUT_SECONDS.</summary>
+        public static TimeSpan DefaultTimeout =>
+            int.TryParse(Environment.GetEnvironmentVariable("NETNSNAT_TIMEOUT_SECONDS"), out var seconds) && seconds > 0
+                ? TimeSpan.FromSeconds(seconds)
+                : TimeSpan.FromSeconds(30);
 
         private static readonly Dictionary<string, string> Packages = new Dictionary<string, string>(StringComparer.Ordinal)
         {
