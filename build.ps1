@@ -124,6 +124,8 @@ function Invoke-Test {
     }
     else { $pesterFailed = 1; Write-Host 'The Pester run ended without a summary (it crashed).' }
 
+    $figures = Join-Path $Out 'figures.txt'
+    if (Test-Path $figures) { Write-Host "Figures (also in $figures):"; Get-Content $figures | ForEach-Object { Write-Host "  $_" } }
     $passed = $xunitPassed + $pesterPassed
     $failed = $xunitFailed + $pesterFailed
     Write-Host "xunit: $xunitPassed passed, $xunitFailed failed; Pester: $pesterPassed passed, $pesterFailed failed"

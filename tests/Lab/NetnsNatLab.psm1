@@ -16,7 +16,11 @@ $script:Internet = 'nnl-inet'
 $script:ServerAddress = '203.0.113.10'
 $script:ServerPort = 8080
 $script:UplinkAddress = '198.51.100.1'
-$script:Server = $null
+# Tools are found on the PATH the lab was loaded with, so tests that put wrappers in front of NetnsNat's tools
+# (a failing iptables, a slow one) never change what the lab itself runs or measures.
+$script:LabPath = $env:PATH
+$script:ToolPaths = @{}
+$script:Listeners = [System.Collections.Generic.List[System.Diagnostics.Process]]::new()
 
 function Assert-LabSandbox {
     <# Refuses to run anywhere but inside tests/Lab/sandbox.sh: the lab deletes interfaces and flushes rules. #>
@@ -28,6 +32,16 @@ function Assert-LabSandbox {
     }
 }
 
+function Resolve-LabTool([string] $Name) {
+    if ($Name.Contains('/')) { return $Name }
+    if (-not $script:ToolPaths.ContainsKey($Name)) {
+        $found = foreach ($dir in $script:LabPath -split ':') { if ($dir -and (Test-Path -PathType Leaf (Join-Path $dir $Name))) { Join-Path $dir $Name; break } }
+        if (-not $found) { throw "The lab needs '$Name'; run ./build.ps1 Bootstrap" }
+        $script:ToolPaths[$Name] = $found
+    }
+    $script:ToolPaths[$Name]
+}
+
 function Invoke-LabCommand {
     <# Runs a program with an argument array, stdin closed and a timeout; throws with its stderr when it fails. #>
     param(
@@ -36,7 +50,7 @@ function Invoke-LabCommand {
         [int] $TimeoutSeconds = 20,
         [switch] $AllowFailure
     )
-    $psi = [System.Diagnostics.ProcessStartInfo]::new($FilePath)
+    $psi = [System.Diagnostics.ProcessStartInfo]::new((Resolve-LabTool $FilePath))
     foreach ($a in $ArgumentList) { $psi.ArgumentList.Add($a) }
     $psi.RedirectStandardInput = $true
     $psi.RedirectStandardOutput = $true
@@ -83,22 +97,33 @@ function Add-LabClient {
     ipc -n $Name link set lo up
 }
 
-function Start-LabServer {
-    <# socat in the "internet" namespace: answers each connection with the source address it sees. #>
-    if ($script:Server -and -not $script:Server.HasExited) { return }
-    $psi = [System.Diagnostics.ProcessStartInfo]::new('ip')
-    foreach ($a in @('netns', 'exec', $script:Internet, 'socat', "TCP-LISTEN:$($script:ServerPort),bind=$($script:ServerAddress),fork,reuseaddr", 'SYSTEM:echo $SOCAT_PEERADDR')) { $psi.ArgumentList.Add($a) }
+function Start-LabListener {
+    <#
+      A TCP listener in a namespace that answers each connection with the source address it sees (socat). Stopped by
+      Remove-NetnsNatLab or Stop-LabListener; the sandbox's PID namespace kills it in any case when the run ends.
+    #>
+    param([Parameter(Mandatory)][string] $Namespace, [Parameter(Mandatory)][string] $Address, [Parameter(Mandatory)][int] $Port)
+    $psi = [System.Diagnostics.ProcessStartInfo]::new((Resolve-LabTool ip))
+    foreach ($a in @('netns', 'exec', $Namespace, 'socat', "TCP-LISTEN:$Port,bind=$Address,fork,reuseaddr", 'SYSTEM:echo $SOCAT_PEERADDR')) { $psi.ArgumentList.Add($a) }
     $psi.RedirectStandardInput = $true
     $psi.RedirectStandardOutput = $true
     $psi.RedirectStandardError = $true
-    $script:Server = [System.Diagnostics.Process]::Start($psi)
+    $process = [System.Diagnostics.Process]::Start($psi)
+    $script:Listeners.Add($process)
     $deadline = [DateTime]::UtcNow.AddSeconds(10)
     while ([DateTime]::UtcNow -lt $deadline) {
-        $probe = Invoke-LabCommand ip -ArgumentList @('netns', 'exec', $script:Internet, 'socat', '-T', '1', '-', "TCP:$($script:ServerAddress):$($script:ServerPort),connect-timeout=1") -AllowFailure
-        if ($probe.ExitCode -eq 0 -and $probe.Output.Trim()) { return }
+        $probe = Invoke-LabCommand ip -ArgumentList @('netns', 'exec', $Namespace, 'socat', '-T', '1', '-', "TCP:${Address}:${Port},connect-timeout=1") -AllowFailure
+        if ($probe.ExitCode -eq 0 -and $probe.Output.Trim()) { return $process }
+        if ($process.HasExited) { throw "socat in $Namespace exited: $($process.StandardError.ReadToEnd())" }
         Start-Sleep -Milliseconds 50
     }
-    throw 'The lab server did not start listening within 10 s'
+    throw "The listener on ${Address}:$Port in $Namespace did not start within 10 s"
+}
+
+function Stop-LabListener {
+    param([Parameter(Mandatory)][System.Diagnostics.Process] $Process)
+    if (-not $Process.HasExited) { $Process.Kill($true); $Process.WaitForExit(5000) | Out-Null }
+    $script:Listeners.Remove($Process) | Out-Null
 }
 
 function New-NetnsNatLab {
@@ -117,7 +142,7 @@ function New-NetnsNatLab {
     ipc route add default via 198.51.100.254 dev $Uplink
     Add-LabBridge -Name $Bridge -Address $BridgeAddress
     if ($Client) { Add-LabClient -Name $Client -Bridge $Bridge -Address $ClientAddress }
-    Start-LabServer
+    Start-LabListener -Namespace $script:Internet -Address $script:ServerAddress -Port $script:ServerPort | Out-Null
     [pscustomobject]@{
         Bridge = $Bridge; BridgeAddress = $BridgeAddress; Client = $Client; ClientAddress = $ClientAddress
         Uplink = $Uplink; UplinkAddress = $script:UplinkAddress; Internet = $script:Internet
@@ -128,10 +153,7 @@ function New-NetnsNatLab {
 function Remove-NetnsNatLab {
     <# Tears the lab down: server, namespaces, interfaces, rules, routes, forwarding. Safe to call twice. #>
     Assert-LabSandbox
-    if ($script:Server) {
-        if (-not $script:Server.HasExited) { $script:Server.Kill($true); $script:Server.WaitForExit(5000) | Out-Null }
-        $script:Server = $null
-    }
+    foreach ($listener in @($script:Listeners)) { Stop-LabListener $listener }
     foreach ($ns in @(Get-ChildItem /run/netns -ErrorAction SilentlyContinue)) {
         Invoke-LabCommand ip -ArgumentList @('netns', 'pids', $ns.Name) -AllowFailure | ForEach-Object {
             foreach ($p in ($_.Output -split '\s+' | Where-Object { $_ })) { Invoke-LabCommand kill -ArgumentList @('-9', $p) -AllowFailure | Out-Null }
@@ -149,7 +171,7 @@ function Reset-LabFirewall {
     <# Empties every table of both iptables backends in the sandbox namespace, policies back to ACCEPT. #>
     Assert-LabSandbox
     foreach ($tool in 'iptables', 'iptables-legacy') {
-        if (-not (Get-Command $tool -ErrorAction Ignore)) { continue }
+        if (-not (Get-Command $tool -CommandType Application -ErrorAction Ignore)) { continue }
         # Touch a backend only when it has tables: flushing creates them, and iptables then warns about the mix.
         if (-not ((Invoke-LabCommand "$tool-save" -AllowFailure).Output -match '(?m)^\*')) { continue }
         foreach ($table in 'filter', 'nat') {
@@ -207,4 +229,4 @@ function Get-LabState {
     $lines -join "`n"
 }
 
-Export-ModuleMember -Function Assert-LabSandbox, ConvertTo-LabRuleset, Invoke-LabCommand, Add-LabBridge, Add-LabClient, Start-LabServer, New-NetnsNatLab, Remove-NetnsNatLab, Reset-LabFirewall, Test-LabConnection, Get-LabRuleset, Get-LabState
+Export-ModuleMember -Function Assert-LabSandbox, ConvertTo-LabRuleset, Invoke-LabCommand, Add-LabBridge, Add-LabClient, Start-LabListener, Stop-LabListener, New-NetnsNatLab, Remove-NetnsNatLab, Reset-LabFirewall, Test-LabConnection, Get-LabRuleset, Get-LabState

@@ -4,9 +4,9 @@ Import-Module $modulePath -Force
 Import-Module (Join-Path $PSScriptRoot '../Lab/NetnsNatLab.psm1') -Force
 Assert-LabSandbox
 
-function Invoke-ChildPwsh {
-    <# Runs a script block's text in a fresh pwsh (with the module imported), optionally under setpriv or another PATH. #>
-    param([Parameter(Mandatory)][string] $Script, [string[]] $Prefix = @(), [hashtable] $Environment = @{}, [int] $TimeoutSeconds = 60)
+function Start-ChildPwsh {
+    <# Starts a fresh pwsh (module imported) on a script's text, optionally behind a prefix command (setpriv, unshare). #>
+    param([Parameter(Mandatory)][string] $Script, [string[]] $Prefix = @(), [hashtable] $Environment = @{})
     $pwsh = if ($env:NETNSNAT_PWSH) { $env:NETNSNAT_PWSH } else { Join-Path $PSHOME 'pwsh' }
     $full = "`$ErrorActionPreference = 'Stop'; Import-Module '$modulePath'; $Script"
     $argv = [System.Collections.Generic.List[string]]::new()
@@ -18,11 +18,74 @@ function Invoke-ChildPwsh {
     $psi.RedirectStandardOutput = $true; $psi.RedirectStandardError = $true; $psi.RedirectStandardInput = $true
     $p = [System.Diagnostics.Process]::Start($psi)
     $p.StandardInput.Close()
-    $out = $p.StandardOutput.ReadToEndAsync(); $err = $p.StandardError.ReadToEndAsync()
-    if (-not $p.WaitForExit($TimeoutSeconds * 1000)) { $p.Kill($true); throw "child pwsh timed out: $Script" }
-    $p.WaitForExit()
-    [pscustomobject]@{ ExitCode = $p.ExitCode; Output = $out.Result; Error = $err.Result }
+    [pscustomobject]@{ Process = $p; Output = $p.StandardOutput.ReadToEndAsync(); Error = $p.StandardError.ReadToEndAsync(); Script = $Script }
+}
+
+function Wait-ChildPwsh {
+    param([Parameter(Mandatory, ValueFromPipeline)] $Child, [int] $TimeoutSeconds = 120)
+    process {
+        if (-not $Child.Process.WaitForExit($TimeoutSeconds * 1000)) { $Child.Process.Kill($true); throw "child pwsh timed out: $($Child.Script)" }
+        $Child.Process.WaitForExit()
+        [pscustomobject]@{ ExitCode = $Child.Process.ExitCode; Output = $Child.Output.Result; Error = $Child.Error.Result }
+    }
+}
+
+function Invoke-ChildPwsh {
+    <# Runs a script's text in a fresh pwsh and waits for it. #>
+    param([Parameter(Mandatory)][string] $Script, [string[]] $Prefix = @(), [hashtable] $Environment = @{}, [int] $TimeoutSeconds = 60)
+    Start-ChildPwsh -Script $Script -Prefix $Prefix -Environment $Environment | Wait-ChildPwsh -TimeoutSeconds $TimeoutSeconds
+}
+
+function New-ToolWrapper {
+    <#
+      Puts a bash script in front of real tools: a folder with one script linked under each tool's name, for PATH.
+      The script sees the real tool as $REAL (by its own name) and a counter file as $COUNT. Returns the folder.
+    #>
+    param([Parameter(Mandatory)][string[]] $Tool, [Parameter(Mandatory)][string] $Body)
+    $dir = Join-Path '/run' "netnsnat-wrap-$([guid]::NewGuid().ToString('n').Substring(0, 8))"
+    New-Item -ItemType Directory $dir | Out-Null
+    $realDir = Join-Path $dir 'real'
+    New-Item -ItemType Directory $realDir | Out-Null
+    foreach ($t in $Tool) {
+        New-Item -ItemType SymbolicLink -Path (Join-Path $realDir $t) -Target (Get-Command $t -CommandType Application)[0].Source | Out-Null
+    }
+    $script = Join-Path $dir 'wrapper.sh'
+    Set-Content -Path $script -Value "#!/bin/bash`nREAL=$realDir/`$(basename `"`$0`")`nCOUNT=$dir/count`n$Body`n" -NoNewline
+    Invoke-LabCommand chmod -ArgumentList @('+x', $script) | Out-Null
+    foreach ($t in $Tool) { New-Item -ItemType SymbolicLink -Path (Join-Path $dir $t) -Target $script | Out-Null }
+    $dir
 }
 
 function Get-ForwardRules { @((Get-LabRuleset) -split "`n" | Where-Object { $_ -like '-A FORWARD *' }) }
 function Get-PostroutingRules { @((Get-LabRuleset) -split "`n" | Where-Object { $_ -like '-t nat -A POSTROUTING *' } | ForEach-Object { $_.Substring(7) }) }
+
+function Assert-FailsWithoutChange {
+    <#
+      Runs a NetnsNat call that must fail: exactly one error with the id and category given, no output, and the lab
+      (rules of both backends, routes everywhere, forwarding sysctls) byte-for-byte as before. Returns the error.
+    #>
+    param([Parameter(Mandatory)][scriptblock] $Action, [Parameter(Mandatory)][string] $ErrorId, [Parameter(Mandatory)][string] $Category)
+    $before = Get-LabState
+    $records = [System.Collections.Generic.List[object]]::new()
+    $output = [System.Collections.Generic.List[object]]::new()
+    try {
+        foreach ($o in (& $Action 2>&1)) {
+            if ($o -is [System.Management.Automation.ErrorRecord]) { $records.Add($o) } else { $output.Add($o) }
+        }
+    }
+    catch { $records.Add($_) }
+    $output | Should -BeNullOrEmpty
+    $records | Should -HaveCount 1
+    $records[0].FullyQualifiedErrorId | Should -BeLike "$ErrorId,*"
+    $records[0].CategoryInfo.Category | Should -Be $Category
+    Get-LabState | Should -Be $before
+    $records[0]
+}
+
+function Write-Figure {
+    <# Prints a measured figure and keeps it in out/figures.txt, which build.ps1 Test prints at the end. #>
+    param([Parameter(Mandatory)][string] $Name, [Parameter(Mandatory)] $Value)
+    $line = "{0,-58} {1}" -f $Name, $Value
+    Write-Host "  figure: $line"
+    if ($env:NETNSNAT_RESULTS) { Add-Content -Path (Join-Path $env:NETNSNAT_RESULTS 'figures.txt') -Value $line }
+}

@@ -175,32 +175,18 @@ Describe 'Enable-NamespaceNat and Disable-NamespaceNat' {
             @{ Case = 'an empty namespace'; Params = @{ Namespace = ' '; Bridge = 'br0'; Outbound = 'eth0' }; ErrorId = 'InvalidNamespaceName'; Category = 'InvalidArgument' }
             @{ Case = 'a look-alike bridge name'; Params = @{ Namespace = 'testnet'; Bridge = "br$([char]0x0030)$([char]0x0301)"; Outbound = 'eth0' }; ErrorId = 'InvalidInterfaceName'; Category = 'InvalidArgument' }
         ) {
-            $before = Get-LabState
-            $err = $null
-            Enable-NamespaceNat @Params -ErrorVariable err -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
-            $err | Should -HaveCount 1
-            $err[0].FullyQualifiedErrorId | Should -BeLike "$ErrorId,*"
-            $err[0].CategoryInfo.Category | Should -Be $Category
-            Get-LabState | Should -Be $before
+            Assert-FailsWithoutChange { Enable-NamespaceNat @Params } -ErrorId $ErrorId -Category $Category
         }
 
         It 'says clearly when there is no default route and no -Outbound' {
             Invoke-LabCommand ip -ArgumentList @('route', 'del', 'default') | Out-Null
-            try {
-                $before = Get-LabState
-                { Enable-NamespaceNat testnet br0 -ErrorAction Stop } | Should -Throw -ErrorId 'NoDefaultRoute,NetnsNat.Commands.EnableNamespaceNatCommand'
-                Get-LabState | Should -Be $before
-            }
+            try { Assert-FailsWithoutChange { Enable-NamespaceNat testnet br0 } -ErrorId NoDefaultRoute -Category ObjectNotFound | Out-Null }
             finally { Invoke-LabCommand ip -ArgumentList @('route', 'add', 'default', 'via', '198.51.100.254', 'dev', 'eth0') | Out-Null }
         }
 
         It 'rolls back what it applied when the route step fails (namespace without an address on the bridge)' {
             Invoke-LabCommand ip -ArgumentList @('netns', 'add', 'noaddr') | Out-Null
-            try {
-                $before = Get-LabState
-                { Enable-NamespaceNat noaddr br0 eth0 -ErrorAction Stop } | Should -Throw -ErrorId 'GatewayUnreachable,NetnsNat.Commands.EnableNamespaceNatCommand'
-                Get-LabState | Should -Be $before
-            }
+            try { Assert-FailsWithoutChange { Enable-NamespaceNat noaddr br0 eth0 } -ErrorId GatewayUnreachable -Category InvalidArgument | Out-Null }
             finally { Invoke-LabCommand ip -ArgumentList @('netns', 'del', 'noaddr') | Out-Null }
         }
     }

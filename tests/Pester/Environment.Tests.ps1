@@ -52,6 +52,43 @@ Describe 'Running without the privileges or tools it needs' {
         }
     }
 
+    Context 'a read-only /proc/sys' {
+        It 'Enable-NamespaceNat: SysctlNotWritable (PermissionDenied) that says what to do, nothing half-applied' {
+            [System.IO.File]::WriteAllText('/proc/sys/net/ipv4/ip_forward', "0`n")
+            $before = Get-LabState
+            # A mount namespace of the child's own, where /proc/sys is bind-mounted read-only (as in a container).
+            $readOnly = @('unshare', '--mount', '--', 'sh', '-c', 'mount --bind /proc/sys /proc/sys && mount -o remount,bind,ro /proc/sys && exec "$@"', 'sh')
+            $script = "try { Enable-NamespaceNat testnet br0 eth0 | Out-Null; 'NO ERROR' } catch { `$_.FullyQualifiedErrorId; `$_.CategoryInfo.Category.ToString(); `$_.Exception.Message }"
+            $r = Invoke-ChildPwsh -Script $script -Prefix $readOnly
+            $lines = $r.Output -split "`n"
+            $lines[0] | Should -BeLike 'SysctlNotWritable,*' -Because $r.Error
+            $lines[1] | Should -Be 'PermissionDenied'
+            $lines[2] | Should -Match 'read-only'
+            Get-LabState | Should -Be $before
+        }
+    }
+
+    Context 'rules in the other iptables backend' {
+        AfterEach { Reset-LabFirewall }
+
+        It 'Enable-NamespaceNat warns when iptables-legacy holds rules for the same subnet, and still works' {
+            Invoke-LabCommand iptables-legacy -ArgumentList @('-A', 'FORWARD', '-d', '10.0.0.0/24', '-j', 'ACCEPT') | Out-Null
+            $r = Enable-NamespaceNat testnet br0 eth0 -WarningVariable warnings -WarningAction SilentlyContinue
+            $r.Rule.Backend | Should -Be 'nf_tables'
+            $warnings | Should -HaveCount 1
+            $warnings[0].Message | Should -Match 'legacy iptables backend also has 1 rule'
+            $warnings[0].Message | Should -Match 'update-alternatives'
+            Disable-NamespaceNat testnet br0
+        }
+
+        It 'does not warn when the legacy backend has nothing for the subnet' {
+            Invoke-LabCommand iptables-legacy -ArgumentList @('-A', 'FORWARD', '-d', '172.31.0.0/24', '-j', 'ACCEPT') | Out-Null
+            Enable-NamespaceNat testnet br0 eth0 -WarningVariable warnings -WarningAction SilentlyContinue | Out-Null
+            $warnings | Should -BeNullOrEmpty
+            Disable-NamespaceNat testnet br0
+        }
+    }
+
     Context 'a tool missing from PATH' {
         BeforeAll {
             $bin = Join-Path ([System.IO.Path]::GetTempPath()) "netnsnat-path-$PID"

@@ -61,11 +61,7 @@ Describe 'Get-BridgeSubnet' {
             @{ Case = 'a name with shell syntax'; Name = 'br0;reboot'; ErrorId = 'InvalidInterfaceName'; Category = 'InvalidArgument' }
             @{ Case = 'a name of 16 characters'; Name = 'abcdefghijklmnop'; ErrorId = 'InvalidInterfaceName'; Category = 'InvalidArgument' }
         ) {
-            $err = $null
-            Get-BridgeSubnet -Name $Name -ErrorVariable err -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
-            $err | Should -HaveCount 1
-            $err[0].FullyQualifiedErrorId | Should -BeLike "$ErrorId,*"
-            $err[0].CategoryInfo.Category | Should -Be $Category
+            Assert-FailsWithoutChange { Get-BridgeSubnet -Name $Name } -ErrorId $ErrorId -Category $Category
         }
 
         It 'says how to fix a bridge without an address' {

@@ -14,6 +14,8 @@ $ErrorActionPreference = 'Stop'
 Import-Module $PesterPath -Force
 $env:NETNSNAT_MODULE = $ModulePath
 $env:NETNSNAT_PWSH = Join-Path $PSHOME 'pwsh'
+$env:NETNSNAT_RESULTS = $ResultPath
+Remove-Item (Join-Path $ResultPath "figures.txt") -ErrorAction Ignore
 
 $config = New-PesterConfiguration
 $config.Run.Path = if ($TestPath) { $TestPath -split ',' | ForEach-Object { if (Test-Path $_) { $_ } else { Join-Path $PSScriptRoot $_ } } } else { $PSScriptRoot }

@@ -108,13 +108,7 @@ Describe 'Add-NatMasquerade' {
             @{ Case = 'bridge that is a veth'; Params = @{ Subnet = '10.0.0.0/24'; Outbound = 'eth0'; Bridge = 'vtestnet' }; ErrorId = 'NotABridge'; Category = 'InvalidArgument' }
             @{ Case = 'bridge as outbound'; Params = @{ Subnet = '10.0.0.0/24'; Outbound = 'br0'; Bridge = 'br0' }; ErrorId = 'OutboundIsBridge'; Category = 'InvalidArgument' }
         ) {
-            $before = Get-LabState
-            $err = $null
-            Add-NatMasquerade @Params -ErrorVariable err -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
-            $err | Should -HaveCount 1
-            $err[0].FullyQualifiedErrorId | Should -BeLike "$ErrorId,*"
-            $err[0].CategoryInfo.Category | Should -Be $Category
-            Get-LabState | Should -Be $before
+            Assert-FailsWithoutChange { Add-NatMasquerade @Params } -ErrorId $ErrorId -Category $Category
         }
     }
 }

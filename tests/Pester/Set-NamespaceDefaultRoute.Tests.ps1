@@ -59,13 +59,7 @@ Describe 'Set-NamespaceDefaultRoute' {
         @{ Case = 'a namespace path'; Ns = '../testnet'; Gw = '10.0.0.1'; ErrorId = 'InvalidNamespaceName'; Category = 'InvalidArgument' }
         @{ Case = 'a namespace with shell syntax'; Ns = 'testnet;id'; Gw = '10.0.0.1'; ErrorId = 'InvalidNamespaceName'; Category = 'InvalidArgument' }
     ) {
-        $before = Get-LabState
-        $err = $null
-        Set-NamespaceDefaultRoute -Namespace $Ns -Gateway $Gw -ErrorVariable err -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
-        $err | Should -HaveCount 1
-        $err[0].FullyQualifiedErrorId | Should -BeLike "$ErrorId,*"
-        $err[0].CategoryInfo.Category | Should -Be $Category
-        Get-LabState | Should -Be $before
+        Assert-FailsWithoutChange { Set-NamespaceDefaultRoute -Namespace $Ns -Gateway $Gw } -ErrorId $ErrorId -Category $Category
     }
 
     It 'says how to create a missing namespace' {

@@ -8,10 +8,12 @@ namespace NetnsNat.Commands
     [OutputType(typeof(NatMasqueradeRule))]
     public sealed class AddNatMasqueradeCommand : NetnsCmdlet
     {
+        [AllowEmptyString]
         [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
         [ArgumentCompleter(typeof(SubnetCompleter))]
         public string Subnet { get; set; } = string.Empty;
 
+        [AllowEmptyString]
         [Parameter(Mandatory = true, Position = 1, ValueFromPipelineByPropertyName = true)]
         [ArgumentCompleter(typeof(InterfaceNameCompleter))]
         public string Outbound { get; set; } = string.Empty;

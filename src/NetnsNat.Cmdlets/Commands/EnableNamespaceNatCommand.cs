@@ -15,11 +15,13 @@ namespace NetnsNat.Commands
     [OutputType(typeof(NamespaceNatResult))]
     public sealed class EnableNamespaceNatCommand : NetnsCmdlet
     {
+        [AllowEmptyString]
         [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
         [Alias("Name")]
         [ArgumentCompleter(typeof(NamespaceNameCompleter))]
         public string[] Namespace { get; set; } = Array.Empty<string>();
 
+        [AllowEmptyString]
         [Parameter(Mandatory = true, Position = 1, ValueFromPipelineByPropertyName = true)]
         [ArgumentCompleter(typeof(BridgeNameCompleter))]
         public string Bridge { get; set; } = string.Empty;
@@ -105,11 +107,13 @@ namespace NetnsNat.Commands
     [OutputType(typeof(NamespaceNatResult))]
     public sealed class DisableNamespaceNatCommand : NetnsCmdlet
     {
+        [AllowEmptyString]
         [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
         [Alias("Name")]
         [ArgumentCompleter(typeof(NamespaceNameCompleter))]
         public string[] Namespace { get; set; } = Array.Empty<string>();
 
+        [AllowEmptyString]
         [Parameter(Mandatory = true, Position = 1, ValueFromPipelineByPropertyName = true)]
         [ArgumentCompleter(typeof(BridgeNameCompleter))]
         public string Bridge { get; set; } = string.Empty;

@@ -12,10 +12,12 @@ namespace NetnsNat.Commands
         private const string ByFieldsSet = "ByFields";
         private const string ByObjectSet = "ByObject";
 
+        [AllowEmptyString]
         [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true, ParameterSetName = ByFieldsSet)]
         [ArgumentCompleter(typeof(SubnetCompleter))]
         public string Subnet { get; set; } = string.Empty;
 
+        [AllowEmptyString]
         [Parameter(Mandatory = true, Position = 1, ValueFromPipelineByPropertyName = true, ParameterSetName = ByFieldsSet)]
         [ArgumentCompleter(typeof(InterfaceNameCompleter))]
         public string Outbound { get; set; } = string.Empty;

@@ -8,11 +8,13 @@ namespace NetnsNat.Commands
     [OutputType(typeof(NamespaceRoute))]
     public sealed class SetNamespaceDefaultRouteCommand : NetnsCmdlet
     {
+        [AllowEmptyString]
         [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
         [ArgumentCompleter(typeof(NamespaceNameCompleter))]
         public string Namespace { get; set; } = string.Empty;
 
         /// <summary>The next hop; bound from the Address of a Get-BridgeSubnet object.</summary>
+        [AllowEmptyString]
         [Parameter(Mandatory = true, Position = 1, ValueFromPipelineByPropertyName = true)]
         [Alias("Address")]
         public string Gateway { get; set; } = string.Empty;
