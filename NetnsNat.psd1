@@ -20,6 +20,7 @@
         'Set-NamespaceDefaultRoute'
         'Enable-NamespaceNat'
         'Disable-NamespaceNat'
+        'Test-NamespaceNat'
     )
     FunctionsToExport    = @()
     VariablesToExport    = @()

@@ -50,7 +50,7 @@ function Invoke-Bootstrap {
     # command => Debian package
     $needed = [ordered]@{
         'ip' = 'iproute2'; 'iptables' = 'iptables'; 'iptables-save' = 'iptables'; 'iptables-restore' = 'iptables'
-        'ping' = 'iputils-ping'; 'socat' = 'socat'; 'unshare' = 'util-linux'; 'setpriv' = 'util-linux'
+        'ping' = 'iputils-ping'; 'socat' = 'socat'; 'unshare' = 'util-linux'; 'setpriv' = 'util-linux'; 'dnsmasq' = 'dnsmasq-base'; 'ss' = 'iproute2'
     }
     $missing = @($needed.GetEnumerator() | Where-Object { -not (Get-Command $_.Key -CommandType Application -ErrorAction Ignore) } | ForEach-Object Value | Sort-Object -Unique)
     if ($missing) {
@@ -80,6 +80,7 @@ function Invoke-Build {
     foreach ($file in 'NetnsNat.Cmdlets.dll', 'CliWrap.dll', 'NetnsNat.Format.ps1xml') {
         Copy-Item (Join-Path $bin $file) $dest
     }
+    Copy-Item (Join-Path $Root 'src/NetnsNat.Verify.Tests.ps1') $dest
     $manifest = (Get-Content (Join-Path $Root 'NetnsNat.psd1') -Raw) -replace "ModuleVersion\s*=\s*'[^']*'", "ModuleVersion        = '$version'"
     Set-Content -Path (Join-Path $dest 'NetnsNat.psd1') -Value $manifest -Encoding utf8NoBOM
     # Help: docs/*.md compiled into MAML and about_ text by a fresh pwsh (it loads the module to read parameter metadata).

@@ -126,6 +126,37 @@ function Stop-LabListener {
     $script:Listeners.Remove($Process) | Out-Null
 }
 
+function Start-LabDns {
+    <#
+      dnsmasq in the "internet" namespace on 203.0.113.53, answering only names that exist in the lab:
+      server.lab.test is the lab server. It forwards nothing anywhere (no upstream, no /etc/hosts).
+    #>
+    param([string] $Address = '203.0.113.53')
+    Invoke-LabCommand ip -ArgumentList @('-n', $script:Internet, 'addr', 'replace', "$Address/32", 'dev', 'lo') | Out-Null
+    $psi = [System.Diagnostics.ProcessStartInfo]::new((Resolve-LabTool ip))
+    foreach ($a in @('netns', 'exec', $script:Internet, (Resolve-LabTool dnsmasq), '--keep-in-foreground', '--conf-file=/dev/null', '--no-resolv', '--no-hosts',
+            '--bind-interfaces', "--listen-address=$Address", '--user=root', '--group=root', '--pid-file=/run/netnsnat-lab-dnsmasq.pid',
+            "--address=/server.lab.test/$($script:ServerAddress)", '--log-facility=-')) { $psi.ArgumentList.Add($a) }
+    $psi.RedirectStandardInput = $true; $psi.RedirectStandardOutput = $true; $psi.RedirectStandardError = $true
+    $process = [System.Diagnostics.Process]::Start($psi)
+    $script:Listeners.Add($process)
+    $deadline = [DateTime]::UtcNow.AddSeconds(10)
+    while ([DateTime]::UtcNow -lt $deadline) {
+        if ($process.HasExited) { throw "dnsmasq exited: $($process.StandardError.ReadToEnd())" }
+        $ss = Invoke-LabCommand ip -ArgumentList @('netns', 'exec', $script:Internet, 'ss', '-lun') -AllowFailure
+        if ($ss.Output -match [regex]::Escape("${Address}:53")) { return $process }
+        Start-Sleep -Milliseconds 50
+    }
+    throw 'dnsmasq did not start listening within 10 s'
+}
+
+function Resolve-LabName {
+    <# Resolves a name from inside a namespace (through the resolv.conf "ip netns exec" shows it); the address or $null. #>
+    param([string] $Namespace = 'testnet', [string] $Name = 'server.lab.test')
+    $r = Invoke-LabCommand ip -ArgumentList @('netns', 'exec', $Namespace, 'getent', 'ahostsv4', $Name) -AllowFailure -TimeoutSeconds 15
+    if ($r.ExitCode -eq 0) { ($r.Output -split '\s+')[0] } else { $null }
+}
+
 function New-NetnsNatLab {
     <# Builds the lesson's world (see the top of this file) after clearing what an earlier run left. #>
     param([string] $Bridge = 'br0', [string] $BridgeAddress = '10.0.0.1/24', [string] $Client = 'testnet', [string] $ClientAddress = '10.0.0.2/24', [string] $Uplink = 'eth0')
@@ -229,4 +260,4 @@ function Get-LabState {
     $lines -join "`n"
 }
 
-Export-ModuleMember -Function Assert-LabSandbox, ConvertTo-LabRuleset, Invoke-LabCommand, Add-LabBridge, Add-LabClient, Start-LabListener, Stop-LabListener, New-NetnsNatLab, Remove-NetnsNatLab, Reset-LabFirewall, Test-LabConnection, Get-LabRuleset, Get-LabState
+Export-ModuleMember -Function Assert-LabSandbox, ConvertTo-LabRuleset, Invoke-LabCommand, Add-LabBridge, Add-LabClient, Start-LabListener, Stop-LabListener, Start-LabDns, Resolve-LabName, New-NetnsNatLab, Remove-NetnsNatLab, Reset-LabFirewall, Test-LabConnection, Get-LabRuleset, Get-LabState

@@ -36,6 +36,10 @@ COMMIT
             var quoted = s.Chain("filter", "FORWARD").Last();
             Assert.Equal("two words", quoted.Comment);
             Assert.True(quoted.HasOtherMatches);
+            Assert.True(quoted.HasTargetOptions);
+            var masqueradeWithPorts = s.Chain("nat", "POSTROUTING").Last();
+            Assert.False(masqueradeWithPorts.HasOtherMatches == false && !masqueradeWithPorts.HasTargetOptions);
+            Assert.False(masqueradeWithPorts.SameAs(NatRules.Masquerade("10.0.0.0/24", "eth0")));
             Assert.Contains("\"two words\"", quoted.SaveLine);
         }
 

@@ -15,6 +15,7 @@ Import-Module $PesterPath -Force
 $env:NETNSNAT_MODULE = $ModulePath
 $env:NETNSNAT_PWSH = Join-Path $PSHOME 'pwsh'
 $env:NETNSNAT_RESULTS = $ResultPath
+$env:NETNSNAT_PESTER = $PesterPath
 Remove-Item (Join-Path $ResultPath "figures.txt") -ErrorAction Ignore
 
 $config = New-PesterConfiguration

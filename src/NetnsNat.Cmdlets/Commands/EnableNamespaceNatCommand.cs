@@ -31,6 +31,10 @@ namespace NetnsNat.Commands
         [ArgumentCompleter(typeof(InterfaceNameCompleter))]
         public string? Outbound { get; set; }
 
+        /// <summary>Nameservers for the namespace, written to /etc/netns/NAME/resolv.conf.</summary>
+        [Parameter(ValueFromPipelineByPropertyName = true)]
+        public string[]? Dns { get; set; }
+
         protected override void BeginProcessing()
         {
             RequireNetAdmin();
@@ -41,11 +45,30 @@ namespace NetnsNat.Commands
         {
             if (!CheckInterfaceName(Bridge, "Bridge")) return;
             if (Outbound != null && !CheckInterfaceName(Outbound, "Outbound")) return;
+            if (Dns != null && !CheckNameservers(Dns)) return;
             foreach (var ns in Namespace)
             {
                 if (!CheckNamespaceName(ns)) continue;
                 Guard(ns, () => EnableOne(ns));
             }
+        }
+
+        private bool CheckNameservers(string[] servers)
+        {
+            foreach (var server in servers)
+            {
+                if (Ipv4Cidr.TryParseAddress(server, out _) || (server.Contains(':') && System.Net.IPAddress.TryParse(server, out var v6) && v6.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6)) continue;
+                WriteError(new ErrorRecord(new ArgumentException($"-Dns '{server}' is not an IP address. Give the nameservers' addresses, for example -Dns 192.0.2.53.", "Dns"),
+                    "InvalidDns", ErrorCategory.InvalidArgument, server));
+                return false;
+            }
+            if (servers.Length == 0 || servers.Any(Resolver.IsLoopback))
+            {
+                WriteError(new ErrorRecord(new ArgumentException("-Dns needs at least one nameserver, and none on the loopback (127.0.0.0/8, ::1): the namespace has a loopback of its own and cannot reach the host's.", "Dns"),
+                    "InvalidDns", ErrorCategory.InvalidArgument, servers));
+                return false;
+            }
+            return true;
         }
 
         private void EnableOne(string ns)
@@ -74,9 +97,13 @@ namespace NetnsNat.Commands
                 var route = SetNamespaceDefaultRouteCommand.Apply(this, ns, bridgeSubnet.Address);
                 if (route?.Changed == true && route.PreviousGateway == null) undo.Push(() => Ip.DeleteDefaultRoute(ns, CancellationToken.None));
                 else if (route?.Changed == true) undo.Push(() => Ip.ReplaceDefaultRoute(ns, route.PreviousGateway!, CancellationToken.None));
+                var dnsWritten = Steps.WriteNamespaceResolver(this, ns, Dns);
+                if (dnsWritten != null) undo.Push(dnsWritten);
                 if (forwarding == null || rules == null || route == null) return; // -WhatIf
                 Steps.RequireBridgeStillThere(Bridge);
-                WriteObject(new NamespaceNatResult(ns, Bridge, bridgeSubnet.Subnet, outbound, bridgeSubnet.Address, true, forwarding, rules.Value.Rule, route));
+                var resolvConf = Resolver.EffectiveResolvConf(ns);
+                WriteObject(new NamespaceNatResult(ns, Bridge, bridgeSubnet.Subnet, outbound, bridgeSubnet.Address, true, forwarding, rules.Value.Rule, route,
+                    Resolver.NameserversOf(resolvConf), resolvConf));
             }
             catch (Exception) when (undo.Count > 0)
             {
@@ -214,6 +241,7 @@ namespace NetnsNat.Commands
                 throw;
             }
             NatMasqueradeRule? removed = removedRules?.Rule;
+            Steps.RemoveNamespaceResolver(this, ns);
 
             var forwarding = DisableForwarding ? Steps.SetForwarding(this, "IPv4", false) : null;
             forwarding ??= new IpForwardingState("IPv4", Sysctl.ForwardingKey("IPv4"), Sysctl.ReadFlag(Sysctl.ForwardingPath("IPv4")), false);

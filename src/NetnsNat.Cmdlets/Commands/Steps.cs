@@ -166,6 +166,13 @@ namespace NetnsNat.Commands
         /// </summary>
         public static void WarnAboutOtherBackend(NetnsCmdlet cmdlet, IptablesSnapshot snapshot, string subnet)
         {
+            var mix = OtherBackendRules(cmdlet, snapshot, subnet);
+            if (mix != null) cmdlet.WriteWarning(mix.Value.Message + " " + mix.Value.Fix + ".");
+        }
+
+        /// <summary>What the other backend holds for the subnet, as a message and a fix; null when nothing.</summary>
+        public static (string Message, string Fix)? OtherBackendRules(NetnsCmdlet cmdlet, IptablesSnapshot snapshot, string subnet)
+        {
             var backend = Backend(snapshot);
             string? otherTool = null;
             if (backend == "nf_tables")
@@ -178,17 +185,71 @@ namespace NetnsNat.Commands
             {
                 otherTool = "iptables-nft-save";
             }
-            if (otherTool == null) return;
+            if (otherTool == null) return null;
             var result = cmdlet.Runner.Run(otherTool, Array.Empty<string>(), cmdlet.Token);
-            if (!result.Succeeded) return;
+            if (!result.Succeeded) return null;
             var other = IptablesSnapshot.Parse(result.StandardOutput);
             var mentions = other.Rules.Where(r => r.Source == subnet || r.Destination == subnet).ToArray();
-            if (mentions.Length == 0) return;
+            if (mentions.Length == 0) return null;
             var otherName = otherTool.StartsWith("iptables-legacy", StringComparison.Ordinal) ? "legacy" : "nf_tables";
-            cmdlet.WriteWarning(
+            return (
                 $"The {otherName} iptables backend also has {mentions.Length} rule(s) for {subnet} (see '{otherTool}'), while NetnsNat writes to the {backend} backend " +
-                $"that 'iptables' uses. The kernel applies both, so a DROP or a second MASQUERADE there still acts on this traffic, and 'iptables -L' does not show it. " +
-                $"Remove the {otherName} rules, or make one backend the default with 'update-alternatives --config iptables'.");
+                "that 'iptables' uses. The kernel applies both, so a DROP or a second MASQUERADE there still acts on this traffic, and 'iptables -L' does not show it.",
+                $"Remove the {otherName} rules, or make one backend the default with 'update-alternatives --config iptables'");
+        }
+
+        /// <summary>
+        /// Gives the namespace a resolver it can reach, in /etc/netns/NAME/resolv.conf (never the host's
+        /// /etc/resolv.conf): the -Dns servers; or, when the host's resolvers are all loopback addresses, the upstream
+        /// servers systemd-resolved lists. Returns the undo action when it wrote the file.
+        /// </summary>
+        public static Action? WriteNamespaceResolver(NetnsCmdlet cmdlet, string ns, IReadOnlyList<string>? dns)
+        {
+            var servers = dns;
+            if (servers == null)
+            {
+                var host = Resolver.NameserversOf(Resolver.HostResolvConf);
+                if (host.Count == 0 || !host.All(Resolver.IsLoopback)) return null;
+                var upstream = Resolver.NameserversOf(Resolver.SystemdUpstream).Where(a => !Resolver.IsLoopback(a)).ToArray();
+                if (upstream.Length == 0)
+                {
+                    cmdlet.WriteWarning($"The host resolves through {string.Join(", ", host)} on its loopback, which the namespace '{ns}' cannot reach, and " +
+                        $"{Resolver.SystemdUpstream} has no upstream servers to use instead. Name lookups in the namespace will fail: pass -Dns with a reachable nameserver.");
+                    return null;
+                }
+                cmdlet.WriteVerbose($"The host's resolver {string.Join(", ", host)} is on its loopback; giving '{ns}' the upstream servers from {Resolver.SystemdUpstream}.");
+                servers = upstream;
+            }
+            var path = Resolver.NamespaceResolvConf(ns);
+            var content = Resolver.Render(servers);
+            string? previous = File.Exists(path) ? File.ReadAllText(path) : null;
+            if (previous == content) return null;
+            if (previous != null && !previous.StartsWith(Resolver.Marker, StringComparison.Ordinal))
+            {
+                cmdlet.WriteWarning($"{path} exists and was not written by NetnsNat; leaving it as it is. Remove it to let Enable-NamespaceNat manage the namespace's resolver.");
+                return null;
+            }
+            if (!cmdlet.ShouldProcess(path, $"Write resolv.conf for namespace {ns}: nameserver {string.Join(", nameserver ", servers)}")) return null;
+            var directory = Resolver.NamespaceDirectory(ns);
+            bool createdDirectory = !Directory.Exists(directory);
+            Directory.CreateDirectory(directory);
+            File.WriteAllText(path, content);
+            return () =>
+            {
+                if (previous != null) File.WriteAllText(path, previous);
+                else File.Delete(path);
+                if (createdDirectory && Directory.Exists(directory) && !Directory.EnumerateFileSystemEntries(directory).Any()) Directory.Delete(directory);
+            };
+        }
+
+        /// <summary>Removes /etc/netns/NAME/resolv.conf when NetnsNat wrote it (and the folder when that leaves it empty).</summary>
+        public static void RemoveNamespaceResolver(NetnsCmdlet cmdlet, string ns)
+        {
+            var path = Resolver.NamespaceResolvConf(ns);
+            if (!Resolver.IsOwnFile(path) || !cmdlet.ShouldProcess(path, "Remove the resolv.conf NetnsNat wrote")) return;
+            File.Delete(path);
+            var directory = Resolver.NamespaceDirectory(ns);
+            if (!Directory.EnumerateFileSystemEntries(directory).Any()) Directory.Delete(directory);
         }
 
         /// <summary>Fails when the bridge vanished while the call ran (checked before declaring success).</summary>

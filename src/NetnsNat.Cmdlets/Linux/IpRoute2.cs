@@ -84,6 +84,14 @@ namespace NetnsNat.Linux
             return ParseLinks(result.StandardOutput);
         }
 
+        /// <summary>The interfaces inside a named namespace.</summary>
+        public IReadOnlyList<LinkInfo> NamespaceLinks(string ns, CancellationToken cancellationToken)
+        {
+            var result = _runner.Run("ip", new[] { "-n", ns, "-j", "-d", "addr", "show" }, cancellationToken);
+            if (!result.Succeeded) throw NamespaceError(ns, result);
+            return ParseLinks(result.StandardOutput);
+        }
+
         public static IReadOnlyList<LinkInfo> ParseLinks(string json)
         {
             var links = new List<LinkInfo>();

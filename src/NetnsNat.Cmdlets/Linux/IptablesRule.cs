@@ -29,8 +29,11 @@ namespace NetnsNat.Linux
         public string? Comment { get; private set; }
         public string? ConnectionStates { get; private set; }
 
-        /// <summary>True when the rule has a match or option this module does not model (negation, ports, ...).</summary>
+        /// <summary>True when the rule has a match this module does not model (negation, protocol, ports, marks, ...).</summary>
         public bool HasOtherMatches { get; private set; }
+
+        /// <summary>True when the target has options (--reject-with, --to-ports, ...).</summary>
+        public bool HasTargetOptions { get; private set; }
 
         /// <summary>The rule in iptables-save form, "-A CHAIN ...".</summary>
         public string SaveLine => "-A " + Chain + " " + string.Join(" ", Specification.Select(QuoteToken));
@@ -70,7 +73,11 @@ namespace NetnsNat.Linux
                     case "-d" when next != null: Destination = next; i++; break;
                     case "-i" when next != null: InInterface = next; i++; break;
                     case "-o" when next != null: OutInterface = next; i++; break;
-                    case "-j" when next != null && Target == null: Target = next; i++; break;
+                    case "-j" when next != null && Target == null:
+                        Target = next;
+                        HasTargetOptions = i + 2 < spec.Count;
+                        i = spec.Count;
+                        break;
                     case "-m" when next == "comment" || next == "conntrack": i++; break;
                     case "--comment" when next != null: Comment = next; i++; break;
                     case "--ctstate" when next != null: ConnectionStates = NormalizeStates(next); i++; break;
@@ -84,7 +91,7 @@ namespace NetnsNat.Linux
 
         /// <summary>Same chain and the same modelled matches, with nothing else on either side.</summary>
         public bool SameAs(IptablesRule other) =>
-            Table == other.Table && Chain == other.Chain && !HasOtherMatches && !other.HasOtherMatches
+            Table == other.Table && Chain == other.Chain && !HasOtherMatches && !other.HasOtherMatches && !HasTargetOptions && !other.HasTargetOptions
             && Source == other.Source && Destination == other.Destination
             && InInterface == other.InInterface && OutInterface == other.OutInterface
             && Target == other.Target && Comment == other.Comment && ConnectionStates == other.ConnectionStates;

@@ -103,7 +103,7 @@ namespace NetnsNat.Linux
 
         /// <summary>A FORWARD rule this module wrote, whatever its subnet and interfaces.</summary>
         public static bool IsOwnForward(IptablesRule rule) =>
-            rule.Table == "filter" && rule.Chain == "FORWARD" && rule.Comment == Comment && (rule.Target == "ACCEPT" || rule.Target == "DROP") && !rule.HasOtherMatches;
+            rule.Table == "filter" && rule.Chain == "FORWARD" && rule.Comment == Comment && (rule.Target == "ACCEPT" || rule.Target == "DROP") && !rule.HasOtherMatches && !rule.HasTargetOptions;
 
         /// <summary>The bridge a rule of ours is for: the in-interface of the outgoing rule, the out-interface of the others.</summary>
         public static string? BridgeOf(IptablesRule rule) => rule.Source != null ? rule.InInterface : rule.OutInterface;

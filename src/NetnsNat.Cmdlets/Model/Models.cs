@@ -109,8 +109,10 @@ namespace NetnsNat
     public sealed class NamespaceNatResult
     {
         public NamespaceNatResult(string @namespace, string bridge, string subnet, string outbound, string? gateway, bool enabled,
-            IpForwardingState forwarding, NatMasqueradeRule rule, NamespaceRoute? route)
+            IpForwardingState forwarding, NatMasqueradeRule rule, NamespaceRoute? route, IReadOnlyList<string>? dns = null, string? resolvConf = null)
         {
+            Dns = dns ?? Array.Empty<string>();
+            ResolvConf = resolvConf;
             Namespace = @namespace;
             Bridge = bridge;
             Subnet = subnet;
@@ -138,5 +140,11 @@ namespace NetnsNat
         public IpForwardingState ForwardingState { get; }
         public NatMasqueradeRule Rule { get; }
         public NamespaceRoute? Route { get; }
+
+        /// <summary>The nameservers the namespace resolves with (from the resolv.conf it sees).</summary>
+        public IReadOnlyList<string> Dns { get; }
+
+        /// <summary>The resolv.conf the namespace sees: /etc/netns/NAME/resolv.conf when there is one, else the host's.</summary>
+        public string? ResolvConf { get; }
     }
 }

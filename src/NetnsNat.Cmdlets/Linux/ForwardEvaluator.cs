@@ -1,0 +1,107 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+
+namespace NetnsNat.Linux
+{
+    /// <summary>A packet to walk through the filter FORWARD chain.</summary>
+    public sealed class ForwardPacket
+    {
+        public ForwardPacket(string inInterface, string outInterface, uint source, uint destination, string state)
+        {
+            InInterface = inInterface;
+            OutInterface = outInterface;
+            Source = source;
+            Destination = destination;
+            State = state;
+        }
+
+        public string InInterface { get; }
+        public string OutInterface { get; }
+        public uint Source { get; }
+        public uint Destination { get; }
+
+        /// <summary>The conntrack state: NEW for the first packet out, ESTABLISHED for a reply.</summary>
+        public string State { get; }
+    }
+
+    /// <summary>Where a packet ends in FORWARD: accepted or blocked, by which rule or the policy, and any rule that might interfere.</summary>
+    public sealed class ForwardVerdict
+    {
+        public ForwardVerdict(bool accepted, string by, IReadOnlyList<string> uncertain)
+        {
+            Accepted = accepted;
+            By = by;
+            Uncertain = uncertain;
+        }
+
+        public bool Accepted { get; }
+
+        /// <summary>The deciding rule in iptables-save form, or "policy DROP" and the like.</summary>
+        public string By { get; }
+
+        /// <summary>DROP or REJECT rules before the verdict with matches this evaluator cannot decide (ports, marks, ...).</summary>
+        public IReadOnlyList<string> Uncertain { get; }
+    }
+
+    /// <summary>
+    /// Walks a packet through filter FORWARD as the kernel would for the matches NetnsNat models (interfaces with
+    /// '+' wildcards, addresses, conntrack state), following jumps into user chains and RETURN.
+    /// </summary>
+    public static class ForwardEvaluator
+    {
+        private static readonly HashSet<string> Terminal = new HashSet<string>(StringComparer.Ordinal) { "ACCEPT", "DROP", "REJECT" };
+
+        public static ForwardVerdict Evaluate(IptablesSnapshot snapshot, ForwardPacket packet)
+        {
+            var uncertain = new List<string>();
+            var verdict = Walk(snapshot, "FORWARD", packet, uncertain, 0);
+            if (verdict != null) return new ForwardVerdict(verdict.Value.Accepted, verdict.Value.By, uncertain);
+            var policy = snapshot.Policies.TryGetValue("filter/FORWARD", out var p) ? p : "ACCEPT";
+            return new ForwardVerdict(policy == "ACCEPT", "policy " + policy, uncertain);
+        }
+
+        private static (bool Accepted, string By)? Walk(IptablesSnapshot snapshot, string chain, ForwardPacket packet, List<string> uncertain, int depth)
+        {
+            if (depth > 8) return null;
+            foreach (var rule in snapshot.Chain("filter", chain))
+            {
+                if (!Matches(rule, packet)) continue;
+                var target = rule.Target ?? string.Empty;
+                if (rule.HasOtherMatches)
+                {
+                    if (target == "DROP" || target == "REJECT") uncertain.Add(rule.ToString());
+                    continue;
+                }
+                if (Terminal.Contains(target)) return (target == "ACCEPT", rule.ToString());
+                if (target == "RETURN") return null;
+                if (IsUserChain(snapshot, target))
+                {
+                    var inner = Walk(snapshot, target, packet, uncertain, depth + 1);
+                    if (inner != null) return inner;
+                }
+            }
+            return null;
+        }
+
+        private static bool IsUserChain(IptablesSnapshot snapshot, string target) =>
+            snapshot.Policies.TryGetValue("filter/" + target, out var policy) && policy == "-";
+
+        private static bool Matches(IptablesRule rule, ForwardPacket packet) =>
+            InterfaceMatches(rule.InInterface, packet.InInterface)
+            && InterfaceMatches(rule.OutInterface, packet.OutInterface)
+            && AddressMatches(rule.Source, packet.Source)
+            && AddressMatches(rule.Destination, packet.Destination)
+            && (rule.ConnectionStates == null || rule.ConnectionStates.Split(',').Contains(packet.State));
+
+        public static bool InterfaceMatches(string? pattern, string name) =>
+            pattern == null || (pattern.EndsWith("+", StringComparison.Ordinal) ? name.StartsWith(pattern.Substring(0, pattern.Length - 1), StringComparison.Ordinal) : pattern == name);
+
+        private static bool AddressMatches(string? cidr, uint address)
+        {
+            if (cidr == null) return true;
+            if (Ipv4Cidr.TryParse(cidr, out var net, out _)) return net.Contains(address);
+            return Ipv4Cidr.TryParseAddress(cidr, out var single) && single == address;
+        }
+    }
+}

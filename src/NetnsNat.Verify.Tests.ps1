@@ -1,0 +1,67 @@
+<#
+.SYNOPSIS
+    Verifies a namespace's NAT setup the way the lesson's "Verify" section does, for your own Pester runs.
+.DESCRIPTION
+    Shipped with the NetnsNat module. Run it against your real setup, as root:
+
+        $verify = Join-Path (Get-Module NetnsNat -ListAvailable)[0].ModuleBase 'NetnsNat.Verify.Tests.ps1'
+        Invoke-Pester -Container (New-PesterContainer -Path $verify -Data @{ Namespace = 'testnet'; Bridge = 'br0' }) -Output Detailed
+
+    Every check of Test-NamespaceNat must not fail (a Warn passes, with its detail in the output), and the lesson's
+    own verification commands must show what they promise. With -Target an address is probed from inside the
+    namespace (ICMP, or TCP with Port).
+#>
+param(
+    [Parameter(Mandatory)][string] $Namespace,
+    [string] $Bridge,
+    [string] $Outbound,
+    [string] $Target,
+    [int] $Port
+)
+
+BeforeDiscovery {
+    $checks = @('NamespaceExists', 'LoopbackUp', 'Bridge', 'NamespaceAddress', 'DefaultRoute', 'IpForwarding', 'Masquerade', 'Uplink', 'Forward', 'DuplicateRules', 'BackendMix', 'Resolver')
+    if ($Target) { $checks += 'Probe' }
+}
+
+BeforeAll {
+    if (-not (Get-Module NetnsNat)) { Import-Module (Join-Path $PSScriptRoot 'NetnsNat.psd1') }
+    $params = @{ Namespace = $Namespace }
+    foreach ($name in 'Bridge', 'Outbound', 'Target') { if ((Get-Variable $name -ValueOnly)) { $params[$name] = Get-Variable $name -ValueOnly } }
+    if ($Port) { $params.Port = $Port }
+    $results = @(Test-NamespaceNat @params 6>$null)
+    $bridgeName = $results[0].Bridge
+    $subnet = if ($bridgeName) { (Get-BridgeSubnet $bridgeName -ErrorAction SilentlyContinue | Select-Object -First 1).Subnet }
+}
+
+Describe "NAT for the namespace $Namespace" {
+    Context 'Test-NamespaceNat' {
+        It '<_> does not fail' -ForEach $checks {
+            $r = $results | Where-Object Check -EQ $_
+            $r | Should -Not -BeNullOrEmpty -Because "Test-NamespaceNat runs the $_ check"
+            $r.Status | Should -Not -Be 'Fail' -Because "$($r.Detail) Fix: $($r.Fix)"
+        }
+    }
+
+    Context "the lesson's verification commands" {
+        It 'cat /proc/sys/net/ipv4/ip_forward prints 1' {
+            (Get-Content /proc/sys/net/ipv4/ip_forward -Raw).Trim() | Should -Be '1'
+        }
+
+        It 'iptables -t nat -L POSTROUTING -v -n shows MASQUERADE for the bridge subnet' {
+            $subnet | Should -Not -BeNullOrEmpty
+            $lines = (& iptables -t nat -L POSTROUTING -v -n) -match 'MASQUERADE'
+            ($lines -match [regex]::Escape($subnet)) | Should -Not -BeNullOrEmpty
+        }
+
+        It 'iptables -L FORWARD -v -n shows ACCEPT rules for the bridge' {
+            $bridgeName | Should -Not -BeNullOrEmpty
+            ((& iptables -L FORWARD -v -n) -match "ACCEPT.*\b$([regex]::Escape($bridgeName))\b") | Should -Not -BeNullOrEmpty
+        }
+
+        It 'ip netns exec NAMESPACE ip route shows a default route via the bridge' {
+            $gateway = (Get-BridgeSubnet $bridgeName | Select-Object -First 1).Address
+            (& ip netns exec $Namespace ip route) -match "^default via $([regex]::Escape($gateway)) " | Should -Not -BeNullOrEmpty
+        }
+    }
+}
