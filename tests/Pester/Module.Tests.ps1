@@ -1,3 +1,8 @@
+BeforeDiscovery {
+    # The per-cmdlet contexts are generated from the module's commands, so discovery needs the module loaded.
+    Import-Module $(if ($env:NETNSNAT_MODULE) { $env:NETNSNAT_MODULE } else { Join-Path $PSScriptRoot '../../out/NetnsNat' }) -Force
+}
+
 BeforeAll {
     . (Join-Path $PSScriptRoot 'Common.ps1')
     $module = Get-Module NetnsNat
