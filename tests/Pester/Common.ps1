@@ -1,6 +1,7 @@
 # Dot-sourced by every *.Tests.ps1 in its BeforeAll: the built module, the lab, and small helpers.
 $modulePath = if ($env:NETNSNAT_MODULE) { $env:NETNSNAT_MODULE } else { Join-Path $PSScriptRoot '../../out/NetnsNat' }
-Import-Module $modulePath -Force
+# Once per process: re-importing a binary module with -Force drops its format data.
+if (-not (Get-Module NetnsNat)) { Import-Module $modulePath }
 Import-Module (Join-Path $PSScriptRoot '../Lab/NetnsNatLab.psm1') -Force
 Assert-LabSandbox
 

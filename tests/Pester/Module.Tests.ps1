@@ -1,6 +1,6 @@
 BeforeDiscovery {
-    # The per-cmdlet contexts are generated from the module's commands, so discovery needs the module loaded.
-    Import-Module $(if ($env:NETNSNAT_MODULE) { $env:NETNSNAT_MODULE } else { Join-Path $PSScriptRoot '../../out/NetnsNat' }) -Force
+    # The per-cmdlet contexts come from the manifest (importing the module during discovery loses its format data).
+    $exported = (Import-PowerShellDataFile (Join-Path $PSScriptRoot '../../NetnsNat.psd1')).CmdletsToExport
 }
 
 BeforeAll {
@@ -9,8 +9,9 @@ BeforeAll {
 }
 
 Describe 'The NetnsNat module' {
-    It 'exports the cmdlets of the design card' {
+    It 'exports the cmdlets of the design card, as the manifest lists them' {
         $names = (Get-Command -Module NetnsNat).Name
+        ($names | Sort-Object) | Should -Be ((Import-PowerShellDataFile (Join-Path $PSScriptRoot '../../NetnsNat.psd1')).CmdletsToExport | Sort-Object)
         foreach ($n in 'Enable-IpForwarding', 'Get-BridgeSubnet', 'Add-NatMasquerade', 'Remove-NatMasquerade', 'Set-NamespaceDefaultRoute', 'Enable-NamespaceNat', 'Disable-NamespaceNat', 'Get-NatMasquerade', 'Test-NamespaceNat') {
             $names | Should -Contain $n
         }
@@ -23,7 +24,7 @@ Describe 'The NetnsNat module' {
         (Get-ChildItem $module.ModuleBase -Filter *.dll).Name | Sort-Object | Should -Be @('CliWrap.dll', 'NetnsNat.Cmdlets.dll')
     }
 
-    Context '<_>' -ForEach @(Get-Command -Module NetnsNat | ForEach-Object Name) {
+    Context '<_>' -ForEach $exported {
         BeforeAll {
             $cmd = Get-Command $_
             $help = Get-Help $_ -Full
@@ -32,7 +33,7 @@ Describe 'The NetnsNat module' {
 
         It 'declares [OutputType] with a table view for each type, also after deserialization' {
             $cmd.OutputType | Should -Not -BeNullOrEmpty
-            foreach ($t in $cmd.OutputType.Name -like 'NetnsNat.*') {
+            foreach ($t in @($cmd.OutputType.Name) -like 'NetnsNat.*') {
                 Get-FormatData -TypeName $t | Should -Not -BeNullOrEmpty
                 Get-FormatData -TypeName "Deserialized.$t" | Should -Not -BeNullOrEmpty
             }
