@@ -110,9 +110,21 @@ Describe 'Running without the privileges or tools it needs' {
             Get-LabState | Should -Be $before
         }
 
-        It 'ip missing: ToolNotFound naming iproute2' {
+        It 'ip missing: ToolNotFound naming iproute2 for Test-NamespaceNat, which runs it' {
             $env:PATH = '/nonexistent'
-            { Get-BridgeSubnet br0 } | Should -Throw -ErrorId 'ToolNotFound,NetnsNat.Commands.GetBridgeSubnetCommand' -ExpectedMessage '*iproute2*'
+            { Test-NamespaceNat testnet } | Should -Throw -ErrorId 'ToolNotFound,NetnsNat.Commands.TestNamespaceNatCommand' -ExpectedMessage '*iproute2*'
+        }
+
+        It 'the NAT cmdlets need no ip: interfaces come from getifaddrs, routes from rtnetlink' {
+            Remove-Item (Join-Path $bin 'ip')
+            foreach ($t in 'iptables-save', 'iptables-restore') { New-Item -ItemType SymbolicLink -Path (Join-Path $bin $t) -Target (Get-Command $t -CommandType Application)[0].Source -Force | Out-Null }
+            $env:PATH = $bin
+            try {
+                (Get-BridgeSubnet br0).Subnet | Should -Be '10.0.0.0/24'
+                (Enable-NamespaceNat testnet br0 eth0).Route.Gateway | Should -Be '10.0.0.1'
+                Disable-NamespaceNat testnet br0
+            }
+            finally { foreach ($t in 'iptables-save', 'iptables-restore') { Remove-Item (Join-Path $bin $t) } }
         }
     }
 }

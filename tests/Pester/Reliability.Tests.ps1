@@ -65,8 +65,9 @@ exec $REAL "$@"
         It 'a bridge removed mid-way rolls back rules, route and forwarding' {
             Add-LabBridge -Name brmid -Address 10.40.0.1/24
             Add-LabClient -Name midns -Bridge brmid -Address 10.40.0.2/24
-            $wrap = New-ToolWrapper -Tool ip -Body @'
-case "$*" in *"route replace"*) "$REAL" link del brmid ;; esac
+            # The bridge disappears while iptables-restore writes the rules.
+            $wrap = New-ToolWrapper -Tool iptables-restore -Body @'
+ip link del brmid
 exec "$REAL" "$@"
 '@
             $saved = $env:PATH
@@ -88,18 +89,29 @@ exec "$REAL" "$@"
         }
 
         It 'Disable-NamespaceNat puts the rules back when removing the route fails' {
-            Enable-NamespaceNat testnet br0 eth0 | Out-Null
-            $wrap = New-ToolWrapper -Tool ip -Body @'
-case "$*" in *"route del"*) echo "simulated failure" >&2; exit 2 ;; esac
+            Add-LabBridge -Name brgone -Address 10.41.0.1/24
+            Add-LabClient -Name gonens -Bridge brgone -Address 10.41.0.2/24
+            Enable-NamespaceNat gonens brgone eth0 | Out-Null
+            $rules = Get-LabRuleset
+            # The namespace's handle is unmounted while iptables-restore deletes the rules: the route step then fails.
+            $wrap = New-ToolWrapper -Tool iptables-restore -Body @'
+umount /run/netns/gonens
 exec "$REAL" "$@"
 '@
             $saved = $env:PATH
             try {
                 $env:PATH = "${wrap}:$saved"
-                Assert-FailsWithoutChange { Disable-NamespaceNat testnet br0 } -ErrorId IpCommandFailed -Category InvalidOperation | Out-Null
+                { Disable-NamespaceNat gonens brgone -ErrorAction Stop } | Should -Throw -ErrorId 'RouteFailed,NetnsNat.Commands.DisableNamespaceNatCommand'
+                $env:PATH = $saved
+                Get-LabRuleset | Should -Be $rules
             }
-            finally { $env:PATH = $saved; Remove-Item $wrap -Recurse -Force }
-            Test-LabConnection -Namespace testnet | Should -Be $lab.UplinkAddress
+            finally {
+                $env:PATH = $saved
+                Remove-Item $wrap -Recurse -Force
+                Remove-Item /run/netns/gonens -Force -ErrorAction Ignore
+                Invoke-LabCommand ip -ArgumentList @('link', 'del', 'brgone') -AllowFailure | Out-Null
+                Remove-NatMasquerade 10.41.0.0/24 eth0
+            }
         }
     }
 

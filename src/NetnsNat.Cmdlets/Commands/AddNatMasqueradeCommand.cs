@@ -25,7 +25,7 @@ namespace NetnsNat.Commands
         protected override void BeginProcessing()
         {
             RequireNetAdmin();
-            RequireTools("ip", "iptables-save", "iptables-restore");
+            RequireTools("iptables-save", "iptables-restore");
         }
 
         protected override void ProcessRecord()

@@ -38,7 +38,7 @@ namespace NetnsNat.Commands
         protected override void BeginProcessing()
         {
             RequireNetAdmin();
-            RequireTools("ip", "iptables-save", "iptables-restore");
+            RequireTools("iptables-save", "iptables-restore");
         }
 
         protected override void ProcessRecord()
@@ -160,7 +160,7 @@ namespace NetnsNat.Commands
         protected override void BeginProcessing()
         {
             RequireNetAdmin();
-            RequireTools("ip", "iptables-save", "iptables-restore");
+            RequireTools("iptables-save", "iptables-restore");
         }
 
         protected override void ProcessRecord()

@@ -14,8 +14,6 @@ namespace NetnsNat.Commands
         [ArgumentCompleter(typeof(BridgeNameCompleter))]
         public string[]? Name { get; set; }
 
-        protected override void BeginProcessing() => RequireTools("ip");
-
         protected override void ProcessRecord() => Guard(Name, () =>
         {
             var links = Ip.Links(Token);

@@ -131,6 +131,10 @@ namespace NetnsNat.Commands
             {
                 WriteError(new ErrorRecord(ex, "IptablesFailed", ErrorCategory.InvalidOperation, target));
             }
+            catch (NetlinkException ex)
+            {
+                WriteError(new ErrorRecord(ex, "RouteFailed", ErrorCategory.InvalidOperation, target));
+            }
             catch (IpCommandException ex)
             {
                 WriteError(new ErrorRecord(ex, "IpCommandFailed", ErrorCategory.InvalidOperation, target));

@@ -19,11 +19,7 @@ namespace NetnsNat.Commands
         [Alias("Address")]
         public string Gateway { get; set; } = string.Empty;
 
-        protected override void BeginProcessing()
-        {
-            RequireNetAdmin();
-            RequireTools("ip");
-        }
+        protected override void BeginProcessing() => RequireNetAdmin();
 
         protected override void ProcessRecord()
         {

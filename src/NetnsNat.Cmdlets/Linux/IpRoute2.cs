@@ -77,8 +77,14 @@ namespace NetnsNat.Linux
 
         public IpRoute2(ProcessRunner runner) => _runner = runner;
 
+        /// <summary>
+        /// The interfaces of the current namespace: from getifaddrs and /sys (no process), or from "ip -j -d addr show"
+        /// when /sys/class/net belongs to another namespace.
+        /// </summary>
         public IReadOnlyList<LinkInfo> Links(CancellationToken cancellationToken)
         {
+            var links = InterfaceTable.Read();
+            if (links != null) return links;
             var result = _runner.Run("ip", new[] { "-j", "-d", "addr", "show" }, cancellationToken);
             if (!result.Succeeded) throw new IpCommandException(result);
             return ParseLinks(result.StandardOutput);
@@ -130,42 +136,43 @@ namespace NetnsNat.Linux
         public static IReadOnlyList<string> Namespaces() =>
             Directory.Exists(NetnsDirectory) ? Directory.GetFiles(NetnsDirectory).Select(Path.GetFileName).OfType<string>().OrderBy(n => n, StringComparer.Ordinal).ToArray() : Array.Empty<string>();
 
+        /// <summary>The namespace's IPv4 default route, read over rtnetlink inside the namespace (no process).</summary>
         public DefaultRoute? NamespaceDefaultRoute(string ns, CancellationToken cancellationToken)
         {
-            var result = _runner.Run("ip", new[] { "-n", ns, "-j", "-4", "route", "show", "default" }, cancellationToken);
-            if (!result.Succeeded) throw NamespaceError(ns, result);
-            using var doc = JsonDocument.Parse(result.StandardOutput.Trim().Length == 0 ? "[]" : result.StandardOutput);
-            foreach (var route in doc.RootElement.EnumerateArray())
-            {
-                var gateway = route.TryGetProperty("gateway", out var g) ? g.GetString() : null;
-                var device = route.TryGetProperty("dev", out var d) ? d.GetString() : null;
-                return new DefaultRoute(gateway, device);
-            }
-            return null;
+            cancellationToken.ThrowIfCancellationRequested();
+            using var routes = NamespaceRoutes.Open(ns);
+            return routes.GetDefault();
         }
 
         public static string[] ReplaceDefaultRouteArguments(string ns, string gateway) => new[] { "-n", ns, "route", "replace", "default", "via", gateway };
 
         public static string[] DeleteDefaultRouteArguments(string ns) => new[] { "-n", ns, "route", "del", "default" };
 
+        /// <summary>ip -n NS route replace default via GATEWAY, over rtnetlink.</summary>
         public void ReplaceDefaultRoute(string ns, string gateway, CancellationToken cancellationToken)
         {
-            var result = _runner.Run("ip", ReplaceDefaultRouteArguments(ns, gateway), cancellationToken);
-            if (result.Succeeded) return;
-            if (result.StandardError.Contains("invalid gateway", StringComparison.OrdinalIgnoreCase) || result.StandardError.Contains("unreachable", StringComparison.OrdinalIgnoreCase))
+            cancellationToken.ThrowIfCancellationRequested();
+            if (!Ipv4Cidr.TryParseAddress(gateway, out var address)) throw new ArgumentException($"'{gateway}' is not an IPv4 address.", nameof(gateway));
+            using var routes = NamespaceRoutes.Open(ns);
+            try
+            {
+                routes.ReplaceDefault(address);
+            }
+            catch (NetlinkException ex) when (ex.Errno == 22 || ex.Errno == 101 || ex.Errno == 113)
             {
                 throw new NetnsNatException(
-                    $"The gateway {gateway} is not on any link of the namespace '{ns}' ({result.Diagnostic}). Give the namespace an address in the bridge subnet " +
+                    $"The gateway {gateway} is not on any link of the namespace '{ns}' ({ex.Message}). Give the namespace an address in the bridge subnet " +
                     $"(ip -n {ns} addr add ADDRESS/PREFIX dev IFACE; ip -n {ns} link set IFACE up) or use the bridge address as the gateway.",
-                    "GatewayUnreachable", System.Management.Automation.ErrorCategory.InvalidArgument);
+                    "GatewayUnreachable", System.Management.Automation.ErrorCategory.InvalidArgument, ex);
             }
-            throw NamespaceError(ns, result);
         }
 
+        /// <summary>ip -n NS route del default, over rtnetlink; no error when there is none.</summary>
         public void DeleteDefaultRoute(string ns, CancellationToken cancellationToken)
         {
-            var result = _runner.Run("ip", DeleteDefaultRouteArguments(ns), cancellationToken);
-            if (!result.Succeeded && !result.StandardError.Contains("No such process", StringComparison.Ordinal)) throw NamespaceError(ns, result);
+            cancellationToken.ThrowIfCancellationRequested();
+            using var routes = NamespaceRoutes.Open(ns);
+            routes.DeleteDefault();
         }
 
         private static Exception NamespaceError(string ns, ProcessResult result) =>
