@@ -41,6 +41,27 @@ namespace NetnsNat.Commands
             RequireTools("iptables-save", "iptables-restore");
         }
 
+        /// <summary>One namespace of the call, as it came down the pipeline.</summary>
+        private sealed class Item
+        {
+            public Item(string ns, string bridge, string? outbound, string[]? dns)
+            {
+                Namespace = ns;
+                Bridge = bridge;
+                Outbound = outbound;
+                Dns = dns;
+            }
+
+            public string Namespace { get; }
+            public string Bridge { get; }
+            public string? Outbound { get; set; }
+            public string[]? Dns { get; }
+            public BridgeSubnet? Subnet { get; set; }
+        }
+
+        private readonly List<Item> _items = new List<Item>();
+
+        /// <summary>Checks and collects; the work is done in EndProcessing, so a pipeline of namespaces shares one transaction.</summary>
         protected override void ProcessRecord()
         {
             if (!CheckInterfaceName(Bridge, "Bridge")) return;
@@ -48,8 +69,7 @@ namespace NetnsNat.Commands
             if (Dns != null && !CheckNameservers(Dns)) return;
             foreach (var ns in Namespace)
             {
-                if (!CheckNamespaceName(ns)) continue;
-                Guard(ns, () => EnableOne(ns));
+                if (CheckNamespaceName(ns)) _items.Add(new Item(ns, Bridge, Outbound, Dns));
             }
         }
 
@@ -71,60 +91,123 @@ namespace NetnsNat.Commands
             return true;
         }
 
-        private void EnableOne(string ns)
+        /// <summary>
+        /// The whole flow for every namespace of the call: inputs checked per namespace (errors reported per namespace),
+        /// forwarding once, the rules of every bridge in one iptables-restore, then each namespace's route and resolver.
+        /// A bridge whose namespaces all failed has its rules rolled back; if nothing succeeded, forwarding too.
+        /// </summary>
+        protected override void EndProcessing()
         {
-            if (!IpRoute2.NamespaceExists(ns)) throw new NamespaceNotFoundException(ns);
-            var outbound = Outbound ?? Steps.DefaultOutbound();
-            var links = Ip.Links(Token);
-            var bridgeSubnet = Steps.BridgeSubnets(links, Bridge, requireUp: true)[0];
-            Steps.RequireInterface(links, outbound, "Outbound");
-            if (outbound == Bridge)
+            if (_items.Count == 0) return;
+            Guard(null, () =>
             {
-                throw new NetnsNatException($"The uplink would be the bridge '{Bridge}' itself. Pass -Outbound with the interface toward the outside, such as eth0.", "OutboundIsBridge", ErrorCategory.InvalidArgument);
-            }
-            WriteVerbose($"Setting up NAT for namespace '{ns}' on bridge {Bridge} ({bridgeSubnet.Subnet}, gateway {bridgeSubnet.Address}) via {outbound}.");
+                var links = Ip.Links(Token);
+                var ready = new List<Item>();
+                foreach (var item in _items) Guard(item.Namespace, () => { Check(item, links); ready.Add(item); });
+                if (ready.Count == 0) return;
+                Apply(ready);
+            });
+        }
 
+        private void Check(Item item, IReadOnlyList<LinkInfo> links)
+        {
+            if (!IpRoute2.NamespaceExists(item.Namespace)) throw new NamespaceNotFoundException(item.Namespace);
+            item.Outbound ??= Steps.DefaultOutbound();
+            item.Subnet = Steps.BridgeSubnets(links, item.Bridge, requireUp: true)[0];
+            Steps.RequireInterface(links, item.Outbound, "Outbound");
+            if (item.Outbound == item.Bridge)
+            {
+                throw new NetnsNatException($"The uplink would be the bridge '{item.Bridge}' itself. Pass -Outbound with the interface toward the outside, such as eth0.", "OutboundIsBridge", ErrorCategory.InvalidArgument);
+            }
+        }
+
+        private void Apply(List<Item> ready)
+        {
+            var groups = ready.GroupBy(i => (Subnet: i.Subnet!.Subnet, Outbound: i.Outbound!, Bridge: i.Bridge)).ToArray();
+            foreach (var g in groups) WriteVerbose($"Setting up NAT on bridge {g.Key.Bridge} ({g.Key.Subnet}, gateway {g.First().Subnet!.Address}) via {g.Key.Outbound} for {g.Count()} namespace(s).");
+            var forwarding = Steps.SetForwarding(this, "IPv4", true);
+            Action? undoForwarding = forwarding?.Changed == true ? () => Steps.WriteSysctl(Sysctl.ForwardingPath("IPv4"), Sysctl.ForwardingKey("IPv4"), false) : null;
+            var applied = new Dictionary<(string, string, string), (NatMasqueradeRule Rule, RulePlan Plan)>();
+            int succeeded = 0;
+            try
+            {
+                using var held = RulesetLock.Acquire(Token, Steps.LockTimeout);
+                var rules = Steps.AddRulesForGroups(this, groups.Select(g => (g.Key.Subnet, g.Key.Outbound, (string?)g.Key.Bridge)).ToArray());
+                if (rules != null) foreach (var (key, value) in rules) applied[(key.Subnet, key.Outbound, key.Bridge!)] = value;
+
+                var progress = new ProgressRecord(1, "Enable-NamespaceNat", "Setting default routes") { PercentComplete = 0 };
+                int done = 0;
+                var successes = new HashSet<(string, string, string)>();
+                foreach (var g in groups)
+                {
+                    foreach (var item in g)
+                    {
+                        if (ready.Count > 20 && done++ % 10 == 0)
+                        {
+                            progress.StatusDescription = $"{item.Namespace} ({done} of {ready.Count})";
+                            progress.PercentComplete = done * 100 / ready.Count;
+                            WriteProgress(progress);
+                        }
+                        bool ok = false;
+                        Guard(item.Namespace, () => ok = EnableOne(item, forwarding, applied.TryGetValue(g.Key, out var r) ? r.Rule : null));
+                        if (ok) { successes.Add(g.Key); succeeded++; }
+                    }
+                }
+                if (ready.Count > 20)
+                {
+                    progress.RecordType = ProgressRecordType.Completed;
+                    WriteProgress(progress);
+                }
+                // A bridge none of whose namespaces got through keeps nothing of this call.
+                foreach (var (key, value) in applied.Where(a => !successes.Contains(a.Key)))
+                {
+                    Steps.RollBack(this, value.Plan);
+                }
+            }
+            catch (Exception) when (succeeded == 0)
+            {
+                foreach (var value in applied.Values) TryUndo(() => Steps.RollBack(this, value.Plan));
+                if (undoForwarding != null) TryUndo(undoForwarding);
+                throw;
+            }
+            if (succeeded == 0 && undoForwarding != null && applied.Count > 0) TryUndo(undoForwarding);
+        }
+
+        /// <summary>Route and resolver for one namespace; undoes its own steps when a later one fails.</summary>
+        private bool EnableOne(Item item, IpForwardingState? forwarding, NatMasqueradeRule? rule)
+        {
+            var ns = item.Namespace;
             var undo = new Stack<Action>();
             try
             {
-                var forwarding = Steps.SetForwarding(this, "IPv4", true);
-                if (forwarding?.Changed == true) undo.Push(() => Steps.WriteSysctl(Sysctl.ForwardingPath("IPv4"), Sysctl.ForwardingKey("IPv4"), false));
-
-                using var held = RulesetLock.Acquire(Token, Steps.LockTimeout);
-                var rules = Steps.AddRules(this, bridgeSubnet.Subnet, outbound, Bridge);
-                if (rules != null) undo.Push(() => Steps.RollBack(this, rules.Value.Applied));
-
-                var route = SetNamespaceDefaultRouteCommand.Apply(this, ns, bridgeSubnet.Address);
+                var route = SetNamespaceDefaultRouteCommand.Apply(this, ns, item.Subnet!.Address);
                 if (route?.Changed == true && route.PreviousGateway == null) undo.Push(() => Ip.DeleteDefaultRoute(ns, CancellationToken.None));
                 else if (route?.Changed == true) undo.Push(() => Ip.ReplaceDefaultRoute(ns, route.PreviousGateway!, CancellationToken.None));
-                var dnsWritten = Steps.WriteNamespaceResolver(this, ns, Dns);
+                var dnsWritten = Steps.WriteNamespaceResolver(this, ns, item.Dns);
                 if (dnsWritten != null) undo.Push(dnsWritten);
-                if (forwarding == null || rules == null || route == null) return; // -WhatIf
-                Steps.RequireBridgeStillThere(Bridge);
+                if (forwarding == null || rule == null || route == null) return false; // -WhatIf
+                Steps.RequireBridgeStillThere(item.Bridge);
                 var resolvConf = Resolver.EffectiveResolvConf(ns);
-                WriteObject(new NamespaceNatResult(ns, Bridge, bridgeSubnet.Subnet, outbound, bridgeSubnet.Address, true, forwarding, rules.Value.Rule, route,
+                WriteObject(new NamespaceNatResult(ns, item.Bridge, item.Subnet.Subnet, item.Outbound!, item.Subnet.Address, true, forwarding, rule, route,
                     Resolver.NameserversOf(resolvConf), resolvConf));
+                return true;
             }
-            catch (Exception) when (undo.Count > 0)
+            catch (Exception)
             {
-                RollBack(undo);
+                while (undo.Count > 0) TryUndo(undo.Pop());
                 throw;
             }
         }
 
-        private void RollBack(Stack<Action> undo)
+        private void TryUndo(Action step)
         {
-            while (undo.Count > 0)
+            try
             {
-                var step = undo.Pop();
-                try
-                {
-                    step();
-                }
-                catch (Exception ex) when (ex is not PipelineStoppedException)
-                {
-                    WriteWarning($"Rolling back a step failed: {ex.Message}");
-                }
+                step();
+            }
+            catch (Exception ex) when (ex is not PipelineStoppedException)
+            {
+                WriteWarning($"Rolling back a step failed: {ex.Message}");
             }
         }
     }

@@ -32,11 +32,13 @@ namespace NetnsNat.Commands
             });
         }
 
-        /// <summary>Replaces the default route when it differs; null under -WhatIf.</summary>
+        /// <summary>Replaces the default route when it differs, over one rtnetlink socket in the namespace; null under -WhatIf.</summary>
         internal static NamespaceRoute? Apply(NetnsCmdlet cmdlet, string ns, string gateway)
         {
             if (!IpRoute2.NamespaceExists(ns)) throw new NamespaceNotFoundException(ns);
-            var before = cmdlet.Ip.NamespaceDefaultRoute(ns, cmdlet.Token);
+            cmdlet.Token.ThrowIfCancellationRequested();
+            using var routes = NamespaceRoutes.Open(ns);
+            var before = routes.GetDefault();
             if (before?.Gateway == gateway)
             {
                 cmdlet.WriteVerbose($"The default route of '{ns}' already goes via {gateway}.");
@@ -44,8 +46,8 @@ namespace NetnsNat.Commands
             }
             if (!cmdlet.ShouldRun($"namespace {ns}", "ip", IpRoute2.ReplaceDefaultRouteArguments(ns, gateway))) return null;
             cmdlet.WriteVerbose($"Setting the default route of '{ns}' via {gateway}.");
-            cmdlet.Ip.ReplaceDefaultRoute(ns, gateway, cmdlet.Token);
-            var after = cmdlet.Ip.NamespaceDefaultRoute(ns, cmdlet.Token);
+            IpRoute2.ReplaceDefaultRoute(routes, ns, gateway);
+            var after = routes.GetDefault();
             return new NamespaceRoute(ns, gateway, after?.Device, before?.Gateway, true);
         }
     }

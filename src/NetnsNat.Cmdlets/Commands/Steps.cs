@@ -110,6 +110,38 @@ namespace NetnsNat.Commands
             return (rule, applied);
         }
 
+        /// <summary>
+        /// AddRules for several (subnet, outbound, bridge) sets at once: one iptables-save, one iptables-restore for all of
+        /// them. Returns each set's rule object and applied plan, or null under -WhatIf. The caller holds the lock.
+        /// </summary>
+        public static Dictionary<(string Subnet, string Outbound, string? Bridge), (NatMasqueradeRule Rule, RulePlan Plan)>? AddRulesForGroups(
+            NetnsCmdlet cmdlet, IReadOnlyList<(string Subnet, string Outbound, string? Bridge)> sets)
+        {
+            var snapshot = cmdlet.Iptables.Save(cmdlet.Token);
+            var backend = Backend(snapshot);
+            var result = new Dictionary<(string, string, string?), (NatMasqueradeRule, RulePlan)>();
+            bool anyApproved = false, anyNeeded = false;
+            foreach (var set in sets)
+            {
+                WarnAboutOtherBackend(cmdlet, snapshot, set.Subnet);
+                var plan = NatRules.PlanAdd(snapshot, set.Subnet, set.Outbound, set.Bridge);
+                anyNeeded |= !plan.IsEmpty;
+                cmdlet.WriteVerbose(plan.IsEmpty
+                    ? $"The rules for {set.Subnet} via {set.Outbound} are all in place."
+                    : $"{plan.Count} rule changes for {set.Subnet} via {set.Outbound}.");
+                var approved = Approve(cmdlet, plan, $"{set.Subnet} via {set.Outbound}");
+                if (approved == null) continue;
+                anyApproved |= !approved.IsEmpty;
+                var desired = NatRules.For(set.Subnet, set.Outbound, set.Bridge);
+                result[set] = (new NatMasqueradeRule(set.Subnet, set.Outbound, set.Bridge, backend, desired.Select(r => r.ToString()).ToArray(), approved.Append.Count + approved.Insert.Count), approved);
+            }
+            if (anyNeeded && !anyApproved) return null;
+            var merged = RulePlan.Merge(result.Values.Select(v => v.Item2));
+            if (!merged.IsEmpty) cmdlet.WriteVerbose($"Writing {merged.Count} rule changes in one iptables-restore.");
+            cmdlet.Iptables.Restore(merged.Script(), cmdlet.Token);
+            return result;
+        }
+
         /// <summary>Asks -WhatIf/-Confirm about each change; null when a change was needed and none was approved.</summary>
         private static RulePlan? Approve(NetnsCmdlet cmdlet, RulePlan plan, string target)
         {

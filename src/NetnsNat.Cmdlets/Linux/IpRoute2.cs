@@ -152,8 +152,14 @@ namespace NetnsNat.Linux
         public void ReplaceDefaultRoute(string ns, string gateway, CancellationToken cancellationToken)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            if (!Ipv4Cidr.TryParseAddress(gateway, out var address)) throw new ArgumentException($"'{gateway}' is not an IPv4 address.", nameof(gateway));
             using var routes = NamespaceRoutes.Open(ns);
+            ReplaceDefaultRoute(routes, ns, gateway);
+        }
+
+        /// <summary>Replaces the default route on an open socket, turning "no such gateway on a link" into a clear error.</summary>
+        public static void ReplaceDefaultRoute(NamespaceRoutes routes, string ns, string gateway)
+        {
+            if (!Ipv4Cidr.TryParseAddress(gateway, out var address)) throw new ArgumentException($"'{gateway}' is not an IPv4 address.", nameof(gateway));
             try
             {
                 routes.ReplaceDefault(address);
