@@ -10,6 +10,8 @@
       Test       Bootstrap, Build, then the xunit tests and the Pester tests (inside a network namespace of their
                  own); ends with "N passed, N failed" and exits non-zero when a test fails.
       Demo       Bootstrap, Build, then the lesson's flow in the lab (inside a network namespace of its own).
+      Bench      Bootstrap, Build, then bench/Invoke-Benchmark.ps1 in the sandbox: NetnsNat against the lesson's
+                 commands (bench/lesson.sh), side by side; the table goes to out/bench.md.
       Clean      removes out/ and the bin/obj folders.
 .EXAMPLE
     dotnet tool restore && dotnet pwsh ./build.ps1 Test
@@ -17,7 +19,7 @@
 [CmdletBinding()]
 param(
     [Parameter(Position = 0)]
-    [ValidateSet('Bootstrap', 'Build', 'Test', 'Demo', 'Clean')]
+    [ValidateSet('Bootstrap', 'Build', 'Test', 'Demo', 'Bench', 'Clean')]
     [string[]] $Task = @('Build'),
 
     [ValidateSet('Debug', 'Release')]
@@ -50,7 +52,7 @@ function Invoke-Bootstrap {
     # command => Debian package
     $needed = [ordered]@{
         'ip' = 'iproute2'; 'iptables' = 'iptables'; 'iptables-save' = 'iptables'; 'iptables-restore' = 'iptables'
-        'ping' = 'iputils-ping'; 'socat' = 'socat'; 'unshare' = 'util-linux'; 'setpriv' = 'util-linux'; 'dnsmasq' = 'dnsmasq-base'; 'ss' = 'iproute2'
+        'ping' = 'iputils-ping'; 'socat' = 'socat'; 'unshare' = 'util-linux'; 'setpriv' = 'util-linux'; 'dnsmasq' = 'dnsmasq-base'; 'ss' = 'iproute2'; 'strace' = 'strace'
     }
     $missing = @($needed.GetEnumerator() | Where-Object { -not (Get-Command $_.Key -CommandType Application -ErrorAction Ignore) } | ForEach-Object Value | Sort-Object -Unique)
     if ($missing) {
@@ -140,6 +142,12 @@ function Invoke-Demo {
     if ($LASTEXITCODE -ne 0) { throw "The demo failed (exit code $LASTEXITCODE)" }
 }
 
+function Invoke-Bench {
+    $bench = Join-Path $Root 'bench/Invoke-Benchmark.ps1'
+    & (Join-Path $Root 'tests/Lab/sandbox.sh') $Pwsh -NoProfile -NonInteractive -File $bench -ModulePath (Join-Path $Out 'NetnsNat') -OutputPath $Out
+    if ($LASTEXITCODE -ne 0) { throw "The benchmark failed (exit code $LASTEXITCODE)" }
+}
+
 function Invoke-Clean {
     foreach ($p in @($Out) + @(Get-ChildItem $Root -Recurse -Directory -Include bin, obj | ForEach-Object FullName)) {
         if (Test-Path $p) { Remove-Item $p -Recurse -Force }
@@ -148,7 +156,7 @@ function Invoke-Clean {
 
 $steps = [System.Collections.Generic.List[string]]::new()
 foreach ($t in $Task) {
-    if ($t -in 'Test', 'Demo') { foreach ($dep in 'Bootstrap', 'Build') { if (-not $steps.Contains($dep)) { $steps.Add($dep) } } }
+    if ($t -in 'Test', 'Demo', 'Bench') { foreach ($dep in 'Bootstrap', 'Build') { if (-not $steps.Contains($dep)) { $steps.Add($dep) } } }
     if (-not $steps.Contains($t)) { $steps.Add($t) }
 }
 foreach ($step in $steps) {

@@ -1,5 +1,6 @@
 BeforeAll {
     . (Join-Path $PSScriptRoot 'Common.ps1')
+    function Get-NsRouteText([string] $ns) { (Invoke-LabCommand ip -ArgumentList @('-n', $ns, 'route', 'show', 'default')).Output.Trim() }
 }
 
 Describe 'Enable-NamespaceNat and Disable-NamespaceNat' {
@@ -94,6 +95,69 @@ Describe 'Enable-NamespaceNat and Disable-NamespaceNat' {
             # The lesson's blanket FORWARD rules never existed; NetnsNat's are found by the bridge name.
             Disable-NamespaceNat -Namespace cleanuptest -Bridge br_cleanup_test -WarningAction SilentlyContinue
             Get-LabRuleset | Should -Be $before
+        }
+    }
+
+    Context 'many namespaces in one call' {
+        BeforeAll {
+            $names = foreach ($i in 1..30) { $n = "many$i"; Add-LabClient -Name $n -Bridge br0 -Address "10.0.0.$(100 + $i)/24"; $n }
+            Add-LabBridge -Name brm2 -Address 10.50.0.1/24
+            foreach ($i in 1..3) { Add-LabClient -Name "other$i" -Bridge brm2 -Address "10.50.0.$(10 + $i)/24" }
+            $counter = New-ToolWrapper -Tool iptables-save, iptables-restore -Body @'
+echo "$(basename "$0")" >> $COUNT
+exec "$REAL" "$@"
+'@
+        }
+        AfterAll {
+            foreach ($n in $names + @('other1', 'other2', 'other3')) { Invoke-LabCommand ip -ArgumentList @('netns', 'del', $n) -AllowFailure | Out-Null }
+            Invoke-LabCommand ip -ArgumentList @('link', 'del', 'brm2') -AllowFailure | Out-Null
+            Remove-Item $counter -Recurse -Force
+        }
+        BeforeEach { Remove-Item (Join-Path $counter 'count') -ErrorAction Ignore }
+
+        It 'names piped by value: one iptables-save and one iptables-restore for all of them, every namespace routed' {
+            $saved = $env:PATH
+            try {
+                $env:PATH = "${counter}:$saved"
+                $r = $names | Enable-NamespaceNat -Bridge br0 -Outbound eth0
+            }
+            finally { $env:PATH = $saved }
+            $r | Should -HaveCount 30
+            Get-Content (Join-Path $counter 'count') | Should -Be @('iptables-save', 'iptables-restore')
+            Get-ForwardRules | Should -HaveCount 3
+            Test-LabConnection -Namespace many17 | Should -Be $lab.UplinkAddress
+            ($names | ForEach-Object { Get-NsRouteText $_ } | Where-Object { $_ -match 'via 10\.0\.0\.1' }).Count | Should -Be 30
+        }
+
+        It 'objects with Namespace and Bridge bind by property name, two bridges in one transaction' {
+            $objects = @($names | Select-Object -First 5 | ForEach-Object { [pscustomobject]@{ Namespace = $_; Bridge = 'br0' } }) +
+                @(1..3 | ForEach-Object { [pscustomobject]@{ Namespace = "other$_"; Bridge = 'brm2' } })
+            $saved = $env:PATH
+            try { $env:PATH = "${counter}:$saved"; $r = $objects | Enable-NamespaceNat -Outbound eth0 }
+            finally { $env:PATH = $saved }
+            $r | Should -HaveCount 8
+            ($r.Bridge | Sort-Object -Unique) | Should -Be @('br0', 'brm2')
+            Get-Content (Join-Path $counter 'count') | Should -Be @('iptables-save', 'iptables-restore')
+            Get-ForwardRules | Should -HaveCount 6
+            Test-LabConnection -Namespace other2 | Should -Be $lab.UplinkAddress
+        }
+
+        It 'reports bad items one by one and sets up the rest' {
+            $r = 'many1', 'nosuchns', 'bad;name', 'many2' | Enable-NamespaceNat -Bridge br0 -Outbound eth0 -ErrorVariable err -ErrorAction SilentlyContinue
+            $r.Namespace | Should -Be @('many1', 'many2')
+            ($err.FullyQualifiedErrorId | ForEach-Object { $_.Split(',')[0] } | Sort-Object) | Should -Be @('InvalidNamespaceName', 'NamespaceNotFound')
+        }
+
+        It 'when every namespace of a bridge fails, that bridge keeps no rules' {
+            Invoke-LabCommand ip -ArgumentList @('netns', 'add', 'noaddr1') | Out-Null
+            Invoke-LabCommand ip -ArgumentList @('netns', 'add', 'noaddr2') | Out-Null
+            try {
+                $before = Get-LabState
+                'noaddr1', 'noaddr2' | Enable-NamespaceNat -Bridge br0 -Outbound eth0 -ErrorVariable err -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+                $err | Should -HaveCount 2
+                Get-LabState | Should -Be $before
+            }
+            finally { 'noaddr1', 'noaddr2' | ForEach-Object { Invoke-LabCommand ip -ArgumentList @('netns', 'del', $_) | Out-Null } }
         }
     }
 

@@ -35,11 +35,10 @@ namespace NetnsNat.Commands
             var subnet = network.ToString();
             Guard(subnet, () =>
             {
-                var links = Ip.Links(Token);
-                Steps.RequireInterface(links, Outbound, "Outbound");
+                Steps.RequireInterface(this, Outbound, "Outbound");
                 if (Bridge != null)
                 {
-                    Steps.BridgeSubnets(links, Bridge, requireUp: false);
+                    Steps.BridgeSubnets(this, Bridge, requireUp: false);
                     if (Bridge == Outbound)
                     {
                         throw new NetnsNatException($"-Outbound and -Bridge are both '{Bridge}'. -Outbound is the uplink toward the outside, such as eth0.", "OutboundIsBridge", ErrorCategory.InvalidArgument);

@@ -101,20 +101,31 @@ namespace NetnsNat.Commands
             if (_items.Count == 0) return;
             Guard(null, () =>
             {
-                var links = Ip.Links(Token);
                 var ready = new List<Item>();
-                foreach (var item in _items) Guard(item.Namespace, () => { Check(item, links); ready.Add(item); });
+                var subnets = new Dictionary<string, BridgeSubnet>(StringComparer.Ordinal);
+                var uplinks = new HashSet<string>(StringComparer.Ordinal);
+                foreach (var item in _items) Guard(item.Namespace, () => { Check(item, subnets, uplinks); ready.Add(item); });
                 if (ready.Count == 0) return;
                 Apply(ready);
             });
         }
 
-        private void Check(Item item, IReadOnlyList<LinkInfo> links)
+        /// <summary>Checks one namespace's inputs; bridges and uplinks are looked up once per call.</summary>
+        private void Check(Item item, Dictionary<string, BridgeSubnet> subnets, HashSet<string> uplinks)
         {
             if (!IpRoute2.NamespaceExists(item.Namespace)) throw new NamespaceNotFoundException(item.Namespace);
             item.Outbound ??= Steps.DefaultOutbound();
-            item.Subnet = Steps.BridgeSubnets(links, item.Bridge, requireUp: true)[0];
-            Steps.RequireInterface(links, item.Outbound, "Outbound");
+            if (!subnets.TryGetValue(item.Bridge, out var subnet))
+            {
+                subnet = Steps.BridgeSubnets(this, item.Bridge, requireUp: true)[0];
+                subnets[item.Bridge] = subnet;
+            }
+            item.Subnet = subnet;
+            if (!uplinks.Contains(item.Outbound))
+            {
+                Steps.RequireInterface(this, item.Outbound, "Outbound");
+                uplinks.Add(item.Outbound);
+            }
             if (item.Outbound == item.Bridge)
             {
                 throw new NetnsNatException($"The uplink would be the bridge '{item.Bridge}' itself. Pass -Outbound with the interface toward the outside, such as eth0.", "OutboundIsBridge", ErrorCategory.InvalidArgument);
@@ -259,8 +270,7 @@ namespace NetnsNat.Commands
 
         private void DisableOne(string ns)
         {
-            var links = Ip.Links(Token);
-            var link = links.FirstOrDefault(l => l.Name == Bridge);
+            var link = Ip.Link(Bridge, Token);
             using var held = RulesetLock.Acquire(Token, Steps.LockTimeout);
             var snapshot = Iptables.Save(Token);
 
@@ -286,7 +296,7 @@ namespace NetnsNat.Commands
                     throw new NetnsNatException($"There is no interface '{Bridge}' and no NetnsNat rules for it: nothing to disable. Check the name with 'ip link show type bridge'.",
                         "InterfaceNotFound", ErrorCategory.ObjectNotFound);
                 }
-                Steps.BridgeSubnets(links, Bridge, requireUp: false); // throws the precise error
+                Steps.BridgeSubnets(link, requireUp: false); // throws the precise error
             }
             pairs = pairs.Distinct().ToList();
             var gateways = link?.Ipv4.Select(a => a.AddressText).ToHashSet() ?? new HashSet<string>();

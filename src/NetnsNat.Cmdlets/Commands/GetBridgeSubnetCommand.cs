@@ -16,19 +16,18 @@ namespace NetnsNat.Commands
 
         protected override void ProcessRecord() => Guard(Name, () =>
         {
-            var links = Ip.Links(Token);
             if (Name == null || Name.Length == 0)
             {
-                foreach (var link in links.Where(l => l.IsBridge && l.Ipv4.Count > 0))
+                foreach (var link in Ip.Links(Token).Where(l => l.IsBridge && l.Ipv4.Count > 0))
                 {
-                    WriteObject(Steps.BridgeSubnets(links, link.Name, requireUp: false), enumerateCollection: true);
+                    WriteObject(Steps.BridgeSubnets(link, requireUp: false), enumerateCollection: true);
                 }
                 return;
             }
             foreach (var name in Name)
             {
                 if (!CheckInterfaceName(name, "Name")) continue;
-                Guard(name, () => WriteObject(Steps.BridgeSubnets(links, name, requireUp: false), enumerateCollection: true));
+                Guard(name, () => WriteObject(Steps.BridgeSubnets(this, name, requireUp: false), enumerateCollection: true));
             }
         });
     }

@@ -13,11 +13,18 @@ namespace NetnsNat.Commands
     {
         public static readonly TimeSpan LockTimeout = TimeSpan.FromSeconds(60);
 
-        public static LinkInfo RequireInterface(IReadOnlyList<LinkInfo> links, string name, string parameter)
+        /// <summary>One interface by name (no walk over all of them), or a clear error naming the ones there are.</summary>
+        public static LinkInfo RequireInterface(NetnsCmdlet cmdlet, string name, string parameter) =>
+            RequireInterface(cmdlet.Ip.Link(name, cmdlet.Token), name, parameter);
+
+        public static IReadOnlyList<BridgeSubnet> BridgeSubnets(NetnsCmdlet cmdlet, string name, bool requireUp) =>
+            BridgeSubnets(RequireInterface(cmdlet, name, "Bridge"), requireUp);
+
+        public static LinkInfo RequireInterface(LinkInfo? link, string name, string parameter)
         {
-            var link = links.FirstOrDefault(l => l.Name == name);
             if (link != null) return link;
-            var names = string.Join(", ", links.Where(l => l.Name != "lo").Select(l => l.Name));
+            var all = InterfaceTable.Names().Where(n => n != "lo").ToArray();
+            var names = all.Length > 12 ? string.Join(", ", all.Take(12)) + $" and {all.Length - 12} more" : string.Join(", ", all);
             throw new NetnsNatException(
                 $"-{parameter}: there is no interface '{name}' in this network namespace (it has: {(names.Length == 0 ? "none" : names)}). " +
                 (parameter == "Bridge"
@@ -27,9 +34,9 @@ namespace NetnsNat.Commands
         }
 
         /// <summary>The IPv4 subnets of a bridge; throws a clear error when it is missing, not a bridge, unaddressed, or (if asked) down.</summary>
-        public static IReadOnlyList<BridgeSubnet> BridgeSubnets(IReadOnlyList<LinkInfo> links, string name, bool requireUp)
+        public static IReadOnlyList<BridgeSubnet> BridgeSubnets(LinkInfo link, bool requireUp)
         {
-            var link = RequireInterface(links, name, "Bridge");
+            var name = link.Name;
             if (!link.IsBridge)
             {
                 throw new NetnsNatException(

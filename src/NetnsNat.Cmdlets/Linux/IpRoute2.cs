@@ -90,6 +90,19 @@ namespace NetnsNat.Linux
             return ParseLinks(result.StandardOutput);
         }
 
+        /// <summary>One interface of the current namespace by name, or null; falls back to Links() when sysfs is stale.</summary>
+        public LinkInfo? Link(string name, CancellationToken cancellationToken)
+        {
+            try
+            {
+                return InterfaceTable.ReadOne(name);
+            }
+            catch (StaleSysfsException)
+            {
+                return Links(cancellationToken).FirstOrDefault(l => l.Name == name);
+            }
+        }
+
         /// <summary>The interfaces inside a named namespace.</summary>
         public IReadOnlyList<LinkInfo> NamespaceLinks(string ns, CancellationToken cancellationToken)
         {

@@ -3,6 +3,7 @@ using System.Buffers.Binary;
 using System.Collections.Generic;
 using System.IO;
 using System.Runtime.InteropServices;
+using System.Linq;
 using System.Threading;
 
 namespace NetnsNat.Linux
@@ -36,6 +37,15 @@ namespace NetnsNat.Linux
         [DllImport("libc", SetLastError = true)] public static extern int getifaddrs(out IntPtr ifap);
         [DllImport("libc")] public static extern void freeifaddrs(IntPtr ifa);
         [DllImport("libc")] public static extern IntPtr strerror(int errnum);
+    }
+
+    /// <summary>/sys/class/net shows another namespace's interfaces (entered without a sysfs of its own).</summary>
+    public sealed class StaleSysfsException : Exception
+    {
+        public StaleSysfsException()
+            : base("/sys/class/net belongs to another network namespace.")
+        {
+        }
     }
 
     /// <summary>The interfaces of the current network namespace from getifaddrs(3): no process, one system call.</summary>
@@ -90,6 +100,31 @@ namespace NetnsNat.Linux
             return links;
         }
 
+        /// <summary>
+        /// One interface by name, from /sys/class/net and one rtnetlink address dump: no process, and no walk over
+        /// every interface (a host with thousands of veths costs the same as one with three). Null when it does not
+        /// exist; throws StaleSysfsException when /sys/class/net belongs to another namespace.
+        /// </summary>
+        public static LinkInfo? ReadOne(string name)
+        {
+            var sys = Path.Combine("/sys/class/net", name);
+            using var netlink = NamespaceRoutes.OpenCurrent();
+            if (!File.Exists(Path.Combine(sys, "ifindex")))
+            {
+                return null;
+            }
+            int index = int.Parse(File.ReadAllText(Path.Combine(sys, "ifindex")).Trim(), System.Globalization.CultureInfo.InvariantCulture);
+            if (netlink.NameOf(index) != name) throw new StaleSysfsException();
+            uint flags = Convert.ToUInt32(File.ReadAllText(Path.Combine(sys, "flags")).Trim(), 16);
+            string? kind = Directory.Exists(Path.Combine(sys, "bridge")) ? "bridge" : ReadKind(sys);
+            bool up = (flags & IFF_UP) != 0;
+            return new LinkInfo(name, kind, up, up ? "UP" : "DOWN", netlink.Ipv4Addresses(index));
+        }
+
+        /// <summary>The interface names /sys/class/net lists (for messages and completion).</summary>
+        public static IReadOnlyList<string> Names() =>
+            Directory.Exists("/sys/class/net") ? Directory.GetFileSystemEntries("/sys/class/net").Select(Path.GetFileName).OfType<string>().OrderBy(n => n, StringComparer.Ordinal).ToArray() : Array.Empty<string>();
+
         private static string? ReadKind(string sys)
         {
             // DEVTYPE in uevent names the kind for most virtual devices (veth, vlan, ...); absent for physical ones.
@@ -117,6 +152,7 @@ namespace NetnsNat.Linux
     public sealed class NamespaceRoutes : IDisposable
     {
         private const int AF_NETLINK = 16, SOCK_RAW = 3, SOCK_CLOEXEC = 0x80000, NETLINK_ROUTE = 0, AF_INET = 2;
+        private const ushort RTM_NEWADDR = 20, RTM_GETADDR = 22, IFA_ADDRESS = 1, IFA_LOCAL = 2;
         private const ushort RTM_GETLINK = 18, RTM_NEWROUTE = 24, RTM_DELROUTE = 25, RTM_GETROUTE = 26, NLMSG_ERROR = 2, NLMSG_DONE = 3;
         private const ushort NLM_F_REQUEST = 1, NLM_F_ACK = 4, NLM_F_DUMP = 0x300, NLM_F_REPLACE = 0x100, NLM_F_CREATE = 0x400;
         private const ushort RTA_OIF = 4, RTA_GATEWAY = 5, RTA_TABLE = 15, IFLA_IFNAME = 3;
@@ -158,7 +194,43 @@ namespace NetnsNat.Linux
             return new NamespaceRoutes(fd);
         }
 
+        /// <summary>An rtnetlink socket in the namespace this process runs in.</summary>
+        public static NamespaceRoutes OpenCurrent()
+        {
+            int fd = Native.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+            if (fd < 0) throw new NetlinkException("netlink socket", Marshal.GetLastWin32Error());
+            Native.setsockopt(fd, 1, 20, new long[] { 5, 0 }, 16);
+            return new NamespaceRoutes(fd);
+        }
+
         public void Dispose() => Native.close(_fd);
+
+        /// <summary>The IPv4 addresses of one interface (RTM_GETADDR dump of the IPv4 family, filtered by index).</summary>
+        public IReadOnlyList<Ipv4Cidr> Ipv4Addresses(int ifindex)
+        {
+            var ifaddr = new byte[8];
+            ifaddr[0] = AF_INET;
+            var found = new List<Ipv4Cidr>();
+            foreach (var (type, payload) in Exchange(Message(RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP, ifaddr), dump: true, "read the addresses"))
+            {
+                if (type != RTM_NEWADDR || payload.Length < 8) continue;
+                int prefix = payload[1];
+                int index = BinaryPrimitives.ReadInt32LittleEndian(payload.AsSpan(4));
+                if (index != ifindex) continue;
+                byte[]? local = null, address = null;
+                foreach (var (attr, data) in Attributes(payload, 8))
+                {
+                    if (attr == IFA_LOCAL && data.Length == 4) local = data;
+                    else if (attr == IFA_ADDRESS && data.Length == 4) address = data;
+                }
+                var a = local ?? address;
+                if (a != null) found.Add(new Ipv4Cidr(BinaryPrimitives.ReadUInt32BigEndian(a), prefix));
+            }
+            return found;
+        }
+
+        /// <summary>The name the kernel gives an interface index in this socket's namespace.</summary>
+        public string? NameOf(int ifindex) => LinkName(ifindex);
 
         /// <summary>The IPv4 default route of the main table, or null.</summary>
         public DefaultRoute? GetDefault()

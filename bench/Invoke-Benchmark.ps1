@@ -1,0 +1,169 @@
+<#
+.SYNOPSIS
+    NetnsNat against the lesson's commands, measured side by side in one run (./build.ps1 Bench, inside the sandbox).
+.DESCRIPTION
+    Prints one table and writes it to out/bench.md. Times are wall-clock on a shared machine: compare the ratios.
+#>
+param(
+    [Parameter(Mandatory)][string] $ModulePath,
+    [Parameter(Mandatory)][string] $OutputPath,
+    [int] $Samples = 20,
+    [int[]] $Levels = @(10, 100, 1000),
+    [int[]] $BulkSizes = @(100, 1000)
+)
+$ErrorActionPreference = 'Stop'
+Set-StrictMode -Version Latest
+Import-Module $ModulePath
+Import-Module (Join-Path $PSScriptRoot '../tests/Lab/NetnsNatLab.psm1')
+$lesson = Join-Path $PSScriptRoot 'lesson.sh'
+$pwsh = Join-Path $PSHOME 'pwsh'
+$rows = [System.Collections.Generic.List[object]]::new()
+$script:nextNet = 0
+
+function Stats([double[]] $ms) {
+    $s = $ms | Sort-Object
+    [pscustomobject]@{ Median = $s[[int][Math]::Floor(($s.Count - 1) / 2)]; P10 = $s[[int][Math]::Floor(($s.Count - 1) * 0.1)]; P90 = $s[[int][Math]::Ceiling(($s.Count - 1) * 0.9)] }
+}
+function Fmt($st) { '{0:0.0} ms ({1:0.0}-{2:0.0})' -f $st.Median, $st.P10, $st.P90 }
+function Add-Row([string] $what, [string] $ours, [string] $theirs, [string] $ratio) {
+    $rows.Add([pscustomobject]@{ Measurement = $what; NetnsNat = $ours; Lesson = $theirs; Ratio = $ratio })
+    Write-Host ("  {0,-62} {1,-26} {2,-26} {3}" -f $what, $ours, $theirs, $ratio)
+}
+function Time([scriptblock] $block) { $sw = [Diagnostics.Stopwatch]::StartNew(); & $block | Out-Null; $sw.Stop(); $sw.Elapsed.TotalMilliseconds }
+
+function New-Bridges([int] $count) {
+    # Bridges with one client namespace each: one "ip -batch" for the host side, one "ip -n NS -batch" per namespace.
+    $batch = [System.Text.StringBuilder]::new()
+    $made = foreach ($i in 1..$count) {
+        $n = $script:nextNet++
+        $b = "bb$n"; $ns = "bn$n"; $net = "10.$(100 + [Math]::Floor($n / 250)).$($n % 250)"
+        [void]$batch.AppendLine("link add $b type bridge").AppendLine("addr add $net.1/24 dev $b").AppendLine("link set $b up")
+        [void]$batch.AppendLine("netns add $ns").AppendLine("link add h$n type veth peer name veth1 netns $ns").AppendLine("link set h$n master $b").AppendLine("link set h$n up")
+        [pscustomobject]@{ Bridge = $b; Namespace = $ns; Net = $net }
+    }
+    $file = "/run/bench-batch-$PID"
+    [IO.File]::WriteAllText($file, $batch.ToString())
+    Invoke-LabCommand ip -ArgumentList @('-batch', $file) -TimeoutSeconds 600 | Out-Null
+    foreach ($m in $made) {
+        [IO.File]::WriteAllText($file, "addr add $($m.Net).2/24 dev veth1`nlink set veth1 up`nlink set lo up`n")
+        Invoke-LabCommand ip -ArgumentList @('-n', $m.Namespace, '-batch', $file) | Out-Null
+    }
+    $made
+}
+
+function New-Clients([string] $bridge, [string] $prefix, [int] $count, [string] $net16) {
+    $batch = [System.Text.StringBuilder]::new()
+    $names = foreach ($i in 1..$count) {
+        $ns = "$prefix$i"
+        [void]$batch.AppendLine("netns add $ns").AppendLine("link add $ns type veth peer name veth1 netns $ns").AppendLine("link set $ns master $bridge").AppendLine("link set $ns up")
+        $ns
+    }
+    $file = "/run/bench-batch-$PID"
+    [IO.File]::WriteAllText($file, $batch.ToString())
+    Invoke-LabCommand ip -ArgumentList @('-batch', $file) -TimeoutSeconds 600 | Out-Null
+    $i = 0
+    foreach ($ns in $names) {
+        $i++
+        [IO.File]::WriteAllText($file, "addr add $net16.$([Math]::Floor($i / 250) + 1).$($i % 250 + 1)/16 dev veth1`nlink set veth1 up`n")
+        Invoke-LabCommand ip -ArgumentList @('-n', $ns, '-batch', $file) | Out-Null
+    }
+    $names
+}
+
+function Invoke-Lesson($b) { Invoke-LabCommand bash -ArgumentList @($lesson, $b.Namespace, $b.Bridge, 'eth0') | Out-Null }
+
+function Measure-Single([object[]] $bridges) {
+    $ours = foreach ($b in $bridges) { Time { Enable-NamespaceNat -Namespace $b.Namespace -Bridge $b.Bridge -Outbound eth0 } }
+    # Undo what NetnsNat did, then the lesson's commands on the same bridges.
+    $bridges | ForEach-Object { Disable-NamespaceNat -Namespace $_.Namespace -Bridge $_.Bridge }
+    $theirs = foreach ($b in $bridges) { Time { Invoke-Lesson $b } }
+    foreach ($b in $bridges) {
+        Invoke-LabCommand ip -ArgumentList @('-n', $b.Namespace, 'route', 'del', 'default') | Out-Null
+        foreach ($rule in @(@('-t', 'nat', '-D', 'POSTROUTING', '-s', "$($b.Net).0/24", '-o', 'eth0', '-j', 'MASQUERADE'), @('-D', 'FORWARD', '-o', $b.Bridge, '-j', 'ACCEPT'), @('-D', 'FORWARD', '-i', $b.Bridge, '-j', 'ACCEPT'))) {
+            Invoke-LabCommand iptables -ArgumentList $rule | Out-Null
+        }
+    }
+    [pscustomobject]@{ Ours = Stats $ours; Theirs = Stats $theirs }
+}
+
+function Count-Execs([string[]] $command) {
+    $trace = "/run/bench-strace-$PID"
+    Invoke-LabCommand strace -ArgumentList (@('-f', '-qq', '-e', 'trace=execve', '-e', 'signal=none', '-o', $trace, '--') + $command) -TimeoutSeconds 120 | Out-Null
+    $lines = @(Get-Content $trace | Where-Object { $_ -match 'execve\(' -and $_ -notmatch '= -1 ' })
+    Remove-Item $trace
+    $lines.Count
+}
+
+try {
+    Write-Host 'Building the lab...'
+    New-NetnsNatLab -Client '' | Out-Null
+    Write-Host ("  {0,-62} {1,-26} {2,-26} {3}" -f 'measurement', 'NetnsNat', "lesson's commands", 'lesson / NetnsNat')
+
+    # 1. One namespace, warm session, fresh bridges.
+    Enable-NamespaceNat -Namespace (New-Bridges 1)[0].Namespace -Bridge bb0 -Outbound eth0 | Out-Null # warm-up (JIT)
+    $fresh = New-Bridges $Samples
+    $single = Measure-Single $fresh
+    Add-Row "Enable one namespace, $Samples fresh bridges: median (p10-p90)" (Fmt $single.Ours) (Fmt $single.Theirs) ('{0:0.0}x' -f ($single.Theirs.Median / $single.Ours.Median))
+
+    # 2. The same with many bridges already configured.
+    $configured = 1 + $Samples
+    $perLevel = @{}
+    foreach ($level in $Levels) {
+        $add = $level - $configured
+        if ($add -gt 0) {
+            $more = New-Bridges $add
+            $more | Select-Object Namespace, Bridge | Enable-NamespaceNat -Outbound eth0 | Out-Null
+            $configured += $add
+        }
+        $probe = New-Bridges 10
+        $m = Measure-Single $probe
+        $probe | Select-Object Namespace, Bridge | Enable-NamespaceNat -Outbound eth0 | Out-Null
+        $configured += 10
+        $perLevel[$level] = $m
+        $rules = ((Invoke-LabCommand iptables-save).Output -split "`n" | Where-Object { $_ -like '-A *' }).Count
+        Add-Row "Enable one namespace with $level bridges configured ($rules rules)" (Fmt $m.Ours) (Fmt $m.Theirs) ('{0:0.0}x' -f ($m.Theirs.Median / $m.Ours.Median))
+    }
+    $first = $Levels[0]; $last = $Levels[-1]
+    Add-Row "cost at $last bridges / cost at $first" ('{0:0.00}x' -f ($perLevel[$last].Ours.Median / $perLevel[$first].Ours.Median)) ('{0:0.00}x' -f ($perLevel[$last].Theirs.Median / $perLevel[$first].Theirs.Median)) ''
+
+    # 3. Many namespaces on one bridge, piped into one call.
+    Add-LabBridge -Name bbulk -Address 10.210.0.1/16
+    $max = ($BulkSizes | Measure-Object -Maximum).Maximum
+    $clients = New-Clients -Bridge bbulk -Prefix 'k' -Count $max -Net16 '10.210'
+    foreach ($size in $BulkSizes) {
+        $names = $clients | Select-Object -First $size
+        $byValue = Time { $names | Enable-NamespaceNat -Bridge bbulk -Outbound eth0 }
+        $names | ForEach-Object { Invoke-LabCommand ip -ArgumentList @('-n', $_, 'route', 'del', 'default') | Out-Null }
+        Remove-NatMasquerade -Subnet 10.210.0.0/16 -Outbound eth0
+        $objects = $names | ForEach-Object { [pscustomobject]@{ Namespace = $_; Bridge = 'bbulk' } }
+        $byProperty = Time { $objects | Enable-NamespaceNat -Outbound eth0 }
+        $names | ForEach-Object { Invoke-LabCommand ip -ArgumentList @('-n', $_, 'route', 'del', 'default') | Out-Null }
+        Remove-NatMasquerade -Subnet 10.210.0.0/16 -Outbound eth0
+        Add-Row "$size namespaces on one bridge, one call: names by value / objects by property" ('{0:0} ms / {1:0} ms' -f $byValue, $byProperty) ('{0:0} ms (est. {1} x median)' -f ($size * $single.Theirs.Median), $size) ('{0:0.0}x' -f ($size * $single.Theirs.Median / $byValue))
+    }
+
+    # 4. Import-Module: in-process, and pwsh start with the import minus without it.
+    $inProcess = foreach ($i in 1..10) { [double](& $pwsh -NoProfile -NonInteractive -Command "`$sw = [Diagnostics.Stopwatch]::StartNew(); Import-Module '$ModulePath'; `$sw.Elapsed.TotalMilliseconds") }
+    $with = foreach ($i in 1..10) { Time { & $pwsh -NoProfile -NonInteractive -Command "Import-Module '$ModulePath'" } }
+    $without = foreach ($i in 1..10) { Time { & $pwsh -NoProfile -NonInteractive -Command '$null' } }
+    Add-Row 'Import-Module NetnsNat: in the session / pwsh start with minus without' ('{0:0} ms / {1:0} ms' -f (Stats $inProcess).Median, ((Stats $with).Median - (Stats $without).Median)) '' ''
+
+    # 5. Processes one call starts.
+    $b = (New-Bridges 1)[0]
+    $base = Count-Execs @($pwsh, '-NoProfile', '-NonInteractive', '-Command', "Import-Module '$ModulePath'; Get-BridgeSubnet $($b.Bridge) | Out-Null")
+    $full = Count-Execs @($pwsh, '-NoProfile', '-NonInteractive', '-Command', "Import-Module '$ModulePath'; Get-BridgeSubnet $($b.Bridge) | Out-Null; Enable-NamespaceNat $($b.Namespace) $($b.Bridge) eth0 | Out-Null")
+    Disable-NamespaceNat $b.Namespace $b.Bridge
+    $c = (New-Bridges 1)[0]
+    $lessonExecs = (Count-Execs @('bash', $lesson, $c.Namespace, $c.Bridge, 'eth0')) - 1
+    Add-Row 'processes started by one Enable (strace execve)' ($full - $base) $lessonExecs ''
+}
+finally {
+    Remove-NetnsNatLab
+}
+
+$md = [System.Text.StringBuilder]::new()
+[void]$md.AppendLine("# NetnsNat benchmark ($(Get-Date -Format 'yyyy-MM-dd HH:mm'), $([Environment]::ProcessorCount) cores)").AppendLine()
+[void]$md.AppendLine("| measurement | NetnsNat | lesson's commands | lesson / NetnsNat |").AppendLine('| --- | --- | --- | --- |')
+foreach ($r in $rows) { [void]$md.AppendLine("| $($r.Measurement) | $($r.NetnsNat) | $($r.Lesson) | $($r.Ratio) |") }
+Set-Content -Path (Join-Path $OutputPath 'bench.md') -Value $md.ToString()
+Write-Host "`nWritten to $(Join-Path $OutputPath 'bench.md')"
