@@ -29,7 +29,8 @@
         PSData = @{
             Tags         = @('Linux', 'netns', 'namespace', 'NAT', 'iptables', 'masquerade', 'networking')
             LicenseUri   = 'https://opensource.org/licenses/MIT'
-            ReleaseNotes = 'First release: the NAT flow of the network namespace lesson as cmdlets.'
+            ProjectUri   = 'https://github.com/NetnsNat/NetnsNat'
+            ReleaseNotes = '0.1.0: the NAT flow of the network namespace lesson as cmdlets (Enable-NamespaceNat and its steps, Disable-NamespaceNat, Test-NamespaceNat), one iptables-restore per call, rtnetlink for routes, DNS for namespaces, help and views.'
         }
     }
 }

@@ -7,7 +7,9 @@
       Bootstrap  installs what is missing: system packages (iproute2, iptables, ...) with apt-get when root, and the
                  NuGet packages (Pester among them) with dotnet restore.
       Build      writes the module folder out/NetnsNat/<version>/ (Import-Module ./out/NetnsNat).
-      Test       Bootstrap, Build, then the xunit tests and the Pester tests (inside a network namespace of their
+      Package    Build, then out/packages/NetnsNat.<version>.nupkg (Publish-PSResource to a local folder repository),
+                 which Install-PSResource installs from that folder.
+      Test       Bootstrap, Build, Package, then the xunit tests and the Pester tests (inside a network namespace of their
                  own); ends with "N passed, N failed" and exits non-zero when a test fails.
       Demo       Bootstrap, Build, then the lesson's flow in the lab (inside a network namespace of its own).
       Bench      Bootstrap, Build, then bench/Invoke-Benchmark.ps1 in the sandbox: NetnsNat against the lesson's
@@ -19,7 +21,7 @@
 [CmdletBinding()]
 param(
     [Parameter(Position = 0)]
-    [ValidateSet('Bootstrap', 'Build', 'Test', 'Demo', 'Bench', 'Clean')]
+    [ValidateSet('Bootstrap', 'Build', 'Package', 'Test', 'Demo', 'Bench', 'Clean')]
     [string[]] $Task = @('Build'),
 
     [ValidateSet('Debug', 'Release')]
@@ -83,6 +85,7 @@ function Invoke-Build {
         Copy-Item (Join-Path $bin $file) $dest
     }
     Copy-Item (Join-Path $Root 'src/NetnsNat.Verify.Tests.ps1') $dest
+    Copy-Item (Join-Path $Root 'LICENSE') $dest
     $manifest = (Get-Content (Join-Path $Root 'NetnsNat.psd1') -Raw) -replace "ModuleVersion\s*=\s*'[^']*'", "ModuleVersion        = '$version'"
     Set-Content -Path (Join-Path $dest 'NetnsNat.psd1') -Value $manifest -Encoding utf8NoBOM
     # Help: docs/*.md compiled into MAML and about_ text by a fresh pwsh (it loads the module to read parameter metadata).
@@ -142,6 +145,29 @@ function Invoke-Demo {
     if ($LASTEXITCODE -ne 0) { throw "The demo failed (exit code $LASTEXITCODE)" }
 }
 
+function Invoke-Package {
+    $version = Get-ModuleVersion
+    $packages = Join-Path $Out 'packages'
+    if (Test-Path $packages) { Remove-Item $packages -Recurse -Force }
+    New-Item -ItemType Directory $packages | Out-Null
+    # PSResourceGet keeps its repository list under HOME: give the child a HOME of its own, so nothing is registered
+    # for the user running the build.
+    $home_ = Join-Path $Out 'package-home'
+    if (Test-Path $home_) { Remove-Item $home_ -Recurse -Force }
+    New-Item -ItemType Directory $home_ | Out-Null
+    $script = "`$ErrorActionPreference = 'Stop'; Register-PSResourceRepository -Name NetnsNatBuild -Uri '$packages' -Trusted; " +
+        "Publish-PSResource -Path '$(Join-Path $Out "NetnsNat/$version")' -Repository NetnsNatBuild"
+    $psi = [System.Diagnostics.ProcessStartInfo]::new($Pwsh)
+    foreach ($a in @('-NoProfile', '-NonInteractive', '-Command', $script)) { $psi.ArgumentList.Add($a) }
+    $psi.Environment['HOME'] = $home_
+    $psi.WorkingDirectory = $home_
+    $p = [System.Diagnostics.Process]::Start($psi)
+    $p.WaitForExit()
+    Remove-Item $home_ -Recurse -Force
+    if ($p.ExitCode -ne 0) { throw "Publish-PSResource failed (exit code $($p.ExitCode))" }
+    Write-Host "Packed $(Join-Path $packages "NetnsNat.$version.nupkg")"
+}
+
 function Invoke-Bench {
     $bench = Join-Path $Root 'bench/Invoke-Benchmark.ps1'
     & (Join-Path $Root 'tests/Lab/sandbox.sh') $Pwsh -NoProfile -NonInteractive -File $bench -ModulePath (Join-Path $Out 'NetnsNat') -OutputPath $Out
@@ -156,7 +182,8 @@ function Invoke-Clean {
 
 $steps = [System.Collections.Generic.List[string]]::new()
 foreach ($t in $Task) {
-    if ($t -in 'Test', 'Demo', 'Bench') { foreach ($dep in 'Bootstrap', 'Build') { if (-not $steps.Contains($dep)) { $steps.Add($dep) } } }
+    $deps = switch ($t) { 'Test' { 'Bootstrap', 'Build', 'Package' } { $_ -in 'Demo', 'Bench' } { 'Bootstrap', 'Build' } 'Package' { 'Build' } default { @() } }
+    foreach ($dep in $deps) { if (-not $steps.Contains($dep)) { $steps.Add($dep) } }
     if (-not $steps.Contains($t)) { $steps.Add($t) }
 }
 foreach ($step in $steps) {

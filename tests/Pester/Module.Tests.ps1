@@ -89,6 +89,21 @@ Describe 'Tab completion' {
         $r.CompletionMatches[0].CompletionText | Should -Be 'eth0'
     }
 
+    It 'views apply to deserialized objects (Export-Clixml / Import-Clixml, remoting)' {
+        $file = "/run/netnsnat-clixml-$PID.xml"
+        Get-BridgeSubnet br0 | Export-Clixml $file
+        $back = Import-Clixml $file
+        $back.PSObject.TypeNames[0] | Should -Be 'Deserialized.NetnsNat.BridgeSubnet'
+        $table = $back | Format-Table | Out-String
+        $table | Should -Match 'Bridge\s+Address\s+PrefixLength\s+Subnet\s+IsUp'
+        ($back | Format-List | Out-String) | Should -Match 'Subnet\s+: 10\.0\.0\.0/24'
+        Remove-Item $file
+    }
+
+    It 'has list views for detail' {
+        (Get-FormatData -TypeName NetnsNat.NamespaceNatResult).FormatViewDefinition | ForEach-Object { $_.Control.GetType().Name } | Should -Contain 'ListControl'
+    }
+
     It '-Subnet completes the subnets of the bridges' {
         $r = TabExpansion2 -inputScript 'Add-NatMasquerade -Subnet ' -cursorColumn 26
         $r.CompletionMatches.CompletionText | Sort-Object | Should -Be @('10.0.0.0/24', '10.5.0.0/24')

@@ -7,7 +7,7 @@ namespace NetnsNat.Commands
     [OutputType(typeof(IpForwardingState))]
     public sealed class EnableIpForwardingCommand : NetnsCmdlet
     {
-        [Parameter(Position = 0)]
+        [Parameter(Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
         [ValidateSet("IPv4", "IPv6")]
         public string AddressFamily { get; set; } = "IPv4";
 
@@ -25,7 +25,7 @@ namespace NetnsNat.Commands
     [OutputType(typeof(IpForwardingState))]
     public sealed class DisableIpForwardingCommand : NetnsCmdlet
     {
-        [Parameter(Position = 0)]
+        [Parameter(Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
         [ValidateSet("IPv4", "IPv6")]
         public string AddressFamily { get; set; } = "IPv4";
 
