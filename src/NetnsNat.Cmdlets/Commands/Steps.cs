@@ -112,7 +112,7 @@ namespace NetnsNat.Commands
                 : $"Writing {plan.Count} rule changes for {subnet} via {outbound} in one iptables-restore.");
             var applied = Approve(cmdlet, plan, $"{subnet} via {outbound}");
             if (applied == null) return null;
-            cmdlet.Iptables.Restore(applied.Script(), cmdlet.Token);
+            cmdlet.Iptables.Restore(applied.Script(), cmdlet.Token, snapshot, applied);
             var rule = new NatMasqueradeRule(subnet, outbound, bridge, Backend(snapshot), desired.Select(r => r.ToString()).ToArray(), applied.Append.Count + applied.Insert.Count);
             return (rule, applied);
         }
@@ -145,7 +145,7 @@ namespace NetnsNat.Commands
             if (anyNeeded && !anyApproved) return null;
             var merged = RulePlan.Merge(result.Values.Select(v => v.Item2));
             if (!merged.IsEmpty) cmdlet.WriteVerbose($"Writing {merged.Count} rule changes in one iptables-restore.");
-            cmdlet.Iptables.Restore(merged.Script(), cmdlet.Token);
+            cmdlet.Iptables.Restore(merged.Script(), cmdlet.Token, snapshot, merged);
             return result;
         }
 
@@ -181,7 +181,7 @@ namespace NetnsNat.Commands
             var applied = Approve(cmdlet, plan, $"{subnet} via {outbound}");
             if (applied == null) return null;
             if (!applied.IsEmpty) cmdlet.WriteVerbose($"Deleting {applied.Count} rules for {subnet} via {outbound}.");
-            cmdlet.Iptables.Restore(applied.Script(), cmdlet.Token);
+            cmdlet.Iptables.Restore(applied.Script(), cmdlet.Token, snapshot, applied);
             return (new NatMasqueradeRule(subnet, outbound, foundBridge, Backend(snapshot), applied.Delete.Select(r => r.ToString()).ToArray(), applied.Count), applied);
         }
 
@@ -195,7 +195,7 @@ namespace NetnsNat.Commands
             var applied = Approve(cmdlet, plan, $"bridge {bridge}");
             if (applied == null) return null;
             if (!applied.IsEmpty) cmdlet.WriteVerbose($"Deleting {applied.Count} rules for bridge {bridge}.");
-            cmdlet.Iptables.Restore(applied.Script(), cmdlet.Token);
+            cmdlet.Iptables.Restore(applied.Script(), cmdlet.Token, snapshot, applied);
             return (new NatMasqueradeRule(subnet, outbound, bridge, Backend(snapshot), applied.Delete.Select(r => r.ToString()).ToArray(), applied.Count), applied);
         }
 

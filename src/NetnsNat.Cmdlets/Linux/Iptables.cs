@@ -24,20 +24,60 @@ namespace NetnsNat.Linux
 
         public Iptables(ProcessRunner runner) => _runner = runner;
 
+        private static readonly object CacheGate = new object();
+        private static (string Netns, uint Generation, IptablesSnapshot Snapshot)? _cache;
+
+        /// <summary>
+        /// The current ruleset. With nf_tables, a snapshot this process read (or wrote) is reused while the kernel's
+        /// ruleset generation is unchanged, so a warm session does not pay iptables-save's full dump on every call.
+        /// </summary>
         public IptablesSnapshot Save(CancellationToken cancellationToken)
         {
+            var netns = CurrentNetns();
+            var generation = NftGeneration.Read();
+            lock (CacheGate)
+            {
+                if (generation != null && _cache is { } c && c.Netns == netns && c.Generation == generation) return c.Snapshot;
+            }
             var result = _runner.Run("iptables-save", Array.Empty<string>(), cancellationToken);
             if (!result.Succeeded) throw new IptablesException(result);
-            return IptablesSnapshot.Parse(result.StandardOutput);
+            var snapshot = IptablesSnapshot.Parse(result.StandardOutput);
+            lock (CacheGate)
+            {
+                // The generation was read before the dump: a change during the dump only makes the cache miss next time.
+                _cache = generation != null && snapshot.Backend != "legacy" ? (netns, generation.Value, snapshot) : null;
+            }
+            return snapshot;
         }
 
         /// <summary>Applies a restore script in one call; with nf_tables the whole script is one kernel transaction.</summary>
-        public void Restore(string script, CancellationToken cancellationToken)
+        public void Restore(string script, CancellationToken cancellationToken) => Restore(script, cancellationToken, null, null);
+
+        /// <summary>
+        /// Applies a plan computed from a snapshot. When the kernel's generation moved by exactly this one commit, the
+        /// cached snapshot becomes the snapshot with the plan applied; anything else empties the cache.
+        /// </summary>
+        public void Restore(string script, CancellationToken cancellationToken, IptablesSnapshot? basis, RulePlan? plan)
         {
             if (script.Length == 0) return;
+            uint? before = null;
+            lock (CacheGate)
+            {
+                if (basis != null && _cache is { } c && ReferenceEquals(c.Snapshot, basis)) before = c.Generation;
+                _cache = null;
+            }
             var result = _runner.Run("iptables-restore", new[] { "--noflush", "--wait", "10" }, cancellationToken, script);
             if (!result.Succeeded) throw new IptablesException(result);
+            if (before == null || plan == null) return;
+            var after = NftGeneration.Read();
+            if (after != before + 1) return;
+            lock (CacheGate)
+            {
+                _cache = (CurrentNetns(), after.Value, basis!.With(plan));
+            }
         }
+
+        private static string CurrentNetns() => new FileInfo("/proc/thread-self/ns/net").LinkTarget ?? string.Empty;
 
         /// <summary>"nf_tables" or "legacy", from the iptables alternative on PATH, without running it.</summary>
         public static string BackendFromPath()

@@ -24,6 +24,19 @@ namespace NetnsNat.Linux
 
         public IEnumerable<IptablesRule> Chain(string table, string chain) => Rules.Where(r => r.Table == table && r.Chain == chain);
 
+        /// <summary>The snapshot after a plan: its deletions removed, appends at the end of their chain, inserts at the top.</summary>
+        public IptablesSnapshot With(RulePlan plan)
+        {
+            var rules = Rules.Where(r => !plan.Delete.Contains(r)).ToList();
+            rules.AddRange(plan.Append);
+            foreach (var group in plan.Insert.GroupBy(r => (r.Table, r.Chain)))
+            {
+                int at = rules.FindIndex(r => r.Table == group.Key.Table && r.Chain == group.Key.Chain);
+                rules.InsertRange(at < 0 ? rules.Count : at, group);
+            }
+            return new IptablesSnapshot(rules, Policies, Backend);
+        }
+
         public static IptablesSnapshot Parse(string save)
         {
             var rules = new List<IptablesRule>();

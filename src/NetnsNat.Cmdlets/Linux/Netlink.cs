@@ -39,6 +39,53 @@ namespace NetnsNat.Linux
         [DllImport("libc")] public static extern IntPtr strerror(int errnum);
     }
 
+    /// <summary>
+    /// The nf_tables ruleset generation of the current network namespace (NFT_MSG_GETGEN): it changes with every
+    /// committed change, by anyone, so an unchanged number means an unchanged ruleset.
+    /// </summary>
+    public static class NftGeneration
+    {
+        private const int AF_NETLINK = 16, SOCK_RAW = 3, SOCK_CLOEXEC = 0x80000, NETLINK_NETFILTER = 12;
+        private const ushort NFT_MSG_GETGEN = (10 << 8) | 16, NFT_MSG_NEWGEN = (10 << 8) | 15, NLM_F_REQUEST = 1, NLMSG_ERROR = 2, NFTA_GEN_ID = 1;
+
+        /// <summary>The generation id, or null when nf_tables cannot tell (no nf_tables, or an error).</summary>
+        public static uint? Read()
+        {
+            int fd = Native.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+            if (fd < 0) return null;
+            try
+            {
+                Native.setsockopt(fd, 1, 20, new long[] { 2, 0 }, 16);
+                var request = new byte[20];
+                BinaryPrimitives.WriteUInt32LittleEndian(request, 20);
+                BinaryPrimitives.WriteUInt16LittleEndian(request.AsSpan(4), NFT_MSG_GETGEN);
+                BinaryPrimitives.WriteUInt16LittleEndian(request.AsSpan(6), NLM_F_REQUEST);
+                BinaryPrimitives.WriteUInt32LittleEndian(request.AsSpan(8), 1);
+                // nfgenmsg: family AF_UNSPEC, version NFNETLINK_V0, res_id 0
+                if (Native.send(fd, request, request.Length, 0) < 0) return null;
+                var buffer = new byte[4096];
+                var n = (int)Native.recv(fd, buffer, buffer.Length, 0);
+                if (n < 20) return null;
+                ushort type = BinaryPrimitives.ReadUInt16LittleEndian(buffer.AsSpan(4));
+                if (type == NLMSG_ERROR || type != NFT_MSG_NEWGEN) return null;
+                int offset = 20;
+                while (offset + 4 <= n)
+                {
+                    int len = BinaryPrimitives.ReadUInt16LittleEndian(buffer.AsSpan(offset));
+                    ushort attr = (ushort)(BinaryPrimitives.ReadUInt16LittleEndian(buffer.AsSpan(offset + 2)) & 0x3FFF);
+                    if (len < 4) break;
+                    if (attr == NFTA_GEN_ID && len >= 8) return BinaryPrimitives.ReadUInt32BigEndian(buffer.AsSpan(offset + 4));
+                    offset += (len + 3) & ~3;
+                }
+                return null;
+            }
+            finally
+            {
+                Native.close(fd);
+            }
+        }
+    }
+
     /// <summary>/sys/class/net shows another namespace's interfaces (entered without a sysfs of its own).</summary>
     public sealed class StaleSysfsException : Exception
     {
