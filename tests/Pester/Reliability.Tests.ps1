@@ -47,7 +47,23 @@ exec $REAL "$@"
                 $e = Assert-FailsWithoutChange { Enable-NamespaceNat testnet br0 eth0 } -ErrorId IptablesFailed -Category InvalidOperation
                 $e.Exception.Message | Should -Match 'simulated failure of call 2'
                 Get-Forwarding | Should -Be '0'
-                Get-Content (Join-Path $wrap 'count') | Should -Be '2'
+                Get-Content (Join-Path $wrap 'count') | Should -Be '3' -Because 'iptables-save, the failing iptables-restore, and iptables-save to see what took effect'
+            }
+            finally { $env:PATH = $saved; Remove-Item $wrap -Recurse -Force }
+        }
+
+        It 'an iptables-restore that commits the nat table and then fails leaves nothing behind' {
+            # iptables-restore commits table by table; this one writes the first table of its input, then fails.
+            $wrap = New-ToolWrapper -Tool iptables-restore -Body @'
+sed '/^COMMIT/q' | "$REAL" "$@" || exit 1
+echo "simulated failure after the first table" >&2
+exit 1
+'@
+            $saved = $env:PATH
+            try {
+                $env:PATH = "${wrap}:$saved"
+                $e = Assert-FailsWithoutChange { Enable-NamespaceNat testnet br0 eth0 } -ErrorId IptablesFailed -Category InvalidOperation
+                $e.Exception.Message | Should -Match 'simulated failure after the first table'
             }
             finally { $env:PATH = $saved; Remove-Item $wrap -Recurse -Force }
         }

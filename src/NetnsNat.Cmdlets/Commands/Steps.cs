@@ -112,7 +112,7 @@ namespace NetnsNat.Commands
                 : $"Writing {plan.Count} rule changes for {subnet} via {outbound} in one iptables-restore.");
             var applied = Approve(cmdlet, plan, $"{subnet} via {outbound}");
             if (applied == null) return null;
-            cmdlet.Iptables.Restore(applied.Script(), cmdlet.Token, snapshot, applied);
+            ApplyPlan(cmdlet, snapshot, applied);
             var rule = new NatMasqueradeRule(subnet, outbound, bridge, Backend(snapshot), desired.Select(r => r.ToString()).ToArray(), applied.Append.Count + applied.Insert.Count);
             return (rule, applied);
         }
@@ -145,7 +145,7 @@ namespace NetnsNat.Commands
             if (anyNeeded && !anyApproved) return null;
             var merged = RulePlan.Merge(result.Values.Select(v => v.Item2));
             if (!merged.IsEmpty) cmdlet.WriteVerbose($"Writing {merged.Count} rule changes in one iptables-restore.");
-            cmdlet.Iptables.Restore(merged.Script(), cmdlet.Token, snapshot, merged);
+            ApplyPlan(cmdlet, snapshot, merged);
             return result;
         }
 
@@ -159,6 +159,41 @@ namespace NetnsNat.Commands
                 if (cmdlet.ShouldRun(target, "iptables", arguments)) approved.Add(rule);
             }
             return approved.Count == 0 ? null : plan.Only(approved);
+        }
+
+        /// <summary>
+        /// Writes a plan with one iptables-restore. iptables-restore commits each table on its own, so when it fails
+        /// part-way (the nat table written, the filter table refused), the part that took effect is found by reading
+        /// the ruleset again and is undone before the error goes on: nothing stays half-applied.
+        /// </summary>
+        public static void ApplyPlan(NetnsCmdlet cmdlet, IptablesSnapshot basis, RulePlan plan)
+        {
+            try
+            {
+                cmdlet.Iptables.Restore(plan.Script(), cmdlet.Token, basis, plan);
+            }
+            catch (Exception ex) when (ex is IptablesException || ex is OperationCanceledException || ex is TimeoutException)
+            {
+                try
+                {
+                    var now = cmdlet.Iptables.Save(CancellationToken.None);
+                    int Count(IptablesSnapshot s, IptablesRule r) => s.Rules.Count(x => x.SameAs(r));
+                    var partial = new RulePlan(
+                        plan.Delete.Where(r => Count(now, r) < Count(basis, r)).ToArray(),
+                        plan.Append.Where(r => Count(now, r) > Count(basis, r)).ToArray(),
+                        plan.Insert.Where(r => Count(now, r) > Count(basis, r)).ToArray());
+                    if (!partial.IsEmpty)
+                    {
+                        cmdlet.WriteVerbose($"iptables-restore failed after writing {partial.Count} of {plan.Count} changes; undoing those.");
+                        cmdlet.Iptables.Restore(partial.Inverse().Script(), CancellationToken.None);
+                    }
+                }
+                catch (Exception undo) when (undo is IptablesException || undo is TimeoutException)
+                {
+                    cmdlet.WriteWarning($"Undoing a partly applied iptables-restore failed: {undo.Message}");
+                }
+                throw;
+            }
         }
 
         /// <summary>Undoes an applied plan in one iptables-restore; runs even after Ctrl+C, with its own timeout.</summary>
@@ -181,7 +216,7 @@ namespace NetnsNat.Commands
             var applied = Approve(cmdlet, plan, $"{subnet} via {outbound}");
             if (applied == null) return null;
             if (!applied.IsEmpty) cmdlet.WriteVerbose($"Deleting {applied.Count} rules for {subnet} via {outbound}.");
-            cmdlet.Iptables.Restore(applied.Script(), cmdlet.Token, snapshot, applied);
+            ApplyPlan(cmdlet, snapshot, applied);
             return (new NatMasqueradeRule(subnet, outbound, foundBridge, Backend(snapshot), applied.Delete.Select(r => r.ToString()).ToArray(), applied.Count), applied);
         }
 
@@ -195,7 +230,7 @@ namespace NetnsNat.Commands
             var applied = Approve(cmdlet, plan, $"bridge {bridge}");
             if (applied == null) return null;
             if (!applied.IsEmpty) cmdlet.WriteVerbose($"Deleting {applied.Count} rules for bridge {bridge}.");
-            cmdlet.Iptables.Restore(applied.Script(), cmdlet.Token, snapshot, applied);
+            ApplyPlan(cmdlet, snapshot, applied);
             return (new NatMasqueradeRule(subnet, outbound, bridge, Backend(snapshot), applied.Delete.Select(r => r.ToString()).ToArray(), applied.Count), applied);
         }
 

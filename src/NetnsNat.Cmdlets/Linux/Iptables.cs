@@ -1,5 +1,6 @@
 using System;
 using System.IO;
+using System.Linq;
 using System.Runtime.InteropServices;
 using System.Threading;
 
@@ -69,8 +70,10 @@ namespace NetnsNat.Linux
             var result = _runner.Run("iptables-restore", new[] { "--noflush", "--wait", "10" }, cancellationToken, script);
             if (!result.Succeeded) throw new IptablesException(result);
             if (before == null || plan == null) return;
+            // iptables-nft-restore commits each table section on its own: one generation per section.
+            var sections = (uint)script.Split('\n').Count(l => l.StartsWith('*'));
             var after = NftGeneration.Read();
-            if (after != before + 1) return;
+            if (after != before + sections) return;
             lock (CacheGate)
             {
                 _cache = (CurrentNetns(), after.Value, basis!.With(plan));
