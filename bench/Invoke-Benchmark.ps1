@@ -99,6 +99,15 @@ try {
     New-NetnsNatLab -Client '' | Out-Null
     Write-Host ("  {0,-62} {1,-26} {2,-26} {3}" -f 'measurement', 'NetnsNat', "lesson's commands", 'lesson / NetnsNat')
 
+    # 0. Import-Module (first, while the machine is quiet): in-process, and pwsh start with the import minus without it.
+    $inProcess = foreach ($i in 1..10) { [double](& $pwsh -NoProfile -NonInteractive -Command "`$sw = [Diagnostics.Stopwatch]::StartNew(); Import-Module '$ModulePath'; `$sw.Elapsed.TotalMilliseconds") }
+    $with = [System.Collections.Generic.List[double]]::new(); $without = [System.Collections.Generic.List[double]]::new()
+    foreach ($i in 1..15) {
+        $without.Add((Time { & $pwsh -NoProfile -NonInteractive -Command '$null' }))
+        $with.Add((Time { & $pwsh -NoProfile -NonInteractive -Command "Import-Module '$ModulePath'" }))
+    }
+    Add-Row 'Import-Module NetnsNat: in the session / pwsh start with minus without' ('{0:0} ms / {1:0} ms' -f (Stats $inProcess).Median, ((Stats $with).Median - (Stats $without).Median)) '' ''
+
     # 1. One namespace, warm session, fresh bridges.
     Enable-NamespaceNat -Namespace (New-Bridges 1)[0].Namespace -Bridge bb0 -Outbound eth0 | Out-Null # warm-up (JIT)
     $fresh = New-Bridges $Samples
@@ -141,12 +150,6 @@ try {
         Remove-NatMasquerade -Subnet 10.210.0.0/16 -Outbound eth0
         Add-Row "$size namespaces on one bridge, one call: names by value / objects by property" ('{0:0} ms / {1:0} ms' -f $byValue, $byProperty) ('{0:0} ms (est. {1} x median)' -f ($size * $single.Theirs.Median), $size) ('{0:0.0}x' -f ($size * $single.Theirs.Median / $byValue))
     }
-
-    # 4. Import-Module: in-process, and pwsh start with the import minus without it.
-    $inProcess = foreach ($i in 1..10) { [double](& $pwsh -NoProfile -NonInteractive -Command "`$sw = [Diagnostics.Stopwatch]::StartNew(); Import-Module '$ModulePath'; `$sw.Elapsed.TotalMilliseconds") }
-    $with = foreach ($i in 1..10) { Time { & $pwsh -NoProfile -NonInteractive -Command "Import-Module '$ModulePath'" } }
-    $without = foreach ($i in 1..10) { Time { & $pwsh -NoProfile -NonInteractive -Command '$null' } }
-    Add-Row 'Import-Module NetnsNat: in the session / pwsh start with minus without' ('{0:0} ms / {1:0} ms' -f (Stats $inProcess).Median, ((Stats $with).Median - (Stats $without).Median)) '' ''
 
     # 5. Processes one call starts.
     $b = (New-Bridges 1)[0]

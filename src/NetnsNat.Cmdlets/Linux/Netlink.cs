@@ -34,6 +34,7 @@ namespace NetnsNat.Linux
         [DllImport("libc", SetLastError = true)] public static extern nint send(int fd, byte[] buf, nint len, int flags);
         [DllImport("libc", SetLastError = true)] public static extern nint recv(int fd, byte[] buf, nint len, int flags);
         [DllImport("libc", SetLastError = true)] public static extern int setsockopt(int fd, int level, int name, long[] value, int len);
+        [DllImport("libc", SetLastError = true, EntryPoint = "setsockopt")] public static extern int setsockoptInt(int fd, int level, int name, ref int value, int len);
         [DllImport("libc", SetLastError = true)] public static extern int getifaddrs(out IntPtr ifap);
         [DllImport("libc")] public static extern void freeifaddrs(IntPtr ifa);
         [DllImport("libc")] public static extern IntPtr strerror(int errnum);
@@ -247,6 +248,9 @@ namespace NetnsNat.Linux
             int fd = Native.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
             if (fd < 0) throw new NetlinkException("netlink socket", Marshal.GetLastWin32Error());
             Native.setsockopt(fd, 1, 20, new long[] { 5, 0 }, 16);
+            // NETLINK_GET_STRICT_CHK: the kernel filters address dumps by interface index itself.
+            int on = 1;
+            Native.setsockoptInt(fd, 270, 12, ref on, 4);
             return new NamespaceRoutes(fd);
         }
 
@@ -257,6 +261,7 @@ namespace NetnsNat.Linux
         {
             var ifaddr = new byte[8];
             ifaddr[0] = AF_INET;
+            BinaryPrimitives.WriteInt32LittleEndian(ifaddr.AsSpan(4), ifindex);
             var found = new List<Ipv4Cidr>();
             foreach (var (type, payload) in Exchange(Message(RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP, ifaddr), dump: true, "read the addresses"))
             {
