@@ -52,6 +52,19 @@ Describe 'Running without the privileges or tools it needs' {
         }
     }
 
+    Context 'a process that entered a network namespace without a sysfs of its own' {
+        It 'still finds its own interfaces (the trap: /sys/class/net shows the namespace it came from)' {
+            # unshare --net alone: /sys/class/net still lists the sandbox's br0 and eth0, not this namespace's.
+            $script = "ip link set lo up; ip link add brs type bridge; ip addr add 10.77.0.1/24 dev brs; ip link add br0 type bridge; ip addr add 10.78.0.1/24 dev br0; " +
+                "(Get-BridgeSubnet brs).Subnet; (Get-BridgeSubnet br0).Subnet; try { Get-BridgeSubnet eth0 -ErrorAction Stop } catch { `$_.FullyQualifiedErrorId }"
+            $r = Invoke-ChildPwsh -Script $script -Prefix @('unshare', '--net', '--')
+            $lines = $r.Output.Trim() -split "`n" | ForEach-Object Trim
+            $lines[0] | Should -Be '10.77.0.0/24' -Because $r.Error
+            $lines[1] | Should -Be '10.78.0.0/24' -Because 'br0 of the sandbox (10.0.0.0/24) is not this namespace''s br0'
+            $lines[2] | Should -BeLike 'InterfaceNotFound,*'
+        }
+    }
+
     Context 'a read-only /proc/sys' {
         It 'Enable-NamespaceNat: SysctlNotWritable (PermissionDenied) that says what to do, nothing half-applied' {
             [System.IO.File]::WriteAllText('/proc/sys/net/ipv4/ip_forward', "0`n")

@@ -159,6 +159,8 @@ namespace NetnsNat.Linux
             using var netlink = NamespaceRoutes.OpenCurrent();
             if (!File.Exists(Path.Combine(sys, "ifindex")))
             {
+                // Missing from sysfs: really missing, or sysfs shows another namespace? The kernel knows.
+                if (netlink.LinkExists(name)) throw new StaleSysfsException();
                 return null;
             }
             int index = int.Parse(File.ReadAllText(Path.Combine(sys, "ifindex")).Trim(), System.Globalization.CultureInfo.InvariantCulture);
@@ -279,6 +281,20 @@ namespace NetnsNat.Linux
                 if (a != null) found.Add(new Ipv4Cidr(BinaryPrimitives.ReadUInt32BigEndian(a), prefix));
             }
             return found;
+        }
+
+        /// <summary>Whether an interface of that name exists in this socket's namespace (RTM_GETLINK by IFLA_IFNAME).</summary>
+        public bool LinkExists(string name)
+        {
+            var body = Concat(new byte[16], Attribute(IFLA_IFNAME, System.Text.Encoding.ASCII.GetBytes(name + "\0")));
+            try
+            {
+                return Exchange(Message(RTM_GETLINK, NLM_F_REQUEST, body), dump: false, "read a link", expectReply: true).Count > 0;
+            }
+            catch (NetlinkException ex) when (ex.Errno == 19)
+            {
+                return false;
+            }
         }
 
         /// <summary>The name the kernel gives an interface index in this socket's namespace.</summary>
