@@ -123,12 +123,15 @@ function Invoke-Test {
     $pesterArgs = @('-NoProfile', '-NonInteractive', '-File', $runner, '-PesterPath', (Get-PesterPath), '-ModulePath', (Join-Path $Out 'NetnsNat'), '-ResultPath', $Out)
     if ($TestPath) { $pesterArgs += @('-TestPath', ($TestPath -join ',')) }
     & (Join-Path $Root 'tests/Lab/sandbox.sh') $Pwsh @pesterArgs
+    $pesterExit = $LASTEXITCODE
     $pesterPassed = 0; $pesterFailed = 0
     if (Test-Path $summary) {
         $s = Get-Content $summary -Raw | ConvertFrom-Json
         $pesterPassed = [int]$s.Passed; $pesterFailed = [int]$s.Failed
     }
     else { $pesterFailed = 1; Write-Host 'The Pester run ended without a summary (it crashed).' }
+    # A run that failed must never count as green, whatever the summary says.
+    if ($pesterExit -ne 0 -and $pesterFailed -eq 0) { $pesterFailed = 1; Write-Host "The Pester run exited with $pesterExit." }
 
     $figures = Join-Path $Out 'figures.txt'
     if (Test-Path $figures) { Write-Host "Figures (also in $figures):"; Get-Content $figures | ForEach-Object { Write-Host "  $_" } }

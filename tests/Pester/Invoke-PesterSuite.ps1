@@ -26,7 +26,13 @@ $config.Output.RenderMode = 'Plaintext'
 $config.TestResult.Enabled = $true
 $config.TestResult.OutputFormat = 'JUnitXml'
 $config.TestResult.OutputPath = Join-Path $ResultPath 'pester.xml'
-$result = Invoke-Pester -Configuration $config
+# Anything a test file leaks to the output stream comes out beside the run object: keep only the run.
+$result = Invoke-Pester -Configuration $config | Where-Object { $_.PSObject.TypeNames -contains 'Pester.Run' } | Select-Object -Last 1
+if (-not $result) {
+    @{ Passed = 0; Failed = 1; Skipped = 0; Duration = 0 } | ConvertTo-Json | Set-Content (Join-Path $ResultPath 'pester-summary.json')
+    Write-Host 'Invoke-Pester returned no run object.'
+    exit 1
+}
 $failed = $result.FailedCount + $result.FailedBlocksCount + $result.FailedContainersCount
 @{ Passed = $result.PassedCount; Failed = $failed; Skipped = $result.SkippedCount; Duration = $result.Duration.TotalSeconds } |
     ConvertTo-Json | Set-Content (Join-Path $ResultPath 'pester-summary.json')

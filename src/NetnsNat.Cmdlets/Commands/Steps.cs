@@ -103,18 +103,8 @@ namespace NetnsNat.Commands
         /// </summary>
         public static (NatMasqueradeRule Rule, RulePlan Applied)? AddRules(NetnsCmdlet cmdlet, string subnet, string outbound, string? bridge)
         {
-            var snapshot = cmdlet.Iptables.Save(cmdlet.Token);
-            WarnAboutOtherBackend(cmdlet, snapshot, subnet);
-            var plan = NatRules.PlanAdd(snapshot, subnet, outbound, bridge);
-            var desired = NatRules.For(subnet, outbound, bridge);
-            cmdlet.WriteVerbose(plan.IsEmpty
-                ? $"The rules for {subnet} via {outbound} are all in place."
-                : $"Writing {plan.Count} rule changes for {subnet} via {outbound} in one iptables-restore.");
-            var applied = Approve(cmdlet, plan, $"{subnet} via {outbound}");
-            if (applied == null) return null;
-            ApplyPlan(cmdlet, snapshot, applied);
-            var rule = new NatMasqueradeRule(subnet, outbound, bridge, Backend(snapshot), desired.Select(r => r.ToString()).ToArray(), applied.Append.Count + applied.Insert.Count);
-            return (rule, applied);
+            var result = AddRulesForGroups(cmdlet, new[] { (subnet, outbound, bridge) });
+            return result != null && result.TryGetValue((subnet, outbound, bridge), out var added) ? added : null;
         }
 
         /// <summary>

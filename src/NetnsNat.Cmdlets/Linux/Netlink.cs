@@ -297,8 +297,18 @@ namespace NetnsNat.Linux
             }
         }
 
-        /// <summary>The name the kernel gives an interface index in this socket's namespace.</summary>
-        public string? NameOf(int ifindex) => LinkName(ifindex);
+        /// <summary>The name the kernel gives an interface index in this socket's namespace, or null when there is none.</summary>
+        public string? NameOf(int ifindex)
+        {
+            try
+            {
+                return LinkName(ifindex);
+            }
+            catch (NetlinkException ex) when (ex.Errno == 19)
+            {
+                return null;
+            }
+        }
 
         /// <summary>The IPv4 default route of the main table, or null.</summary>
         public DefaultRoute? GetDefault()
