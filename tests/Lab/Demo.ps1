@@ -28,8 +28,12 @@ try {
     Write-Host "TCP to $($lab.ServerAddress):$($lab.ServerPort) from testnet: $(if ($before) { "connected, server saw $before" } else { 'no connection' })"
     if ($before) { throw 'The client reached the server before NAT was set up: the lab is wrong.' }
 
-    Show-Step 'Enable-NamespaceNat -Namespace testnet -Bridge br0 -Outbound eth0 -Verbose'
-    $result = Enable-NamespaceNat -Namespace testnet -Bridge br0 -Outbound eth0 -Verbose
+    Show-Step 'Test-NamespaceNat testnet (before): what is missing, and the fix for each'
+    Test-NamespaceNat testnet -Outbound eth0 | Where-Object Status -NE 'Pass' | Format-Table Check, Status, Fix -Wrap | Out-String -Width 120 | Write-Host
+
+    Start-LabDns | Out-Null
+    Show-Step 'Enable-NamespaceNat -Namespace testnet -Bridge br0 -Outbound eth0 -Dns 203.0.113.53 -Verbose'
+    $result = Enable-NamespaceNat -Namespace testnet -Bridge br0 -Outbound eth0 -Dns 203.0.113.53 -Verbose
     $result | Format-Table | Out-String | Write-Host
     $result.ForwardingState | Format-Table | Out-String | Write-Host
     $result.Rule | Format-Table | Out-String | Write-Host
@@ -41,6 +45,14 @@ try {
     $after = Test-LabConnection -Namespace testnet
     Write-Host "TCP to $($lab.ServerAddress):$($lab.ServerPort) from testnet: $(if ($after) { "connected, server saw source $after" } else { 'no connection' })"
     if ($after -ne $lab.UplinkAddress) { throw "Expected the server to see $($lab.UplinkAddress), saw '$after'" }
+
+    $name = Resolve-LabName -Namespace testnet -Name server.lab.test
+    Write-Host "DNS from testnet (lab resolver 203.0.113.53, through the NAT): server.lab.test -> $name"
+    if ($name -ne $lab.ServerAddress) { throw "Expected server.lab.test to resolve to $($lab.ServerAddress), got '$name'" }
+
+    Show-Step 'Test-NamespaceNat testnet -Target 203.0.113.10 (after)'
+    Test-NamespaceNat testnet -Target $lab.ServerAddress | Format-Table Check, Status, Detail | Out-String -Width 120 | Write-Host
+    if (-not (Test-NamespaceNat testnet -Target $lab.ServerAddress -Quiet)) { throw 'Test-NamespaceNat found a problem after Enable-NamespaceNat' }
 
     Show-Step "The lesson's verification commands"
     Show-Command cat @('/proc/sys/net/ipv4/ip_forward')
