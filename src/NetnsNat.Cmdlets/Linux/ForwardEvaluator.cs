@@ -5,44 +5,13 @@ using System.Linq;
 namespace NetnsNat.Linux
 {
     /// <summary>A packet to walk through the filter FORWARD chain.</summary>
-    public sealed class ForwardPacket
-    {
-        public ForwardPacket(string inInterface, string outInterface, uint source, uint destination, string state)
-        {
-            InInterface = inInterface;
-            OutInterface = outInterface;
-            Source = source;
-            Destination = destination;
-            State = state;
-        }
-
-        public string InInterface { get; }
-        public string OutInterface { get; }
-        public uint Source { get; }
-        public uint Destination { get; }
-
-        /// <summary>The conntrack state: NEW for the first packet out, ESTABLISHED for a reply.</summary>
-        public string State { get; }
-    }
+    /// <param name="State">The conntrack state: NEW for the first packet out, ESTABLISHED for a reply.</param>
+    public sealed record ForwardPacket(string InInterface, string OutInterface, uint Source, uint Destination, string State);
 
     /// <summary>Where a packet ends in FORWARD: accepted or blocked, by which rule or the policy, and any rule that might interfere.</summary>
-    public sealed class ForwardVerdict
-    {
-        public ForwardVerdict(bool accepted, string by, IReadOnlyList<string> uncertain)
-        {
-            Accepted = accepted;
-            By = by;
-            Uncertain = uncertain;
-        }
-
-        public bool Accepted { get; }
-
-        /// <summary>The deciding rule in iptables-save form, or "policy DROP" and the like.</summary>
-        public string By { get; }
-
-        /// <summary>DROP or REJECT rules before the verdict with matches this evaluator cannot decide (ports, marks, ...).</summary>
-        public IReadOnlyList<string> Uncertain { get; }
-    }
+    /// <param name="By">The deciding rule in iptables-save form, or "policy DROP" and the like.</param>
+    /// <param name="Uncertain">DROP or REJECT rules before the verdict with matches this evaluator cannot decide (ports, marks, ...).</param>
+    public sealed record ForwardVerdict(bool Accepted, string By, IReadOnlyList<string> Uncertain);
 
     /// <summary>
     /// Walks a packet through filter FORWARD as the kernel would for the matches NetnsNat models (interfaces with

@@ -8,42 +8,19 @@ using System.Threading;
 
 namespace NetnsNat.Linux
 {
-    /// <summary>One network interface of the current namespace as "ip -j -d addr show" describes it.</summary>
-    public sealed class LinkInfo
+    /// <summary>One network interface of the current namespace.</summary>
+    /// <param name="Name">The interface name.</param>
+    /// <param name="Kind">"bridge", "veth", ... or null for a plain device.</param>
+    /// <param name="IsUp">Administratively up (the UP flag).</param>
+    /// <param name="OperState">The operational state.</param>
+    /// <param name="Ipv4">The IPv4 addresses with their prefix lengths.</param>
+    public sealed record LinkInfo(string Name, string? Kind, bool IsUp, string OperState, IReadOnlyList<Ipv4Cidr> Ipv4)
     {
-        public LinkInfo(string name, string? kind, bool isUp, string operState, IReadOnlyList<Ipv4Cidr> ipv4)
-        {
-            Name = name;
-            Kind = kind;
-            IsUp = isUp;
-            OperState = operState;
-            Ipv4 = ipv4;
-        }
-
-        public string Name { get; }
-
-        /// <summary>"bridge", "veth", "dummy", ... or null for a plain device.</summary>
-        public string? Kind { get; }
-
-        /// <summary>Administratively up (the UP flag).</summary>
-        public bool IsUp { get; }
-        public string OperState { get; }
-        public IReadOnlyList<Ipv4Cidr> Ipv4 { get; }
         public bool IsBridge => Kind == "bridge";
     }
 
     /// <summary>A default route read from a namespace.</summary>
-    public sealed class DefaultRoute
-    {
-        public DefaultRoute(string? gateway, string? device)
-        {
-            Gateway = gateway;
-            Device = device;
-        }
-
-        public string? Gateway { get; }
-        public string? Device { get; }
-    }
+    public sealed record DefaultRoute(string? Gateway, string? Device);
 
     /// <summary>A namespace that "ip netns" does not know.</summary>
     public sealed class NamespaceNotFoundException : Exception

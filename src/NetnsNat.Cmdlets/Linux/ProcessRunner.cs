@@ -9,31 +9,13 @@ using CliWrap;
 namespace NetnsNat.Linux
 {
     /// <summary>What one external command did.</summary>
-    public sealed class ProcessResult
+    public sealed record ProcessResult(string CommandLine, int ExitCode, string StandardOutput, string StandardError)
     {
-        public ProcessResult(string commandLine, int exitCode, string standardOutput, string standardError)
-        {
-            CommandLine = commandLine;
-            ExitCode = exitCode;
-            StandardOutput = standardOutput;
-            StandardError = standardError;
-        }
-
-        public string CommandLine { get; }
-        public int ExitCode { get; }
-        public string StandardOutput { get; }
-        public string StandardError { get; }
         public bool Succeeded => ExitCode == 0;
 
         /// <summary>The first line of stderr, or the exit code when the tool said nothing.</summary>
-        public string Diagnostic
-        {
-            get
-            {
-                var line = StandardError.Split('\n').Select(l => l.Trim()).FirstOrDefault(l => l.Length > 0);
-                return line ?? $"exit code {ExitCode}";
-            }
-        }
+        public string Diagnostic =>
+            StandardError.Split('\n').Select(l => l.Trim()).FirstOrDefault(l => l.Length > 0) ?? $"exit code {ExitCode}";
     }
 
     /// <summary>A tool the module needs is not on PATH.</summary>

@@ -4,147 +4,61 @@ using System.Collections.Generic;
 namespace NetnsNat
 {
     /// <summary>The forwarding sysctl of one address family in the current network namespace.</summary>
-    public sealed class IpForwardingState
-    {
-        public IpForwardingState(string addressFamily, string key, bool enabled, bool changed)
-        {
-            AddressFamily = addressFamily;
-            Key = key;
-            Enabled = enabled;
-            Changed = changed;
-        }
-
-        /// <summary>IPv4 or IPv6.</summary>
-        public string AddressFamily { get; }
-
-        /// <summary>The sysctl name, net.ipv4.ip_forward or net.ipv6.conf.all.forwarding.</summary>
-        public string Key { get; }
-        public bool Enabled { get; }
-
-        /// <summary>True when this call wrote the sysctl.</summary>
-        public bool Changed { get; }
-    }
+    /// <param name="AddressFamily">IPv4 or IPv6.</param>
+    /// <param name="Key">The sysctl name, net.ipv4.ip_forward or net.ipv6.conf.all.forwarding.</param>
+    /// <param name="Enabled">Whether forwarding is on after the call.</param>
+    /// <param name="Changed">True when this call wrote the sysctl.</param>
+    public sealed record IpForwardingState(string AddressFamily, string Key, bool Enabled, bool Changed);
 
     /// <summary>One IPv4 address of a bridge and the subnet it is on.</summary>
-    public sealed class BridgeSubnet
+    /// <param name="Bridge">The bridge.</param>
+    /// <param name="Address">The bridge's own address: the gateway of the namespaces on the bridge.</param>
+    /// <param name="PrefixLength">The prefix length of the address.</param>
+    /// <param name="Subnet">The network in CIDR form, host bits cleared (10.1.2.3/16 is on 10.1.0.0/16).</param>
+    /// <param name="IsUp">Whether the bridge is up.</param>
+    public sealed record BridgeSubnet(string Bridge, string Address, int PrefixLength, string Subnet, bool IsUp)
     {
-        public BridgeSubnet(string bridge, string address, int prefixLength, string subnet, bool isUp)
-        {
-            Bridge = bridge;
-            Address = address;
-            PrefixLength = prefixLength;
-            Subnet = subnet;
-            IsUp = isUp;
-        }
-
-        public string Bridge { get; }
-
-        /// <summary>The bridge's own address: the gateway of the namespaces on the bridge.</summary>
-        public string Address { get; }
-        public int PrefixLength { get; }
-
-        /// <summary>The network in CIDR form, host bits cleared (10.1.2.3/16 is on 10.1.0.0/16).</summary>
-        public string Subnet { get; }
-        public bool IsUp { get; }
-
         public override string ToString() => Subnet;
     }
 
     /// <summary>A MASQUERADE rule of nat POSTROUTING and the FORWARD rules NetnsNat keeps beside it.</summary>
-    public sealed class NatMasqueradeRule
+    /// <param name="Subnet">The source network that is masqueraded.</param>
+    /// <param name="Outbound">The uplink the traffic leaves by.</param>
+    /// <param name="Bridge">The bridge the FORWARD rules are for, or null when the rule has none.</param>
+    /// <param name="Backend">nf_tables or legacy: which iptables backend holds the rules.</param>
+    /// <param name="Rules">The rules in iptables-save form.</param>
+    /// <param name="ChangedRules">How many rules the call added (Add-) or deleted (Remove-); 0 for Get-NatMasquerade.</param>
+    public sealed record NatMasqueradeRule(string Subnet, string Outbound, string? Bridge, string Backend, IReadOnlyList<string> Rules, int ChangedRules)
     {
-        public NatMasqueradeRule(string subnet, string outbound, string? bridge, string backend, IReadOnlyList<string> rules, int changedRules)
-        {
-            Subnet = subnet;
-            Outbound = outbound;
-            Bridge = bridge;
-            Backend = backend;
-            Rules = rules;
-            ChangedRules = changedRules;
-        }
-
-        /// <summary>The source network that is masqueraded.</summary>
-        public string Subnet { get; }
-
-        /// <summary>The uplink the traffic leaves by.</summary>
-        public string Outbound { get; }
-
-        /// <summary>The bridge the FORWARD rules are for, or null when the rule has none.</summary>
-        public string? Bridge { get; }
-
-        /// <summary>nf_tables or legacy: which iptables backend holds the rules.</summary>
-        public string Backend { get; }
-
-        /// <summary>The rules in iptables-save form.</summary>
-        public IReadOnlyList<string> Rules { get; }
-
-        /// <summary>How many rules the call added (Add-) or deleted (Remove-); 0 for Get-NatMasquerade.</summary>
-        public int ChangedRules { get; }
-
         public override string ToString() => $"{Subnet} -> {Outbound}";
     }
 
     /// <summary>The IPv4 default route of a named network namespace.</summary>
-    public sealed class NamespaceRoute
-    {
-        public NamespaceRoute(string @namespace, string? gateway, string? device, string? previousGateway, bool changed)
-        {
-            Namespace = @namespace;
-            Gateway = gateway;
-            Device = device;
-            PreviousGateway = previousGateway;
-            Changed = changed;
-        }
-
-        public string Namespace { get; }
-        public string? Gateway { get; }
-        public string? Device { get; }
-
-        /// <summary>The gateway of the default route before the call, or null when there was none.</summary>
-        public string? PreviousGateway { get; }
-        public bool Changed { get; }
-    }
+    /// <param name="Namespace">The namespace.</param>
+    /// <param name="Gateway">The gateway after the call, or null when there is no default route.</param>
+    /// <param name="Device">The interface the route leaves by.</param>
+    /// <param name="PreviousGateway">The gateway of the default route before the call, or null when there was none.</param>
+    /// <param name="Changed">True when this call changed the route.</param>
+    public sealed record NamespaceRoute(string Namespace, string? Gateway, string? Device, string? PreviousGateway, bool Changed);
 
     /// <summary>What Enable-NamespaceNat or Disable-NamespaceNat did for one namespace.</summary>
-    public sealed class NamespaceNatResult
+    /// <param name="Namespace">The namespace.</param>
+    /// <param name="Bridge">The bridge it is attached to.</param>
+    /// <param name="Subnet">The bridge subnet.</param>
+    /// <param name="Outbound">The uplink.</param>
+    /// <param name="Gateway">The namespace's default gateway: the bridge address.</param>
+    /// <param name="Enabled">True after Enable-NamespaceNat, false after Disable-NamespaceNat.</param>
+    /// <param name="ForwardingState">The forwarding sysctl after the call.</param>
+    /// <param name="Rule">The rules added or removed.</param>
+    /// <param name="Route">The namespace's default route.</param>
+    /// <param name="Dns">The nameservers the namespace resolves with (from the resolv.conf it sees).</param>
+    /// <param name="ResolvConf">The resolv.conf the namespace sees: /etc/netns/NAME/resolv.conf when there is one, else the host's.</param>
+    public sealed record NamespaceNatResult(string Namespace, string Bridge, string Subnet, string Outbound, string? Gateway, bool Enabled,
+        IpForwardingState ForwardingState, NatMasqueradeRule Rule, NamespaceRoute? Route, IReadOnlyList<string>? Dns = null, string? ResolvConf = null)
     {
-        public NamespaceNatResult(string @namespace, string bridge, string subnet, string outbound, string? gateway, bool enabled,
-            IpForwardingState forwarding, NatMasqueradeRule rule, NamespaceRoute? route, IReadOnlyList<string>? dns = null, string? resolvConf = null)
-        {
-            Dns = dns ?? Array.Empty<string>();
-            ResolvConf = resolvConf;
-            Namespace = @namespace;
-            Bridge = bridge;
-            Subnet = subnet;
-            Outbound = outbound;
-            Gateway = gateway;
-            Enabled = enabled;
-            ForwardingState = forwarding;
-            Rule = rule;
-            Route = route;
-        }
-
-        public string Namespace { get; }
-        public string Bridge { get; }
-        public string Subnet { get; }
-        public string Outbound { get; }
-
-        /// <summary>The namespace's default gateway: the bridge address.</summary>
-        public string? Gateway { get; }
-
-        /// <summary>True after Enable-NamespaceNat, false after Disable-NamespaceNat.</summary>
-        public bool Enabled { get; }
-
         /// <summary>Whether IPv4 forwarding is on after the call.</summary>
         public bool Forwarding => ForwardingState.Enabled;
-        public IpForwardingState ForwardingState { get; }
-        public NatMasqueradeRule Rule { get; }
-        public NamespaceRoute? Route { get; }
 
-        /// <summary>The nameservers the namespace resolves with (from the resolv.conf it sees).</summary>
-        public IReadOnlyList<string> Dns { get; }
-
-        /// <summary>The resolv.conf the namespace sees: /etc/netns/NAME/resolv.conf when there is one, else the host's.</summary>
-        public string? ResolvConf { get; }
+        public IReadOnlyList<string> Dns { get; } = Dns ?? Array.Empty<string>();
     }
 }

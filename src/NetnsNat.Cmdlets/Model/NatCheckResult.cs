@@ -9,35 +9,15 @@ namespace NetnsNat
     }
 
     /// <summary>One check of Test-NamespaceNat: what was checked, the verdict, what was seen, and how to fix it.</summary>
-    public sealed class NatCheckResult
+    /// <param name="Namespace">The namespace checked.</param>
+    /// <param name="Bridge">The bridge the checks were made against (given, or found from the namespace's address).</param>
+    /// <param name="Outbound">The uplink the checks were made against (given, or the host's default-route interface).</param>
+    /// <param name="Check">The check's stable name, such as DefaultRoute or Masquerade.</param>
+    /// <param name="Status">Pass, Warn or Fail.</param>
+    /// <param name="Detail">What the check saw.</param>
+    /// <param name="Fix">The exact command or cmdlet that repairs it; null when the check passed.</param>
+    public sealed record NatCheckResult(string Namespace, string? Bridge, string? Outbound, string Check, NatCheckStatus Status, string Detail, string? Fix)
     {
-        public NatCheckResult(string @namespace, string? bridge, string? outbound, string check, NatCheckStatus status, string detail, string? fix)
-        {
-            Namespace = @namespace;
-            Bridge = bridge;
-            Outbound = outbound;
-            Check = check;
-            Status = status;
-            Detail = detail;
-            Fix = fix;
-        }
-
-        public string Namespace { get; }
-
-        /// <summary>The bridge the checks were made against (given, or found from the namespace's address).</summary>
-        public string? Bridge { get; }
-
-        /// <summary>The uplink the checks were made against (given, or the host's default-route interface).</summary>
-        public string? Outbound { get; }
-
-        /// <summary>The check's stable name, such as DefaultRoute or Masquerade.</summary>
-        public string Check { get; }
-        public NatCheckStatus Status { get; }
-        public string Detail { get; }
-
-        /// <summary>The exact command or cmdlet that repairs it; null when the check passed.</summary>
-        public string? Fix { get; }
-
         public override string ToString() => $"{Check}: {Status}";
     }
 }

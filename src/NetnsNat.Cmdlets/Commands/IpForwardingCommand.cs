@@ -1,0 +1,23 @@
+using System.Management.Automation;
+
+namespace NetnsNat.Commands
+{
+    /// <summary>What Enable-IpForwarding and Disable-IpForwarding share: the family, and one write when it differs.</summary>
+    public abstract class IpForwardingCommand : NetnsCmdlet
+    {
+        [Parameter(Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+        [ValidateSet("IPv4", "IPv6")]
+        public string AddressFamily { get; set; } = "IPv4";
+
+        /// <summary>The value this cmdlet sets.</summary>
+        protected abstract bool Value { get; }
+
+        protected override void BeginProcessing() => RequireNetAdmin();
+
+        protected override void ProcessRecord() => Guard(AddressFamily, () =>
+        {
+            var state = Steps.SetForwarding(this, AddressFamily, Value);
+            if (state != null) WriteObject(state);
+        });
+    }
+}
