@@ -43,12 +43,13 @@ function Resolve-LabTool([string] $Name) {
 }
 
 function Invoke-LabCommand {
-    <# Runs a program with an argument array, stdin closed and a timeout; throws with its stderr when it fails. #>
+    <# Runs a program with an argument array, stdin given (or closed) and a timeout; throws with its stderr when it fails. #>
     param(
         [Parameter(Mandatory)][string] $FilePath,
         [string[]] $ArgumentList = @(),
         [int] $TimeoutSeconds = 20,
-        [switch] $AllowFailure
+        [switch] $AllowFailure,
+        [string] $InputObject
     )
     $psi = [System.Diagnostics.ProcessStartInfo]::new((Resolve-LabTool $FilePath))
     foreach ($a in $ArgumentList) { $psi.ArgumentList.Add($a) }
@@ -57,9 +58,10 @@ function Invoke-LabCommand {
     $psi.RedirectStandardError = $true
     $psi.UseShellExecute = $false
     $p = [System.Diagnostics.Process]::Start($psi)
-    $p.StandardInput.Close()
     $out = $p.StandardOutput.ReadToEndAsync()
     $err = $p.StandardError.ReadToEndAsync()
+    if ($InputObject) { $p.StandardInput.Write($InputObject) }
+    $p.StandardInput.Close()
     if (-not $p.WaitForExit($TimeoutSeconds * 1000)) {
         $p.Kill($true)
         throw "$FilePath $($ArgumentList -join ' ') did not finish within $TimeoutSeconds s"

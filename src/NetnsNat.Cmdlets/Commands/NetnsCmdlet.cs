@@ -131,6 +131,10 @@ namespace NetnsNat.Commands
             {
                 WriteError(new ErrorRecord(ex, "IptablesFailed", ErrorCategory.InvalidOperation, target));
             }
+            catch (NftablesException ex)
+            {
+                WriteError(new ErrorRecord(ex, "NftablesRefused", ex.Errno == 1 ? ErrorCategory.PermissionDenied : ErrorCategory.InvalidOperation, target));
+            }
             catch (NetlinkException ex)
             {
                 WriteError(new ErrorRecord(ex, "RouteFailed", ErrorCategory.InvalidOperation, target));

@@ -134,7 +134,6 @@ namespace NetnsNat.Commands
             }
             if (anyNeeded && !anyApproved) return null;
             var merged = RulePlan.Merge(result.Values.Select(v => v.Item2));
-            if (!merged.IsEmpty) cmdlet.WriteVerbose($"Writing {merged.Count} rule changes in one iptables-restore.");
             ApplyPlan(cmdlet, snapshot, merged);
             return result;
         }
@@ -152,15 +151,16 @@ namespace NetnsNat.Commands
         }
 
         /// <summary>
-        /// Writes a plan with one iptables-restore. iptables-restore commits each table on its own, so when it fails
-        /// part-way (the nat table written, the filter table refused), the part that took effect is found by reading
+        /// Writes a plan in one step: one nf_tables batch (all or nothing) or one iptables-restore. iptables-restore
+        /// commits each table on its own, so when it fails part-way (the nat table written, the filter table refused), the part that took effect is found by reading
         /// the ruleset again and is undone before the error goes on: nothing stays half-applied.
         /// </summary>
         public static void ApplyPlan(NetnsCmdlet cmdlet, IptablesSnapshot basis, RulePlan plan)
         {
             try
             {
-                cmdlet.Iptables.Restore(plan.Script(), cmdlet.Token, basis, plan);
+                var how = cmdlet.Iptables.Apply(plan, cmdlet.Token, basis);
+                if (!plan.IsEmpty) cmdlet.WriteVerbose($"Wrote {plan.Count} rule changes in {how}.");
             }
             catch (Exception ex) when (ex is IptablesException || ex is OperationCanceledException || ex is TimeoutException)
             {

@@ -51,32 +51,75 @@ namespace NetnsNat.Linux
             return snapshot;
         }
 
-        /// <summary>Applies a restore script in one call; with nf_tables the whole script is one kernel transaction.</summary>
-        public void Restore(string script, CancellationToken cancellationToken) => Restore(script, cancellationToken, null, null);
-
-        /// <summary>
-        /// Applies a plan computed from a snapshot. When the kernel's generation moved by exactly this one commit, the
-        /// cached snapshot becomes the snapshot with the plan applied; anything else empties the cache.
-        /// </summary>
-        public void Restore(string script, CancellationToken cancellationToken, IptablesSnapshot? basis, RulePlan? plan)
+        /// <summary>Applies a restore script in one call (used to undo: deletions always go through iptables-restore).</summary>
+        public void Restore(string script, CancellationToken cancellationToken)
         {
             if (script.Length == 0) return;
+            lock (CacheGate) _cache = null;
+            RunRestore(script, cancellationToken);
+        }
+
+        /// <summary>
+        /// Applies a plan computed from a snapshot, in one kernel transaction where nf_tables allows: a plan of additions
+        /// on nf_tables, with the stock iptables-nft-restore on PATH, is written by NftRules as one netlink batch;
+        /// anything else (deletions, the legacy backend, a table or chain iptables-nft has not created yet, or an
+        /// iptables-restore on PATH that is not the stock one, which is then honoured) by one iptables-restore. When the
+        /// kernel's generation moved by exactly this write, the cached snapshot becomes the snapshot with the plan
+        /// applied; anything else empties the cache. Returns how it was written, for -Verbose.
+        /// </summary>
+        public string Apply(RulePlan plan, CancellationToken cancellationToken, IptablesSnapshot basis)
+        {
+            if (plan.IsEmpty) return "nothing to write";
             uint? before = null;
             lock (CacheGate)
             {
-                if (basis != null && _cache is { } c && ReferenceEquals(c.Snapshot, basis)) before = c.Generation;
+                if (_cache is { } c && ReferenceEquals(c.Snapshot, basis)) before = c.Generation;
                 _cache = null;
             }
-            var result = _runner.Run("iptables-restore", new[] { "--noflush", "--wait", "10" }, cancellationToken, script);
-            if (!result.Succeeded) throw new IptablesException(result);
-            if (before == null || plan == null) return;
-            // iptables-nft-restore commits each table section on its own: one generation per section.
-            var sections = (uint)script.Split('\n').Count(l => l.StartsWith('*'));
+            cancellationToken.ThrowIfCancellationRequested();
+            uint commits;
+            string how;
+            if (basis.Backend != "legacy" && IsStockNftRestore() && NftRules.TryWrite(plan))
+            {
+                commits = 1;
+                how = "one nf_tables netlink batch";
+            }
+            else
+            {
+                var script = plan.Script();
+                RunRestore(script, cancellationToken);
+                // iptables-nft-restore commits each table section on its own: one generation per section.
+                commits = (uint)script.Split('\n').Count(l => l.StartsWith('*'));
+                how = "one iptables-restore";
+            }
+            if (before == null) return how;
             var after = NftGeneration.Read();
-            if (after != before + sections) return;
+            if (after != before + commits) return how;
             lock (CacheGate)
             {
-                _cache = (CurrentNetns(), after.Value, basis!.With(plan));
+                _cache = (CurrentNetns(), after.Value, basis.With(plan));
+            }
+            return how;
+        }
+
+        private void RunRestore(string script, CancellationToken cancellationToken)
+        {
+            var result = _runner.Run("iptables-restore", new[] { "--noflush", "--wait", "10" }, cancellationToken, script);
+            if (!result.Succeeded) throw new IptablesException(result);
+        }
+
+        /// <summary>Whether iptables-restore on PATH is iptables-nft's own (xtables-nft-multi), not a wrapper or legacy.</summary>
+        private static bool IsStockNftRestore()
+        {
+            try
+            {
+                var path = ProcessRunner.Resolve("iptables-restore");
+                var target = new FileInfo(path).ResolveLinkTarget(returnFinalTarget: true)?.Name ?? Path.GetFileName(path);
+                return target == "xtables-nft-multi";
+            }
+            catch (Exception ex) when (ex is IOException || ex is ToolNotFoundException || ex is UnauthorizedAccessException)
+            {
+                return false;
             }
         }
 

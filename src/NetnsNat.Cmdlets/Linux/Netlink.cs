@@ -5,6 +5,7 @@ using System.IO;
 using System.Runtime.InteropServices;
 using System.Linq;
 using System.Threading;
+using static NetnsNat.Linux.NetlinkAttributes;
 
 namespace NetnsNat.Linux
 {
@@ -38,6 +39,70 @@ namespace NetnsNat.Linux
         [DllImport("libc", SetLastError = true)] public static extern int getifaddrs(out IntPtr ifap);
         [DllImport("libc")] public static extern void freeifaddrs(IntPtr ifa);
         [DllImport("libc")] public static extern IntPtr strerror(int errnum);
+    }
+
+    /// <summary>Building and reading netlink attributes (struct nlattr: length, type, payload padded to 4 bytes).</summary>
+    internal static class NetlinkAttributes
+    {
+        public static byte[] Attribute(ushort type, byte[] data)
+        {
+            var attr = new byte[(4 + data.Length + 3) & ~3];
+            BinaryPrimitives.WriteUInt16LittleEndian(attr, (ushort)(4 + data.Length));
+            BinaryPrimitives.WriteUInt16LittleEndian(attr.AsSpan(2), type);
+            data.CopyTo(attr, 4);
+            return attr;
+        }
+
+        public static byte[] BigEndian(uint value)
+        {
+            var b = new byte[4];
+            BinaryPrimitives.WriteUInt32BigEndian(b, value);
+            return b;
+        }
+
+        public static byte[] Concat(params byte[][] parts)
+        {
+            var r = new byte[parts.Sum(p => p.Length)];
+            int at = 0;
+            foreach (var p in parts)
+            {
+                p.CopyTo(r, at);
+                at += p.Length;
+            }
+            return r;
+        }
+
+        /// <summary>The attributes of a payload from an offset on, each as (type without flags, data).</summary>
+        public static List<(ushort Type, byte[] Data)> Attributes(byte[] payload, int offset)
+        {
+            var attributes = new List<(ushort, byte[])>();
+            while (offset + 4 <= payload.Length)
+            {
+                int len = BinaryPrimitives.ReadUInt16LittleEndian(payload.AsSpan(offset));
+                ushort type = BinaryPrimitives.ReadUInt16LittleEndian(payload.AsSpan(offset + 2));
+                if (len < 4 || offset + len > payload.Length) break;
+                attributes.Add(((ushort)(type & 0x3FFF), payload.AsSpan(offset + 4, len - 4).ToArray()));
+                offset += (len + 3) & ~3;
+            }
+            return attributes;
+        }
+
+        /// <summary>The messages in what one recv returned: (type, sequence number, payload after the 16-byte header).</summary>
+        public static List<(ushort Type, uint Seq, byte[] Payload)> Messages(byte[] buffer, int length)
+        {
+            var messages = new List<(ushort, uint, byte[])>();
+            int offset = 0;
+            while (offset + 16 <= length)
+            {
+                int len = (int)BinaryPrimitives.ReadUInt32LittleEndian(buffer.AsSpan(offset));
+                if (len < 16 || offset + len > length) break;
+                messages.Add((BinaryPrimitives.ReadUInt16LittleEndian(buffer.AsSpan(offset + 4)),
+                    BinaryPrimitives.ReadUInt32LittleEndian(buffer.AsSpan(offset + 8)),
+                    buffer.AsSpan(offset + 16, len - 16).ToArray()));
+                offset += (len + 3) & ~3;
+            }
+            return messages;
+        }
     }
 
     /// <summary>
@@ -383,44 +448,6 @@ namespace NetnsNat.Linux
             return message;
         }
 
-        private static byte[] Attribute(ushort type, byte[] data)
-        {
-            var attr = new byte[(4 + data.Length + 3) & ~3];
-            BinaryPrimitives.WriteUInt16LittleEndian(attr, (ushort)(4 + data.Length));
-            BinaryPrimitives.WriteUInt16LittleEndian(attr.AsSpan(2), type);
-            data.CopyTo(attr, 4);
-            return attr;
-        }
-
-        private static byte[] BigEndian(uint value)
-        {
-            var b = new byte[4];
-            BinaryPrimitives.WriteUInt32BigEndian(b, value);
-            return b;
-        }
-
-        private static byte[] Concat(byte[] a, byte[] b)
-        {
-            var r = new byte[a.Length + b.Length];
-            a.CopyTo(r, 0);
-            b.CopyTo(r, a.Length);
-            return r;
-        }
-
-        private static IEnumerable<(ushort Type, byte[] Data)> Attributes(byte[] payload, int offset)
-        {
-            var attributes = new List<(ushort, byte[])>();
-            while (offset + 4 <= payload.Length)
-            {
-                int len = BinaryPrimitives.ReadUInt16LittleEndian(payload.AsSpan(offset));
-                ushort type = BinaryPrimitives.ReadUInt16LittleEndian(payload.AsSpan(offset + 2));
-                if (len < 4 || offset + len > payload.Length) break;
-                attributes.Add(((ushort)(type & 0x3FFF), payload.AsSpan(offset + 4, len - 4).ToArray()));
-                offset += (len + 3) & ~3;
-            }
-            return attributes;
-        }
-
         /// <summary>Sends one request and collects the answer: the messages of a dump, or the ack (or one reply).</summary>
         private List<(ushort Type, byte[] Payload)> Exchange(byte[] request, bool dump, string operation, bool expectReply = false)
         {
@@ -431,15 +458,8 @@ namespace NetnsNat.Linux
             {
                 var n = (int)Native.recv(_fd, _buffer, _buffer.Length, 0);
                 if (n < 0) throw new NetlinkException(operation, Marshal.GetLastWin32Error());
-                int offset = 0;
-                while (offset + 16 <= n)
+                foreach (var (type, msgSeq, payload) in Messages(_buffer, n))
                 {
-                    int len = (int)BinaryPrimitives.ReadUInt32LittleEndian(_buffer.AsSpan(offset));
-                    ushort type = BinaryPrimitives.ReadUInt16LittleEndian(_buffer.AsSpan(offset + 4));
-                    uint msgSeq = BinaryPrimitives.ReadUInt32LittleEndian(_buffer.AsSpan(offset + 8));
-                    if (len < 16 || offset + len > n) break;
-                    var payload = _buffer.AsSpan(offset + 16, len - 16).ToArray();
-                    offset += (len + 3) & ~3;
                     if (msgSeq != seq) continue;
                     if (type == NLMSG_DONE) return messages;
                     if (type == NLMSG_ERROR)

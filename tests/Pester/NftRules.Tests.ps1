@@ -1,0 +1,136 @@
+# Issue 5: rules written straight to nf_tables over netlink (one batch, one transaction) must be the very rules
+# iptables-nft writes: the same bytes in the kernel, read back by iptables-save, -C and -D as their own.
+BeforeAll {
+    . (Join-Path $PSScriptRoot 'Common.ps1')
+    function Get-KernelRules {
+        # Every rule of filter FORWARD and nat POSTROUTING as the kernel lists it, expressions in hex, in chain order.
+        foreach ($c in @(@('filter', 'FORWARD'), @('nat', 'POSTROUTING'))) {
+            $rules = try { [NetnsNat.Linux.NftRules]::Dump($c[0], $c[1]) } catch [NetnsNat.Linux.NftablesException] { @() }
+            foreach ($r in $rules) { "$($c[0]) $($c[1]) $([Convert]::ToHexString($r.Expressions))" }
+        }
+    }
+    function New-Plan([string] $Subnet, [string] $Outbound, [string] $Bridge) {
+        $rules = [NetnsNat.Linux.NatRules]::For($Subnet, $Outbound, $Bridge)
+        [NetnsNat.Linux.RulePlan]::new([NetnsNat.Linux.IptablesRule[]]@(), [NetnsNat.Linux.IptablesRule[]]@($rules[0]), [NetnsNat.Linux.IptablesRule[]]@($rules | Select-Object -Skip 1))
+    }
+    function Invoke-Restore([string] $Script) { Invoke-LabCommand iptables-restore -ArgumentList @('--noflush') -InputObject $Script | Out-Null }
+    function Invoke-Verbose([scriptblock] $Action) { @(& $Action 4>&1 | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] } | ForEach-Object Message) }
+    $OtherRules = "*nat`n-A POSTROUTING -s 192.0.2.0/24 -o eth0 -j MASQUERADE`nCOMMIT`n*filter`n-A FORWARD -p tcp --dport 22 -j REJECT`nCOMMIT`n"
+}
+
+Describe 'Writing rules straight to nf_tables' {
+    BeforeAll { $lab = New-NetnsNatLab }
+    AfterAll { Remove-NetnsNatLab }
+    BeforeEach { Reset-LabFirewall }
+
+    It '<Subnet> -o <Outbound> -i <Bridge>: the same rules in the kernel as iptables-restore writes, and iptables -C/-D take them' -ForEach @(
+        @{ Subnet = '10.0.0.0/24'; Outbound = 'eth0'; Bridge = 'br0' }
+        @{ Subnet = '172.16.0.0/12'; Outbound = 'e'; Bridge = 'abcdefghijklmno' }
+        @{ Subnet = '192.168.128.0/17'; Outbound = 'wlp0s20f3'; Bridge = 'br-lan.7' }
+        @{ Subnet = '10.20.0.0/16'; Outbound = 'uplink_1'; Bridge = 'b' }
+        @{ Subnet = '10.0.0.0/8'; Outbound = 'eth0'; Bridge = 'docker0' }
+        @{ Subnet = '100.64.0.0/10'; Outbound = 'enp1s0'; Bridge = 'virbr0' }
+        @{ Subnet = '10.0.0.4/30'; Outbound = 'eth0'; Bridge = 'br0' }
+        @{ Subnet = '10.0.0.7/32'; Outbound = 'eth0'; Bridge = 'br0' }
+        @{ Subnet = '10.3.0.0/24'; Outbound = 'eth+'; Bridge = 'veth+' }
+    ) {
+        # Rules of someone else's in both chains, so the order (inserted above, appended below) is compared too.
+        Invoke-Restore $OtherRules
+        $others = Get-LabRuleset
+        $plan = New-Plan $Subnet $Outbound $Bridge
+        Invoke-Restore $plan.Script()
+        $byIptables = Get-KernelRules
+        $saveByIptables = Get-LabRuleset
+        Invoke-Restore $plan.Inverse().Script()
+        Get-LabRuleset | Should -Be $others -Because 'the inverse script removes exactly the plan'
+
+        [NetnsNat.Linux.NftRules]::TryWrite($plan) | Should -BeTrue
+        Get-KernelRules | Should -Be $byIptables
+        Get-LabRuleset | Should -Be $saveByIptables
+        foreach ($rule in @($plan.Append) + @($plan.Insert)) {
+            (Invoke-LabCommand iptables -ArgumentList $rule.CommandArguments('-C') -AllowFailure).ExitCode | Should -Be 0 -Because "iptables -C finds $rule"
+        }
+        foreach ($rule in @($plan.Append) + @($plan.Insert)) {
+            (Invoke-LabCommand iptables -ArgumentList $rule.CommandArguments('-D') -AllowFailure).ExitCode | Should -Be 0 -Because "iptables -D removes $rule"
+        }
+        Get-LabRuleset | Should -Be $others
+    }
+
+    It 'Enable-NamespaceNat writes through netlink once the chains exist; packets cross and the lesson''s checks and cleanup work' {
+        Invoke-Restore $OtherRules
+        $others = Get-LabRuleset
+        $verbose = Invoke-Verbose { Enable-NamespaceNat testnet br0 eth0 -Verbose | Out-Null }
+        $verbose | Should -Contain 'Wrote 4 rule changes in one nf_tables netlink batch.'
+        Test-LabConnection | Should -Be '198.51.100.1' -Because 'the lab server sees the uplink address: the packets were masqueraded'
+        (Invoke-LabCommand iptables -ArgumentList @('-t', 'nat', '-L', 'POSTROUTING', '-n', '-v')).Output | Should -Match 'MASQUERADE\s.*10\.0\.0\.0/24'
+        (Invoke-LabCommand iptables -ArgumentList @('-t', 'nat', '-D', 'POSTROUTING', '-s', '10.0.0.0/24', '-o', 'eth0', '-j', 'MASQUERADE') -AllowFailure).ExitCode | Should -Be 0
+        Disable-NamespaceNat testnet br0 eth0 | Out-Null
+        Get-LabRuleset | Should -Be $others
+    }
+
+    It 'leaves a table or chain that does not exist yet to iptables-restore, which creates it' {
+        Invoke-LabCommand nft -ArgumentList @('flush', 'ruleset') | Out-Null
+        $plan = New-Plan '10.0.0.0/24' 'eth0' 'br0'
+        [NetnsNat.Linux.NftRules]::TryWrite($plan) | Should -BeFalse
+        Get-LabRuleset | Should -BeNullOrEmpty -Because 'a refused batch changes nothing'
+        $verbose = Invoke-Verbose { Get-BridgeSubnet br0 | Add-NatMasquerade -Outbound eth0 -Verbose | Out-Null }
+        $verbose | Should -Contain 'Wrote 4 rule changes in one iptables-restore.'
+        Get-ForwardRules | Should -HaveCount 3
+        $verbose = Invoke-Verbose { Add-NatMasquerade -Subnet 10.9.0.0/24 -Outbound eth0 -Bridge br0 -Verbose | Out-Null }
+        $verbose | Should -Contain 'Wrote 4 rule changes in one nf_tables netlink batch.'
+        Get-ForwardRules | Should -HaveCount 6
+    }
+
+    It 'is one transaction across tables: a FORWARD chain another program owns refuses the batch, and the nat rule is not written either' {
+        Invoke-LabCommand nft -ArgumentList @('flush', 'ruleset') | Out-Null
+        Invoke-Restore "*nat`n-A POSTROUTING -s 192.0.2.0/24 -o eth0 -j MASQUERADE`nCOMMIT`n"
+        # nft -i keeps its netlink socket open: a table with "flags owner" belongs to it until it exits.
+        $psi = [System.Diagnostics.ProcessStartInfo]::new((Get-Command nft -CommandType Application)[0].Source)
+        $psi.ArgumentList.Add('-i'); $psi.RedirectStandardInput = $true; $psi.RedirectStandardOutput = $true
+        $owner = [System.Diagnostics.Process]::Start($psi)
+        try {
+            $owner.StandardInput.WriteLine('add table ip filter { flags owner; }')
+            $owner.StandardInput.WriteLine('add chain ip filter FORWARD { type filter hook forward priority 0; policy accept; }')
+            $owner.StandardInput.Flush()
+            $deadline = [DateTime]::UtcNow.AddSeconds(10)
+            while ([DateTime]::UtcNow -lt $deadline -and (Invoke-LabCommand nft -ArgumentList @('list', 'chains')).Output -notmatch 'FORWARD') { Start-Sleep -Milliseconds 20 }
+            $e = Assert-FailsWithoutChange { Add-NatMasquerade -Subnet 10.0.0.0/24 -Outbound eth0 -Bridge br0 } -ErrorId NftablesRefused -Category PermissionDenied
+            $e.Exception.Message | Should -Match 'flags owner'
+            $e.Exception.Message | Should -Match 'Nothing of this call'
+            Get-PostroutingRules | Should -Be @('-A POSTROUTING -s 192.0.2.0/24 -o eth0 -j MASQUERADE')
+        }
+        finally {
+            $owner.StandardInput.Close()
+            if (-not $owner.WaitForExit(5000)) { $owner.Kill() }
+        }
+    }
+
+    It 'honours an iptables-restore on PATH that is not the stock one (a wrapper is used, not bypassed)' {
+        Invoke-Restore $OtherRules
+        $wrap = New-ToolWrapper -Tool iptables-restore -Body 'echo x >> $COUNT; exec $REAL "$@"'
+        $saved = $env:PATH
+        try {
+            $env:PATH = "${wrap}:$saved"
+            $verbose = Invoke-Verbose { Add-NatMasquerade -Subnet 10.0.0.0/24 -Outbound eth0 -Bridge br0 -Verbose | Out-Null }
+            $verbose | Should -Contain 'Wrote 4 rule changes in one iptables-restore.'
+            @(Get-Content (Join-Path $wrap 'count')) | Should -HaveCount 1
+        }
+        finally { $env:PATH = $saved; Remove-Item $wrap -Recurse -Force }
+    }
+
+    It 'after its own batch, the next call reads no ruleset: the snapshot moves with the generation' {
+        Invoke-Restore $OtherRules
+        Add-NatMasquerade -Subnet 10.0.0.0/24 -Outbound eth0 -Bridge br0 | Out-Null
+        $wrap = New-ToolWrapper -Tool iptables-save, iptables-restore -Body 'echo "$(basename $0)" >> $COUNT; exec $REAL "$@"'
+        $saved = $env:PATH
+        try {
+            $env:PATH = "${wrap}:$saved"
+            Add-NatMasquerade -Subnet 10.0.0.0/24 -Outbound eth0 -Bridge br0 | Select-Object -ExpandProperty ChangedRules | Should -Be 0
+            Test-Path (Join-Path $wrap 'count') | Should -BeFalse -Because 'neither iptables-save nor iptables-restore had to run'
+        }
+        finally { $env:PATH = $saved; Remove-Item $wrap -Recurse -Force }
+        Invoke-LabCommand iptables -ArgumentList @('-A', 'FORWARD', '-j', 'ACCEPT') | Out-Null
+        Add-NatMasquerade -Subnet 10.0.0.0/24 -Outbound eth0 -Bridge br0 | Select-Object -ExpandProperty ChangedRules | Should -Be 0 -Because 'a change by someone else is seen: the ruleset is read again'
+        Get-ForwardRules | Should -HaveCount 5
+    }
+}
