@@ -56,6 +56,16 @@ Describe 'Writing rules straight to nf_tables' {
         Get-LabRuleset | Should -Be $others
     }
 
+    It 'writes the rules of 1000 bridges (4000 rules, about 2 MB) in one batch' {
+        Invoke-Restore $OtherRules
+        $plans = foreach ($i in 0..999) { New-Plan "10.$([math]::Floor($i / 250) + 100).$($i % 250).0/24" 'eth0' "nb$i" }
+        [NetnsNat.Linux.NftRules]::TryWrite([NetnsNat.Linux.RulePlan]::Merge([NetnsNat.Linux.RulePlan[]]$plans)) | Should -BeTrue
+        Get-ForwardRules | Should -HaveCount 3001
+        Get-PostroutingRules | Should -HaveCount 1001
+        (Get-ForwardRules)[0] | Should -Be '-A FORWARD -s 10.100.0.0/24 -i nb0 -o eth0 -m comment --comment netnsnat -j ACCEPT'
+        (Get-ForwardRules)[-1] | Should -BeLike '-A FORWARD -p tcp *REJECT*'
+    }
+
     It 'Enable-NamespaceNat writes through netlink once the chains exist; packets cross and the lesson''s checks and cleanup work' {
         Invoke-Restore $OtherRules
         $others = Get-LabRuleset

@@ -34,9 +34,10 @@ namespace NetnsNat.Linux
     public static class NftRules
     {
         private const int AF_NETLINK = 16, SOCK_RAW = 3, SOCK_CLOEXEC = 0x80000, NETLINK_NETFILTER = 12, AF_INET = 2;
-        private const int SOL_SOCKET = 1, SO_SNDBUFFORCE = 32, SO_RCVBUFFORCE = 33, ENOENT = 2;
+        private const int SOL_SOCKET = 1, SO_SNDBUFFORCE = 32, SOL_NETLINK = 270, NETLINK_CAP_ACK = 10, ENOENT = 2, ENOBUFS = 105;
         private const ushort NFNL_MSG_BATCH_BEGIN = 16, NFNL_MSG_BATCH_END = 17, NFNL_SUBSYS_NFTABLES = 10;
         private const ushort NFT_MSG_NEWRULE = (NFNL_SUBSYS_NFTABLES << 8) | 6, NFT_MSG_GETRULE = (NFNL_SUBSYS_NFTABLES << 8) | 7;
+        private const ushort NFT_MSG_GETCHAIN = (NFNL_SUBSYS_NFTABLES << 8) | 4, NFTA_CHAIN_TABLE = 1, NFTA_CHAIN_NAME = 3;
         private const ushort NLM_F_REQUEST = 1, NLM_F_ACK = 4, NLM_F_DUMP = 0x300, NLM_F_CREATE = 0x400, NLM_F_APPEND = 0x800;
         private const ushort NLMSG_ERROR = 2, NLMSG_DONE = 3, NLA_F_NESTED = 0x8000;
         private const ushort NFTA_RULE_TABLE = 1, NFTA_RULE_CHAIN = 2, NFTA_RULE_HANDLE = 3, NFTA_RULE_EXPRESSIONS = 4, NFTA_RULE_COMPAT = 5;
@@ -105,7 +106,15 @@ namespace NetnsNat.Linux
             }
             if (encoded.Count == 0) return true;
 
-            uint seq = (uint)Environment.TickCount & 0x7FFFFFFF;
+            using var socket = NetfilterSocket.Open(encoded.Sum(e => e.Expressions.Length + 128));
+            // A chain iptables-nft has not created yet: leave the plan to iptables-restore, which creates it.
+            foreach (var (table, chain) in encoded.Select(e => (e.Rule.Table, e.Rule.Chain)).Distinct())
+            {
+                if (!socket.ChainExists(table, chain)) return false;
+            }
+
+            uint seq = socket.Reserve(encoded.Count + 2);
+            uint first = seq, last = seq + (uint)encoded.Count;
             var messages = new List<byte[]> { Message(NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, seq, 0, NFNL_SUBSYS_NFTABLES, Array.Empty<byte>()) };
             foreach (var (rule, append, expressions) in encoded)
             {
@@ -114,21 +123,32 @@ namespace NetnsNat.Linux
                     Attribute(NFTA_RULE_CHAIN, Text(rule.Chain)),
                     Attribute(NFTA_RULE_EXPRESSIONS | NLA_F_NESTED, expressions),
                     Attribute(NFTA_RULE_COMPAT | NLA_F_NESTED, Concat(U32(1, 0), U32(2, 0))));
-                ushort flags = (ushort)(NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | (append ? NLM_F_APPEND : 0));
-                messages.Add(Message(NFT_MSG_NEWRULE, flags, ++seq, AF_INET, 0, body));
+                // Only the last rule asks for an ack: errors come unasked, and before that ack, so one ack marks the end
+                // of the answer whatever the size of the batch.
+                ++seq;
+                ushort flags = (ushort)(NLM_F_REQUEST | NLM_F_CREATE | (append ? NLM_F_APPEND : 0) | (seq == last ? NLM_F_ACK : 0));
+                messages.Add(Message(NFT_MSG_NEWRULE, flags, seq, AF_INET, 0, body));
             }
             messages.Add(Message(NFNL_MSG_BATCH_END, NLM_F_REQUEST, ++seq, 0, NFNL_SUBSYS_NFTABLES, Array.Empty<byte>()));
-            var batch = Concat(messages.ToArray());
-            uint first = seq - (uint)encoded.Count - 1, last = seq;
+            socket.Send(Concat(messages.ToArray()), "write the rules to nf_tables");
 
-            using var socket = NetfilterSocket.Open(batch.Length, encoded.Count);
-            socket.Send(batch, "write the rules to nf_tables");
-            // nfnetlink handles a batch inside send(): every ack (and the error of a refused batch) is queued by now.
-            int acked = 0, errno = 0;
+            int errno = 0;
             IptablesRule? refused = null;
-            while (acked < encoded.Count && errno == 0)
+            bool done = false;
+            while (!done)
             {
-                foreach (var (type, msgSeq, payload) in socket.Receive("read nf_tables' answer"))
+                List<(ushort Type, uint Seq, byte[] Payload)> answer;
+                try
+                {
+                    answer = socket.Receive("read nf_tables' answer");
+                }
+                catch (NftablesException ex) when (ex.Errno == ENOBUFS)
+                {
+                    // More errors than the socket holds: the batch was refused (one transaction, nothing applied).
+                    // iptables-restore then writes the plan or reports why it cannot.
+                    return false;
+                }
+                foreach (var (type, msgSeq, payload) in answer)
                 {
                     if (type != NLMSG_ERROR || msgSeq < first || msgSeq > last || payload.Length < 4) continue;
                     int error = -BinaryPrimitives.ReadInt32LittleEndian(payload);
@@ -136,9 +156,9 @@ namespace NetnsNat.Linux
                     {
                         errno = error;
                         int index = (int)(msgSeq - first) - 1;
-                        refused = index >= 0 && index < encoded.Count ? encoded[index].Rule : null;
+                        refused = index >= 0 ? encoded[index].Rule : null;
                     }
-                    if (msgSeq > first && msgSeq < last) acked++;
+                    done |= msgSeq == last;
                 }
             }
             if (errno == 0) return true;
@@ -151,7 +171,7 @@ namespace NetnsNat.Linux
         {
             var request = Message(NFT_MSG_GETRULE, NLM_F_REQUEST | NLM_F_DUMP, 1, AF_INET, 0,
                 Concat(Attribute(NFTA_RULE_TABLE, Text(table)), Attribute(NFTA_RULE_CHAIN, Text(chain))));
-            using var socket = NetfilterSocket.Open(request.Length, 1);
+            using var socket = NetfilterSocket.Open(request.Length);
             socket.Send(request, "list the rules");
             var rules = new List<NftRuleDump>();
             while (true)
@@ -302,19 +322,50 @@ namespace NetnsNat.Linux
         {
             private readonly int _fd;
             private readonly byte[] _buffer = new byte[1 << 17];
+            private uint _seq;
 
             private NetfilterSocket(int fd) => _fd = fd;
 
-            public static NetfilterSocket Open(int batchBytes, int messages)
+            public static NetfilterSocket Open(int batchBytes)
             {
                 int fd = Native.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
                 if (fd < 0) throw new NftablesException($"Opening a netfilter netlink socket failed: {Strerror(Marshal.GetLastWin32Error())}.", Marshal.GetLastWin32Error());
                 Native.setsockopt(fd, SOL_SOCKET, 20, new long[] { 5, 0 }, 16);
-                // A large batch does not fit the default buffers (about 200 KB); CAP_NET_ADMIN may raise them.
-                int send = batchBytes + 65536, receive = messages * 64 + 65536;
+                // A large batch does not fit the default send buffer (about 200 KB); CAP_NET_ADMIN may raise it.
+                int send = batchBytes + 65536;
                 if (send > 200000) Native.setsockoptInt(fd, SOL_SOCKET, SO_SNDBUFFORCE, ref send, 4);
-                if (receive > 200000) Native.setsockoptInt(fd, SOL_SOCKET, SO_RCVBUFFORCE, ref receive, 4);
+                // NETLINK_CAP_ACK: an error carries the header of the refused message, not all of it.
+                int on = 1;
+                Native.setsockoptInt(fd, SOL_NETLINK, NETLINK_CAP_ACK, ref on, 4);
                 return new NetfilterSocket(fd);
+            }
+
+            /// <summary>The first of a run of sequence numbers for one batch.</summary>
+            public uint Reserve(int count)
+            {
+                uint first = _seq + 1;
+                _seq += (uint)count;
+                return first;
+            }
+
+            /// <summary>Whether an IPv4 table has a chain of that name (NFT_MSG_GETCHAIN).</summary>
+            public bool ChainExists(string table, string chain)
+            {
+                var request = Message(NFT_MSG_GETCHAIN, NLM_F_REQUEST, ++_seq, AF_INET, 0,
+                    Concat(Attribute(NFTA_CHAIN_TABLE, Text(table)), Attribute(NFTA_CHAIN_NAME, Text(chain))));
+                Send(request, "look up a chain");
+                while (true)
+                {
+                    foreach (var (type, msgSeq, payload) in Receive("look up a chain"))
+                    {
+                        if (msgSeq != _seq) continue;
+                        if (type != NLMSG_ERROR) return true;
+                        int error = -BinaryPrimitives.ReadInt32LittleEndian(payload);
+                        if (error == 0) return true;
+                        if (error == ENOENT) return false;
+                        throw new NftablesException($"Looking up chain {chain} of table ip {table}: {Strerror(error)} (errno {error}).", error);
+                    }
+                }
             }
 
             public void Send(byte[] data, string operation)
