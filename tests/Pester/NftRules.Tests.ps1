@@ -1,12 +1,34 @@
 # Issue 5: rules written straight to nf_tables over netlink (one batch, one transaction) must be the very rules
-# iptables-nft writes: the same bytes in the kernel, read back by iptables-save, -C and -D as their own.
+# iptables-nft writes: the same expressions in the kernel (the comment kept as nft keeps comments), read back by
+# iptables-save, -C and -D as their own.
 BeforeAll {
     . (Join-Path $PSScriptRoot 'Common.ps1')
     function Get-KernelRules {
-        # Every rule of filter FORWARD and nat POSTROUTING as the kernel lists it, expressions in hex, in chain order.
+        <#
+          Every rule of filter FORWARD and nat POSTROUTING as the kernel lists it, in chain order: the expressions in
+          hex, and the comment, whether iptables-nft stored it as an xt "comment" match (an expression, taken out of the
+          hex here) or it is the rule's user data as nft stores comments (type 0, length, text, NUL).
+        #>
         foreach ($c in @(@('filter', 'FORWARD'), @('nat', 'POSTROUTING'))) {
             $rules = try { [NetnsNat.Linux.NftRules]::Dump($c[0], $c[1]) } catch [NetnsNat.Linux.NftablesException] { @() }
-            foreach ($r in $rules) { "$($c[0]) $($c[1]) $([Convert]::ToHexString($r.Expressions))" }
+            foreach ($r in $rules) {
+                $kept = [System.Collections.Generic.List[byte]]::new()
+                $comment = ''
+                $b = $r.Expressions
+                for ($at = 0; $at + 4 -le $b.Length; ) {
+                    $len = [BitConverter]::ToUInt16($b, $at)
+                    $element = [byte[]]$b[$at..($at + $len - 1)]
+                    $text = [Text.Encoding]::Latin1.GetString($element)
+                    if ($text.Contains("match`0") -and $text -match "comment`0.*?([ -~]+)`0") { $comment = "comment:$($Matches[1])" } else { $kept.AddRange($element) }
+                    $at += ($len + 3) -band -bnot 3
+                }
+                if ($r.UserData.Length -gt 0) {
+                    $r.UserData[0] | Should -Be 0 -Because 'user data type 0 is the comment'
+                    $r.UserData[1] | Should -Be ($r.UserData.Length - 2)
+                    $comment = "comment:$([Text.Encoding]::UTF8.GetString($r.UserData, 2, $r.UserData.Length - 3))"
+                }
+                "$($c[0]) $($c[1]) $([Convert]::ToHexString($kept.ToArray())) $comment"
+            }
         }
     }
     function New-Plan([string] $Subnet, [string] $Outbound, [string] $Bridge) {
@@ -23,7 +45,7 @@ Describe 'Writing rules straight to nf_tables' {
     AfterAll { Remove-NetnsNatLab }
     BeforeEach { Reset-LabFirewall }
 
-    It '<Subnet> -o <Outbound> -i <Bridge>: the same rules in the kernel as iptables-restore writes, and iptables -C/-D take them' -ForEach @(
+    It '<Subnet> -o <Outbound> -i <Bridge>: the same rules in the kernel as iptables-restore writes, and iptables -C/-D/-L take them' -ForEach @(
         @{ Subnet = '10.0.0.0/24'; Outbound = 'eth0'; Bridge = 'br0' }
         @{ Subnet = '172.16.0.0/12'; Outbound = 'e'; Bridge = 'abcdefghijklmno' }
         @{ Subnet = '192.168.128.0/17'; Outbound = 'wlp0s20f3'; Bridge = 'br-lan.7' }
@@ -41,12 +63,14 @@ Describe 'Writing rules straight to nf_tables' {
         Invoke-Restore $plan.Script()
         $byIptables = Get-KernelRules
         $saveByIptables = Get-LabRuleset
+        $listByIptables = (Invoke-LabCommand iptables -ArgumentList @('-L', 'FORWARD', '-n', '-v')).Output
         Invoke-Restore $plan.Inverse().Script()
         Get-LabRuleset | Should -Be $others -Because 'the inverse script removes exactly the plan'
 
         [NetnsNat.Linux.NftRules]::TryWrite($plan) | Should -BeTrue
         Get-KernelRules | Should -Be $byIptables
         Get-LabRuleset | Should -Be $saveByIptables
+        (Invoke-LabCommand iptables -ArgumentList @('-L', 'FORWARD', '-n', '-v')).Output | Should -Be $listByIptables
         foreach ($rule in @($plan.Append) + @($plan.Insert)) {
             (Invoke-LabCommand iptables -ArgumentList $rule.CommandArguments('-C') -AllowFailure).ExitCode | Should -Be 0 -Because "iptables -C finds $rule"
         }
@@ -56,7 +80,7 @@ Describe 'Writing rules straight to nf_tables' {
         Get-LabRuleset | Should -Be $others
     }
 
-    It 'writes the rules of 1000 bridges (4000 rules, about 2 MB) in one batch' {
+    It 'writes the rules of 1000 bridges (4000 rules) in one batch' {
         Invoke-Restore $OtherRules
         $plans = foreach ($i in 0..999) { New-Plan "10.$([math]::Floor($i / 250) + 100).$($i % 250).0/24" 'eth0' "nb$i" }
         [NetnsNat.Linux.NftRules]::TryWrite([NetnsNat.Linux.RulePlan]::Merge([NetnsNat.Linux.RulePlan[]]$plans)) | Should -BeTrue
