@@ -30,7 +30,7 @@
             Tags         = @('Linux', 'netns', 'namespace', 'NAT', 'iptables', 'masquerade', 'networking')
             LicenseUri   = 'https://opensource.org/licenses/MIT'
             ProjectUri   = 'https://github.com/NetnsNat/NetnsNat'
-            ReleaseNotes = '0.1.0: the NAT flow of the network namespace lesson as cmdlets (Enable-NamespaceNat and its steps, Disable-NamespaceNat, Test-NamespaceNat), one iptables-restore per call, rtnetlink for routes, DNS for namespaces, help and views.'
+            ReleaseNotes = '0.1.0: the NAT flow of the network namespace lesson as cmdlets (Enable-NamespaceNat and its steps, Disable-NamespaceNat, Test-NamespaceNat), one write per call (an nf_tables netlink batch or one iptables-restore), rtnetlink for routes, DNS for namespaces, help and views.'
         }
     }
 }

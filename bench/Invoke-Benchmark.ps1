@@ -70,6 +70,21 @@ function New-Clients([string] $bridge, [string] $prefix, [int] $count, [string] 
     $names
 }
 
+function Measure-KernelWrite([int] $count = 20) {
+    # The kernel's part alone: one bridge's four rules as one netlink batch (no cmdlet), $count times; then all taken out.
+    $plans = foreach ($i in 1..$count) {
+        $rules = [NetnsNat.Linux.NatRules]::For("10.250.$i.0/24", 'eth0', "kx$i")
+        [NetnsNat.Linux.RulePlan]::new([NetnsNat.Linux.IptablesRule[]]@(), [NetnsNat.Linux.IptablesRule[]]@($rules[0]), [NetnsNat.Linux.IptablesRule[]]@($rules | Select-Object -Skip 1))
+    }
+    $times = foreach ($plan in $plans) {
+        $sw = [Diagnostics.Stopwatch]::StartNew()
+        if (-not [NetnsNat.Linux.NftRules]::TryWrite($plan)) { throw 'the chains should exist by now' }
+        $sw.Elapsed.TotalMilliseconds
+    }
+    Invoke-LabCommand iptables-restore -ArgumentList @('--noflush') -InputObject (($plans | ForEach-Object { $_.Inverse().Script() }) -join '') | Out-Null
+    Stats $times
+}
+
 function Invoke-Lesson($b) { Invoke-LabCommand bash -ArgumentList @($lesson, $b.Namespace, $b.Bridge, 'eth0') | Out-Null }
 
 function Measure-Single([object[]] $bridges) {
@@ -117,6 +132,7 @@ try {
     # 2. The same with many bridges already configured.
     $configured = 1 + $Samples
     $perLevel = @{}
+    $kernel = @{}
     foreach ($level in $Levels) {
         $add = $level - $configured
         if ($add -gt 0) {
@@ -124,16 +140,18 @@ try {
             $more | Select-Object Namespace, Bridge | Enable-NamespaceNat -Outbound eth0 | Out-Null
             $configured += $add
         }
-        $probe = New-Bridges 10
+        $probe = New-Bridges $Samples
         $m = Measure-Single $probe
         $probe | Select-Object Namespace, Bridge | Enable-NamespaceNat -Outbound eth0 | Out-Null
-        $configured += 10
+        $configured += $Samples
         $perLevel[$level] = $m
+        $kernel[$level] = Measure-KernelWrite
         $rules = ((Invoke-LabCommand iptables-save).Output -split "`n" | Where-Object { $_ -like '-A *' }).Count
         Add-Row "Enable one namespace with $level bridges configured ($rules rules)" (Fmt $m.Ours) (Fmt $m.Theirs) ('{0:0.0}x' -f ($m.Theirs.Median / $m.Ours.Median))
     }
     $first = $Levels[0]; $last = $Levels[-1]
     Add-Row "cost at $last bridges / cost at $first" ('{0:0.00}x' -f ($perLevel[$last].Ours.Median / $perLevel[$first].Ours.Median)) ('{0:0.00}x' -f ($perLevel[$last].Theirs.Median / $perLevel[$first].Theirs.Median)) ''
+    Add-Row "of which the kernel's commit of the 4 rules (one netlink batch alone): at $first / at $last bridges" ('{0:0.00} ms / {1:0.00} ms' -f $kernel[$first].Median, $kernel[$last].Median) '' ('+{0:0.00} ms' -f ($kernel[$last].Median - $kernel[$first].Median))
 
     # 3. Many namespaces on one bridge, piped into one call.
     Add-LabBridge -Name bbulk -Address 10.210.0.1/16

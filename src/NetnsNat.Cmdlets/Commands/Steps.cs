@@ -97,7 +97,7 @@ namespace NetnsNat.Commands
         public static string Backend(IptablesSnapshot snapshot) => snapshot.Backend ?? Iptables.BackendFromPath();
 
         /// <summary>
-        /// Adds what is missing of the rules for (subnet, outbound, bridge) in one iptables-restore. The caller holds
+        /// Adds what is missing of the rules for (subnet, outbound, bridge) in one write. The caller holds
         /// the ruleset lock. Returns the rule object and the plan that was applied (its Inverse rolls it back), or
         /// null under -WhatIf.
         /// </summary>
@@ -108,7 +108,7 @@ namespace NetnsNat.Commands
         }
 
         /// <summary>
-        /// AddRules for several (subnet, outbound, bridge) sets at once: one iptables-save, one iptables-restore for all of
+        /// AddRules for several (subnet, outbound, bridge) sets at once: one read of the ruleset, one write for all of
         /// them. Returns each set's rule object and applied plan, or null under -WhatIf. The caller holds the lock.
         /// </summary>
         public static Dictionary<(string Subnet, string Outbound, string? Bridge), (NatMasqueradeRule Rule, RulePlan Plan)>? AddRulesForGroups(
