@@ -72,7 +72,8 @@ namespace NetnsNat.Commands
 
         /// <summary>
         /// The whole flow for every namespace of the call: inputs checked per namespace (errors reported per namespace),
-        /// forwarding once, the rules of every bridge in one write (one nf_tables batch or one iptables-restore), then each namespace's route and resolver.
+        /// forwarding once, the rules of every bridge in one write (one nf_tables batch or one iptables-restore), then
+        /// each namespace's route and resolver.
         /// A bridge whose namespaces all failed has its rules rolled back; if nothing succeeded, forwarding too.
         /// </summary>
         protected override void EndProcessing()

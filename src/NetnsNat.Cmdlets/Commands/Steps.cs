@@ -152,8 +152,9 @@ namespace NetnsNat.Commands
 
         /// <summary>
         /// Writes a plan in one step: one nf_tables batch (all or nothing) or one iptables-restore. iptables-restore
-        /// commits each table on its own, so when it fails part-way (the nat table written, the filter table refused), the part that took effect is found by reading
-        /// the ruleset again and is undone before the error goes on: nothing stays half-applied.
+        /// commits each table on its own, so when it fails part-way (the nat table written, the filter table refused),
+        /// the part that took effect is found by reading the ruleset again and is undone before the error goes on:
+        /// nothing stays half-applied.
         /// </summary>
         public static void ApplyPlan(NetnsCmdlet cmdlet, IptablesSnapshot basis, RulePlan plan)
         {
