@@ -13,14 +13,12 @@ namespace NetnsNat.Linux
     public sealed class NetlinkException : Exception
     {
         public NetlinkException(string operation, int errno)
-            : base($"{operation}: {Strerror(errno)} (errno {errno})")
+            : base($"{operation}: {Native.Strerror(errno)} (errno {errno})")
         {
             Errno = errno;
         }
 
         public int Errno { get; }
-
-        private static string Strerror(int errno) => Marshal.PtrToStringAnsi(Native.strerror(errno)) ?? "error";
     }
 
     internal static class Native
@@ -39,6 +37,9 @@ namespace NetnsNat.Linux
         [DllImport("libc", SetLastError = true)] public static extern int getifaddrs(out IntPtr ifap);
         [DllImport("libc")] public static extern void freeifaddrs(IntPtr ifa);
         [DllImport("libc")] public static extern IntPtr strerror(int errnum);
+
+        /// <summary>The C library's text for an errno.</summary>
+        public static string Strerror(int errno) => Marshal.PtrToStringAnsi(strerror(errno)) ?? "error";
     }
 
     /// <summary>Building and reading netlink attributes (struct nlattr: length, type, payload padded to 4 bytes).</summary>
@@ -111,43 +112,28 @@ namespace NetnsNat.Linux
     /// </summary>
     public static class NftGeneration
     {
-        private const int AF_NETLINK = 16, SOCK_RAW = 3, SOCK_CLOEXEC = 0x80000, NETLINK_NETFILTER = 12;
-        private const ushort NFT_MSG_GETGEN = (10 << 8) | 16, NFT_MSG_NEWGEN = (10 << 8) | 15, NLM_F_REQUEST = 1, NLMSG_ERROR = 2, NFTA_GEN_ID = 1;
+        private const ushort NFT_MSG_GETGEN = (10 << 8) | 16, NFT_MSG_NEWGEN = (10 << 8) | 15, NLM_F_REQUEST = 1, NFTA_GEN_ID = 1;
 
         /// <summary>The generation id, or null when nf_tables cannot tell (no nf_tables, or an error).</summary>
         public static uint? Read()
         {
-            int fd = Native.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
-            if (fd < 0) return null;
             try
             {
-                Native.setsockopt(fd, 1, 20, new long[] { 2, 0 }, 16);
-                var request = new byte[20];
-                BinaryPrimitives.WriteUInt32LittleEndian(request, 20);
-                BinaryPrimitives.WriteUInt16LittleEndian(request.AsSpan(4), NFT_MSG_GETGEN);
-                BinaryPrimitives.WriteUInt16LittleEndian(request.AsSpan(6), NLM_F_REQUEST);
-                BinaryPrimitives.WriteUInt32LittleEndian(request.AsSpan(8), 1);
-                // nfgenmsg: family AF_UNSPEC, version NFNETLINK_V0, res_id 0
-                if (Native.send(fd, request, request.Length, 0) < 0) return null;
-                var buffer = new byte[4096];
-                var n = (int)Native.recv(fd, buffer, buffer.Length, 0);
-                if (n < 20) return null;
-                ushort type = BinaryPrimitives.ReadUInt16LittleEndian(buffer.AsSpan(4));
-                if (type == NLMSG_ERROR || type != NFT_MSG_NEWGEN) return null;
-                int offset = 20;
-                while (offset + 4 <= n)
+                using var socket = NftRules.NetfilterSocket.Open(0, receiveBytes: 4096, timeoutSeconds: 2);
+                socket.Send(NftRules.Message(NFT_MSG_GETGEN, NLM_F_REQUEST, 1, 0, 0, Array.Empty<byte>()), "read the ruleset generation");
+                foreach (var (type, _, payload) in socket.Receive("read the ruleset generation"))
                 {
-                    int len = BinaryPrimitives.ReadUInt16LittleEndian(buffer.AsSpan(offset));
-                    ushort attr = (ushort)(BinaryPrimitives.ReadUInt16LittleEndian(buffer.AsSpan(offset + 2)) & 0x3FFF);
-                    if (len < 4) break;
-                    if (attr == NFTA_GEN_ID && len >= 8) return BinaryPrimitives.ReadUInt32BigEndian(buffer.AsSpan(offset + 4));
-                    offset += (len + 3) & ~3;
+                    if (type != NFT_MSG_NEWGEN) continue;
+                    foreach (var (attr, data) in Attributes(payload, 4))
+                    {
+                        if (attr == NFTA_GEN_ID && data.Length >= 4) return BinaryPrimitives.ReadUInt32BigEndian(data);
+                    }
                 }
                 return null;
             }
-            finally
+            catch (NftablesException)
             {
-                Native.close(fd);
+                return null;
             }
         }
     }

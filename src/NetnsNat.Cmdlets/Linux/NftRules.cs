@@ -228,7 +228,7 @@ namespace NetnsNat.Linux
             return $"nf_tables refused {what}: {Strerror(errno)} (errno {errno}). Nothing of this call's rule changes was applied.{hint}";
         }
 
-        private static string Strerror(int errno) => Marshal.PtrToStringAnsi(Native.strerror(errno)) ?? "error";
+        private static string Strerror(int errno) => Native.Strerror(errno);
 
         // -i/-o: iptables compares the name with its NUL (an exact match), or only the prefix before a '+' wildcard.
         private static bool Interface(List<byte[]> expressions, uint key, string? name)
@@ -311,7 +311,7 @@ namespace NetnsNat.Linux
 
         private static byte[] Text(string value) => Encoding.ASCII.GetBytes(value + "\0");
 
-        private static byte[] Message(ushort type, ushort flags, uint seq, byte family, ushort resId, byte[] body)
+        internal static byte[] Message(ushort type, ushort flags, uint seq, byte family, ushort resId, byte[] body)
         {
             var message = new byte[20 + body.Length];
             BinaryPrimitives.WriteUInt32LittleEndian(message, (uint)message.Length);
@@ -326,26 +326,31 @@ namespace NetnsNat.Linux
         }
 
         /// <summary>A NETLINK_NETFILTER socket sized for one batch and its acks, with a receive timeout.</summary>
-        private sealed class NetfilterSocket : IDisposable
+        internal sealed class NetfilterSocket : IDisposable
         {
             private readonly int _fd;
-            private readonly byte[] _buffer = new byte[1 << 17];
+            private readonly byte[] _buffer;
             private uint _seq;
 
-            private NetfilterSocket(int fd) => _fd = fd;
+            private NetfilterSocket(int fd, int receiveBytes)
+            {
+                _fd = fd;
+                _buffer = new byte[receiveBytes];
+            }
 
-            public static NetfilterSocket Open(int batchBytes)
+            /// <summary>Opens the socket; receiveBytes stays under 85000 so that the buffer is not a large-object allocation.</summary>
+            public static NetfilterSocket Open(int batchBytes, int receiveBytes = 65536, int timeoutSeconds = 5)
             {
                 int fd = Native.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
                 if (fd < 0) throw new NftablesException($"Opening a netfilter netlink socket failed: {Strerror(Marshal.GetLastWin32Error())}.", Marshal.GetLastWin32Error());
-                Native.setsockopt(fd, SOL_SOCKET, 20, new long[] { 5, 0 }, 16);
+                Native.setsockopt(fd, SOL_SOCKET, 20, new long[] { timeoutSeconds, 0 }, 16);
                 // A large batch does not fit the default send buffer (about 200 KB); CAP_NET_ADMIN may raise it.
                 int send = batchBytes + 65536;
                 if (send > 200000) Native.setsockoptInt(fd, SOL_SOCKET, SO_SNDBUFFORCE, ref send, 4);
                 // NETLINK_CAP_ACK: an error carries the header of the refused message, not all of it.
                 int on = 1;
                 Native.setsockoptInt(fd, SOL_NETLINK, NETLINK_CAP_ACK, ref on, 4);
-                return new NetfilterSocket(fd);
+                return new NetfilterSocket(fd, receiveBytes);
             }
 
             /// <summary>The first of a run of sequence numbers for one batch.</summary>
