@@ -127,6 +127,66 @@ COMMIT
             Assert.Equal(2, inverse.Insert.Count);
         }
 
+        private static string Dump(IptablesSnapshot s) => string.Join("\n", s.Rules.Select(r => r.ToString()));
+
+        [Fact]
+        public void With_gives_what_reading_the_changed_ruleset_gives_and_leaves_the_old_snapshot_alone()
+        {
+            var before = IptablesSnapshot.Parse(Save);
+            var beforeDump = Dump(before);
+            var misordered = before.Chain("filter", "FORWARD").Where(r => r.Comment == "netnsnat").ToArray();
+            var plan = RulePlan.Merge(new[]
+            {
+                new RulePlan(misordered, System.Array.Empty<IptablesRule>(), NatRules.Forward("10.0.0.0/24", "br0", "eth0").ToArray()),
+                NatRules.PlanAdd(before, "10.0.9.0/24", "eth0", "br9"),
+                new RulePlan(System.Array.Empty<IptablesRule>(), new[] { IptablesRule.Create("filter", "OWN", new[] { "-s", "10.0.9.0/24", "-j", "RETURN" }) }, System.Array.Empty<IptablesRule>()),
+            });
+            var after = before.With(plan);
+
+            var expected = IptablesSnapshot.Parse(
+                "*filter\n" +
+                Ours +
+                "-A FORWARD -s 10.0.9.0/24 -i br9 -o eth0 -m comment --comment netnsnat -j ACCEPT\n" +
+                "-A FORWARD -d 10.0.9.0/24 -i eth0 -o br9 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment netnsnat -j ACCEPT\n" +
+                "-A FORWARD -d 10.0.9.0/24 -i eth0 -o br9 -m comment --comment netnsnat -j DROP\n" +
+                "-A FORWARD -i br0 -j ACCEPT\n" +
+                "-A FORWARD -p tcp -m comment --comment \"two words\" -j REJECT --reject-with tcp-reset\n" +
+                "COMMIT\n*nat\n" +
+                "-A POSTROUTING -s 10.0.0.0/24 -o eth0 -j MASQUERADE\n" +
+                "-A POSTROUTING -s 10.0.0.0/24 -o eth0 -j MASQUERADE\n" +
+                "-A POSTROUTING -s 10.0.0.0/24 -o eth0 -p tcp -j MASQUERADE --to-ports 1024-65535\n" +
+                "-A POSTROUTING -s 10.0.9.0/24 -o eth0 -j MASQUERADE\n" +
+                "COMMIT\n*filter\n-A OWN -s 10.0.9.0/24 -j RETURN\nCOMMIT\n");
+            Assert.Equal(Dump(expected), Dump(after));
+            foreach (var subnet in new[] { "10.0.0.0/24", "10.0.9.0/24" })
+            {
+                foreach (var (table, chain) in new[] { ("filter", "FORWARD"), ("nat", "POSTROUTING"), ("filter", "OWN") })
+                {
+                    Assert.Equal(expected.WithAddress(table, chain, subnet).Select(r => r.ToString()), after.WithAddress(table, chain, subnet).Select(r => r.ToString()));
+                }
+            }
+            foreach (var rule in expected.Rules) Assert.Equal(expected.Count(rule), after.Count(rule));
+            Assert.Equal(2, after.Count(NatRules.Masquerade("10.0.0.0/24", "eth0")));
+            Assert.Equal(3, NatRules.OwnForwardRules(after, "10.0.0.0/24", "eth0", "br0").Count());
+            Assert.True(NatRules.PlanAdd(after, "10.0.0.0/24", "eth0", "br0").IsEmpty);
+            Assert.True(NatRules.PlanAdd(after, "10.0.9.0/24", "eth0", "br9").IsEmpty);
+
+            Assert.Equal(beforeDump, Dump(before));
+            Assert.Equal(0, before.Count(NatRules.Masquerade("10.0.9.0/24", "eth0")));
+            Assert.Empty(before.WithAddress("filter", "FORWARD", "10.0.9.0/24"));
+            Assert.Empty(before.Chain("filter", "OWN"));
+        }
+
+        [Fact]
+        public void Rules_have_the_same_key_exactly_when_they_are_the_same()
+        {
+            var rules = IptablesSnapshot.Parse(Save).Rules.Concat(NatRules.For("10.0.0.0/24", "eth0", "br0")).Concat(NatRules.For("10.0.0.0/24", "eth1", "br0")).ToArray();
+            foreach (var a in rules)
+            {
+                foreach (var b in rules) Assert.Equal(a.SameAs(b), a.Key != null && a.Key == b.Key);
+            }
+        }
+
         [Fact]
         public void The_masquerade_rule_is_the_lessons_command()
         {

@@ -168,11 +168,10 @@ namespace NetnsNat.Commands
                 try
                 {
                     var now = cmdlet.Iptables.Save(CancellationToken.None);
-                    int Count(IptablesSnapshot s, IptablesRule r) => s.Rules.Count(x => x.SameAs(r));
                     var partial = new RulePlan(
-                        plan.Delete.Where(r => Count(now, r) < Count(basis, r)).ToArray(),
-                        plan.Append.Where(r => Count(now, r) > Count(basis, r)).ToArray(),
-                        plan.Insert.Where(r => Count(now, r) > Count(basis, r)).ToArray());
+                        plan.Delete.Where(r => now.Count(r) < basis.Count(r)).ToArray(),
+                        plan.Append.Where(r => now.Count(r) > basis.Count(r)).ToArray(),
+                        plan.Insert.Where(r => now.Count(r) > basis.Count(r)).ToArray());
                     if (!partial.IsEmpty)
                     {
                         cmdlet.WriteVerbose($"iptables-restore failed after writing {partial.Count} of {plan.Count} changes; undoing those.");

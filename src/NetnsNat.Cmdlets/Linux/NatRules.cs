@@ -110,7 +110,7 @@ namespace NetnsNat.Linux
 
         /// <summary>The FORWARD rules this module wrote for a subnet and uplink (any bridge, or just the one given), in chain order.</summary>
         public static IEnumerable<IptablesRule> OwnForwardRules(IptablesSnapshot snapshot, string subnet, string outbound, string? bridge) =>
-            snapshot.Chain("filter", "FORWARD").Where(r => IsOwnForward(r) && (
+            snapshot.WithAddress("filter", "FORWARD", subnet).Where(r => IsOwnForward(r) && (
                 (r.Source == subnet && r.OutInterface == outbound && r.Destination == null && r.ConnectionStates == null && r.Target == "ACCEPT") ||
                 (r.Destination == subnet && r.InInterface == outbound && r.Source == null && r.Target == "ACCEPT" && r.ConnectionStates == NormalizedReplyStates) ||
                 (r.Destination == subnet && r.InInterface == outbound && r.Source == null && r.Target == "DROP" && r.ConnectionStates == null))
@@ -124,7 +124,7 @@ namespace NetnsNat.Linux
         public static RulePlan PlanAdd(IptablesSnapshot snapshot, string subnet, string outbound, string? bridge)
         {
             var masquerade = Masquerade(subnet, outbound);
-            var append = snapshot.Rules.Any(r => r.SameAs(masquerade)) ? Array.Empty<IptablesRule>() : new[] { masquerade };
+            var append = snapshot.Count(masquerade) > 0 ? Array.Empty<IptablesRule>() : new[] { masquerade };
             if (bridge == null) return new RulePlan(Array.Empty<IptablesRule>(), append, Array.Empty<IptablesRule>());
             var desired = Forward(subnet, bridge, outbound);
             var found = OwnForwardRules(snapshot, subnet, outbound, bridge).ToArray();
@@ -138,7 +138,7 @@ namespace NetnsNat.Linux
         public static RulePlan PlanRemove(IptablesSnapshot snapshot, string subnet, string outbound, string? bridge)
         {
             var masquerade = Masquerade(subnet, outbound);
-            var delete = snapshot.Chain("nat", "POSTROUTING").Where(r => r.SameAs(masquerade))
+            var delete = snapshot.WithAddress("nat", "POSTROUTING", subnet).Where(r => r.SameAs(masquerade))
                 .Concat(OwnForwardRules(snapshot, subnet, outbound, bridge)).ToArray();
             return new RulePlan(delete, Array.Empty<IptablesRule>(), Array.Empty<IptablesRule>());
         }
