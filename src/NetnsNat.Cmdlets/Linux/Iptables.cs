@@ -65,7 +65,7 @@ namespace NetnsNat.Linux
         /// anything else (deletions, the legacy backend, a table or chain iptables-nft has not created yet, or an
         /// iptables-restore on PATH that is not the stock one, which is then honoured) by one iptables-restore. When the
         /// kernel's generation moved by exactly this write, the cached snapshot becomes the snapshot with the plan
-        /// applied; anything else empties the cache. Returns how it was written, for -Verbose.
+        /// applied; anything else empties the cache. Returns how it was written and how long the write took, for -Verbose.
         /// </summary>
         public string Apply(RulePlan plan, CancellationToken cancellationToken, IptablesSnapshot basis)
         {
@@ -79,6 +79,7 @@ namespace NetnsNat.Linux
             cancellationToken.ThrowIfCancellationRequested();
             uint commits;
             string how;
+            var clock = System.Diagnostics.Stopwatch.StartNew();
             if (basis.Backend != "legacy" && IsStockNftRestore() && NftRules.TryWrite(plan))
             {
                 commits = 1;
@@ -92,6 +93,7 @@ namespace NetnsNat.Linux
                 commits = (uint)script.Split('\n').Count(l => l.StartsWith('*'));
                 how = "one iptables-restore";
             }
+            how += $" ({clock.Elapsed.TotalMilliseconds.ToString("0.00", System.Globalization.CultureInfo.InvariantCulture)} ms)";
             if (before == null) return how;
             var after = NftGeneration.Read();
             if (after != before + commits) return how;
