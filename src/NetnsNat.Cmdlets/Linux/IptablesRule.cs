@@ -96,16 +96,6 @@ namespace NetnsNat.Linux
             && InInterface == other.InInterface && OutInterface == other.OutInterface
             && Target == other.Target && Comment == other.Comment && ConnectionStates == other.ConnectionStates;
 
-        /// <summary>
-        /// The modelled parts of the rule as one string: two rules have the same key exactly when <see cref="SameAs"/>
-        /// holds between them. Null for a rule with matches or target options this module does not model (such a rule
-        /// is the same as no other).
-        /// </summary>
-        public string? Key => HasOtherMatches || HasTargetOptions ? null : _key ??= string.Join("\u0000",
-            new[] { Table, Chain, Source, Destination, InInterface, OutInterface, Target, Comment, ConnectionStates }.Select(f => f ?? "\u0001"));
-
-        private string? _key;
-
         /// <summary>Splits a line into words the way iptables-restore does: white space separates, double quotes group.</summary>
         public static List<string> Tokenize(string line)
         {

@@ -1,72 +1,50 @@
 using System;
 using System.Collections.Generic;
-using System.Collections.Immutable;
 using System.Linq;
 
 namespace NetnsNat.Linux
 {
     /// <summary>
-    /// The rules of the current network namespace, read once with iptables-save. Kept per chain, with two indexes
-    /// (how many copies of a rule stand, and which rules of a chain name an address), so that the questions one call
-    /// asks and the snapshot after its own write (<see cref="With"/>) cost the same with 4000 rules as with 40: the
-    /// chains and indexes are immutable and shared between a snapshot and the next, and only what a plan touches is
-    /// copied.
+    /// The rules of the current network namespace, read once with iptables-save, kept chain by chain. The questions
+    /// one call asks (is this MASQUERADE rule there, which FORWARD rules are ours for this subnet) look at one chain
+    /// with a plain loop, and the snapshot after the call's own write (<see cref="With"/>) copies only the arrays of
+    /// the chains the plan touches: with 4000 rules that is tens of microseconds, against tenths of a millisecond for
+    /// filtering and copying the whole rule list. A snapshot is never changed once made.
     /// </summary>
     public sealed class IptablesSnapshot
     {
-        private static readonly ImmutableArray<IptablesRule> None = ImmutableArray<IptablesRule>.Empty;
-
         /// <summary>"table/CHAIN" in the order iptables-save listed them (chains a plan created last).</summary>
-        private readonly ImmutableList<string> _order;
+        private readonly List<string> _order;
 
-        private readonly ImmutableDictionary<string, ImmutableArray<IptablesRule>> _chains;
-
-        /// <summary>Rule key (<see cref="IptablesRule.Key"/>) to how many rules in the snapshot have it.</summary>
-        private readonly ImmutableDictionary<string, int> _counts;
-
-        /// <summary>"table/CHAIN|ADDRESS" to the rules of that chain whose -s or -d is ADDRESS, in chain order.</summary>
-        private readonly ImmutableDictionary<string, ImmutableArray<IptablesRule>> _byAddress;
+        /// <summary>"table/CHAIN" to its rules, top to bottom. An array never changes once made.</summary>
+        private readonly Dictionary<string, IptablesRule[]> _chains;
 
         private IReadOnlyList<IptablesRule>? _rules;
 
         public IptablesSnapshot(IReadOnlyList<IptablesRule> rules, IReadOnlyDictionary<string, string> policies, string? backend)
         {
-            var order = new List<string>();
-            var chains = new Dictionary<string, ImmutableArray<IptablesRule>.Builder>(StringComparer.Ordinal);
-            var counts = new Dictionary<string, int>(StringComparer.Ordinal);
-            var byAddress = new Dictionary<string, ImmutableArray<IptablesRule>.Builder>(StringComparer.Ordinal);
+            _order = new List<string>();
+            var chains = new Dictionary<string, List<IptablesRule>>(StringComparer.Ordinal);
             foreach (var rule in rules)
             {
                 var chain = ChainKey(rule.Table, rule.Chain);
                 if (!chains.TryGetValue(chain, out var list))
                 {
-                    chains[chain] = list = ImmutableArray.CreateBuilder<IptablesRule>();
-                    order.Add(chain);
+                    chains[chain] = list = new List<IptablesRule>();
+                    _order.Add(chain);
                 }
                 list.Add(rule);
-                if (rule.Key is { } key) counts[key] = counts.TryGetValue(key, out var n) ? n + 1 : 1;
-                foreach (var address in AddressKeys(rule))
-                {
-                    if (!byAddress.TryGetValue(address, out var same)) byAddress[address] = same = ImmutableArray.CreateBuilder<IptablesRule>();
-                    same.Add(rule);
-                }
             }
-            _order = order.ToImmutableList();
-            _chains = chains.ToImmutableDictionary(p => p.Key, p => p.Value.ToImmutable(), StringComparer.Ordinal);
-            _counts = counts.ToImmutableDictionary(StringComparer.Ordinal);
-            _byAddress = byAddress.ToImmutableDictionary(p => p.Key, p => p.Value.ToImmutable(), StringComparer.Ordinal);
+            _chains = chains.ToDictionary(c => c.Key, c => c.Value.ToArray(), StringComparer.Ordinal);
             _rules = rules;
             Policies = policies;
             Backend = backend;
         }
 
-        private IptablesSnapshot(ImmutableList<string> order, ImmutableDictionary<string, ImmutableArray<IptablesRule>> chains, ImmutableDictionary<string, int> counts,
-            ImmutableDictionary<string, ImmutableArray<IptablesRule>> byAddress, IReadOnlyDictionary<string, string> policies, string? backend)
+        private IptablesSnapshot(List<string> order, Dictionary<string, IptablesRule[]> chains, IReadOnlyDictionary<string, string> policies, string? backend)
         {
             _order = order;
             _chains = chains;
-            _counts = counts;
-            _byAddress = byAddress;
             Policies = policies;
             Backend = backend;
         }
@@ -81,68 +59,62 @@ namespace NetnsNat.Linux
         public string? Backend { get; }
 
         /// <summary>The rules of one chain, top to bottom.</summary>
-        public IEnumerable<IptablesRule> Chain(string table, string chain) =>
-            _chains.TryGetValue(ChainKey(table, chain), out var rules) ? rules : None;
+        public IReadOnlyList<IptablesRule> Chain(string table, string chain) => RulesOf(table, chain);
 
         /// <summary>How many rules are the same as this one (<see cref="IptablesRule.SameAs"/>); 0 for a rule with matches this module does not model.</summary>
-        public int Count(IptablesRule rule) => rule.Key is { } key && _counts.TryGetValue(key, out var n) ? n : 0;
+        public int Count(IptablesRule rule)
+        {
+            int n = 0;
+            foreach (var r in RulesOf(rule.Table, rule.Chain))
+            {
+                if (r.SameAs(rule)) n++;
+            }
+            return n;
+        }
 
         /// <summary>The rules of a chain whose source (-s) or destination (-d) is exactly this address, top to bottom.</summary>
-        public IReadOnlyList<IptablesRule> WithAddress(string table, string chain, string address) =>
-            _byAddress.TryGetValue(AddressKey(ChainKey(table, chain), address), out var rules) ? rules : None;
+        public IReadOnlyList<IptablesRule> WithAddress(string table, string chain, string address)
+        {
+            var found = new List<IptablesRule>();
+            foreach (var r in RulesOf(table, chain))
+            {
+                if (r.Source == address || r.Destination == address) found.Add(r);
+            }
+            return found;
+        }
 
         /// <summary>The snapshot after a plan: its deletions removed, appends at the end of their chain, inserts at the top.</summary>
         public IptablesSnapshot With(RulePlan plan)
         {
-            var order = _order;
-            var chains = _chains.ToBuilder();
-            var counts = _counts.ToBuilder();
-            var byAddress = _byAddress.ToBuilder();
-            foreach (var rule in plan.Delete)
+            var order = new List<string>(_order);
+            var chains = new Dictionary<string, IptablesRule[]>(_chains, StringComparer.Ordinal);
+            foreach (var group in plan.Delete.GroupBy(r => ChainKey(r.Table, r.Chain)))
             {
-                var chain = ChainKey(rule.Table, rule.Chain);
-                if (!chains.TryGetValue(chain, out var rules) || rules.IndexOf(rule) < 0) continue;
-                chains[chain] = rules.Remove(rule);
-                if (rule.Key is { } key) counts[key] = counts[key] - 1;
-                foreach (var address in AddressKeys(rule)) byAddress[address] = byAddress[address].Remove(rule);
+                if (chains.TryGetValue(group.Key, out var rules)) chains[group.Key] = Array.FindAll(rules, r => !group.Contains(r));
             }
-            foreach (var rule in plan.Append) Add(rule, top: false);
-            foreach (var group in plan.Insert.GroupBy(r => ChainKey(r.Table, r.Chain)))
+            foreach (var group in plan.Append.Concat(plan.Insert).GroupBy(r => ChainKey(r.Table, r.Chain)))
             {
-                // Inserted at the top in their final order: the last one goes in first.
-                foreach (var rule in group.Reverse()) Add(rule, top: true);
-            }
-            return new IptablesSnapshot(order, chains.ToImmutable(), counts.ToImmutable(), byAddress.ToImmutable(), Policies, Backend);
-
-            void Add(IptablesRule rule, bool top)
-            {
-                var chain = ChainKey(rule.Table, rule.Chain);
-                if (!chains.TryGetValue(chain, out var rules))
+                if (!chains.TryGetValue(group.Key, out var rules))
                 {
-                    rules = None;
-                    order = order.Add(chain);
+                    rules = Array.Empty<IptablesRule>();
+                    order.Add(group.Key);
                 }
-                chains[chain] = top ? rules.Insert(0, rule) : rules.Add(rule);
-                if (rule.Key is { } key) counts[key] = counts.TryGetValue(key, out var n) ? n + 1 : 1;
-                foreach (var address in AddressKeys(rule))
-                {
-                    var same = byAddress.TryGetValue(address, out var list) ? list : None;
-                    byAddress[address] = top ? same.Insert(0, rule) : same.Add(rule);
-                }
+                // Inserts go on top in their final order, appends at the bottom.
+                var top = plan.Insert.Where(r => group.Contains(r)).ToArray();
+                var bottom = plan.Append.Where(r => group.Contains(r)).ToArray();
+                var placed = new IptablesRule[top.Length + rules.Length + bottom.Length];
+                top.CopyTo(placed, 0);
+                rules.CopyTo(placed, top.Length);
+                bottom.CopyTo(placed, top.Length + rules.Length);
+                chains[group.Key] = placed;
             }
+            return new IptablesSnapshot(order, chains, Policies, Backend);
         }
+
+        private IptablesRule[] RulesOf(string table, string chain) =>
+            _chains.TryGetValue(ChainKey(table, chain), out var rules) ? rules : Array.Empty<IptablesRule>();
 
         private static string ChainKey(string table, string chain) => table + "/" + chain;
-
-        private static string AddressKey(string chain, string address) => chain + "|" + address;
-
-        private static IEnumerable<string> AddressKeys(IptablesRule rule)
-        {
-            if (rule.Source == null && rule.Destination == null) yield break;
-            var chain = ChainKey(rule.Table, rule.Chain);
-            if (rule.Source != null) yield return AddressKey(chain, rule.Source);
-            if (rule.Destination != null && rule.Destination != rule.Source) yield return AddressKey(chain, rule.Destination);
-        }
 
         public static IptablesSnapshot Parse(string save)
         {
