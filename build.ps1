@@ -51,11 +51,8 @@ function Invoke-Checked {
 }
 
 function Invoke-Bootstrap {
-    # command => Debian package
-    $needed = [ordered]@{
-        'ip' = 'iproute2'; 'iptables' = 'iptables'; 'iptables-save' = 'iptables'; 'iptables-restore' = 'iptables'
-        'ping' = 'iputils-ping'; 'socat' = 'socat'; 'unshare' = 'util-linux'; 'setpriv' = 'util-linux'; 'dnsmasq' = 'dnsmasq-base'; 'ss' = 'iproute2'; 'strace' = 'strace'
-    }
+    # command => Debian package, for every program the tests, the demo and the benchmark run (build/tools.psd1)
+    $needed = (Import-PowerShellDataFile (Join-Path $Root 'build/tools.psd1')).Tools
     $missing = @($needed.GetEnumerator() | Where-Object { -not (Get-Command $_.Key -CommandType Application -ErrorAction Ignore) } | ForEach-Object Value | Sort-Object -Unique)
     if ($missing) {
         $isRoot = (& id -u) -eq '0'

@@ -9,12 +9,14 @@ function Start-ChildPwsh {
     <# Starts a fresh pwsh (module imported) on a script's text, optionally behind a prefix command (setpriv, unshare). #>
     param([Parameter(Mandatory)][string] $Script, [string[]] $Prefix = @(), [hashtable] $Environment = @{})
     $pwsh = if ($env:NETNSNAT_PWSH) { $env:NETNSNAT_PWSH } else { Join-Path $PSHOME 'pwsh' }
-    $full = "`$ErrorActionPreference = 'Stop'; Import-Module '$modulePath'; $Script"
+    # No colour in a child's output: its text ends up in failure messages and in the JUnit report (XML takes no ESC).
+    $full = "`$ErrorActionPreference = 'Stop'; `$PSStyle.OutputRendering = 'PlainText'; Import-Module '$modulePath'; $Script"
     $argv = [System.Collections.Generic.List[string]]::new()
     foreach ($a in $Prefix) { $argv.Add($a) }
     foreach ($a in @($pwsh, '-NoProfile', '-NonInteractive', '-Command', $full)) { $argv.Add($a) }
     $psi = [System.Diagnostics.ProcessStartInfo]::new($argv[0])
     foreach ($a in ($argv | Select-Object -Skip 1)) { $psi.ArgumentList.Add($a) }
+    $psi.Environment['NO_COLOR'] = '1'
     foreach ($k in $Environment.Keys) { $psi.Environment[$k] = $Environment[$k] }
     $psi.RedirectStandardOutput = $true; $psi.RedirectStandardError = $true; $psi.RedirectStandardInput = $true
     $p = [System.Diagnostics.Process]::Start($psi)

@@ -27,28 +27,37 @@ Describe 'Running without the privileges or tools it needs' {
         }
 
         It 'as an ordinary user (nobody): RootRequired, nothing changed' {
-            # The PowerShell tool lives under /root, which nobody cannot enter: show it a bind mount of it
-            # (this is the sandbox's own mount namespace, the machine's mounts are untouched).
+            # Neither the PowerShell tool (under /root) nor the checkout (often under /root or a mktemp -d folder, both
+            # 0700) is readable by nobody: show it a bind mount of PowerShell and a copy of the module under /run (this
+            # is the sandbox's own mount namespace and tmpfs; the machine's mounts are untouched).
             $pwshHome = Join-Path '/run' 'pwsh-for-nobody'
+            $moduleCopy = Join-Path '/run' 'netnsnat-for-nobody'
             New-Item -ItemType Directory $pwshHome -Force | Out-Null
+            Remove-Item $moduleCopy -Recurse -Force -ErrorAction Ignore
+            New-Item -ItemType Directory $moduleCopy | Out-Null
+            Copy-Item (Split-Path (Get-Module NetnsNat).ModuleBase) $moduleCopy -Recurse
+            Invoke-LabCommand chmod -ArgumentList @('-R', 'a+rX', $moduleCopy) | Out-Null
             Invoke-LabCommand mount -ArgumentList @('--bind', $PSHOME, $pwshHome) | Out-Null
             try {
                 $before = Get-LabState
-                $moduleDir = Split-Path (Get-Module NetnsNat).ModuleBase
                 $psi = [System.Diagnostics.ProcessStartInfo]::new('setpriv')
                 foreach ($a in @('--reuid=65534', '--regid=65534', '--clear-groups', '--', (Join-Path $pwshHome 'pwsh'), '-NoProfile', '-NonInteractive', '-Command',
-                        "Import-Module '$moduleDir'; try { Enable-NamespaceNat testnet br0 eth0 } catch { `$_.FullyQualifiedErrorId; `$_.CategoryInfo.Category.ToString() }")) { $psi.ArgumentList.Add($a) }
+                        "`$PSStyle.OutputRendering = 'PlainText'; Import-Module '$moduleCopy/NetnsNat'; try { Enable-NamespaceNat testnet br0 eth0 } catch { `$_.FullyQualifiedErrorId; `$_.CategoryInfo.Category.ToString() }")) { $psi.ArgumentList.Add($a) }
                 $psi.Environment['HOME'] = '/tmp'
                 $psi.Environment['DOTNET_CLI_HOME'] = '/tmp'
+                $psi.Environment['NO_COLOR'] = '1'
                 $psi.RedirectStandardOutput = $true; $psi.RedirectStandardError = $true
                 $p = [System.Diagnostics.Process]::Start($psi)
-                $out = $p.StandardOutput.ReadToEnd(); $err = $p.StandardError.ReadToEnd()
+                $out = $p.StandardOutput.ReadToEndAsync(); $err = $p.StandardError.ReadToEndAsync()
                 $p.WaitForExit(60000) | Out-Null
-                ($out -split "`n")[0] | Should -BeLike 'RootRequired,*' -Because "stderr: $err"
-                ($out -split "`n")[1] | Should -Be 'PermissionDenied'
+                ($out.Result -split "`n")[0] | Should -BeLike 'RootRequired,*' -Because "stderr: $($err.Result)"
+                ($out.Result -split "`n")[1] | Should -Be 'PermissionDenied'
                 Get-LabState | Should -Be $before
             }
-            finally { Invoke-LabCommand umount -ArgumentList @($pwshHome) -AllowFailure | Out-Null }
+            finally {
+                Invoke-LabCommand umount -ArgumentList @($pwshHome) -AllowFailure | Out-Null
+                Remove-Item $moduleCopy -Recurse -Force -ErrorAction Ignore
+            }
         }
     }
 

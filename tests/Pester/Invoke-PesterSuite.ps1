@@ -23,9 +23,9 @@ $config.Run.Path = if ($TestPath) { $TestPath -split ',' | ForEach-Object { if (
 $config.Run.PassThru = $true
 $config.Output.Verbosity = 'Detailed'
 $config.Output.RenderMode = 'Plaintext'
-$config.TestResult.Enabled = $true
-$config.TestResult.OutputFormat = 'JUnitXml'
-$config.TestResult.OutputPath = Join-Path $ResultPath 'pester.xml'
+# The JUnit report is written after the run (Export-JUnitReport), not by Invoke-Pester: a report that cannot be
+# written (a control character in a failure message, a full disk) must never lose the counts of the run.
+$config.TestResult.Enabled = $false
 # Anything a test file leaks to the output stream comes out beside the run object: keep only the run.
 $result = Invoke-Pester -Configuration $config | Where-Object { $_.PSObject.TypeNames -contains 'Pester.Run' } | Select-Object -Last 1
 if (-not $result) {
@@ -34,6 +34,8 @@ if (-not $result) {
     exit 1
 }
 $failed = $result.FailedCount + $result.FailedBlocksCount + $result.FailedContainersCount
+try { $result | Export-JUnitReport -Path (Join-Path $ResultPath 'pester.xml') }
+catch { Write-Host "The JUnit report could not be written ($($_.Exception.Message)); the counts below stand." }
 @{ Passed = $result.PassedCount; Failed = $failed; Skipped = $result.SkippedCount; Duration = $result.Duration.TotalSeconds } |
     ConvertTo-Json | Set-Content (Join-Path $ResultPath 'pester-summary.json')
 if ($failed -gt 0) { exit 1 }

@@ -1,0 +1,140 @@
+using System;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+
+namespace NetnsNat.Linux
+{
+    /// <summary>An address with its prefix length, host bits kept (a bridge's 10.0.0.1/24).</summary>
+    internal readonly record struct IpPrefix(IPAddress Address, int PrefixLength)
+    {
+        /// <summary>The network the address is on, host bits cleared: 192.168.5.130/25 gives 192.168.5.128/25.</summary>
+        public IPNetwork Network => new IPNetwork(Cidr.Mask(Address, PrefixLength), PrefixLength);
+
+        public bool IsIPv4 => Address.AddressFamily == AddressFamily.InterNetwork;
+
+        public override string ToString() => Address + "/" + PrefixLength.ToString(CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>
+    /// Strict parsing of addresses and networks at the edges (parameters, tool output), into IPAddress and IPNetwork
+    /// for the core. Stricter than IPAddress.Parse: no IPv4 shorthand ("10.1"), no zone ids, no leading zeros.
+    /// </summary>
+    internal static class Cidr
+    {
+        /// <summary>A dotted quad of four decimal octets, or an IPv6 address (with ':' and no zone).</summary>
+        public static bool TryParseAddress(string? text, out IPAddress address)
+        {
+            address = IPAddress.None;
+            if (string.IsNullOrEmpty(text)) return false;
+            if (text.IndexOf(':') >= 0)
+            {
+                if (text.IndexOf('%') >= 0 || text.IndexOf('/') >= 0 || text.IndexOf('[') >= 0) return false;
+                if (!IPAddress.TryParse(text, out var v6) || v6.AddressFamily != AddressFamily.InterNetworkV6) return false;
+                address = v6;
+                return true;
+            }
+            var parts = text.Split('.');
+            if (parts.Length != 4) return false;
+            var bytes = new byte[4];
+            for (int i = 0; i < 4; i++)
+            {
+                var part = parts[i];
+                if (part.Length == 0 || part.Length > 3) return false;
+                int value = 0;
+                foreach (var c in part)
+                {
+                    if (c < '0' || c > '9') return false;
+                    value = (value * 10) + (c - '0');
+                }
+                if (value > 255) return false;
+                bytes[i] = (byte)value;
+            }
+            address = new IPAddress(bytes);
+            return true;
+        }
+
+        /// <summary>Parses "ADDRESS/PREFIX" (the prefix is required), keeping the host bits of the address.</summary>
+        public static bool TryParsePrefix(string? text, out IpPrefix prefix, out string error)
+        {
+            prefix = default;
+            if (string.IsNullOrWhiteSpace(text))
+            {
+                error = "it is empty";
+                return false;
+            }
+            var slash = text.IndexOf('/');
+            if (slash < 0)
+            {
+                error = "it has no prefix length; write it as ADDRESS/PREFIX, for example 10.0.0.0/24";
+                return false;
+            }
+            var addressText = text.Substring(0, slash);
+            bool v6 = addressText.IndexOf(':') >= 0;
+            if (!TryParseAddress(addressText, out var address))
+            {
+                error = v6 ? "the address part is not an IPv6 address" : "the address part is not four numbers from 0 to 255 separated by dots";
+                return false;
+            }
+            int max = v6 ? 128 : 32;
+            var prefixText = text.Substring(slash + 1);
+            if (prefixText.Length == 0 || prefixText.Length > 3 || !int.TryParse(prefixText, NumberStyles.None, CultureInfo.InvariantCulture, out var length) || length > max)
+            {
+                error = $"the prefix length is not a whole number from 0 to {max}";
+                return false;
+            }
+            prefix = new IpPrefix(address, length);
+            error = string.Empty;
+            return true;
+        }
+
+        /// <summary>The address with every bit past the prefix cleared.</summary>
+        public static IPAddress Mask(IPAddress address, int prefixLength)
+        {
+            var bytes = address.GetAddressBytes();
+            for (int i = 0; i < bytes.Length; i++)
+            {
+                int bits = Math.Clamp(prefixLength - (i * 8), 0, 8);
+                bytes[i] &= (byte)(0xFF00 >> bits);
+            }
+            return new IPAddress(bytes);
+        }
+
+        /// <summary>The mask of a prefix length as bytes (4 or 16 of them).</summary>
+        public static byte[] MaskBytes(int prefixLength, int length)
+        {
+            var bytes = new byte[length];
+            for (int i = 0; i < length; i++) bytes[i] = (byte)(0xFF00 >> Math.Clamp(prefixLength - (i * 8), 0, 8));
+            return bytes;
+        }
+
+        /// <summary>A network in the form iptables-save prints it: "10.0.0.0/24", "fd00::/64".</summary>
+        public static string Format(IPNetwork network) => network.ToString();
+
+        /// <summary>Normalizes an address or network as iptables prints one ("10.0.0.1/24" to "10.0.0.0/24", a bare address to /32 or /128); null when it is neither.</summary>
+        public static string? NormalizeNetwork(string? text)
+        {
+            if (text == null) return null;
+            if (TryParsePrefix(text, out var prefix, out _)) return Format(prefix.Network);
+            if (TryParseAddress(text, out var address)) return Format(new IPNetwork(address, address.AddressFamily == AddressFamily.InterNetwork ? 32 : 128));
+            return null;
+        }
+
+        /// <summary>Parses a network given by a user or a tool, normalized; false when it is not one.</summary>
+        public static bool TryParseNetwork(string? text, out IPNetwork network)
+        {
+            network = default;
+            if (TryParsePrefix(text, out var prefix, out _))
+            {
+                network = prefix.Network;
+                return true;
+            }
+            if (TryParseAddress(text, out var address))
+            {
+                network = new IPNetwork(address, address.AddressFamily == AddressFamily.InterNetwork ? 32 : 128);
+                return true;
+            }
+            return false;
+        }
+    }
+}
