@@ -88,16 +88,13 @@ function Wait-Quiet([double] $busyBelow = 0.15, [int] $maxSeconds = 30) {
 
 function Measure-KernelWrite([int] $count = 20) {
     # The kernel's part alone: one bridge's four rules as one netlink batch (no cmdlet), $count times; then all taken out.
-    $plans = foreach ($i in 1..$count) {
-        $rules = [NetnsNat.Linux.NatRules]::For("10.250.$i.0/24", 'eth0', "kx$i")
-        [NetnsNat.Linux.RulePlan]::new([NetnsNat.Linux.IptablesRule[]]@(), [NetnsNat.Linux.IptablesRule[]]@($rules[0]), [NetnsNat.Linux.IptablesRule[]]@($rules | Select-Object -Skip 1))
-    }
-    $times = foreach ($plan in $plans) {
+    # Through the module's test hook (NetnsNat.InternalHooks): the same encoder and batch the cmdlets use.
+    $times = foreach ($i in 1..$count) {
         $sw = [Diagnostics.Stopwatch]::StartNew()
-        if (-not [NetnsNat.Linux.NftRules]::TryWrite($plan)) { throw 'the chains should exist by now' }
+        if (-not [NetnsNat.InternalHooks]::WriteMasqueradeRules(@("10.250.$i.0/24"), @('eth0'), @("kx$i"))) { throw 'the chains should exist by now' }
         $sw.Elapsed.TotalMilliseconds
     }
-    Invoke-LabCommand iptables-restore -ArgumentList @('--noflush') -InputObject (($plans | ForEach-Object { $_.Inverse().Script() }) -join '') | Out-Null
+    Invoke-LabCommand iptables-restore -ArgumentList @('--noflush') -InputObject ((1..$count | ForEach-Object { [NetnsNat.InternalHooks]::MasqueradeUndoScript("10.250.$_.0/24", 'eth0', "kx$_") }) -join '') | Out-Null
     Stats $times
 }
 

@@ -1,3 +1,5 @@
+using System.Net;
+using NetnsNat.Backends;
 using NetnsNat.Linux;
 using Xunit;
 
@@ -5,9 +7,9 @@ namespace NetnsNat.Tests
 {
     public class ForwardEvaluatorTests
     {
-        private static uint A(string text)
+        private static IPAddress A(string text)
         {
-            Assert.True(Ipv4Cidr.TryParseAddress(text, out var a));
+            Assert.True(Cidr.TryParseAddress(text, out var a));
             return a;
         }
 
@@ -66,6 +68,16 @@ namespace NetnsNat.Tests
             Assert.False(v.Accepted);
             Assert.Contains("BLOCK", v.By);
             Assert.True(Eval(filter, new ForwardPacket("br0", "eth0", A("10.0.0.200"), A("192.0.2.1"), "NEW")).Accepted);
+        }
+
+        [Fact]
+        public void A_negated_interface_match_is_decided_not_skipped()
+        {
+            // Docker's "! -o docker0" shape: a DROP for traffic to anywhere but eth0 blocks nothing going out by eth0.
+            Assert.True(Eval("-A FORWARD -i br0 ! -o eth0 -j DROP\n" + Ours, Out).Accepted);
+            var v = Eval("-A FORWARD -i br0 ! -o wlan0 -j DROP\n" + Ours, Out);
+            Assert.False(v.Accepted);
+            Assert.Empty(v.Uncertain);
         }
 
         [Theory]

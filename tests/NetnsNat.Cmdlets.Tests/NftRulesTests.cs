@@ -1,6 +1,8 @@
 using System.Linq;
 using System.Text;
+using NetnsNat.Backends;
 using NetnsNat.Linux;
+using NetnsNat.Model;
 using Xunit;
 
 namespace NetnsNat.Tests
@@ -15,19 +17,20 @@ namespace NetnsNat.Tests
         [Fact]
         public void Encodes_each_rule_this_module_writes()
         {
-            foreach (var rule in NatRules.For("10.0.0.0/24", "eth0", "br0"))
+            Assert.True(Cidr.TryParsePrefix("10.0.0.0/24", out var p, out _));
+            foreach (var rule in MasqueradeRules.For(new SubnetNat(p.Network, "eth0", "br0")))
             {
-                Assert.NotNull(NftRules.Encode(rule));
+                Assert.NotNull(NftRuleWriter.Encode(rule, AddressFamilyProfile.IPv4));
             }
         }
 
         [Fact]
         public void Keeps_the_comment_as_user_data_type_0_with_its_NUL()
         {
-            var encoding = NftRules.Encode(NatRules.ForwardOut("10.0.0.0/24", "br0", "eth0"))!;
+            var encoding = NftRuleWriter.Encode(MasqueradeRules.ForwardOut("10.0.0.0/24", "br0", "eth0"), AddressFamilyProfile.IPv4)!;
             Assert.Equal(new byte[] { 0, 9 }.Concat(Encoding.ASCII.GetBytes("netnsnat\0")).ToArray(), encoding.UserData);
             Assert.DoesNotContain("comment", Encoding.ASCII.GetString(encoding.Expressions));
-            Assert.Empty(NftRules.Encode(NatRules.Masquerade("10.0.0.0/24", "eth0"))!.UserData);
+            Assert.Empty(NftRuleWriter.Encode(MasqueradeRules.Masquerade("10.0.0.0/24", "eth0"), AddressFamilyProfile.IPv4)!.UserData);
         }
 
         [Theory]
@@ -40,17 +43,39 @@ namespace NetnsNat.Tests
         [InlineData("filter", "FORWARD", "-d 10.0.0.0/24 -m conntrack --ctstate UNTRACKED -j ACCEPT")]
         [InlineData("filter", "FORWARD", "-d 10.0.0.0/24 -m comment --comment netnsnat -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT")]
         [InlineData("filter", "FORWARD", "-d 10.0.0.0/24 -m comment --comment a -m comment --comment b -j ACCEPT")]
+        [InlineData("filter", "FORWARD", "-s 10.0.0.0/24 ! -o eth0 -j ACCEPT")]
+        [InlineData("filter", "FORWARD", "-s fd00::/64 -j ACCEPT")]
         public void Leaves_other_shapes_to_iptables_restore(string table, string chain, string spec)
         {
-            Assert.Null(NftRules.Encode(Rule(table, chain, spec)));
+            Assert.Null(NftRuleWriter.Encode(Rule(table, chain, spec), AddressFamilyProfile.IPv4));
         }
 
         [Fact]
         public void A_plan_that_deletes_is_not_for_the_netlink_path()
         {
-            var rule = NatRules.Masquerade("10.0.0.0/24", "eth0");
-            var plan = new RulePlan(new[] { rule }, new IptablesRule[0], new IptablesRule[0]);
-            Assert.False(NftRules.TryWrite(plan));
+            var rule = MasqueradeRules.Masquerade("10.0.0.0/24", "eth0");
+            var plan = RulePlan.Of(new[] { rule }, new IptablesRule[0], new IptablesRule[0]);
+            Assert.Equal(NftWriteResult.NotForThisPath, NftRuleWriter.TryWrite(plan, AddressFamilyProfile.IPv4));
+        }
+
+        [Fact]
+        public void An_insert_below_a_rule_the_batch_did_not_write_is_not_for_the_netlink_path()
+        {
+            var rule = MasqueradeRules.ForwardOut("10.0.0.0/24", "br0", "eth0");
+            var plan = new RulePlan(new[] { new RuleChange(RuleChangeKind.Insert, rule, 2) });
+            Assert.Equal(NftWriteResult.NotForThisPath, NftRuleWriter.TryWrite(plan, AddressFamilyProfile.IPv4));
+        }
+
+        [Fact]
+        public void Encodes_ipv6_rules_with_the_ipv6_header_offsets()
+        {
+            var rule = MasqueradeRules.ForwardOut("fd00:1::/64", "br0", "eth0");
+            var v6 = NftRuleWriter.Encode(rule, AddressFamilyProfile.IPv6)!;
+            Assert.NotNull(v6);
+            // payload load of 8 bytes at offset 8 (the IPv6 source address), not 12 as in IPv4
+            var hex = System.Convert.ToHexString(v6.Expressions);
+            Assert.Contains("0800030000000008" + "0800040000000008", hex);
+            Assert.Null(NftRuleWriter.Encode(rule, AddressFamilyProfile.IPv4));
         }
     }
 }

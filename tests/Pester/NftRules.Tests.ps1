@@ -10,11 +10,11 @@ BeforeAll {
           hex here) or it is the rule's user data as nft stores comments (type 0, length, text, NUL).
         #>
         foreach ($c in @(@('filter', 'FORWARD'), @('nat', 'POSTROUTING'))) {
-            $rules = try { [NetnsNat.Linux.NftRules]::Dump($c[0], $c[1]) } catch [NetnsNat.Linux.NftablesException] { @() }
+            $rules = try { [NetnsNat.InternalHooks]::DumpRules('IPv4', $c[0], $c[1]) } catch [NetnsNat.Linux.NftablesException] { @() }
             foreach ($r in $rules) {
                 $kept = [System.Collections.Generic.List[byte]]::new()
                 $comment = ''
-                $b = $r.Expressions
+                $b = $r.Item2
                 for ($at = 0; $at + 4 -le $b.Length; ) {
                     $len = [BitConverter]::ToUInt16($b, $at)
                     $element = [byte[]]$b[$at..($at + $len - 1)]
@@ -22,19 +22,26 @@ BeforeAll {
                     if ($text.Contains("match`0") -and $text -match "comment`0.*?([ -~]+)`0") { $comment = "comment:$($Matches[1])" } else { $kept.AddRange($element) }
                     $at += ($len + 3) -band -bnot 3
                 }
-                if ($r.UserData.Length -gt 0) {
-                    $r.UserData[0] | Should -Be 0 -Because 'user data type 0 is the comment'
-                    $r.UserData[1] | Should -Be ($r.UserData.Length - 2)
-                    $comment = "comment:$([Text.Encoding]::UTF8.GetString($r.UserData, 2, $r.UserData.Length - 3))"
+                $userData = $r.Item3
+                if ($userData.Length -gt 0) {
+                    $userData[0] | Should -Be 0 -Because 'user data type 0 is the comment'
+                    $userData[1] | Should -Be ($userData.Length - 2)
+                    $comment = "comment:$([Text.Encoding]::UTF8.GetString($userData, 2, $userData.Length - 3))"
                 }
                 "$($c[0]) $($c[1]) $([Convert]::ToHexString($kept.ToArray())) $comment"
             }
         }
     }
+    # The module's internals are reached through its one test hook, NetnsNat.InternalHooks.
     function New-Plan([string] $Subnet, [string] $Outbound, [string] $Bridge) {
-        $rules = [NetnsNat.Linux.NatRules]::For($Subnet, $Outbound, $Bridge)
-        [NetnsNat.Linux.RulePlan]::new([NetnsNat.Linux.IptablesRule[]]@(), [NetnsNat.Linux.IptablesRule[]]@($rules[0]), [NetnsNat.Linux.IptablesRule[]]@($rules | Select-Object -Skip 1))
+        [pscustomobject]@{
+            Subnet = $Subnet; Outbound = $Outbound; Bridge = $Bridge
+            Script = [NetnsNat.InternalHooks]::MasqueradeScript($Subnet, $Outbound, $Bridge)
+            Undo = [NetnsNat.InternalHooks]::MasqueradeUndoScript($Subnet, $Outbound, $Bridge)
+        }
     }
+    function Write-Plan([object[]] $Plans) { [NetnsNat.InternalHooks]::WriteMasqueradeRules([string[]]$Plans.Subnet, [string[]]$Plans.Outbound, [string[]]$Plans.Bridge) }
+    function Get-RuleArguments($Plan, [string] $Action) { [NetnsNat.InternalHooks]::MasqueradeRuleArguments($Plan.Subnet, $Plan.Outbound, $Plan.Bridge, $Action) }
     function Invoke-Restore([string] $Script) { Invoke-LabCommand iptables-restore -ArgumentList @('--noflush') -InputObject $Script | Out-Null }
     function Invoke-Verbose([scriptblock] $Action) { @(& $Action 4>&1 | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] } | ForEach-Object Message) }
     $OtherRules = "*nat`n-A POSTROUTING -s 192.0.2.0/24 -o eth0 -j MASQUERADE`nCOMMIT`n*filter`n-A FORWARD -p tcp --dport 22 -j REJECT`nCOMMIT`n"
@@ -60,22 +67,22 @@ Describe 'Writing rules straight to nf_tables' {
         Invoke-Restore $OtherRules
         $others = Get-LabRuleset
         $plan = New-Plan $Subnet $Outbound $Bridge
-        Invoke-Restore $plan.Script()
+        Invoke-Restore $plan.Script
         $byIptables = Get-KernelRules
         $saveByIptables = Get-LabRuleset
         $listByIptables = (Invoke-LabCommand iptables -ArgumentList @('-L', 'FORWARD', '-n', '-v')).Output
-        Invoke-Restore $plan.Inverse().Script()
-        Get-LabRuleset | Should -Be $others -Because 'the inverse script removes exactly the plan'
+        Invoke-Restore $plan.Undo
+        Get-LabRuleset | Should -Be $others -Because 'the undo script removes exactly the plan'
 
-        [NetnsNat.Linux.NftRules]::TryWrite($plan) | Should -BeTrue
+        Write-Plan $plan | Should -BeTrue
         Get-KernelRules | Should -Be $byIptables
         Get-LabRuleset | Should -Be $saveByIptables
         (Invoke-LabCommand iptables -ArgumentList @('-L', 'FORWARD', '-n', '-v')).Output | Should -Be $listByIptables
-        foreach ($rule in @($plan.Append) + @($plan.Insert)) {
-            (Invoke-LabCommand iptables -ArgumentList $rule.CommandArguments('-C') -AllowFailure).ExitCode | Should -Be 0 -Because "iptables -C finds $rule"
+        foreach ($rule in Get-RuleArguments $plan '-C') {
+            (Invoke-LabCommand iptables -ArgumentList $rule -AllowFailure).ExitCode | Should -Be 0 -Because "iptables $($rule -join ' ') finds it"
         }
-        foreach ($rule in @($plan.Append) + @($plan.Insert)) {
-            (Invoke-LabCommand iptables -ArgumentList $rule.CommandArguments('-D') -AllowFailure).ExitCode | Should -Be 0 -Because "iptables -D removes $rule"
+        foreach ($rule in Get-RuleArguments $plan '-D') {
+            (Invoke-LabCommand iptables -ArgumentList $rule -AllowFailure).ExitCode | Should -Be 0 -Because "iptables $($rule -join ' ') removes it"
         }
         Get-LabRuleset | Should -Be $others
     }
@@ -83,10 +90,10 @@ Describe 'Writing rules straight to nf_tables' {
     It 'writes the rules of 1000 bridges (4000 rules) in one batch' {
         Invoke-Restore $OtherRules
         $plans = foreach ($i in 0..999) { New-Plan "10.$([math]::Floor($i / 250) + 100).$($i % 250).0/24" 'eth0' "nb$i" }
-        [NetnsNat.Linux.NftRules]::TryWrite([NetnsNat.Linux.RulePlan]::Merge([NetnsNat.Linux.RulePlan[]]$plans)) | Should -BeTrue
+        Write-Plan $plans | Should -BeTrue
         Get-ForwardRules | Should -HaveCount 3001
         Get-PostroutingRules | Should -HaveCount 1001
-        (Get-ForwardRules)[0] | Should -Be '-A FORWARD -s 10.100.0.0/24 -i nb0 -o eth0 -m comment --comment netnsnat -j ACCEPT'
+        (Get-ForwardRules)[0] | Should -Be '-A FORWARD -s 10.103.249.0/24 -i nb999 -o eth0 -m comment --comment netnsnat -j ACCEPT' -Because 'each bridge''s rules go on top, the last written uppermost'
         (Get-ForwardRules)[-1] | Should -BeLike '-A FORWARD -p tcp *REJECT*'
     }
 
@@ -105,7 +112,7 @@ Describe 'Writing rules straight to nf_tables' {
     It 'leaves a table or chain that does not exist yet to iptables-restore, which creates it' {
         Invoke-LabCommand nft -ArgumentList @('flush', 'ruleset') | Out-Null
         $plan = New-Plan '10.0.0.0/24' 'eth0' 'br0'
-        [NetnsNat.Linux.NftRules]::TryWrite($plan) | Should -BeFalse
+        Write-Plan $plan | Should -BeFalse
         Get-LabRuleset | Should -BeNullOrEmpty -Because 'a refused batch changes nothing'
         $verbose = Invoke-Verbose { Get-BridgeSubnet br0 | Add-NatMasquerade -Outbound eth0 -Verbose | Out-Null }
         @($verbose) -match '^Wrote 4 rule changes in one iptables-restore \(\d+\.\d\d ms\)\.$' | Should -HaveCount 1

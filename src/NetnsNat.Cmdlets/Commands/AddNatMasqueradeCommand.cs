@@ -1,5 +1,7 @@
+using System.Linq;
 using System.Management.Automation;
-using NetnsNat.Linux;
+using NetnsNat.Core;
+using NetnsNat.Model;
 
 namespace NetnsNat.Commands
 {
@@ -25,28 +27,30 @@ namespace NetnsNat.Commands
         protected override void BeginProcessing()
         {
             RequireNetAdmin();
-            RequireTools("iptables-save", "iptables-restore");
+            RequireTools(System.Linq.Enumerable.ToArray(Backend(AddressFamilyProfile.IPv4).RequiredTools));
         }
 
         protected override void ProcessRecord()
         {
             if (!TryNormalizeSubnet(Subnet, "Subnet", out var network) || !CheckInterfaceName(Outbound, "Outbound")) return;
             if (Bridge != null && !CheckInterfaceName(Bridge, "Bridge")) return;
-            var subnet = network.ToString();
-            Guard(subnet, () =>
+            var target = new SubnetNat(network, Outbound, Bridge);
+            Guard(target.SubnetText, () =>
             {
-                Steps.RequireInterface(this, Outbound, "Outbound");
+                var interfaces = new InterfaceService(this);
+                interfaces.RequireInterface(Outbound, "Outbound");
                 if (Bridge != null)
                 {
-                    Steps.BridgeSubnets(this, Bridge, requireUp: false);
+                    interfaces.BridgeSubnets(Bridge, requireUp: false);
                     if (Bridge == Outbound)
                     {
                         throw new NetnsNatException($"-Outbound and -Bridge are both '{Bridge}'. -Outbound is the uplink toward the outside, such as eth0.", "OutboundIsBridge", ErrorCategory.InvalidArgument);
                     }
                 }
-                using var held = RulesetLock.Acquire(Token, Steps.LockTimeout);
-                var result = Steps.AddRules(this, subnet, Outbound, Bridge);
-                if (result != null) WriteObject(result.Value.Rule);
+                using var tx = NatTransaction.Begin(this, NamespaceNatService.LockTimeout);
+                var outcomes = new RuleService(this, Backend(target.Family)).Add(new[] { target }, tx, _ => null);
+                tx.Complete();
+                if (outcomes != null && outcomes.Count > 0) WriteObject(outcomes[0].Rule);
             });
         }
     }

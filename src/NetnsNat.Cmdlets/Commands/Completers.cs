@@ -6,6 +6,7 @@ using System.Linq;
 using System.Management.Automation;
 using System.Management.Automation.Language;
 using NetnsNat.Linux;
+using NetnsNat.Model;
 
 namespace NetnsNat.Commands
 {
@@ -72,7 +73,7 @@ namespace NetnsNat.Commands
         {
             if (ProcessRunner.Which("ip") == null) return Enumerable.Empty<string>();
             var links = new IpRoute2(new ProcessRunner()).Links(default);
-            return links.Where(l => l.IsBridge).SelectMany(l => l.Ipv4).Select(a => a.Network.ToString()).Distinct();
+            return links.Where(l => l.IsBridge).SelectMany(l => l.Of(AddressFamilyProfile.IPv4)).Select(a => Cidr.Format(a.Network)).Distinct();
         }
     }
 }

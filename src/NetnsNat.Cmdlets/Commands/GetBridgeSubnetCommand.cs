@@ -1,6 +1,7 @@
 using System.Linq;
 using System.Management.Automation;
-using NetnsNat.Linux;
+using NetnsNat.Core;
+using NetnsNat.Model;
 
 namespace NetnsNat.Commands
 {
@@ -16,18 +17,19 @@ namespace NetnsNat.Commands
 
         protected override void ProcessRecord() => Guard(Name, () =>
         {
+            var interfaces = new InterfaceService(this);
             if (Name == null || Name.Length == 0)
             {
-                foreach (var link in Ip.Links(Token).Where(l => l.IsBridge && l.Ipv4.Count > 0))
+                foreach (var link in interfaces.Ip.Links(Token).Where(l => l.IsBridge && l.Of(AddressFamilyProfile.IPv4).Count > 0))
                 {
-                    WriteObject(Steps.BridgeSubnets(link, requireUp: false), enumerateCollection: true);
+                    WriteObject(InterfaceService.BridgeSubnets(link, requireUp: false), enumerateCollection: true);
                 }
                 return;
             }
             foreach (var name in Name)
             {
                 if (!CheckInterfaceName(name, "Name")) continue;
-                Guard(name, () => WriteObject(Steps.BridgeSubnets(this, name, requireUp: false), enumerateCollection: true));
+                Guard(name, () => WriteObject(interfaces.BridgeSubnets(name, requireUp: false), enumerateCollection: true));
             }
         });
     }

@@ -1,6 +1,7 @@
 using System.Linq;
 using System.Management.Automation;
 using NetnsNat.Linux;
+using NetnsNat.Model;
 
 namespace NetnsNat.Commands
 {
@@ -24,7 +25,7 @@ namespace NetnsNat.Commands
         protected override void BeginProcessing()
         {
             RequireNetAdmin();
-            RequireTools("iptables-save");
+            RequireTools(Backend(AddressFamilyProfile.IPv4).ReadTools.ToArray());
         }
 
         protected override void ProcessRecord()
@@ -33,36 +34,22 @@ namespace NetnsNat.Commands
             if (Subnet != null)
             {
                 if (!TryNormalizeSubnet(Subnet, "Subnet", out var network)) return;
-                subnet = network.ToString();
+                subnet = Cidr.Format(network);
             }
             if (Outbound != null && !CheckInterfaceName(Outbound, "Outbound")) return;
             if (Bridge != null && !CheckInterfaceName(Bridge, "Bridge")) return;
             Guard(subnet, () =>
             {
-                var snapshot = Iptables.Save(Token);
-                var backend = Steps.Backend(snapshot);
-                foreach (var rule in snapshot.Chain("nat", "POSTROUTING").Where(NatRules.IsMasquerade))
+                var backend = Backend(AddressFamilyProfile.IPv4);
+                var state = backend.Read(Token);
+                foreach (var entry in backend.Masquerades(state))
                 {
-                    var ruleSubnet = NormalizeRuleSubnet(rule.Source);
-                    var outbound = rule.OutInterface ?? string.Empty;
-                    if (subnet != null && ruleSubnet != subnet) continue;
-                    if (Outbound != null && outbound != Outbound) continue;
-                    var forward = rule.Source == null || rule.OutInterface == null
-                        ? new IptablesRule[0]
-                        : NatRules.OwnForwardRules(snapshot, ruleSubnet, outbound, null).ToArray();
-                    var bridge = forward.Select(r => r.Source != null ? r.InInterface : r.OutInterface).FirstOrDefault();
-                    if (Bridge != null && bridge != Bridge) continue;
-                    var lines = new[] { rule.ToString() }.Concat(forward.Select(r => r.ToString())).ToArray();
-                    WriteObject(new NatMasqueradeRule(ruleSubnet, outbound, bridge, backend, lines, 0));
+                    if (subnet != null && entry.Subnet != subnet) continue;
+                    if (Outbound != null && entry.Outbound != Outbound) continue;
+                    if (Bridge != null && entry.Bridge != Bridge) continue;
+                    WriteObject(new NatMasqueradeRule(entry.Subnet, entry.Outbound, entry.Bridge, state.BackendName, entry.Rules, 0));
                 }
             });
-        }
-
-        private static string NormalizeRuleSubnet(string? source)
-        {
-            if (source == null) return "0.0.0.0/0";
-            if (Ipv4Cidr.TryParse(source, out var cidr, out _)) return cidr.Network.ToString();
-            return Ipv4Cidr.TryParseAddress(source, out var address) ? new Ipv4Cidr(address, 32).ToString() : source;
         }
     }
 }

@@ -1,4 +1,6 @@
 using System.Management.Automation;
+using NetnsNat.Core;
+using NetnsNat.Model;
 
 namespace NetnsNat.Commands
 {
@@ -16,7 +18,7 @@ namespace NetnsNat.Commands
 
         protected override void ProcessRecord() => Guard(AddressFamily, () =>
         {
-            var state = Steps.SetForwarding(this, AddressFamily, Value);
+            var state = new ForwardingService(this).Set(AddressFamilyProfile.Parse(AddressFamily), Value);
             if (state != null) WriteObject(state);
         });
     }

@@ -1,5 +1,6 @@
 using System;
 using System.Management.Automation;
+using NetnsNat.Model;
 
 namespace NetnsNat.Commands
 {
@@ -25,7 +26,7 @@ namespace NetnsNat.Commands
         protected override void BeginProcessing()
         {
             RequireNetAdmin();
-            RequireTools("iptables-save", "iptables-restore");
+            RequireTools(System.Linq.Enumerable.ToArray(Backend(AddressFamilyProfile.IPv4).RequiredTools));
         }
     }
 }

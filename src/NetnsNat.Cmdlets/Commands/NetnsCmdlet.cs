@@ -1,26 +1,59 @@
 using System;
-using System.Collections.Generic;
 using System.IO;
 using System.Management.Automation;
 using System.Threading;
+using NetnsNat.Backends;
+using NetnsNat.Core;
 using NetnsNat.Linux;
+using NetnsNat.Model;
 
 namespace NetnsNat.Commands
 {
-    /// <summary>What every NetnsNat cmdlet shares: cancellation, the tools, the privilege check, input checks, errors.</summary>
-    public abstract class NetnsCmdlet : PSCmdlet, IDisposable
+    /// <summary>
+    /// What every NetnsNat cmdlet shares: cancellation, the process runner, the privilege and tool checks, input
+    /// checks, and the mapping of failures to error records. It is the host the services run against.
+    /// </summary>
+    public abstract class NetnsCmdlet : PSCmdlet, IDisposable, ICommandHost
     {
         private readonly CancellationTokenSource _stop = new CancellationTokenSource();
         private ProcessRunner? _runner;
 
         /// <summary>Cancelled by Ctrl+C (StopProcessing); every external command is killed with it.</summary>
-        protected internal CancellationToken Token => _stop.Token;
+        internal CancellationToken Token => _stop.Token;
 
-        protected internal ProcessRunner Runner => _runner ??= new ProcessRunner();
+        internal ProcessRunner Runner => _runner ??= new ProcessRunner();
 
-        protected internal IpRoute2 Ip => new IpRoute2(Runner);
+        CancellationToken ICommandHost.Token => Token;
 
-        protected internal Iptables Iptables => new Iptables(Runner);
+        ProcessRunner ICommandHost.Runner => Runner;
+
+        // After Ctrl+C the pipeline refuses every write; a rollback that narrates must still run to its end.
+        void ICommandHost.Verbose(string message)
+        {
+            if (!Stopping) WriteVerbose(message);
+        }
+
+        void ICommandHost.Warning(string message)
+        {
+            if (!Stopping) WriteWarning(message);
+        }
+
+        void ICommandHost.Debug(string message)
+        {
+            if (!Stopping) WriteDebug(message);
+        }
+
+        void ICommandHost.Progress(ProgressRecord record)
+        {
+            if (!Stopping) WriteProgress(record);
+        }
+
+        bool ICommandHost.ShouldProcess(string target, string action) => ShouldProcess(target, action);
+
+        bool ICommandHost.Try(object? target, Action action) => Guard(target, action);
+
+        /// <summary>The backend for a family (the iptables backend for now).</summary>
+        internal INatBackend Backend(AddressFamilyProfile family) => BackendFactory.Create(Runner, family);
 
         protected override void StopProcessing() => _stop.Cancel();
 
@@ -68,40 +101,45 @@ namespace NetnsNat.Commands
             return false;
         }
 
-        /// <summary>Parses a subnet and returns it normalized to its network address ("10.0.0.1/24" gives "10.0.0.0/24").</summary>
-        protected bool TryNormalizeSubnet(string? text, string parameter, out Ipv4Cidr network)
+        /// <summary>Parses a subnet and returns it normalized to its network address ("10.0.0.1/24" gives 10.0.0.0/24).</summary>
+        internal bool TryNormalizeSubnet(string? text, string parameter, out System.Net.IPNetwork network)
         {
-            if (Ipv4Cidr.TryParse(text, out var cidr, out var reason))
-            {
-                network = cidr.Network;
-                return true;
-            }
             network = default;
+            string reason;
+            if (Cidr.TryParsePrefix(text, out var prefix, out reason))
+            {
+                if (!prefix.IsIPv4)
+                {
+                    reason = "it is an IPv6 network; NAT here is for IPv4 networks such as 10.0.0.0/24";
+                }
+                else
+                {
+                    network = prefix.Network;
+                    return true;
+                }
+            }
             WriteError(new ErrorRecord(
                 new ArgumentException($"-{parameter} '{text}' is not an IPv4 network: {reason}.", parameter),
                 "InvalidSubnet", ErrorCategory.InvalidArgument, text));
             return false;
         }
 
-        protected bool TryParseGateway(string? text, out uint address)
+        internal bool TryParseGateway(string? text, out System.Net.IPAddress address)
         {
-            if (Ipv4Cidr.TryParseAddress(text, out address)) return true;
+            if (Cidr.TryParseAddress(text, out address) && AddressFamilyProfile.Of(address) == AddressFamilyProfile.IPv4) return true;
             WriteError(new ErrorRecord(
                 new ArgumentException($"-Gateway '{text}' is not an IPv4 address. Give the bridge address, for example 10.0.0.1.", "Gateway"),
                 "InvalidGateway", ErrorCategory.InvalidArgument, text));
             return false;
         }
 
-        /// <summary>Asks -WhatIf/-Confirm about one change, showing the command that does it.</summary>
-        protected internal bool ShouldRun(string target, string tool, IEnumerable<string> arguments) =>
-            ShouldProcess(target, ProcessRunner.FormatCommandLine(tool, arguments));
-
-        /// <summary>Runs one item's work and turns what went wrong into the right error record.</summary>
-        protected void Guard(object? target, Action action)
+        /// <summary>Runs one item's work and turns what went wrong into the right error record; true when it succeeded.</summary>
+        internal bool Guard(object? target, Action action)
         {
             try
             {
                 action();
+                return true;
             }
             catch (PipelineStoppedException)
             {
@@ -135,9 +173,13 @@ namespace NetnsNat.Commands
             {
                 WriteError(new ErrorRecord(ex, "NftablesRefused", ex.Errno == 1 ? ErrorCategory.PermissionDenied : ErrorCategory.InvalidOperation, target));
             }
+            catch (RulesetMovedException ex)
+            {
+                WriteError(new ErrorRecord(ex, "RulesetChanged", ErrorCategory.ResourceBusy, target));
+            }
             catch (NetlinkException ex)
             {
-                WriteError(new ErrorRecord(ex, "RouteFailed", ErrorCategory.InvalidOperation, target));
+                WriteError(new ErrorRecord(ex, ex.ErrorId, ErrorCategory.InvalidOperation, target));
             }
             catch (IpCommandException ex)
             {
@@ -152,6 +194,7 @@ namespace NetnsNat.Commands
             {
                 WriteError(new ErrorRecord(ex, "SystemIOFailed", ErrorCategory.WriteError, target));
             }
+            return false;
         }
     }
 }

@@ -1,6 +1,8 @@
 using System.Collections.Generic;
+using System.Linq;
 using System.Management.Automation;
-using NetnsNat.Linux;
+using NetnsNat.Core;
+using NetnsNat.Model;
 
 namespace NetnsNat.Commands
 {
@@ -36,7 +38,7 @@ namespace NetnsNat.Commands
         protected override void BeginProcessing()
         {
             RequireNetAdmin();
-            RequireTools("iptables-save", "iptables-restore");
+            RequireTools(System.Linq.Enumerable.ToArray(Backend(AddressFamilyProfile.IPv4).RequiredTools));
         }
 
         protected override void ProcessRecord()
@@ -54,13 +56,13 @@ namespace NetnsNat.Commands
             {
                 if (!TryNormalizeSubnet(item.Subnet, "Subnet", out var network) || !CheckInterfaceName(item.Outbound, "Outbound")) continue;
                 if (item.Bridge != null && !CheckInterfaceName(item.Bridge, "Bridge")) continue;
-                var subnet = network.ToString();
-                Guard(subnet, () =>
+                var target = new SubnetNat(network, item.Outbound, item.Bridge);
+                Guard(target.SubnetText, () =>
                 {
-                    using var held = RulesetLock.Acquire(Token, Steps.LockTimeout);
-                    var snapshot = Iptables.Save(Token);
-                    var removed = Steps.RemoveRules(this, snapshot, subnet, item.Outbound, item.Bridge);
-                    if (removed != null && PassThru) WriteObject(removed.Value.Rule);
+                    using var tx = NatTransaction.Begin(this, NamespaceNatService.LockTimeout);
+                    var removed = new RuleService(this, Backend(target.Family)).Remove(new[] { target }, target.ToString(), tx, null, item.Bridge);
+                    tx.Complete();
+                    if (removed != null && PassThru) WriteObject(removed);
                 });
             }
         }

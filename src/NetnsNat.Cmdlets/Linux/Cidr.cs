@@ -78,7 +78,8 @@ namespace NetnsNat.Linux
             }
             int max = v6 ? 128 : 32;
             var prefixText = text.Substring(slash + 1);
-            if (prefixText.Length == 0 || prefixText.Length > 3 || !int.TryParse(prefixText, NumberStyles.None, CultureInfo.InvariantCulture, out var length) || length > max)
+            if (prefixText.Length == 0 || prefixText.Length > 3 || (prefixText.Length > 1 && prefixText[0] == '0')
+                || !int.TryParse(prefixText, NumberStyles.None, CultureInfo.InvariantCulture, out var length) || length > max)
             {
                 error = $"the prefix length is not a whole number from 0 to {max}";
                 return false;

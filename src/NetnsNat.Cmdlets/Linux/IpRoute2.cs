@@ -3,29 +3,38 @@ using System.Collections.Generic;
 using System.Globalization;
 using System.IO;
 using System.Linq;
+using System.Net;
 using System.Text.Json;
 using System.Threading;
+using NetnsNat.Model;
 
 namespace NetnsNat.Linux
 {
-    /// <summary>One network interface of the current namespace.</summary>
+    /// <summary>One network interface of a namespace.</summary>
     /// <param name="Name">The interface name.</param>
     /// <param name="Kind">"bridge", "veth", ... or null for a plain device.</param>
     /// <param name="IsUp">Administratively up (the UP flag).</param>
     /// <param name="OperState">The operational state.</param>
-    /// <param name="Ipv4">The IPv4 addresses with their prefix lengths.</param>
-    public sealed record LinkInfo(string Name, string? Kind, bool IsUp, string OperState, IReadOnlyList<Ipv4Cidr> Ipv4)
+    /// <param name="Addresses">The addresses with their prefix lengths, IPv4 first.</param>
+    /// <param name="Master">The bridge (or bond) the interface is enslaved to, if any.</param>
+    internal sealed record LinkInfo(string Name, string? Kind, bool IsUp, string OperState, IReadOnlyList<IpPrefix> Addresses, string? Master = null)
     {
         public bool IsBridge => Kind == "bridge";
+
+        /// <summary>The addresses of one family; for IPv6 only the routable ones (global and unique-local, never link-local).</summary>
+        public IReadOnlyList<IpPrefix> Of(AddressFamilyProfile family) =>
+            Addresses.Where(a => AddressFamilyProfile.Of(a.Address) == family && !a.Address.IsIPv6LinkLocal && !a.Address.IsIPv6Multicast).ToArray();
+
+        public IReadOnlyList<IpPrefix> Ipv4 => Of(AddressFamilyProfile.IPv4);
     }
 
     /// <summary>A default route read from a namespace.</summary>
-    public sealed record DefaultRoute(string? Gateway, string? Device);
+    internal sealed record DefaultRoute(IPAddress? Gateway, string? Device);
 
     /// <summary>A namespace that "ip netns" does not know.</summary>
     public sealed class NamespaceNotFoundException : Exception
     {
-        public NamespaceNotFoundException(string name)
+        internal NamespaceNotFoundException(string name)
             : base($"The network namespace '{name}' does not exist. Create it with 'ip netns add {name}', or list the existing ones with 'ip netns list'.")
         {
             Namespace = name;
@@ -37,17 +46,14 @@ namespace NetnsNat.Linux
     /// <summary>An ip command failed.</summary>
     public sealed class IpCommandException : Exception
     {
-        public IpCommandException(ProcessResult result, string? message = null)
-            : base(message ?? $"'{result.CommandLine}' failed: {result.Diagnostic}")
+        internal IpCommandException(string commandLine, string diagnostic)
+            : base($"'{commandLine}' failed: {diagnostic}")
         {
-            Result = result;
         }
-
-        public ProcessResult Result { get; }
     }
 
-    /// <summary>What the module asks of iproute2 and of /proc about interfaces and routes.</summary>
-    public sealed class IpRoute2
+    /// <summary>What the module asks of iproute2, /sys and /proc about interfaces, namespaces and the host's routes.</summary>
+    internal sealed class IpRoute2
     {
         public const string NetnsDirectory = "/run/netns";
         private readonly ProcessRunner _runner;
@@ -63,7 +69,7 @@ namespace NetnsNat.Linux
             var links = InterfaceTable.Read();
             if (links != null) return links;
             var result = _runner.Run("ip", new[] { "-j", "-d", "addr", "show" }, cancellationToken);
-            if (!result.Succeeded) throw new IpCommandException(result);
+            if (!result.Succeeded) throw new IpCommandException(result.CommandLine, result.Diagnostic);
             return ParseLinks(result.StandardOutput);
         }
 
@@ -84,7 +90,11 @@ namespace NetnsNat.Linux
         public IReadOnlyList<LinkInfo> NamespaceLinks(string ns, CancellationToken cancellationToken)
         {
             var result = _runner.Run("ip", new[] { "-n", ns, "-j", "-d", "addr", "show" }, cancellationToken);
-            if (!result.Succeeded) throw NamespaceError(ns, result);
+            if (!result.Succeeded)
+            {
+                if (result.StandardError.Contains("Cannot open network namespace", StringComparison.Ordinal)) throw new NamespaceNotFoundException(ns);
+                throw new IpCommandException(result.CommandLine, result.Diagnostic);
+            }
             return ParseLinks(result.StandardOutput);
         }
 
@@ -101,84 +111,43 @@ namespace NetnsNat.Linux
                 {
                     kind = kindElement.GetString();
                 }
+                string? master = item.TryGetProperty("master", out var masterElement) ? masterElement.GetString() : null;
                 bool up = item.TryGetProperty("flags", out var flags) && flags.EnumerateArray().Any(f => f.GetString() == "UP");
                 var oper = item.TryGetProperty("operstate", out var operElement) ? operElement.GetString() ?? "UNKNOWN" : "UNKNOWN";
-                var ipv4 = new List<Ipv4Cidr>();
+                var addresses = new List<IpPrefix>();
                 if (item.TryGetProperty("addr_info", out var addrs))
                 {
                     foreach (var addr in addrs.EnumerateArray())
                     {
-                        if (addr.TryGetProperty("family", out var family) && family.GetString() == "inet"
-                            && addr.TryGetProperty("local", out var local) && Ipv4Cidr.TryParseAddress(local.GetString(), out var address)
+                        if (addr.TryGetProperty("family", out var family) && (family.GetString() == "inet" || family.GetString() == "inet6")
+                            && addr.TryGetProperty("local", out var local) && Cidr.TryParseAddress(local.GetString(), out var address)
                             && addr.TryGetProperty("prefixlen", out var prefix) && prefix.TryGetInt32(out var prefixLength))
                         {
-                            ipv4.Add(new Ipv4Cidr(address, prefixLength));
+                            addresses.Add(new IpPrefix(address, prefixLength));
                         }
                     }
                 }
-                links.Add(new LinkInfo(name, kind, up, oper, ipv4));
+                links.Add(new LinkInfo(name, kind, up, oper, addresses.OrderBy(a => a.IsIPv4 ? 0 : 1).ToArray(), master));
             }
             return links;
         }
 
         public static bool NamespaceExists(string name) => File.Exists(Path.Combine(NetnsDirectory, name));
 
+        public static string NamespacePath(string name) => Path.Combine(NetnsDirectory, name);
+
         public static IReadOnlyList<string> Namespaces() =>
             Directory.Exists(NetnsDirectory) ? Directory.GetFiles(NetnsDirectory).Select(Path.GetFileName).OfType<string>().OrderBy(n => n, StringComparer.Ordinal).ToArray() : Array.Empty<string>();
 
-        /// <summary>The namespace's IPv4 default route, read over rtnetlink inside the namespace (no process).</summary>
-        public DefaultRoute? NamespaceDefaultRoute(string ns, CancellationToken cancellationToken)
+        /// <summary>The interface of the default route of the current namespace for a family, from /proc/net/route or /proc/net/ipv6_route.</summary>
+        public static string? DefaultRouteInterface(AddressFamilyProfile? family = null)
         {
-            cancellationToken.ThrowIfCancellationRequested();
-            using var routes = NamespaceRoutes.Open(ns);
-            return routes.GetDefault();
-        }
-
-        public static string[] ReplaceDefaultRouteArguments(string ns, string gateway) => new[] { "-n", ns, "route", "replace", "default", "via", gateway };
-
-        public static string[] DeleteDefaultRouteArguments(string ns) => new[] { "-n", ns, "route", "del", "default" };
-
-        /// <summary>ip -n NS route replace default via GATEWAY, over rtnetlink.</summary>
-        public void ReplaceDefaultRoute(string ns, string gateway, CancellationToken cancellationToken)
-        {
-            cancellationToken.ThrowIfCancellationRequested();
-            using var routes = NamespaceRoutes.Open(ns);
-            ReplaceDefaultRoute(routes, ns, gateway);
-        }
-
-        /// <summary>Replaces the default route on an open socket, turning "no such gateway on a link" into a clear error.</summary>
-        public static void ReplaceDefaultRoute(NamespaceRoutes routes, string ns, string gateway)
-        {
-            if (!Ipv4Cidr.TryParseAddress(gateway, out var address)) throw new ArgumentException($"'{gateway}' is not an IPv4 address.", nameof(gateway));
-            try
+            if (family == AddressFamilyProfile.IPv6)
             {
-                routes.ReplaceDefault(address);
+                const string v6 = "/proc/net/ipv6_route";
+                return File.Exists(v6) ? ParseDefaultRouteInterface6(File.ReadAllText(v6)) : null;
             }
-            catch (NetlinkException ex) when (ex.Errno == 22 || ex.Errno == 101 || ex.Errno == 113)
-            {
-                throw new NetnsNatException(
-                    $"The gateway {gateway} is not on any link of the namespace '{ns}' ({ex.Message}). Give the namespace an address in the bridge subnet " +
-                    $"(ip -n {ns} addr add ADDRESS/PREFIX dev IFACE; ip -n {ns} link set IFACE up) or use the bridge address as the gateway.",
-                    "GatewayUnreachable", System.Management.Automation.ErrorCategory.InvalidArgument, ex);
-            }
-        }
-
-        /// <summary>ip -n NS route del default, over rtnetlink; no error when there is none.</summary>
-        public void DeleteDefaultRoute(string ns, CancellationToken cancellationToken)
-        {
-            cancellationToken.ThrowIfCancellationRequested();
-            using var routes = NamespaceRoutes.Open(ns);
-            routes.DeleteDefault();
-        }
-
-        private static Exception NamespaceError(string ns, ProcessResult result) =>
-            result.StandardError.Contains("Cannot open network namespace", StringComparison.Ordinal)
-                ? new NamespaceNotFoundException(ns)
-                : new IpCommandException(result);
-
-        /// <summary>The interface of the IPv4 default route of the current namespace, from /proc/net/route.</summary>
-        public static string? DefaultRouteInterface(string procNetRoute = "/proc/net/route")
-        {
+            const string procNetRoute = "/proc/net/route";
             if (!File.Exists(procNetRoute)) return null;
             return ParseDefaultRouteInterface(File.ReadAllText(procNetRoute));
         }
@@ -198,6 +167,27 @@ namespace NetnsNat.Linux
                 if (metric < bestMetric)
                 {
                     best = f[0];
+                    bestMetric = metric;
+                }
+            }
+            return best;
+        }
+
+        /// <summary>The interface of ::/0 in /proc/net/ipv6_route (dest, dest_len, src, src_len, next hop, metric, refcnt, use, flags, iface).</summary>
+        public static string? ParseDefaultRouteInterface6(string table)
+        {
+            string? best = null;
+            long bestMetric = long.MaxValue;
+            foreach (var line in table.Split('\n'))
+            {
+                var f = line.Split(new[] { '\t', ' ' }, StringSplitOptions.RemoveEmptyEntries);
+                if (f.Length < 10 || f[0] != new string('0', 32) || f[1] != "00" || f[9] == "lo") continue;
+                // RTF_UP and a next hop (RTF_GATEWAY) or a device route; reject routes (RTF_REJECT 0x200) are not defaults.
+                if (!long.TryParse(f[8], NumberStyles.HexNumber, CultureInfo.InvariantCulture, out var flags) || (flags & 1) == 0 || (flags & 0x200) != 0) continue;
+                long.TryParse(f[5], NumberStyles.HexNumber, CultureInfo.InvariantCulture, out var metric);
+                if (metric < bestMetric)
+                {
+                    best = f[9];
                     bestMetric = metric;
                 }
             }

@@ -7,7 +7,7 @@ namespace NetnsNat.Linux
     /// interface name; the module accepts the portable subset (letters, digits, '.', '_', '-') so that a name can
     /// never be read as shell syntax, an option, or a path, whoever later pastes it into a command line.
     /// </summary>
-    public static class Names
+    internal static class Names
     {
         public const int MaxInterfaceName = 15;
         public const int MaxNamespaceName = 255;

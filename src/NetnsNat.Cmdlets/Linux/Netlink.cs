@@ -2,23 +2,29 @@ using System;
 using System.Buffers.Binary;
 using System.Collections.Generic;
 using System.IO;
-using System.Runtime.InteropServices;
 using System.Linq;
+using System.Net;
+using System.Runtime.InteropServices;
 using System.Threading;
+using NetnsNat.Model;
 using static NetnsNat.Linux.NetlinkAttributes;
 
 namespace NetnsNat.Linux
 {
-    /// <summary>A netlink request the kernel refused, with its errno.</summary>
+    /// <summary>A netlink request the kernel refused, with its errno and the error id of the step that made it.</summary>
     public sealed class NetlinkException : Exception
     {
-        public NetlinkException(string operation, int errno)
+        internal NetlinkException(string operation, int errno, string errorId)
             : base($"{operation}: {Native.Strerror(errno)} (errno {errno})")
         {
             Errno = errno;
+            ErrorId = errorId;
         }
 
         public int Errno { get; }
+
+        /// <summary>The error id of the step that failed: RouteFailed for a namespace's routes, InterfaceReadFailed for the host's interfaces.</summary>
+        public string ErrorId { get; }
     }
 
     internal static class Native
@@ -106,40 +112,8 @@ namespace NetnsNat.Linux
         }
     }
 
-    /// <summary>
-    /// The nf_tables ruleset generation of the current network namespace (NFT_MSG_GETGEN): it changes with every
-    /// committed change, by anyone, so an unchanged number means an unchanged ruleset.
-    /// </summary>
-    public static class NftGeneration
-    {
-        private const ushort NFT_MSG_GETGEN = (10 << 8) | 16, NFT_MSG_NEWGEN = (10 << 8) | 15, NLM_F_REQUEST = 1, NFTA_GEN_ID = 1;
-
-        /// <summary>The generation id, or null when nf_tables cannot tell (no nf_tables, or an error).</summary>
-        public static uint? Read()
-        {
-            try
-            {
-                using var socket = NftRules.NetfilterSocket.Open(0, receiveBytes: 4096, timeoutSeconds: 2);
-                socket.Send(NftRules.Message(NFT_MSG_GETGEN, NLM_F_REQUEST, 1, 0, 0, Array.Empty<byte>()), "read the ruleset generation");
-                foreach (var (type, _, payload) in socket.Receive("read the ruleset generation"))
-                {
-                    if (type != NFT_MSG_NEWGEN) continue;
-                    foreach (var (attr, data) in Attributes(payload, 4))
-                    {
-                        if (attr == NFTA_GEN_ID && data.Length >= 4) return BinaryPrimitives.ReadUInt32BigEndian(data);
-                    }
-                }
-                return null;
-            }
-            catch (NftablesException)
-            {
-                return null;
-            }
-        }
-    }
-
     /// <summary>/sys/class/net shows another namespace's interfaces (entered without a sysfs of its own).</summary>
-    public sealed class StaleSysfsException : Exception
+    internal sealed class StaleSysfsException : Exception
     {
         public StaleSysfsException()
             : base("/sys/class/net belongs to another network namespace.")
@@ -147,13 +121,13 @@ namespace NetnsNat.Linux
         }
     }
 
-    /// <summary>The interfaces of the current network namespace from getifaddrs(3): no process, one system call.</summary>
-    public static class InterfaceTable
+    /// <summary>The interfaces of the current network namespace from getifaddrs(3) and /sys/class/net: no process.</summary>
+    internal static class InterfaceTable
     {
-        private const int AF_INET = 2, AF_PACKET = 17, IFF_UP = 1;
+        private const int AF_INET = 2, AF_INET6 = 10, IFF_UP = 1;
 
         /// <summary>
-        /// Reads the interfaces and their IPv4 addresses; the kind (bridge, veth, ...) comes from /sys/class/net. Returns
+        /// Reads the interfaces and their addresses; the kind (bridge, veth, ...) comes from /sys/class/net. Returns
         /// null when /sys/class/net does not show this namespace's interfaces (a process that entered the namespace
         /// without mounting a sysfs of its own), so that the caller can fall back to "ip -d addr".
         /// </summary>
@@ -162,7 +136,7 @@ namespace NetnsNat.Linux
             if (Native.getifaddrs(out var list) != 0) return null;
             var order = new List<string>();
             var flags = new Dictionary<string, uint>(StringComparer.Ordinal);
-            var addresses = new Dictionary<string, List<Ipv4Cidr>>(StringComparer.Ordinal);
+            var addresses = new Dictionary<string, List<IpPrefix>>(StringComparer.Ordinal);
             try
             {
                 for (var p = list; p != IntPtr.Zero; p = Marshal.ReadIntPtr(p))
@@ -173,14 +147,25 @@ namespace NetnsNat.Linux
                     if (!flags.ContainsKey(name))
                     {
                         order.Add(name);
-                        addresses[name] = new List<Ipv4Cidr>();
+                        addresses[name] = new List<IpPrefix>();
                     }
                     flags[name] = ifaFlags;
-                    if (addr == IntPtr.Zero || Marshal.ReadInt16(addr) != AF_INET) continue;
+                    if (addr == IntPtr.Zero) continue;
+                    int family = Marshal.ReadInt16(addr);
+                    if (family != AF_INET && family != AF_INET6) continue;
+                    // sockaddr_in keeps the address at offset 4, sockaddr_in6 at offset 8.
+                    int at = family == AF_INET ? 4 : 8, length = family == AF_INET ? 4 : 16;
+                    var bytes = new byte[length];
+                    Marshal.Copy(addr + at, bytes, 0, length);
                     var mask = Marshal.ReadIntPtr(p, 32);
-                    uint ip = BinaryPrimitives.ReverseEndianness((uint)Marshal.ReadInt32(addr, 4));
-                    uint netmask = mask == IntPtr.Zero ? uint.MaxValue : BinaryPrimitives.ReverseEndianness((uint)Marshal.ReadInt32(mask, 4));
-                    addresses[name].Add(new Ipv4Cidr(ip, PrefixOf(netmask)));
+                    int prefix = length * 8;
+                    if (mask != IntPtr.Zero)
+                    {
+                        var maskBytes = new byte[length];
+                        Marshal.Copy(mask + at, maskBytes, 0, length);
+                        prefix = maskBytes.Sum(b => System.Numerics.BitOperations.PopCount(b));
+                    }
+                    addresses[name].Add(new IpPrefix(new IPAddress(bytes), prefix));
                 }
             }
             finally
@@ -194,7 +179,7 @@ namespace NetnsNat.Linux
                 if (!Directory.Exists(sys)) return null; // stale sysfs: not this namespace's
                 string? kind = Directory.Exists(Path.Combine(sys, "bridge")) ? "bridge" : ReadKind(sys);
                 bool up = (flags[name] & IFF_UP) != 0;
-                links.Add(new LinkInfo(name, kind, up, up ? "UP" : "DOWN", addresses[name]));
+                links.Add(new LinkInfo(name, kind, up, up ? "UP" : "DOWN", addresses[name], ReadMaster(sys)));
             }
             return links;
         }
@@ -219,12 +204,38 @@ namespace NetnsNat.Linux
             uint flags = Convert.ToUInt32(File.ReadAllText(Path.Combine(sys, "flags")).Trim(), 16);
             string? kind = Directory.Exists(Path.Combine(sys, "bridge")) ? "bridge" : ReadKind(sys);
             bool up = (flags & IFF_UP) != 0;
-            return new LinkInfo(name, kind, up, up ? "UP" : "DOWN", netlink.Ipv4Addresses(index));
+            return new LinkInfo(name, kind, up, up ? "UP" : "DOWN", netlink.Addresses(index), ReadMaster(sys));
         }
 
         /// <summary>The interface names /sys/class/net lists (for messages and completion).</summary>
         public static IReadOnlyList<string> Names() =>
             Directory.Exists("/sys/class/net") ? Directory.GetFileSystemEntries("/sys/class/net").Select(Path.GetFileName).OfType<string>().OrderBy(n => n, StringComparer.Ordinal).ToArray() : Array.Empty<string>();
+
+        /// <summary>Whether /sys/class/net has the interface (the kernel is asked when sysfs may be another namespace's).</summary>
+        public static bool Exists(string name)
+        {
+            try
+            {
+                return ReadOne(name) != null;
+            }
+            catch (StaleSysfsException)
+            {
+                return true;
+            }
+        }
+
+        private static string? ReadMaster(string sys)
+        {
+            var master = Path.Combine(sys, "master");
+            try
+            {
+                return Directory.Exists(master) ? Path.GetFileName(new FileInfo(master).LinkTarget ?? string.Empty) : null;
+            }
+            catch (IOException)
+            {
+                return null;
+            }
+        }
 
         private static string? ReadKind(string sys)
         {
@@ -237,38 +248,35 @@ namespace NetnsNat.Linux
             }
             return Directory.Exists(Path.Combine(sys, "device")) ? null : (File.Exists(Path.Combine(sys, "tun_flags")) ? "tun" : "virtual");
         }
-
-        private static int PrefixOf(uint mask)
-        {
-            int n = 0;
-            while ((mask & 0x80000000u) != 0) { n++; mask <<= 1; }
-            return n;
-        }
     }
 
     /// <summary>
-    /// An rtnetlink socket inside a named network namespace, opened from a short-lived thread that enters the
-    /// namespace (setns affects only that thread), so reading and setting a namespace's default route needs no process.
+    /// An rtnetlink socket inside a network namespace, opened from a short-lived thread that enters the namespace
+    /// (setns affects only that thread), so reading and setting a namespace's default route needs no process.
     /// </summary>
-    public sealed class NamespaceRoutes : IDisposable
+    internal sealed class NamespaceRoutes : IDisposable
     {
-        private const int AF_NETLINK = 16, SOCK_RAW = 3, SOCK_CLOEXEC = 0x80000, NETLINK_ROUTE = 0, AF_INET = 2;
+        private const int AF_NETLINK = 16, SOCK_RAW = 3, SOCK_CLOEXEC = 0x80000, NETLINK_ROUTE = 0, AF_UNSPEC = 0;
         private const ushort RTM_NEWADDR = 20, RTM_GETADDR = 22, IFA_ADDRESS = 1, IFA_LOCAL = 2;
         private const ushort RTM_GETLINK = 18, RTM_NEWROUTE = 24, RTM_DELROUTE = 25, RTM_GETROUTE = 26, NLMSG_ERROR = 2, NLMSG_DONE = 3;
         private const ushort NLM_F_REQUEST = 1, NLM_F_ACK = 4, NLM_F_DUMP = 0x300, NLM_F_REPLACE = 0x100, NLM_F_CREATE = 0x400;
         private const ushort RTA_OIF = 4, RTA_GATEWAY = 5, RTA_TABLE = 15, IFLA_IFNAME = 3;
         private const byte RT_TABLE_MAIN = 254, RTPROT_BOOT = 3, RTN_UNICAST = 1, RT_SCOPE_NOWHERE = 255;
-        private const int ESRCH = 3;
+        private const int ESRCH = 3, ENODEV = 19;
         private readonly int _fd;
+        private readonly string _errorId;
         private readonly byte[] _buffer = new byte[65536];
         private uint _seq;
 
-        private NamespaceRoutes(int fd) => _fd = fd;
-
-        public static NamespaceRoutes Open(string ns)
+        private NamespaceRoutes(int fd, string errorId)
         {
-            var path = Path.Combine(IpRoute2.NetnsDirectory, ns);
-            if (!File.Exists(path)) throw new NamespaceNotFoundException(ns);
+            _fd = fd;
+            _errorId = errorId;
+        }
+
+        /// <summary>An rtnetlink socket in the network namespace behind a file (/run/netns/NAME, /proc/PID/ns/net).</summary>
+        public static NamespaceRoutes Open(string path, string display)
+        {
             int fd = -1, errno = 0;
             string step = string.Empty;
             var thread = new Thread(() =>
@@ -278,7 +286,7 @@ namespace NetnsNat.Linux
                 try
                 {
                     // This thread exits after creating the socket; the socket stays in the namespace it was made in.
-                    if (Native.setns(target, Native.CLONE_NEWNET) != 0) { errno = Marshal.GetLastWin32Error(); step = "setns " + ns; return; }
+                    if (Native.setns(target, Native.CLONE_NEWNET) != 0) { errno = Marshal.GetLastWin32Error(); step = "setns " + display; return; }
                     fd = Native.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
                     if (fd < 0) { errno = Marshal.GetLastWin32Error(); step = "netlink socket"; }
                 }
@@ -289,33 +297,33 @@ namespace NetnsNat.Linux
             }, 256 * 1024);
             thread.Start();
             thread.Join();
-            if (fd < 0) throw new NetlinkException(step, errno);
+            if (fd < 0) throw new NetlinkException(step, errno, "RouteFailed");
             // A receive timeout, so a kernel that never answers cannot hang the cmdlet (SOL_SOCKET, SO_RCVTIMEO).
             Native.setsockopt(fd, 1, 20, new long[] { 5, 0 }, 16);
-            return new NamespaceRoutes(fd);
+            return new NamespaceRoutes(fd, "RouteFailed");
         }
 
-        /// <summary>An rtnetlink socket in the namespace this process runs in.</summary>
+        /// <summary>An rtnetlink socket in the namespace this process runs in, for reading its interfaces.</summary>
         public static NamespaceRoutes OpenCurrent()
         {
             int fd = Native.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
-            if (fd < 0) throw new NetlinkException("netlink socket", Marshal.GetLastWin32Error());
+            if (fd < 0) throw new NetlinkException("netlink socket", Marshal.GetLastWin32Error(), "InterfaceReadFailed");
             Native.setsockopt(fd, 1, 20, new long[] { 5, 0 }, 16);
             // NETLINK_GET_STRICT_CHK: the kernel filters address dumps by interface index itself.
             int on = 1;
             Native.setsockoptInt(fd, 270, 12, ref on, 4);
-            return new NamespaceRoutes(fd);
+            return new NamespaceRoutes(fd, "InterfaceReadFailed");
         }
 
         public void Dispose() => Native.close(_fd);
 
-        /// <summary>The IPv4 addresses of one interface (RTM_GETADDR dump of the IPv4 family, filtered by index).</summary>
-        public IReadOnlyList<Ipv4Cidr> Ipv4Addresses(int ifindex)
+        /// <summary>The addresses of one interface, both families (RTM_GETADDR dump filtered by index).</summary>
+        public IReadOnlyList<IpPrefix> Addresses(int ifindex)
         {
             var ifaddr = new byte[8];
-            ifaddr[0] = AF_INET;
+            ifaddr[0] = AF_UNSPEC;
             BinaryPrimitives.WriteInt32LittleEndian(ifaddr.AsSpan(4), ifindex);
-            var found = new List<Ipv4Cidr>();
+            var found = new List<IpPrefix>();
             foreach (var (type, payload) in Exchange(Message(RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP, ifaddr), dump: true, "read the addresses"))
             {
                 if (type != RTM_NEWADDR || payload.Length < 8) continue;
@@ -325,13 +333,14 @@ namespace NetnsNat.Linux
                 byte[]? local = null, address = null;
                 foreach (var (attr, data) in Attributes(payload, 8))
                 {
-                    if (attr == IFA_LOCAL && data.Length == 4) local = data;
-                    else if (attr == IFA_ADDRESS && data.Length == 4) address = data;
+                    if (attr == IFA_LOCAL && (data.Length == 4 || data.Length == 16)) local = data;
+                    else if (attr == IFA_ADDRESS && (data.Length == 4 || data.Length == 16)) address = data;
                 }
                 var a = local ?? address;
-                if (a != null) found.Add(new Ipv4Cidr(BinaryPrimitives.ReadUInt32BigEndian(a), prefix));
+                if (a != null) found.Add(new IpPrefix(new IPAddress(a), prefix));
             }
-            return found;
+            // IPv4 first, as getifaddrs lists them.
+            return found.OrderBy(p => p.IsIPv4 ? 0 : 1).ToArray();
         }
 
         /// <summary>Whether an interface of that name exists in this socket's namespace (RTM_GETLINK by IFLA_IFNAME).</summary>
@@ -342,7 +351,7 @@ namespace NetnsNat.Linux
             {
                 return Exchange(Message(RTM_GETLINK, NLM_F_REQUEST, body), dump: false, "read a link", expectReply: true).Count > 0;
             }
-            catch (NetlinkException ex) when (ex.Errno == 19)
+            catch (NetlinkException ex) when (ex.Errno == ENODEV)
             {
                 return false;
             }
@@ -355,28 +364,28 @@ namespace NetnsNat.Linux
             {
                 return LinkName(ifindex);
             }
-            catch (NetlinkException ex) when (ex.Errno == 19)
+            catch (NetlinkException ex) when (ex.Errno == ENODEV)
             {
                 return null;
             }
         }
 
-        /// <summary>The IPv4 default route of the main table, or null.</summary>
-        public DefaultRoute? GetDefault()
+        /// <summary>The default route of the main table for a family, or null.</summary>
+        public DefaultRoute? GetDefault(AddressFamilyProfile family)
         {
-            var request = Message(RTM_GETROUTE, NLM_F_REQUEST | NLM_F_DUMP, RouteHeader(0, 0, 0, 0));
+            var request = Message(RTM_GETROUTE, NLM_F_REQUEST | NLM_F_DUMP, RouteHeader(family, 0, 0, 0, 0));
             DefaultRoute? found = null;
             foreach (var (type, payload) in Exchange(request, dump: true, "read the routes"))
             {
-                if (type != RTM_NEWROUTE || payload.Length < 12) continue;
+                if (type != RTM_NEWROUTE || payload.Length < 12 || payload[0] != family.RouteFamily) continue;
                 byte dstLen = payload[1];
                 uint table = payload[4];
-                string? gateway = null;
+                IPAddress? gateway = null;
                 int oif = 0;
                 foreach (var (attr, data) in Attributes(payload, 12))
                 {
                     if (attr == RTA_TABLE && data.Length >= 4) table = BinaryPrimitives.ReadUInt32LittleEndian(data);
-                    else if (attr == RTA_GATEWAY && data.Length == 4) gateway = Ipv4Cidr.FormatAddress(BinaryPrimitives.ReadUInt32BigEndian(data));
+                    else if (attr == RTA_GATEWAY && data.Length == family.AddressBytes) gateway = new IPAddress(data);
                     else if (attr == RTA_OIF && data.Length >= 4) oif = BinaryPrimitives.ReadInt32LittleEndian(data);
                 }
                 if (dstLen != 0 || table != RT_TABLE_MAIN || found != null) continue;
@@ -386,18 +395,19 @@ namespace NetnsNat.Linux
         }
 
         /// <summary>ip route replace default via GATEWAY.</summary>
-        public void ReplaceDefault(uint gateway)
+        public void ReplaceDefault(IPAddress gateway)
         {
-            var body = Concat(RouteHeader(RT_TABLE_MAIN, RTPROT_BOOT, 0, RTN_UNICAST), Attribute(RTA_GATEWAY, BigEndian(gateway)));
+            var family = AddressFamilyProfile.Of(gateway);
+            var body = Concat(RouteHeader(family, RT_TABLE_MAIN, RTPROT_BOOT, 0, RTN_UNICAST), Attribute(RTA_GATEWAY, gateway.GetAddressBytes()));
             Exchange(Message(RTM_NEWROUTE, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE, body), dump: false, "set the default route");
         }
 
         /// <summary>ip route del default; false when there was none.</summary>
-        public bool DeleteDefault()
+        public bool DeleteDefault(AddressFamilyProfile family)
         {
             try
             {
-                Exchange(Message(RTM_DELROUTE, NLM_F_REQUEST | NLM_F_ACK, RouteHeader(RT_TABLE_MAIN, 0, RT_SCOPE_NOWHERE, 0)), dump: false, "delete the default route");
+                Exchange(Message(RTM_DELROUTE, NLM_F_REQUEST | NLM_F_ACK, RouteHeader(family, RT_TABLE_MAIN, 0, RT_SCOPE_NOWHERE, 0)), dump: false, "delete the default route");
                 return true;
             }
             catch (NetlinkException ex) when (ex.Errno == ESRCH)
@@ -420,8 +430,8 @@ namespace NetnsNat.Linux
             return null;
         }
 
-        private static byte[] RouteHeader(byte table, byte protocol, byte scope, byte type) =>
-            new byte[] { AF_INET, 0, 0, 0, table, protocol, scope, type, 0, 0, 0, 0 };
+        private static byte[] RouteHeader(AddressFamilyProfile family, byte table, byte protocol, byte scope, byte type) =>
+            new byte[] { family.RouteFamily, 0, 0, 0, table, protocol, scope, type, 0, 0, 0, 0 };
 
         private byte[] Message(ushort type, ushort flags, byte[] body)
         {
@@ -437,13 +447,13 @@ namespace NetnsNat.Linux
         /// <summary>Sends one request and collects the answer: the messages of a dump, or the ack (or one reply).</summary>
         private List<(ushort Type, byte[] Payload)> Exchange(byte[] request, bool dump, string operation, bool expectReply = false)
         {
-            if (Native.send(_fd, request, request.Length, 0) < 0) throw new NetlinkException(operation, Marshal.GetLastWin32Error());
+            if (Native.send(_fd, request, request.Length, 0) < 0) throw new NetlinkException(operation, Marshal.GetLastWin32Error(), _errorId);
             uint seq = _seq;
             var messages = new List<(ushort, byte[])>();
             while (true)
             {
                 var n = (int)Native.recv(_fd, _buffer, _buffer.Length, 0);
-                if (n < 0) throw new NetlinkException(operation, Marshal.GetLastWin32Error());
+                if (n < 0) throw new NetlinkException(operation, Marshal.GetLastWin32Error(), _errorId);
                 foreach (var (type, msgSeq, payload) in Messages(_buffer, n))
                 {
                     if (msgSeq != seq) continue;
@@ -451,7 +461,7 @@ namespace NetnsNat.Linux
                     if (type == NLMSG_ERROR)
                     {
                         int error = BinaryPrimitives.ReadInt32LittleEndian(payload);
-                        if (error != 0) throw new NetlinkException(operation, -error);
+                        if (error != 0) throw new NetlinkException(operation, -error, _errorId);
                         return messages;
                     }
                     messages.Add((type, payload));

@@ -9,7 +9,7 @@ using CliWrap;
 namespace NetnsNat.Linux
 {
     /// <summary>What one external command did.</summary>
-    public sealed record ProcessResult(string CommandLine, int ExitCode, string StandardOutput, string StandardError)
+    internal sealed record ProcessResult(string CommandLine, int ExitCode, string StandardOutput, string StandardError)
     {
         public bool Succeeded => ExitCode == 0;
 
@@ -21,7 +21,7 @@ namespace NetnsNat.Linux
     /// <summary>A tool the module needs is not on PATH.</summary>
     public sealed class ToolNotFoundException : Exception
     {
-        public ToolNotFoundException(string tool, string package)
+        internal ToolNotFoundException(string tool, string package)
             : base($"'{tool}' was not found on PATH. Install the {package} package (Debian/Ubuntu: apt-get install {package}) and try again.")
         {
             Tool = tool;
@@ -33,7 +33,7 @@ namespace NetnsNat.Linux
     }
 
     /// <summary>Runs external tools with an argument array (never a shell string), a timeout and a cancellation token.</summary>
-    public sealed class ProcessRunner
+    internal sealed class ProcessRunner
     {
         /// <summary>How long one external command may run: 30 s, or NETNSNAT_TIMEOUT_SECONDS.</summary>
         public static TimeSpan DefaultTimeout =>
@@ -41,17 +41,15 @@ namespace NetnsNat.Linux
                 ? TimeSpan.FromSeconds(seconds)
                 : TimeSpan.FromSeconds(30);
 
-        private static readonly Dictionary<string, string> Packages = new Dictionary<string, string>(StringComparer.Ordinal)
+        /// <summary>The Debian package that has a tool.</summary>
+        public static string PackageOf(string tool) => tool switch
         {
-            ["ip"] = "iproute2",
-            ["iptables"] = "iptables",
-            ["iptables-save"] = "iptables",
-            ["iptables-restore"] = "iptables",
-            ["iptables-legacy-save"] = "iptables",
-            ["iptables-nft-save"] = "iptables",
+            "ip" or "ss" => "iproute2",
+            "nft" => "nftables",
+            "conntrack" => "conntrack",
+            _ when tool.StartsWith("iptables", StringComparison.Ordinal) || tool.StartsWith("ip6tables", StringComparison.Ordinal) => "iptables",
+            _ => tool,
         };
-
-        public static string PackageOf(string tool) => Packages.TryGetValue(tool, out var p) ? p : tool;
 
         /// <summary>The full path of a tool as PATH finds it, or null.</summary>
         public static string? Which(string tool)

@@ -10,7 +10,7 @@ namespace NetnsNat.Linux
     /// The resolver a namespace sees. "ip netns exec NAME" binds /etc/netns/NAME/resolv.conf over /etc/resolv.conf
     /// when that file exists; otherwise the namespace reads the host's /etc/resolv.conf.
     /// </summary>
-    public static class Resolver
+    internal static class Resolver
     {
         public const string Marker = "# Written by NetnsNat (Enable-NamespaceNat); Disable-NamespaceNat removes it.";
         public const string HostResolvConf = "/etc/resolv.conf";

@@ -3,15 +3,9 @@ using System.IO;
 
 namespace NetnsNat.Linux
 {
-    /// <summary>Reads and writes the forwarding sysctls of the current network namespace through /proc/sys.</summary>
-    public static class Sysctl
+    /// <summary>Reads and writes sysctls of the current network namespace through /proc/sys.</summary>
+    internal static class Sysctl
     {
-        public static string ForwardingPath(string family) => family == "IPv6"
-            ? "/proc/sys/net/ipv6/conf/all/forwarding"
-            : "/proc/sys/net/ipv4/ip_forward";
-
-        public static string ForwardingKey(string family) => family == "IPv6" ? "net.ipv6.conf.all.forwarding" : "net.ipv4.ip_forward";
-
         public static bool ReadFlag(string path) => File.ReadAllText(path).Trim() == "1";
 
         /// <summary>
@@ -25,7 +19,7 @@ namespace NetnsNat.Linux
     }
 
     /// <summary>Whether this process may change the network configuration.</summary>
-    public static class Privileges
+    internal static class Privileges
     {
         private const int CapNetAdmin = 12;
 

@@ -1,9 +1,10 @@
+using System.Linq;
 using NetnsNat.Linux;
 using Xunit;
 
 namespace NetnsNat.Tests
 {
-    public class Ipv4CidrTests
+    public class CidrTests
     {
         [Theory]
         [InlineData("10.0.0.1/24", "10.0.0.0/24")]
@@ -16,10 +17,13 @@ namespace NetnsNat.Tests
         [InlineData("10.0.0.7/32", "10.0.0.7/32")]
         [InlineData("1.2.3.4/0", "0.0.0.0/0")]
         [InlineData("100.64.1.200/31", "100.64.1.200/31")]
+        [InlineData("fd00::1/64", "fd00::/64")]
+        [InlineData("2001:db8:1:2:3:4:5:6/61", "2001:db8:1::/61")]
+        [InlineData("fd00::abcd/127", "fd00::abcc/127")]
         public void Network_clears_host_bits_for_every_prefix(string input, string expected)
         {
-            Assert.True(Ipv4Cidr.TryParse(input, out var cidr, out _));
-            Assert.Equal(expected, cidr.Network.ToString());
+            Assert.True(Cidr.TryParsePrefix(input, out var prefix, out _));
+            Assert.Equal(expected, Cidr.Format(prefix.Network));
         }
 
         [Fact]
@@ -27,9 +31,14 @@ namespace NetnsNat.Tests
         {
             for (int prefix = 0; prefix <= 32; prefix++)
             {
-                Assert.True(Ipv4Cidr.TryParse($"255.255.255.255/{prefix}", out var cidr, out _));
+                Assert.True(Cidr.TryParsePrefix($"255.255.255.255/{prefix}", out var cidr, out _));
                 var mask = prefix == 0 ? 0u : uint.MaxValue << (32 - prefix);
-                Assert.Equal(mask, cidr.Network.Address);
+                Assert.Equal(mask, System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(cidr.Network.BaseAddress.GetAddressBytes()));
+            }
+            for (int prefix = 0; prefix <= 128; prefix++)
+            {
+                Assert.True(Cidr.TryParsePrefix($"ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/{prefix}", out var cidr, out _));
+                Assert.Equal(prefix, cidr.Network.BaseAddress.GetAddressBytes().Sum(b => System.Numerics.BitOperations.PopCount(b)));
             }
         }
 
@@ -37,8 +46,6 @@ namespace NetnsNat.Tests
         [InlineData("10.0.0.0/33")]
         [InlineData("300.1.1.1/24")]
         [InlineData("10.0.0.1")]
-        [InlineData("::/0")]
-        [InlineData("fd00::1/64")]
         [InlineData("10.0.0/24")]
         [InlineData("10.0.0.0.0/24")]
         [InlineData("10.0.0.0/")]
@@ -50,21 +57,40 @@ namespace NetnsNat.Tests
         [InlineData("")]
         [InlineData("1000.0.0.0/8")]
         [InlineData("10.0.0.0/024")]
-        public void Rejects_what_is_not_an_IPv4_network(string input)
+        [InlineData("fd00::/129")]
+        [InlineData("fd00::1::/64")]
+        [InlineData("fe80::1%eth0/64")]
+        [InlineData("[fd00::1]/64")]
+        [InlineData("10.1/16")]
+        public void Rejects_what_is_not_a_network(string input)
         {
-            Assert.False(Ipv4Cidr.TryParse(input, out _, out var error));
+            Assert.False(Cidr.TryParsePrefix(input, out _, out var error));
             Assert.NotEmpty(error);
         }
+
+        [Theory]
+        [InlineData("10.0.0.1", true)]
+        [InlineData("fd00::1", true)]
+        [InlineData("10.1", false)]
+        [InlineData("010.0.0.1x", false)]
+        [InlineData("fe80::1%2", false)]
+        [InlineData("", false)]
+        public void Addresses_are_parsed_strictly(string input, bool ok) => Assert.Equal(ok, Cidr.TryParseAddress(input, out _));
 
         [Fact]
         public void Contains_uses_the_prefix()
         {
-            Assert.True(Ipv4Cidr.TryParse("10.0.0.0/24", out var net, out _));
-            Assert.True(Ipv4Cidr.TryParseAddress("10.0.0.200", out var inside));
-            Assert.True(Ipv4Cidr.TryParseAddress("10.0.1.1", out var outside));
-            Assert.True(net.Contains(inside));
-            Assert.False(net.Contains(outside));
+            Assert.True(Cidr.TryParsePrefix("10.0.0.0/24", out var net, out _));
+            Assert.True(net.Network.Contains(System.Net.IPAddress.Parse("10.0.0.200")));
+            Assert.False(net.Network.Contains(System.Net.IPAddress.Parse("10.0.1.1")));
         }
+
+        [Theory]
+        [InlineData("10.0.0.7", "10.0.0.7/32")]
+        [InlineData("10.0.0.7/24", "10.0.0.0/24")]
+        [InlineData("fd00::7", "fd00::7/128")]
+        [InlineData("not an address", null)]
+        public void Normalizes_networks_as_iptables_prints_them(string input, string? expected) => Assert.Equal(expected, Cidr.NormalizeNetwork(input));
     }
 
     public class NamesTests

@@ -1,23 +1,25 @@
 using System;
 using System.Collections.Generic;
 using System.Linq;
+using System.Net;
+using NetnsNat.Linux;
 
-namespace NetnsNat.Linux
+namespace NetnsNat.Backends
 {
     /// <summary>A packet to walk through the filter FORWARD chain.</summary>
     /// <param name="State">The conntrack state: NEW for the first packet out, ESTABLISHED for a reply.</param>
-    public sealed record ForwardPacket(string InInterface, string OutInterface, uint Source, uint Destination, string State);
+    internal sealed record ForwardPacket(string InInterface, string OutInterface, IPAddress Source, IPAddress Destination, string State);
 
     /// <summary>Where a packet ends in FORWARD: accepted or blocked, by which rule or the policy, and any rule that might interfere.</summary>
     /// <param name="By">The deciding rule in iptables-save form, or "policy DROP" and the like.</param>
     /// <param name="Uncertain">DROP or REJECT rules before the verdict with matches this evaluator cannot decide (ports, marks, ...).</param>
-    public sealed record ForwardVerdict(bool Accepted, string By, IReadOnlyList<string> Uncertain);
+    internal sealed record ForwardVerdict(bool Accepted, string By, IReadOnlyList<string> Uncertain);
 
     /// <summary>
     /// Walks a packet through filter FORWARD as the kernel would for the matches NetnsNat models (interfaces with
     /// '+' wildcards, addresses, conntrack state), following jumps into user chains and RETURN.
     /// </summary>
-    public static class ForwardEvaluator
+    internal static class ForwardEvaluator
     {
         private static readonly HashSet<string> Terminal = new HashSet<string>(StringComparer.Ordinal) { "ACCEPT", "DROP", "REJECT" };
 
@@ -57,20 +59,16 @@ namespace NetnsNat.Linux
             snapshot.Policies.TryGetValue("filter/" + target, out var policy) && policy == "-";
 
         private static bool Matches(IptablesRule rule, ForwardPacket packet) =>
-            InterfaceMatches(rule.InInterface, packet.InInterface)
-            && InterfaceMatches(rule.OutInterface, packet.OutInterface)
-            && AddressMatches(rule.Source, packet.Source)
-            && AddressMatches(rule.Destination, packet.Destination)
+            (rule.InInterface == null || InterfaceMatches(rule.InInterface, packet.InInterface) != rule.InNegated)
+            && (rule.OutInterface == null || InterfaceMatches(rule.OutInterface, packet.OutInterface) != rule.OutNegated)
+            && (rule.Source == null || AddressMatches(rule.Source, packet.Source) != rule.SourceNegated)
+            && (rule.Destination == null || AddressMatches(rule.Destination, packet.Destination) != rule.DestinationNegated)
             && (rule.ConnectionStates == null || rule.ConnectionStates.Split(',').Contains(packet.State));
 
         public static bool InterfaceMatches(string? pattern, string name) =>
             pattern == null || (pattern.EndsWith("+", StringComparison.Ordinal) ? name.StartsWith(pattern.Substring(0, pattern.Length - 1), StringComparison.Ordinal) : pattern == name);
 
-        private static bool AddressMatches(string? cidr, uint address)
-        {
-            if (cidr == null) return true;
-            if (Ipv4Cidr.TryParse(cidr, out var net, out _)) return net.Contains(address);
-            return Ipv4Cidr.TryParseAddress(cidr, out var single) && single == address;
-        }
+        private static bool AddressMatches(string? cidr, IPAddress address) =>
+            cidr == null || (Cidr.TryParseNetwork(cidr, out var net) && net.BaseAddress.AddressFamily == address.AddressFamily && net.Contains(address));
     }
 }

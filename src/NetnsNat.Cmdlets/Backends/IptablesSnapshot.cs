@@ -2,16 +2,16 @@ using System;
 using System.Collections.Generic;
 using System.Linq;
 
-namespace NetnsNat.Linux
+namespace NetnsNat.Backends
 {
     /// <summary>
-    /// The rules of the current network namespace, read once with iptables-save, kept chain by chain. The questions
-    /// one call asks (is this MASQUERADE rule there, which FORWARD rules are ours for this subnet) look at one chain
-    /// with a plain loop, and the snapshot after the call's own write (<see cref="With"/>) copies only the arrays of
-    /// the chains the plan touches: with 4000 rules that is tens of microseconds, against tenths of a millisecond for
-    /// filtering and copying the whole rule list. A snapshot is never changed once made.
+    /// The rules of one address family in the current network namespace, read once with iptables-save, kept chain by
+    /// chain. The questions one call asks (is this MASQUERADE rule there, which FORWARD rules are ours for this
+    /// subnet) look at one chain with a plain loop, and the snapshot after the call's own write (<see cref="Apply"/>)
+    /// copies only the arrays of the chains the plan touches: with 4000 rules that is tens of microseconds, against
+    /// tenths of a millisecond for filtering and copying the whole rule list. A snapshot is never changed once made.
     /// </summary>
-    public sealed class IptablesSnapshot
+    internal sealed class IptablesSnapshot
     {
         /// <summary>"table/CHAIN" in the order iptables-save listed them (chains a plan created last).</summary>
         private readonly List<string> _order;
@@ -52,7 +52,7 @@ namespace NetnsNat.Linux
         /// <summary>Every rule, chain by chain in iptables-save's order (built on first use).</summary>
         public IReadOnlyList<IptablesRule> Rules => _rules ??= _order.SelectMany(c => _chains[c]).ToArray();
 
-        /// <summary>"table/CHAIN" to the policy of a built-in chain ("ACCEPT", "DROP").</summary>
+        /// <summary>"table/CHAIN" to the policy of a built-in chain ("ACCEPT", "DROP"); "-" for a user chain.</summary>
         public IReadOnlyDictionary<string, string> Policies { get; }
 
         /// <summary>"nf_tables" or "legacy", as iptables-save says in its header, when it said.</summary>
@@ -61,7 +61,7 @@ namespace NetnsNat.Linux
         /// <summary>The rules of one chain, top to bottom.</summary>
         public IReadOnlyList<IptablesRule> Chain(string table, string chain) => RulesOf(table, chain);
 
-        /// <summary>How many rules are the same as this one (<see cref="IptablesRule.SameAs"/>); 0 for a rule with matches this module does not model.</summary>
+        /// <summary>How many rules are the same as this one (<see cref="IptablesRule.SameAs"/>).</summary>
         public int Count(IptablesRule rule)
         {
             int n = 0;
@@ -73,7 +73,7 @@ namespace NetnsNat.Linux
         }
 
         /// <summary>
-        /// The rules of a chain whose source (-s) or destination (-d) is exactly this address, top to bottom: a plain
+        /// The rules of a chain whose source (-s) or destination (-d) is exactly this network, top to bottom: a plain
         /// loop of string compares, several times faster over 3000 FORWARD rules than filtering on whole rules.
         /// </summary>
         public IReadOnlyList<IptablesRule> WithAddress(string table, string chain, string address)
@@ -86,26 +86,49 @@ namespace NetnsNat.Linux
             return found;
         }
 
-        /// <summary>The snapshot after a plan: its deletions removed, appends at the end of their chain, inserts at the top.</summary>
-        public IptablesSnapshot With(RulePlan plan)
+        /// <summary>
+        /// The snapshot after a plan, its changes made one by one in plan order (a deletion takes the first equal
+        /// rule, as iptables -D does), and the changes as they were made, each deletion with the position its rule
+        /// had: what <see cref="RulePlan.Undo"/> needs to put the ruleset back.
+        /// </summary>
+        public IptablesSnapshot Apply(RulePlan plan, out IReadOnlyList<RuleChange> executed)
         {
             var order = new List<string>(_order);
             var chains = new Dictionary<string, IptablesRule[]>(_chains, StringComparer.Ordinal);
-            foreach (var group in plan.Delete.GroupBy(r => ChainKey(r.Table, r.Chain)))
+            var working = new Dictionary<string, List<IptablesRule>>(StringComparer.Ordinal);
+            var done = new List<RuleChange>(plan.Count);
+            foreach (var change in plan.Changes)
             {
-                if (chains.TryGetValue(group.Key, out var rules)) chains[group.Key] = Array.FindAll(rules, r => !group.Contains(r));
-            }
-            foreach (var chain in plan.Append.Concat(plan.Insert).Select(r => ChainKey(r.Table, r.Chain)).Distinct())
-            {
-                if (!chains.TryGetValue(chain, out var rules))
+                var key = ChainKey(change.Rule.Table, change.Rule.Chain);
+                if (!working.TryGetValue(key, out var rules))
                 {
-                    rules = Array.Empty<IptablesRule>();
-                    order.Add(chain);
+                    if (!chains.TryGetValue(key, out var existing))
+                    {
+                        existing = Array.Empty<IptablesRule>();
+                        order.Add(key);
+                    }
+                    working[key] = rules = new List<IptablesRule>(existing);
                 }
-                // Inserts go on top in their final order, appends at the bottom.
-                chains[chain] = plan.Insert.Where(r => ChainKey(r.Table, r.Chain) == chain).Concat(rules)
-                    .Concat(plan.Append.Where(r => ChainKey(r.Table, r.Chain) == chain)).ToArray();
+                switch (change.Kind)
+                {
+                    case RuleChangeKind.Delete:
+                        int at = rules.FindIndex(r => r.SameAs(change.Rule));
+                        if (at < 0) continue;
+                        rules.RemoveAt(at);
+                        done.Add(change with { Position = at + 1 });
+                        break;
+                    case RuleChangeKind.Append:
+                        rules.Add(change.Rule);
+                        done.Add(change);
+                        break;
+                    default:
+                        rules.Insert(Math.Clamp(change.Position - 1, 0, rules.Count), change.Rule);
+                        done.Add(change);
+                        break;
+                }
             }
+            foreach (var (key, rules) in working) chains[key] = rules.ToArray();
+            executed = done;
             return new IptablesSnapshot(order, chains, Policies, Backend);
         }
 

@@ -1,0 +1,116 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using System.Threading;
+using NetnsNat.Core;
+using NetnsNat.Linux;
+using NetnsNat.Model;
+
+namespace NetnsNat.Backends
+{
+    /// <summary>
+    /// What a firewall backend does for NetnsNat: read the current state, plan the rules of a subnet's NAT (add and
+    /// remove), describe a plan as the equivalent commands for -WhatIf, apply it as one transaction, and undo it.
+    /// The services above never see a rule format; a second backend is a second implementation of this.
+    /// </summary>
+    internal interface INatBackend
+    {
+        AddressFamilyProfile Family { get; }
+
+        /// <summary>The programs the backend runs, checked before a cmdlet starts (ToolNotFound names the package).</summary>
+        IReadOnlyList<string> RequiredTools { get; }
+
+        /// <summary>The programs reading alone needs.</summary>
+        IReadOnlyList<string> ReadTools { get; }
+
+        /// <summary>The current rules (a cached copy while the kernel says nothing changed).</summary>
+        NatState Read(CancellationToken token);
+
+        /// <summary>What makes the state hold the target's rules (nothing when they stand as they should).</summary>
+        NatPlan PlanAdd(NatState state, SubnetNat target);
+
+        /// <summary>What takes the target's rules away (every copy of each).</summary>
+        NatPlan PlanRemove(NatState state, SubnetNat target);
+
+        /// <summary>Several plans made against the same state, as one.</summary>
+        NatPlan Merge(IReadOnlyList<NatPlan> plans);
+
+        /// <summary>
+        /// Applies a plan as one transaction (all of it or, after a failure, none of it), under the ruleset lock.
+        /// Throws RulesetMovedException, having changed nothing, when another program changed the rules since the
+        /// plan's state was read.
+        /// </summary>
+        AppliedPlan Apply(NatPlan plan, RulesetLock held, CancellationToken token);
+
+        /// <summary>
+        /// Undoes what an applied plan did for one of the plans merged into it (or for all of it), under the same lock;
+        /// runs even after Ctrl+C.
+        /// </summary>
+        void Undo(AppliedPlan applied, NatPlan part, RulesetLock held);
+
+        /// <summary>The masquerade rules there are (NetnsNat's and others'), with what NetnsNat keeps beside them.</summary>
+        IReadOnlyList<MasqueradeEntry> Masquerades(NatState state);
+
+        /// <summary>The subnet NATs whose FORWARD rules of NetnsNat's name this bridge.</summary>
+        IReadOnlyList<SubnetNat> OwnTargetsOnBridge(NatState state, string bridge);
+    }
+
+    /// <summary>A backend's view of the rules at one moment; never changed once read.</summary>
+    internal abstract class NatState
+    {
+        /// <summary>Which backend holds the rules, as result objects name it ("nf_tables", "legacy").</summary>
+        public abstract string BackendName { get; }
+    }
+
+    /// <summary>One change of a plan, as the command that makes it (what -WhatIf shows and -Confirm asks about).</summary>
+    /// <param name="Tool">The program whose command line makes the change.</param>
+    /// <param name="Arguments">Its arguments.</param>
+    /// <param name="IsAddition">True when the change adds a rule (or element), false when it removes one.</param>
+    /// <param name="RuleText">The rule (or element) the change is about, as the backend's own listing shows it.</param>
+    internal sealed record PlannedChange(string Tool, IReadOnlyList<string> Arguments, bool IsAddition, string RuleText)
+    {
+        public string CommandLine => ProcessRunner.FormatCommandLine(Tool, Arguments);
+    }
+
+    /// <summary>A backend's plan: its changes in order, each describable as a command.</summary>
+    internal abstract class NatPlan
+    {
+        public abstract IReadOnlyList<PlannedChange> Changes { get; }
+
+        public bool IsEmpty => Changes.Count == 0;
+
+        public int Count => Changes.Count;
+
+        public int Additions => Changes.Count(c => c.IsAddition);
+
+        /// <summary>The plan with only the changes a -Confirm answer approved.</summary>
+        public abstract NatPlan Only(ICollection<PlannedChange> approved);
+    }
+
+    /// <summary>What Apply did: enough to undo it, and how it was written (for -Verbose).</summary>
+    internal abstract class AppliedPlan
+    {
+        /// <summary>"one nf_tables netlink batch (0.13 ms)", "one iptables-restore (3.20 ms)".</summary>
+        public abstract string How { get; }
+
+        public abstract int Count { get; }
+    }
+
+    /// <summary>A masquerade rule as Get-NatMasquerade lists it.</summary>
+    internal sealed record MasqueradeEntry(string Subnet, string Outbound, string? Bridge, IReadOnlyList<string> Rules, bool Removable, string? Note);
+
+    /// <summary>The kernel's ruleset changed between the read a plan was made from and its write; nothing was applied.</summary>
+    internal sealed class RulesetMovedException : Exception
+    {
+        public RulesetMovedException()
+            : base("Another program changed the ruleset between NetnsNat's read and its write; nothing of this call was applied.")
+        {
+        }
+    }
+
+    /// <summary>Picks the backend for an address family (iptables, through nf_tables or legacy, for now).</summary>
+    internal static class BackendFactory
+    {
+        public static INatBackend Create(ProcessRunner runner, AddressFamilyProfile family) => new IptablesBackend(runner, family);
+    }
+}

@@ -1,0 +1,396 @@
+using System;
+using System.Collections.Generic;
+using System.Diagnostics;
+using System.Globalization;
+using System.IO;
+using System.Linq;
+using System.Net;
+using System.Threading;
+using NetnsNat.Core;
+using NetnsNat.Linux;
+using NetnsNat.Model;
+
+namespace NetnsNat.Backends
+{
+    /// <summary>An iptables tool ran and failed.</summary>
+    public sealed class IptablesException : Exception
+    {
+        internal IptablesException(string commandLine, string diagnostic)
+            : base($"'{commandLine}' failed: {diagnostic}")
+        {
+        }
+    }
+
+    /// <summary>The rules of one family as the iptables backend read them, and the nf_tables generation they are of.</summary>
+    internal sealed class IptablesState : NatState
+    {
+        public IptablesState(IptablesSnapshot snapshot, uint? generation, string backend)
+        {
+            Snapshot = snapshot;
+            Generation = generation;
+            Backend = backend;
+        }
+
+        public IptablesSnapshot Snapshot { get; }
+
+        /// <summary>The nf_tables generation the snapshot was read at; null for legacy or when unknown.</summary>
+        public uint? Generation { get; }
+
+        /// <summary>"nf_tables" or "legacy".</summary>
+        public string Backend { get; }
+
+        public override string BackendName => Backend;
+    }
+
+    /// <summary>A rule plan with the state it was made from.</summary>
+    internal sealed class IptablesPlan : NatPlan
+    {
+        private readonly IReadOnlyList<PlannedChange> _changes;
+
+        public IptablesPlan(IptablesState basis, RulePlan rules, AddressFamilyProfile family)
+        {
+            Basis = basis;
+            Rules = rules;
+            Family = family;
+            _changes = rules.Changes.Select(c => new PlannedChange(family.Iptables, c.CommandArguments(), c.IsAddition, c.Rule.ToString())).ToArray();
+        }
+
+        public IptablesState Basis { get; }
+
+        public RulePlan Rules { get; }
+
+        public AddressFamilyProfile Family { get; }
+
+        public override IReadOnlyList<PlannedChange> Changes => _changes;
+
+        public override NatPlan Only(ICollection<PlannedChange> approved)
+        {
+            var keep = new HashSet<RuleChange>(ReferenceEqualityComparer.Instance);
+            for (int i = 0; i < _changes.Count; i++)
+            {
+                if (approved.Contains(_changes[i])) keep.Add(Rules.Changes[i]);
+            }
+            return new IptablesPlan(Basis, Rules.Only(keep.Cast<RuleChange>().ToArray()), Family);
+        }
+    }
+
+    /// <summary>What a write did, change by change (deletions with the positions the rules had), for its undo.</summary>
+    internal sealed class IptablesApplied : AppliedPlan
+    {
+        public IptablesApplied(IReadOnlyList<RuleChange> executed, string how)
+        {
+            Executed = executed;
+            How = how;
+        }
+
+        public IReadOnlyList<RuleChange> Executed { get; }
+
+        public override string How { get; }
+
+        public override int Count => Executed.Count;
+    }
+
+    /// <summary>
+    /// The parsed ruleset this process last read or wrote, per network namespace and family, with the nf_tables
+    /// generation it is of. While the kernel reports the same generation nobody changed the rules, so a warm session
+    /// does not pay iptables-save's full dump on every call. Snapshots are immutable: callers share them.
+    /// </summary>
+    internal static class RulesetCache
+    {
+        private static readonly object Gate = new object();
+        private static readonly Dictionary<(string Netns, string Family), (uint Generation, IptablesSnapshot Snapshot)> Entries =
+            new Dictionary<(string, string), (uint, IptablesSnapshot)>();
+
+        public static IptablesSnapshot? Get(string netns, AddressFamilyProfile family, uint generation)
+        {
+            lock (Gate)
+            {
+                return Entries.TryGetValue((netns, family.Name), out var e) && e.Generation == generation ? e.Snapshot : null;
+            }
+        }
+
+        /// <summary>The generation of the cached snapshot when it is this very snapshot; null otherwise.</summary>
+        public static uint? GenerationOf(string netns, AddressFamilyProfile family, IptablesSnapshot snapshot)
+        {
+            lock (Gate)
+            {
+                return Entries.TryGetValue((netns, family.Name), out var e) && ReferenceEquals(e.Snapshot, snapshot) ? e.Generation : null;
+            }
+        }
+
+        public static void Set(string netns, AddressFamilyProfile family, uint generation, IptablesSnapshot snapshot)
+        {
+            lock (Gate) Entries[(netns, family.Name)] = (generation, snapshot);
+        }
+
+        /// <summary>Forgets every family's snapshot of the namespace: a write of any family moves the shared generation.</summary>
+        public static void Invalidate(string netns)
+        {
+            lock (Gate)
+            {
+                foreach (var key in Entries.Keys.Where(k => k.Netns == netns).ToArray()) Entries.Remove(key);
+            }
+        }
+    }
+
+    /// <summary>
+    /// The iptables backend: reads with one iptables-save, writes additions as one nf_tables netlink batch (encoded as
+    /// iptables-nft encodes them) and anything else with one iptables-restore --noflush; works on both iptables-nft
+    /// and iptables-legacy, whichever the 'iptables' on PATH is.
+    /// </summary>
+    internal sealed class IptablesBackend : INatBackend
+    {
+        private readonly ProcessRunner _runner;
+
+        public IptablesBackend(ProcessRunner runner, AddressFamilyProfile family)
+        {
+            _runner = runner;
+            Family = family;
+            RequiredTools = new[] { family.IptablesSave, family.IptablesRestore };
+            ReadTools = new[] { family.IptablesSave };
+        }
+
+        public AddressFamilyProfile Family { get; }
+
+        public IReadOnlyList<string> RequiredTools { get; }
+
+        public IReadOnlyList<string> ReadTools { get; }
+
+        NatState INatBackend.Read(CancellationToken token) => Read(token);
+
+        /// <summary>
+        /// The current ruleset. With nf_tables, a snapshot this process read (or wrote) is reused while the kernel's
+        /// ruleset generation is unchanged.
+        /// </summary>
+        public IptablesState Read(CancellationToken token)
+        {
+            var netns = CurrentNetns();
+            var generation = NftGeneration.Read();
+            if (generation is uint g && RulesetCache.Get(netns, Family, g) is { } cached) return new IptablesState(cached, g, BackendOf(cached));
+            var result = _runner.Run(Family.IptablesSave, Array.Empty<string>(), token);
+            if (!result.Succeeded) throw new IptablesException(result.CommandLine, result.Diagnostic);
+            var snapshot = IptablesSnapshot.Parse(result.StandardOutput);
+            var backend = BackendOf(snapshot);
+            // The generation was read before the dump: a change during the dump only makes the cache miss next time
+            // (and the kernel refuse a batch that carries this generation).
+            if (generation is uint read && backend != "legacy")
+            {
+                RulesetCache.Set(netns, Family, read, snapshot);
+                return new IptablesState(snapshot, read, backend);
+            }
+            return new IptablesState(snapshot, null, backend);
+        }
+
+        public NatPlan PlanAdd(NatState state, SubnetNat target) => Plan(state, RulePlanner.PlanAdd(Snapshot(state), MasqueradeRules.Describe(target)));
+
+        public NatPlan PlanRemove(NatState state, SubnetNat target) => Plan(state, RulePlanner.PlanRemove(Snapshot(state), MasqueradeRules.DescribeRemoval(target)));
+
+        public NatPlan Merge(IReadOnlyList<NatPlan> plans)
+        {
+            if (plans.Count == 0) return new IptablesPlan(Read(CancellationToken.None), RulePlan.Empty, Family);
+            var typed = plans.Cast<IptablesPlan>().ToArray();
+            return new IptablesPlan(typed[0].Basis, RulePlan.Merge(typed.Select(p => p.Rules)), Family);
+        }
+
+        private IptablesPlan Plan(NatState state, RulePlan rules) => new IptablesPlan((IptablesState)state, rules, Family);
+
+        private static IptablesSnapshot Snapshot(NatState state) => ((IptablesState)state).Snapshot;
+
+        /// <summary>
+        /// Writes a plan in one step: one nf_tables batch (all or nothing, refused when the ruleset moved since the
+        /// plan's read) or one iptables-restore. iptables-restore commits each table on its own, so when it fails
+        /// part-way (the nat table written, the filter table refused), the part that took effect is found by reading
+        /// the ruleset again and is undone before the error goes on: nothing stays half-applied. The cache then holds
+        /// the snapshot with the plan applied when the kernel's generation moved by exactly this write.
+        /// </summary>
+        public AppliedPlan Apply(NatPlan plan, RulesetLock held, CancellationToken token)
+        {
+            held.Require();
+            var p = (IptablesPlan)plan;
+            var basis = p.Basis;
+            var after = basis.Snapshot.Apply(p.Rules, out var executed);
+            if (p.Rules.IsEmpty) return new IptablesApplied(executed, "nothing to write");
+            var netns = CurrentNetns();
+            uint? before = RulesetCache.GenerationOf(netns, Family, basis.Snapshot);
+            RulesetCache.Invalidate(netns);
+            token.ThrowIfCancellationRequested();
+            InternalHooks.BeforeRuleWrite?.Invoke();
+            uint commits;
+            string how;
+            var clock = Stopwatch.StartNew();
+            var nft = basis.Backend != "legacy" && IsStockNftRestore()
+                ? NftRuleWriter.TryWrite(p.Rules, Family, basis.Generation)
+                : NftWriteResult.NotForThisPath;
+            if (nft == NftWriteResult.RulesetMoved) throw new RulesetMovedException();
+            if (nft == NftWriteResult.Written)
+            {
+                commits = 1;
+                how = "one nf_tables netlink batch";
+            }
+            else
+            {
+                var script = p.Rules.Script();
+                try
+                {
+                    RunRestore(script, token);
+                }
+                catch (Exception ex) when (ex is IptablesException || ex is OperationCanceledException || ex is TimeoutException)
+                {
+                    var undoFailure = UndoPartialRestore(p.Rules, basis.Snapshot);
+                    if (undoFailure != null)
+                    {
+                        throw new IptablesException(Family.IptablesRestore, $"{ex.Message}; undoing the part that took effect failed too ({undoFailure}): check '{Family.IptablesSave}'");
+                    }
+                    throw;
+                }
+                // iptables-nft-restore commits each table section on its own: one generation per section.
+                commits = (uint)script.Split('\n').Count(l => l.StartsWith('*'));
+                how = "one " + Family.IptablesRestore;
+            }
+            how += $" ({clock.Elapsed.TotalMilliseconds.ToString("0.00", CultureInfo.InvariantCulture)} ms)";
+            if (before != null && NftGeneration.Read() is uint now && now == before + commits) RulesetCache.Set(netns, Family, now, after);
+            return new IptablesApplied(executed, how);
+        }
+
+        public void Undo(AppliedPlan applied, NatPlan part, RulesetLock held)
+        {
+            held.Require();
+            var rules = new HashSet<IptablesRule>(((IptablesPlan)part).Rules.Changes.Select(c => c.Rule), ReferenceEqualityComparer.Instance);
+            var executed = ((IptablesApplied)applied).Executed.Where(c => rules.Contains(c.Rule)).ToArray();
+            if (executed.Length == 0) return;
+            Restore(RulePlan.Undo(executed).Script());
+        }
+
+        /// <summary>
+        /// After a failed iptables-restore: reads the rules again and undoes whatever part of the plan took effect.
+        /// Returns why the undo failed, or null.
+        /// </summary>
+        private string? UndoPartialRestore(RulePlan plan, IptablesSnapshot basis)
+        {
+            try
+            {
+                var now = Read(CancellationToken.None).Snapshot;
+                var done = plan.Changes.Where(c => c.Kind == RuleChangeKind.Delete ? now.Count(c.Rule) < basis.Count(c.Rule) : now.Count(c.Rule) > basis.Count(c.Rule)).ToArray();
+                if (done.Length == 0) return null;
+                basis.Apply(new RulePlan(done), out var executed);
+                Restore(RulePlan.Undo(executed).Script());
+                return null;
+            }
+            catch (Exception undo) when (undo is IptablesException || undo is TimeoutException)
+            {
+                return undo.Message;
+            }
+        }
+
+        /// <summary>Applies a restore script in one call, with no cancellation (an undo must finish).</summary>
+        private void Restore(string script)
+        {
+            if (script.Length == 0) return;
+            RulesetCache.Invalidate(CurrentNetns());
+            RunRestore(script, CancellationToken.None);
+        }
+
+        private void RunRestore(string script, CancellationToken token)
+        {
+            var result = _runner.Run(Family.IptablesRestore, new[] { "--noflush", "--wait", "10" }, token, script);
+            if (!result.Succeeded) throw new IptablesException(result.CommandLine, result.Diagnostic);
+        }
+
+        public IReadOnlyList<MasqueradeEntry> Masquerades(NatState state)
+        {
+            var snapshot = Snapshot(state);
+            var entries = new List<MasqueradeEntry>();
+            foreach (var rule in snapshot.Chain("nat", "POSTROUTING").Where(MasqueradeRules.IsMasquerade))
+            {
+                var subnet = rule.Source ?? Family.Everything;
+                var outbound = rule.OutInterface ?? string.Empty;
+                var forward = rule.Source == null || rule.OutInterface == null
+                    ? Array.Empty<IptablesRule>()
+                    : MasqueradeRules.OwnForwardRules(snapshot, subnet, outbound, null).ToArray();
+                var bridge = forward.Select(MasqueradeRules.BridgeOf).FirstOrDefault();
+                var lines = new[] { rule.ToString() }.Concat(forward.Select(r => r.ToString())).ToArray();
+                entries.Add(new MasqueradeEntry(subnet, outbound, bridge, lines, true, null));
+            }
+            return entries;
+        }
+
+        public IReadOnlyList<SubnetNat> OwnTargetsOnBridge(NatState state, string bridge)
+        {
+            var found = new List<SubnetNat>();
+            foreach (var rule in Snapshot(state).Chain("filter", "FORWARD").Where(MasqueradeRules.IsOwnForward))
+            {
+                if (rule.InInterface != bridge || rule.Source == null || rule.OutInterface == null) continue;
+                if (!Cidr.TryParseNetwork(rule.Source, out var subnet)) continue;
+                var target = new SubnetNat(subnet, rule.OutInterface, bridge);
+                if (!found.Contains(target)) found.Add(target);
+            }
+            return found;
+        }
+
+        /// <summary>
+        /// What the other iptables backend (legacy beside nf_tables, or the reverse) holds for the subnet: both are
+        /// evaluated by the kernel, and neither tool shows the other's rules. A message and a fix; null when nothing.
+        /// </summary>
+        public (string Message, string Fix)? OtherBackendRules(IptablesState state, string subnet, CancellationToken token)
+        {
+            var backend = state.Backend;
+            string? otherTool = null;
+            if (backend == "nf_tables")
+            {
+                // Legacy tables register in /proc/net/ip_tables_names; read it instead of starting a process every call.
+                if (File.Exists(Family.LegacyTablesFile) && File.ReadAllText(Family.LegacyTablesFile).Trim().Length > 0 && ProcessRunner.Which(Family.LegacySave) != null) otherTool = Family.LegacySave;
+            }
+            else if (backend == "legacy" && ProcessRunner.Which(Family.NftSave) != null)
+            {
+                otherTool = Family.NftSave;
+            }
+            if (otherTool == null) return null;
+            var result = _runner.Run(otherTool, Array.Empty<string>(), token);
+            if (!result.Succeeded) return null;
+            var other = IptablesSnapshot.Parse(result.StandardOutput);
+            var mentions = other.Rules.Where(r => r.Source == subnet || r.Destination == subnet).ToArray();
+            if (mentions.Length == 0) return null;
+            var otherName = otherTool == Family.LegacySave ? "legacy" : "nf_tables";
+            return (
+                $"The {otherName} iptables backend also has {mentions.Length} rule(s) for {subnet} (see '{otherTool}'), while NetnsNat writes to the {backend} backend " +
+                $"that '{Family.Iptables}' uses. The kernel applies both, so a DROP or a second MASQUERADE there still acts on this traffic, and '{Family.Iptables} -L' does not show it.",
+                $"Remove the {otherName} rules, or make one backend the default with 'update-alternatives --config {Family.Iptables}'");
+        }
+
+        private string BackendOf(IptablesSnapshot snapshot) => snapshot.Backend ?? BackendFromPath();
+
+        /// <summary>Whether the family's iptables-restore on PATH is iptables-nft's own (xtables-nft-multi), not a wrapper or legacy.</summary>
+        private bool IsStockNftRestore()
+        {
+            try
+            {
+                var path = ProcessRunner.Resolve(Family.IptablesRestore);
+                var target = new FileInfo(path).ResolveLinkTarget(returnFinalTarget: true)?.Name ?? Path.GetFileName(path);
+                return target == "xtables-nft-multi";
+            }
+            catch (Exception ex) when (ex is IOException || ex is ToolNotFoundException || ex is UnauthorizedAccessException)
+            {
+                return false;
+            }
+        }
+
+        /// <summary>The network namespace this thread is in, as the kernel names it ("net:[4026531840]").</summary>
+        internal static string CurrentNetns() => new FileInfo("/proc/thread-self/ns/net").LinkTarget ?? string.Empty;
+
+        /// <summary>"nf_tables" or "legacy", from the iptables alternative on PATH, without running it.</summary>
+        private string BackendFromPath()
+        {
+            var path = ProcessRunner.Resolve(Family.Iptables);
+            try
+            {
+                var target = new FileInfo(path).ResolveLinkTarget(returnFinalTarget: true)?.Name ?? Path.GetFileName(path);
+                if (target.Contains("legacy", StringComparison.Ordinal)) return "legacy";
+                if (target.Contains("nft", StringComparison.Ordinal)) return "nf_tables";
+            }
+            catch (IOException)
+            {
+            }
+            return "unknown";
+        }
+    }
+}

@@ -1,0 +1,90 @@
+using System.Collections.Generic;
+using System.Linq;
+using System.Management.Automation;
+using NetnsNat.Linux;
+using NetnsNat.Model;
+
+namespace NetnsNat.Core
+{
+    /// <summary>The host's interfaces as the NAT flow needs them: one by name, a bridge's subnets, the uplink.</summary>
+    internal sealed class InterfaceService
+    {
+        private readonly ICommandHost _host;
+        private readonly IpRoute2 _ip;
+
+        public InterfaceService(ICommandHost host)
+        {
+            _host = host;
+            _ip = new IpRoute2(host.Runner);
+        }
+
+        public IpRoute2 Ip => _ip;
+
+        /// <summary>One interface by name (no walk over all of them), or a clear error naming the ones there are.</summary>
+        public LinkInfo RequireInterface(string name, string parameter) => RequireInterface(_ip.Link(name, _host.Token), name, parameter);
+
+        public static LinkInfo RequireInterface(LinkInfo? link, string name, string parameter)
+        {
+            if (link != null) return link;
+            var all = InterfaceTable.Names().Where(n => n != "lo").ToArray();
+            var names = all.Length > 12 ? string.Join(", ", all.Take(12)) + $" and {all.Length - 12} more" : string.Join(", ", all);
+            throw new NetnsNatException(
+                $"-{parameter}: there is no interface '{name}' in this network namespace (it has: {(names.Length == 0 ? "none" : names)}). " +
+                (parameter == "Bridge"
+                    ? $"Create the bridge first: ip link add {name} type bridge; ip addr add 10.0.0.1/24 dev {name}; ip link set {name} up."
+                    : "Use the interface that 'ip route show default' names after 'dev'."),
+                "InterfaceNotFound", ErrorCategory.ObjectNotFound);
+        }
+
+        /// <summary>The subnets of a bridge by name; throws a clear error when it is missing, not a bridge, unaddressed, or (if asked) down.</summary>
+        public IReadOnlyList<BridgeSubnet> BridgeSubnets(string bridge, bool requireUp) =>
+            BridgeSubnets(RequireInterface(bridge, "Bridge"), requireUp);
+
+        /// <summary>The IPv4 subnets of a bridge; throws a clear error when it is not a bridge, unaddressed, or (if asked) down.</summary>
+        public static IReadOnlyList<BridgeSubnet> BridgeSubnets(LinkInfo link, bool requireUp)
+        {
+            var name = link.Name;
+            if (!link.IsBridge)
+            {
+                throw new NetnsNatException(
+                    $"'{name}' is a {link.Kind ?? "plain"} interface, not a bridge. Give the bridge the namespaces are attached to (list them with 'ip link show type bridge').",
+                    "NotABridge", ErrorCategory.InvalidArgument);
+            }
+            var addresses = link.Of(AddressFamilyProfile.IPv4);
+            if (addresses.Count == 0)
+            {
+                throw new NetnsNatException(
+                    $"The bridge '{name}' has no IPv4 address, so there is no subnet to masquerade and no gateway for the namespaces. Give it one: ip addr add 10.0.0.1/24 dev {name}.",
+                    "BridgeHasNoIpv4Address", ErrorCategory.ObjectNotFound);
+            }
+            if (requireUp && !link.IsUp)
+            {
+                throw new NetnsNatException(
+                    $"The bridge '{name}' is down, so nothing can pass through it. Bring it up: ip link set {name} up.",
+                    "BridgeDown", ErrorCategory.InvalidOperation);
+            }
+            return addresses.Select(a => ToSubnet(name, a, link.IsUp)).ToArray();
+        }
+
+        public static BridgeSubnet ToSubnet(string bridge, IpPrefix address, bool isUp) =>
+            new BridgeSubnet(bridge, address.Address.ToString(), address.PrefixLength, Cidr.Format(address.Network), isUp);
+
+        /// <summary>The interface of the host's default route for a family, or a clear error.</summary>
+        public static string DefaultOutbound(AddressFamilyProfile family)
+        {
+            return IpRoute2.DefaultRouteInterface(family) ?? throw new NetnsNatException(
+                $"This network namespace has no {family.Name} default route, so there is no uplink to masquerade out of. Pass -Outbound with the uplink interface, " +
+                "or add a default route first (ip route add default via ROUTER dev IFACE).",
+                "NoDefaultRoute", ErrorCategory.ObjectNotFound);
+        }
+
+        /// <summary>Fails when the bridge vanished while the call ran (checked before declaring success).</summary>
+        public static void RequireBridgeStillThere(string bridge)
+        {
+            if (InterfaceTable.Exists(bridge)) return;
+            throw new NetnsNatException(
+                $"The bridge '{bridge}' was removed while NAT was being set up; what this call applied has been rolled back. Create the bridge again and rerun.",
+                "BridgeRemoved", ErrorCategory.ObjectNotFound);
+        }
+    }
+}

@@ -1,0 +1,248 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using System.Net;
+using NetnsNat.Backends;
+using NetnsNat.Linux;
+using NetnsNat.Model;
+
+namespace NetnsNat.Core
+{
+    /// <summary>What Test-NamespaceNat was asked to check.</summary>
+    internal sealed record DiagnosisRequest(string Namespace, string? Bridge, string? Outbound, IPAddress? Target, int Port);
+
+    /// <summary>
+    /// The checks of Test-NamespaceNat, one per common error of the lesson and more, each with the fix. Reads only:
+    /// changes nothing.
+    /// </summary>
+    internal sealed class NatDiagnostics
+    {
+        /// <summary>An outside address used only to evaluate the FORWARD chain when -Target is not given (no packet is sent).</summary>
+        private static readonly IPAddress OutsideExample = IPAddress.Parse("192.0.2.1");
+
+        private readonly ICommandHost _host;
+        private readonly IptablesBackend _backend;
+        private readonly InterfaceService _interfaces;
+        private readonly RouteService _routes;
+        private readonly Action<NatCheckResult> _emit;
+        private DiagnosisRequest _request = new DiagnosisRequest(string.Empty, null, null, null, 0);
+        private string? _bridge;
+        private string? _uplink;
+
+        public NatDiagnostics(ICommandHost host, IptablesBackend backend, Action<NatCheckResult> emit)
+        {
+            _host = host;
+            _backend = backend;
+            _interfaces = new InterfaceService(host);
+            _routes = new RouteService(host);
+            _emit = emit;
+        }
+
+        private AddressFamilyProfile Family => _backend.Family;
+
+        private void Emit(string check, NatCheckStatus status, string detail, string? fix = null) =>
+            _emit(new NatCheckResult(_request.Namespace, _bridge, _uplink, check, status, detail, status == NatCheckStatus.Pass ? null : fix));
+
+        public void Run(DiagnosisRequest request)
+        {
+            _request = request;
+            var ns = request.Namespace;
+            _bridge = request.Bridge;
+            _uplink = request.Outbound ?? IpRoute2.DefaultRouteInterface(Family);
+            if (!IpRoute2.NamespaceExists(ns))
+            {
+                Emit("NamespaceExists", NatCheckStatus.Fail, $"There is no network namespace '{ns}' (ip netns list).", $"ip netns add {ns}");
+                return;
+            }
+            var ip = _interfaces.Ip;
+            var inside = ip.NamespaceLinks(ns, _host.Token);
+            var host = ip.Links(_host.Token);
+            var nsAddresses = inside.Where(l => l.Name != "lo").SelectMany(l => l.Of(Family).Select(a => (Link: l, Address: a))).ToArray();
+            // The bridge: given, or the host bridge whose subnet holds one of the namespace's addresses.
+            var bridgeLink = request.Bridge != null
+                ? host.FirstOrDefault(l => l.Name == request.Bridge)
+                : host.FirstOrDefault(l => l.IsBridge && l.Of(Family).Any(b => nsAddresses.Any(a => b.Network.Contains(a.Address.Address))));
+            _bridge ??= bridgeLink?.Name;
+            Emit("NamespaceExists", NatCheckStatus.Pass, $"/run/netns/{ns} exists.");
+
+            var lo = inside.FirstOrDefault(l => l.Name == "lo");
+            if (lo == null || !lo.IsUp) Emit("LoopbackUp", NatCheckStatus.Fail, "lo is down in the namespace: local services and some resolvers fail.", $"ip -n {ns} link set lo up");
+            else Emit("LoopbackUp", NatCheckStatus.Pass, "lo is up.");
+
+            BridgeSubnet? subnet = null;
+            if (bridgeLink == null)
+            {
+                Emit("Bridge", NatCheckStatus.Fail,
+                    request.Bridge != null ? $"There is no interface '{request.Bridge}' on the host." : "No host bridge has a subnet that holds an address of the namespace.",
+                    $"ip link add {request.Bridge ?? "br0"} type bridge; ip addr add 10.0.0.1/24 dev {request.Bridge ?? "br0"}; ip link set {request.Bridge ?? "br0"} up");
+            }
+            else if (!bridgeLink.IsBridge || bridgeLink.Of(Family).Count == 0 || !bridgeLink.IsUp)
+            {
+                var (detail, fix) = !bridgeLink.IsBridge ? ($"'{bridgeLink.Name}' is a {bridgeLink.Kind ?? "plain"} interface, not a bridge.", "ip link show type bridge")
+                    : bridgeLink.Of(Family).Count == 0 ? ($"The bridge '{bridgeLink.Name}' has no {Family.Name} address.", $"ip addr add 10.0.0.1/24 dev {bridgeLink.Name}")
+                    : ($"The bridge '{bridgeLink.Name}' is down.", $"ip link set {bridgeLink.Name} up");
+                Emit("Bridge", NatCheckStatus.Fail, detail, fix);
+                if (bridgeLink.IsBridge && bridgeLink.Of(Family).Count > 0) subnet = SubnetFor(bridgeLink, nsAddresses.Select(a => a.Address));
+            }
+            else
+            {
+                subnet = SubnetFor(bridgeLink, nsAddresses.Select(a => a.Address));
+                Emit("Bridge", NatCheckStatus.Pass, $"{subnet.Bridge} is an up bridge with {subnet.Address}/{subnet.PrefixLength} ({subnet.Subnet}).");
+            }
+            var bridgeName = bridgeLink?.Name ?? request.Bridge ?? "br0";
+
+            // The namespace's own address in the bridge subnet, on an up interface.
+            IPNetwork? network = subnet != null && Cidr.TryParseNetwork(subnet.Subnet, out var n) ? n : null;
+            var onBridge = network == null ? nsAddresses.FirstOrDefault() : nsAddresses.FirstOrDefault(a => network.Value.Contains(a.Address.Address));
+            if (onBridge.Link == null)
+            {
+                Emit("NamespaceAddress", NatCheckStatus.Fail, $"The namespace has no {Family.Name} address{(subnet != null ? " in " + subnet.Subnet : string.Empty)}.",
+                    $"ip -n {ns} addr add ADDRESS/{subnet?.PrefixLength ?? 24} dev IFACE; ip -n {ns} link set IFACE up");
+            }
+            else if (!onBridge.Link.IsUp)
+            {
+                Emit("NamespaceAddress", NatCheckStatus.Fail, $"{onBridge.Link.Name} ({onBridge.Address}) is down in the namespace.", $"ip -n {ns} link set {onBridge.Link.Name} up");
+            }
+            else
+            {
+                Emit("NamespaceAddress", NatCheckStatus.Pass, $"{onBridge.Link.Name} is up with {onBridge.Address}.");
+            }
+
+            // Default route via the bridge address (the lesson's "Network is unreachable").
+            var route = _routes.Read(ns, Family);
+            var gateway = subnet?.Address ?? "BRIDGE-ADDRESS";
+            if (route?.Gateway == null)
+            {
+                Emit("DefaultRoute", NatCheckStatus.Fail, "The namespace has no default route: outside addresses are 'Network is unreachable'.", $"Set-NamespaceDefaultRoute -Namespace {ns} -Gateway {gateway}");
+            }
+            else if (subnet != null && route.Gateway.ToString() != subnet.Address)
+            {
+                Emit("DefaultRoute", NatCheckStatus.Fail, $"The default route goes via {route.Gateway}, not via the bridge address {subnet.Address}.", $"Set-NamespaceDefaultRoute -Namespace {ns} -Gateway {gateway}");
+            }
+            else
+            {
+                Emit("DefaultRoute", NatCheckStatus.Pass, $"default via {route.Gateway} dev {route.Device}.");
+            }
+
+            // Forwarding in the host kernel.
+            if (ForwardingService.Read(Family).Enabled) Emit("IpForwarding", NatCheckStatus.Pass, $"{Family.ForwardingKey} = 1.");
+            else Emit("IpForwarding", NatCheckStatus.Fail, $"{Family.ForwardingKey} = 0: the host drops the namespace's packets.", Family == AddressFamilyProfile.IPv4 ? "Enable-IpForwarding" : "Enable-IpForwarding -AddressFamily IPv6");
+
+            // MASQUERADE and the uplink.
+            var state = _backend.Read(_host.Token);
+            var snapshot = state.Snapshot;
+            var defaultUplink = IpRoute2.DefaultRouteInterface(Family);
+            var uplink = request.Outbound ?? defaultUplink;
+            var masquerades = subnet == null ? Array.Empty<IptablesRule>()
+                : snapshot.Chain("nat", "POSTROUTING").Where(r => MasqueradeRules.IsMasquerade(r) && !r.HasOtherMatches && !r.HasNegation && r.Source == subnet.Subnet).ToArray();
+            var addFix = subnet == null ? "Add-NatMasquerade -Subnet SUBNET -Outbound UPLINK" : $"Get-BridgeSubnet {subnet.Bridge} | Add-NatMasquerade -Outbound {uplink ?? "UPLINK"}";
+            var matching = masquerades.Where(r => uplink == null || r.OutInterface == uplink).ToArray();
+            if (masquerades.Length == 0)
+            {
+                Emit("Masquerade", NatCheckStatus.Fail, subnet == null ? "No bridge subnet to look for." : $"No MASQUERADE rule for {subnet.Subnet} in nat POSTROUTING.", addFix);
+            }
+            else
+            {
+                Emit("Masquerade", NatCheckStatus.Pass, string.Join("; ", masquerades.Select(r => r.ToString())));
+            }
+            if (uplink == null)
+            {
+                Emit("Uplink", NatCheckStatus.Warn, $"The host has no {Family.Name} default route, so the uplink cannot be checked.", "ip route add default via ROUTER dev IFACE, or pass -Outbound");
+            }
+            else if (request.Outbound == null && masquerades.Length > 0 && matching.Length == 0)
+            {
+                Emit("Uplink", NatCheckStatus.Fail,
+                    $"The MASQUERADE rule is for {string.Join(", ", masquerades.Select(r => r.OutInterface))}, but the host's default route leaves by {uplink}: the lesson's 'wrong outbound interface'.",
+                    $"{addFix}; Remove-NatMasquerade -Subnet {subnet?.Subnet} -Outbound {masquerades[0].OutInterface}");
+            }
+            else if (request.Outbound != null && defaultUplink != null && request.Outbound != defaultUplink)
+            {
+                Emit("Uplink", NatCheckStatus.Warn, $"-Outbound {request.Outbound} is not the interface of the host's default route ({defaultUplink}).", $"Check 'ip route show default'; the usual uplink is {defaultUplink}.");
+            }
+            else if (host.All(l => l.Name != uplink))
+            {
+                Emit("Uplink", NatCheckStatus.Fail, $"There is no interface '{uplink}' on the host.", "ip route show default");
+            }
+            else
+            {
+                Emit("Uplink", NatCheckStatus.Pass, $"Traffic leaves by {uplink}, the interface of the host's default route.");
+            }
+
+            // FORWARD: out (NEW) and back (ESTABLISHED).
+            if (subnet != null && uplink != null && onBridge.Link != null)
+            {
+                var outside = request.Target ?? OutsideExample;
+                var nsAddress = onBridge.Address.Address;
+                var outbound = ForwardEvaluator.Evaluate(snapshot, new ForwardPacket(bridgeName, uplink, nsAddress, outside, "NEW"));
+                var reply = ForwardEvaluator.Evaluate(snapshot, new ForwardPacket(uplink, bridgeName, outside, nsAddress, "ESTABLISHED"));
+                var fix = $"Get-BridgeSubnet {bridgeName} | Add-NatMasquerade -Outbound {uplink}";
+                if (!outbound.Accepted || !reply.Accepted)
+                {
+                    var blocked = !outbound.Accepted ? $"new traffic out is blocked by '{outbound.By}'" : $"replies back in are blocked by '{reply.By}'";
+                    Emit("Forward", NatCheckStatus.Fail, $"FORWARD: {blocked}.", fix);
+                }
+                else if (outbound.Uncertain.Count + reply.Uncertain.Count > 0)
+                {
+                    Emit("Forward", NatCheckStatus.Warn, $"FORWARD accepts the traffic, but these rules may block some of it: {string.Join("; ", outbound.Uncertain.Concat(reply.Uncertain).Distinct())}.", $"{Family.Iptables} -L FORWARD -v -n --line-numbers");
+                }
+                else
+                {
+                    Emit("Forward", NatCheckStatus.Pass, $"FORWARD accepts new traffic out ({outbound.By}) and replies back in ({reply.By}).");
+                }
+            }
+            else
+            {
+                Emit("Forward", NatCheckStatus.Fail, "FORWARD cannot be checked without the bridge, the uplink and the namespace's address (see the checks above).", "Fix the checks above, then run Test-NamespaceNat again");
+            }
+
+            // Duplicates.
+            var dupes = subnet == null ? Array.Empty<IGrouping<string, IptablesRule>>()
+                : snapshot.Rules.Where(r => (r.Chain == "FORWARD" || r.Chain == "POSTROUTING") && (r.Source == subnet.Subnet || r.Destination == subnet.Subnet))
+                    .GroupBy(r => r.Key).Where(g => g.Count() > 1).ToArray();
+            if (dupes.Length > 0)
+            {
+                Emit("DuplicateRules", NatCheckStatus.Warn, $"{dupes.Length} rule(s) stand more than once: {string.Join("; ", dupes.Select(g => $"{g.First()} (x{g.Count()})"))}.",
+                    subnet != null ? $"Remove-NatMasquerade -Subnet {subnet.Subnet} -Outbound {masquerades.FirstOrDefault()?.OutInterface ?? uplink}; then add them once again" : null);
+            }
+            else
+            {
+                Emit("DuplicateRules", NatCheckStatus.Pass, "No rule for the subnet stands twice.");
+            }
+
+            // The other backend.
+            var mix = subnet == null ? null : _backend.OtherBackendRules(state, subnet.Subnet, _host.Token);
+            if (mix != null) Emit("BackendMix", NatCheckStatus.Warn, mix.Value.Message, mix.Value.Fix);
+            else Emit("BackendMix", NatCheckStatus.Pass, $"All rules for the subnet are in the {state.Backend} backend.");
+
+            // The resolver the namespace sees.
+            var resolvConf = Resolver.EffectiveResolvConf(ns);
+            var servers = Resolver.NameserversOf(resolvConf);
+            var dnsFix = $"Enable-NamespaceNat -Namespace {ns} -Bridge {bridgeName} -Dns NAMESERVER";
+            if (servers.Count == 0) Emit("Resolver", NatCheckStatus.Fail, $"{resolvConf} names no nameserver: name lookups in the namespace fail.", dnsFix);
+            else if (servers.All(Resolver.IsLoopback)) Emit("Resolver", NatCheckStatus.Fail, $"{resolvConf} names only loopback resolvers ({string.Join(", ", servers)}), which the namespace cannot reach (its loopback is its own).", dnsFix);
+            else Emit("Resolver", NatCheckStatus.Pass, $"{resolvConf}: {string.Join(", ", servers.Where(s => !Resolver.IsLoopback(s)))}.");
+
+            // A real probe from inside.
+            if (request.Target != null) Probe(ns, request.Target, request.Port);
+        }
+
+        private void Probe(string ns, IPAddress target, int port)
+        {
+            var args = port > 0
+                ? new[] { "netns", "exec", ns, "timeout", "3", "bash", "-c", $"exec 3<>/dev/tcp/{target}/{port}" }
+                : new[] { "netns", "exec", ns, "ping", "-c", "1", "-W", "2", target.ToString() };
+            var what = port > 0 ? $"TCP {target}:{port}" : $"ping {target}";
+            var result = _host.Runner.Run("ip", args, _host.Token, timeout: TimeSpan.FromSeconds(10));
+            if (result.Succeeded) Emit("Probe", NatCheckStatus.Pass, $"{what} from inside the namespace: reached.");
+            else Emit("Probe", NatCheckStatus.Fail, $"{what} from inside the namespace: {result.Diagnostic}.", "Fix the failed checks above; if all pass, the problem is beyond this host (the uplink's network, or the target)");
+        }
+
+        /// <summary>The bridge subnet the namespace's address is on (the first one of the bridge when none is).</summary>
+        private BridgeSubnet SubnetFor(LinkInfo bridge, IEnumerable<IpPrefix> namespaceAddresses)
+        {
+            var all = bridge.Of(Family);
+            var a = all.FirstOrDefault(b => namespaceAddresses.Any(x => b.Network.Contains(x.Address)));
+            return InterfaceService.ToSubnet(bridge.Name, a.Address == null ? all[0] : a, bridge.IsUp);
+        }
+    }
+}

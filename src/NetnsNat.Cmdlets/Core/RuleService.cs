@@ -1,0 +1,135 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using NetnsNat.Backends;
+using NetnsNat.Model;
+
+namespace NetnsNat.Core
+{
+    /// <summary>
+    /// Adds and removes the rules of subnet NATs through a backend: one read, a plan per target with -WhatIf and
+    /// -Confirm asked per change, one write for all targets, its undo recorded in the caller's transaction.
+    /// </summary>
+    internal sealed class RuleService
+    {
+        /// <summary>How often a write refused because another program changed the rules in between is planned again.</summary>
+        private const int Attempts = 3;
+
+        private readonly ICommandHost _host;
+
+        public RuleService(ICommandHost host, INatBackend backend)
+        {
+            _host = host;
+            Backend = backend;
+        }
+
+        public INatBackend Backend { get; }
+
+        /// <summary>What one target of a call got: its rule object, and the plan applied for it.</summary>
+        public sealed record Outcome(SubnetNat Target, NatMasqueradeRule Rule, NatPlan Plan);
+
+        /// <summary>
+        /// Adds what is missing of the targets' rules in one write. Returns each approved target's outcome, or null
+        /// under -WhatIf (changes were needed and none was approved). The undo of each target's part is recorded in
+        /// the transaction under group(target).
+        /// </summary>
+        public IReadOnlyList<Outcome>? Add(IReadOnlyList<SubnetNat> targets, NatTransaction tx, Func<SubnetNat, object?> group)
+        {
+            for (int attempt = 1; ; attempt++)
+            {
+                var state = Backend.Read(_host.Token);
+                var outcomes = new List<Outcome>();
+                bool anyNeeded = false, anyApproved = false;
+                foreach (var target in targets)
+                {
+                    WarnAboutOtherBackend(state, target);
+                    var plan = Backend.PlanAdd(state, target);
+                    anyNeeded |= !plan.IsEmpty;
+                    _host.Verbose(plan.IsEmpty ? $"The rules for {target} are all in place." : $"{plan.Count} rule changes for {target}.");
+                    var approved = Approve(plan, target.ToString());
+                    if (approved == null) continue;
+                    anyApproved |= !approved.IsEmpty;
+                    var rule = new NatMasqueradeRule(target.SubnetText, target.Outbound, target.Bridge, state.BackendName,
+                        Describe(target), approved.Additions);
+                    outcomes.Add(new Outcome(target, rule, approved));
+                }
+                if (anyNeeded && !anyApproved) return null;
+                try
+                {
+                    Write(outcomes, tx, group);
+                    return outcomes;
+                }
+                catch (RulesetMovedException) when (attempt < Attempts)
+                {
+                    _host.Verbose("Another program changed the rules between the read and the write; reading them again.");
+                }
+            }
+        }
+
+        /// <summary>
+        /// Removes every copy of the targets' rules in one write (what -WhatIf and -Confirm ask about is named by
+        /// what). Returns the removed rules as one rule object, or null under -WhatIf. The undo is recorded under group.
+        /// </summary>
+        public NatMasqueradeRule? Remove(IReadOnlyList<SubnetNat> targets, string what, NatTransaction tx, object? group, string? bridge)
+        {
+            for (int attempt = 1; ; attempt++)
+            {
+                var state = Backend.Read(_host.Token);
+                var plan = Backend.Merge(targets.Select(t => Backend.PlanRemove(state, t)).ToArray());
+                var first = targets.FirstOrDefault();
+                var foundBridge = bridge ?? Backend.Masquerades(state).FirstOrDefault(m => first != null && m.Subnet == first.SubnetText && m.Outbound == first.Outbound)?.Bridge;
+                if (plan.IsEmpty) _host.Verbose($"No rules for {what}: nothing to remove.");
+                var approved = Approve(plan, what);
+                if (approved == null) return null;
+                if (!approved.IsEmpty) _host.Verbose($"Deleting {approved.Count} rules for {what}.");
+                var outcome = new Outcome(first ?? new SubnetNat(default, string.Empty, bridge), new NatMasqueradeRule(first?.SubnetText ?? string.Empty, first?.Outbound ?? string.Empty, foundBridge,
+                    state.BackendName, approved.Changes.Select(c => c.RuleText).ToArray(), approved.Count), approved);
+                try
+                {
+                    Write(new[] { outcome }, tx, _ => group);
+                    return outcome.Rule;
+                }
+                catch (RulesetMovedException) when (attempt < Attempts)
+                {
+                    _host.Verbose("Another program changed the rules between the read and the write; reading them again.");
+                }
+            }
+        }
+
+        /// <summary>The outcomes' plans as one write; each target's undo recorded in the transaction.</summary>
+        private void Write(IReadOnlyList<Outcome> outcomes, NatTransaction tx, Func<SubnetNat, object?> group)
+        {
+            var merged = Backend.Merge(outcomes.Select(o => o.Plan).ToArray());
+            if (merged.IsEmpty) return;
+            var applied = Backend.Apply(merged, tx.Lock, _host.Token);
+            _host.Verbose($"Wrote {merged.Count} rule changes in {applied.How}.");
+            foreach (var outcome in outcomes.Where(o => !o.Plan.IsEmpty))
+            {
+                tx.Record(group(outcome.Target), $"the {outcome.Plan.Count} rule changes for {outcome.Target}", () => Backend.Undo(applied, outcome.Plan, tx.Lock));
+            }
+        }
+
+        /// <summary>Asks -WhatIf/-Confirm about each change; null when a change was needed and none was approved.</summary>
+        private NatPlan? Approve(NatPlan plan, string target)
+        {
+            if (plan.IsEmpty) return plan;
+            var approved = new HashSet<PlannedChange>(ReferenceEqualityComparer.Instance);
+            foreach (var change in plan.Changes)
+            {
+                if (_host.ShouldProcess(target, change.CommandLine)) approved.Add(change);
+            }
+            if (approved.Count == 0) return null;
+            return approved.Count == plan.Count ? plan : plan.Only(approved);
+        }
+
+        private void WarnAboutOtherBackend(NatState state, SubnetNat target)
+        {
+            if (Backend is not IptablesBackend iptables || state is not IptablesState s) return;
+            var mix = iptables.OtherBackendRules(s, target.SubnetText, _host.Token);
+            if (mix != null) _host.Warning(mix.Value.Message + " " + mix.Value.Fix + ".");
+        }
+
+        /// <summary>The rules a target needs, in iptables-save form, for the rule object.</summary>
+        private static IReadOnlyList<string> Describe(SubnetNat target) => MasqueradeRules.For(target).Select(r => r.ToString()).ToArray();
+    }
+}
