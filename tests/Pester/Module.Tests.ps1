@@ -60,6 +60,29 @@ Describe 'The NetnsNat module' {
         }
     }
 
+    It 'exports no type but the cmdlets, the objects they emit, their exceptions, completers and the one test hook' {
+        $assembly = [NetnsNat.Commands.NetnsCmdlet].Assembly
+        # What the cmdlets emit, and the types of those objects' properties, recursively.
+        $emitted = [System.Collections.Generic.HashSet[type]]::new()
+        $todo = [System.Collections.Generic.Queue[type]]::new()
+        foreach ($c in Get-Command -Module NetnsNat) { foreach ($t in $c.OutputType.Type) { if ($t -and $t.Assembly -eq $assembly) { $todo.Enqueue($t) } } }
+        while ($todo.Count) {
+            $t = $todo.Dequeue()
+            if (-not $emitted.Add($t)) { continue }
+            foreach ($p in $t.GetProperties()) {
+                $pt = if ($p.PropertyType.IsGenericType) { $p.PropertyType.GetGenericArguments()[0] } else { $p.PropertyType }
+                if ($pt.Assembly -eq $assembly) { $todo.Enqueue($pt) }
+            }
+        }
+        $unexpected = foreach ($t in $assembly.GetExportedTypes()) {
+            $ok = [System.Management.Automation.Cmdlet].IsAssignableFrom($t) -or [System.Exception].IsAssignableFrom($t) -or
+                [System.Management.Automation.IArgumentCompleter].IsAssignableFrom($t) -or $emitted.Contains($t) -or $t.FullName -eq 'NetnsNat.InternalHooks'
+            if (-not $ok) { $t.FullName }
+        }
+        $unexpected | Should -BeNullOrEmpty
+        $emitted.Count | Should -BeGreaterThan 5
+    }
+
     It 'has the about_NetnsNat topic' {
         (Get-Help about_NetnsNat | Out-String) | Should -Match 'POSTROUTING'
     }

@@ -109,6 +109,43 @@ Describe 'Writing rules straight to nf_tables' {
         Get-LabRuleset | Should -Be $others
     }
 
+    It 'deletes over netlink too, by handle: the rules iptables-restore wrote (xt comment) and the lesson''s own MASQUERADE, and only them' {
+        Invoke-Restore $OtherRules
+        $others = Get-LabRuleset
+        Invoke-Restore ([NetnsNat.InternalHooks]::MasqueradeScript('10.0.0.0/24', 'eth0', 'br0'))
+        Invoke-Restore "*nat`n-A POSTROUTING -s 10.0.0.0/24 -o eth0 -j MASQUERADE`nCOMMIT`n"
+        $verbose = Invoke-Verbose { Remove-NatMasquerade -Subnet 10.0.0.0/24 -Outbound eth0 -Verbose }
+        @($verbose) -match '^Wrote 5 rule changes in one nf_tables netlink batch \(\d+\.\d\d ms\)\.$' | Should -HaveCount 1
+        Get-LabRuleset | Should -Be $others
+    }
+
+    It 'Enable and Disable are one netlink batch each, and Disable leaves the rules of others where they were' {
+        Invoke-Restore $OtherRules
+        $others = Get-LabRuleset
+        $verbose = Invoke-Verbose { Enable-NamespaceNat testnet br0 eth0 -Verbose | Out-Null; Disable-NamespaceNat testnet br0 -Verbose }
+        @($verbose) -match '^Wrote 4 rule changes in one nf_tables netlink batch \(\d+\.\d\d ms\)\.$' | Should -HaveCount 2
+        Get-LabRuleset | Should -Be $others
+    }
+
+    It 'a rollback of deletions puts each rule back at its place, in one netlink batch' {
+        # Disable deletes the four rules, then fails on the route (the namespace's handle is unmounted by a hook that
+        # runs between the read and the write): the rules come back where they stood, between others.
+        Invoke-Restore "*filter`n-A FORWARD -i x1 -j ACCEPT`nCOMMIT`n"
+        Enable-NamespaceNat testnet br0 eth0 | Out-Null
+        Invoke-Restore "*filter`n-A FORWARD -i x2 -j ACCEPT`n-I FORWARD 3 -i x3 -j ACCEPT`nCOMMIT`n*nat`n-I POSTROUTING 1 -s 192.0.2.0/24 -o eth0 -j MASQUERADE`nCOMMIT`n"
+        $before = Get-LabRuleset
+        Invoke-LabCommand mount -ArgumentList @('--bind', '/run/netns/testnet', '/run/netns/testnet') | Out-Null
+        [NetnsNat.InternalHooks]::BeforeRuleWrite = { Invoke-LabCommand umount -ArgumentList @('/run/netns/testnet') | Out-Null; Invoke-LabCommand umount -ArgumentList @('/run/netns/testnet') | Out-Null }
+        try {
+            $verbose = Invoke-Verbose { Disable-NamespaceNat testnet br0 -Verbose -ErrorAction SilentlyContinue -ErrorVariable err }
+        }
+        finally { [NetnsNat.InternalHooks]::BeforeRuleWrite = $null }
+        Get-LabRuleset | Should -Be $before
+        @($verbose) -match '^Rolling back: ' | Should -Not -BeNullOrEmpty
+        Invoke-LabCommand ip -ArgumentList @('netns', 'del', 'testnet') -AllowFailure | Out-Null
+        Add-LabClient -Name testnet -Bridge br0 -Address 10.0.0.2/24
+    }
+
     It 'leaves a table or chain that does not exist yet to iptables-restore, which creates it' {
         Invoke-LabCommand nft -ArgumentList @('flush', 'ruleset') | Out-Null
         $plan = New-Plan '10.0.0.0/24' 'eth0' 'br0'

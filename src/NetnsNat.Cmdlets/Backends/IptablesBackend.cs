@@ -77,11 +77,15 @@ namespace NetnsNat.Backends
     /// <summary>What a write did, change by change (deletions with the positions the rules had), for its undo.</summary>
     internal sealed class IptablesApplied : AppliedPlan
     {
-        public IptablesApplied(IReadOnlyList<RuleChange> executed, string how)
+        public IptablesApplied(IReadOnlyList<RuleChange> executed, string how, string backend)
         {
             Executed = executed;
             How = how;
+            Backend = backend;
         }
+
+        /// <summary>"nf_tables" or "legacy": where the undo goes.</summary>
+        public string Backend { get; }
 
         public IReadOnlyList<RuleChange> Executed { get; }
 
@@ -209,71 +213,81 @@ namespace NetnsNat.Backends
             var p = (IptablesPlan)plan;
             var basis = p.Basis;
             var after = basis.Snapshot.Apply(p.Rules, out var executed);
-            if (p.Rules.IsEmpty) return new IptablesApplied(executed, "nothing to write");
+            if (p.Rules.IsEmpty) return new IptablesApplied(executed, "nothing to write", basis.Backend);
             var netns = CurrentNetns();
             uint? before = RulesetCache.GenerationOf(netns, Family, basis.Snapshot);
             RulesetCache.Invalidate(netns);
             token.ThrowIfCancellationRequested();
             InternalHooks.BeforeRuleWrite?.Invoke();
-            uint commits;
-            string how;
             var clock = Stopwatch.StartNew();
-            var nft = basis.Backend != "legacy" && IsStockNftRestore()
-                ? NftRuleWriter.TryWrite(p.Rules, Family, basis.Generation)
-                : NftWriteResult.NotForThisPath;
-            if (nft == NftWriteResult.RulesetMoved) throw new RulesetMovedException();
-            if (nft == NftWriteResult.Written)
+            string how;
+            uint commits;
+            try
             {
-                commits = 1;
-                how = "one nf_tables netlink batch";
+                how = Write(p.Rules, basis.Backend, basis.Generation, token, out commits);
             }
-            else
+            catch (Exception ex) when (ex is IptablesException || ex is OperationCanceledException || ex is TimeoutException)
             {
-                var script = p.Rules.Script();
-                try
+                // iptables-restore commits table by table: undo the part of a failed restore that took effect.
+                var undoFailure = UndoPartialRestore(p.Rules, basis);
+                if (undoFailure != null)
                 {
-                    RunRestore(script, token);
+                    throw new IptablesException(Family.IptablesRestore, $"{ex.Message}; undoing the part that took effect failed too ({undoFailure}): check '{Family.IptablesSave}'");
                 }
-                catch (Exception ex) when (ex is IptablesException || ex is OperationCanceledException || ex is TimeoutException)
-                {
-                    var undoFailure = UndoPartialRestore(p.Rules, basis.Snapshot);
-                    if (undoFailure != null)
-                    {
-                        throw new IptablesException(Family.IptablesRestore, $"{ex.Message}; undoing the part that took effect failed too ({undoFailure}): check '{Family.IptablesSave}'");
-                    }
-                    throw;
-                }
-                // iptables-nft-restore commits each table section on its own: one generation per section.
-                commits = (uint)script.Split('\n').Count(l => l.StartsWith('*'));
-                how = "one " + Family.IptablesRestore;
+                throw;
             }
             how += $" ({clock.Elapsed.TotalMilliseconds.ToString("0.00", CultureInfo.InvariantCulture)} ms)";
             if (before != null && NftGeneration.Read() is uint now && now == before + commits) RulesetCache.Set(netns, Family, now, after);
-            return new IptablesApplied(executed, how);
+            return new IptablesApplied(executed, how, basis.Backend);
         }
 
         public void Undo(AppliedPlan applied, NatPlan part, RulesetLock held)
         {
             held.Require();
             var rules = new HashSet<IptablesRule>(((IptablesPlan)part).Rules.Changes.Select(c => c.Rule), ReferenceEqualityComparer.Instance);
-            var executed = ((IptablesApplied)applied).Executed.Where(c => rules.Contains(c.Rule)).ToArray();
+            var done = (IptablesApplied)applied;
+            var executed = done.Executed.Where(c => rules.Contains(c.Rule)).ToArray();
             if (executed.Length == 0) return;
-            Restore(RulePlan.Undo(executed).Script());
+            Restore(RulePlan.Undo(executed), done.Backend);
+        }
+
+        /// <summary>
+        /// Writes a plan: one nf_tables netlink batch when the backend is nf_tables and iptables-restore is
+        /// iptables-nft's own (a wrapper on PATH is honoured), otherwise one iptables-restore. Returns how, for -Verbose.
+        /// </summary>
+        private string Write(RulePlan plan, string backend, uint? generation, CancellationToken token, out uint commits)
+        {
+            if (backend != "legacy" && IsStockNftRestore())
+            {
+                var result = NftRuleWriter.TryWrite(plan, Family, generation);
+                if (result == NftWriteResult.RulesetMoved) throw new RulesetMovedException();
+                if (result == NftWriteResult.Written)
+                {
+                    commits = 1;
+                    return "one nf_tables netlink batch";
+                }
+            }
+            var script = plan.Script();
+            RunRestore(script, token);
+            // iptables-nft-restore commits each table section on its own: one generation per section.
+            commits = (uint)script.Split('\n').Count(l => l.StartsWith('*'));
+            return "one " + Family.IptablesRestore;
         }
 
         /// <summary>
         /// After a failed iptables-restore: reads the rules again and undoes whatever part of the plan took effect.
         /// Returns why the undo failed, or null.
         /// </summary>
-        private string? UndoPartialRestore(RulePlan plan, IptablesSnapshot basis)
+        private string? UndoPartialRestore(RulePlan plan, IptablesState state)
         {
             try
             {
+                var basis = state.Snapshot;
                 var now = Read(CancellationToken.None).Snapshot;
                 var done = plan.Changes.Where(c => c.Kind == RuleChangeKind.Delete ? now.Count(c.Rule) < basis.Count(c.Rule) : now.Count(c.Rule) > basis.Count(c.Rule)).ToArray();
                 if (done.Length == 0) return null;
                 basis.Apply(new RulePlan(done), out var executed);
-                Restore(RulePlan.Undo(executed).Script());
+                Restore(RulePlan.Undo(executed), state.Backend);
                 return null;
             }
             catch (Exception undo) when (undo is IptablesException || undo is TimeoutException)
@@ -282,12 +296,29 @@ namespace NetnsNat.Backends
             }
         }
 
-        /// <summary>Applies a restore script in one call, with no cancellation (an undo must finish).</summary>
-        private void Restore(string script)
+        /// <summary>
+        /// Writes an undo, with no cancellation (an undo must finish): as one netlink batch against the rules as they
+        /// are now (read again when another program moved them meanwhile), or one iptables-restore.
+        /// </summary>
+        private void Restore(RulePlan plan, string backend)
         {
-            if (script.Length == 0) return;
-            RulesetCache.Invalidate(CurrentNetns());
-            RunRestore(script, CancellationToken.None);
+            if (plan.IsEmpty) return;
+            var netns = CurrentNetns();
+            RulesetCache.Invalidate(netns);
+            for (int attempt = 0; attempt < 3; attempt++)
+            {
+                try
+                {
+                    Write(plan, backend, NftGeneration.Read(), CancellationToken.None, out _);
+                    RulesetCache.Invalidate(netns);
+                    return;
+                }
+                catch (RulesetMovedException)
+                {
+                }
+            }
+            RunRestore(plan.Script(), CancellationToken.None);
+            RulesetCache.Invalidate(netns);
         }
 
         private void RunRestore(string script, CancellationToken token)

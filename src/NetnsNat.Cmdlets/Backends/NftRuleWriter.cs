@@ -42,7 +42,7 @@ namespace NetnsNat.Backends
     internal static class NftRuleWriter
     {
         private const ushort NFTA_RULE_TABLE = 1, NFTA_RULE_CHAIN = 2, NFTA_RULE_HANDLE = 3, NFTA_RULE_EXPRESSIONS = 4, NFTA_RULE_COMPAT = 5;
-        private const ushort NFTA_RULE_USERDATA = 7, NFTA_RULE_ID = 9, NFTA_RULE_POSITION_ID = 10;
+        private const ushort NFTA_RULE_POSITION = 6, NFTA_RULE_USERDATA = 7, NFTA_RULE_ID = 9, NFTA_RULE_POSITION_ID = 10;
         private const ushort NFTA_LIST_ELEM = 1, NFTA_EXPR_NAME = 1, NFTA_EXPR_DATA = 2, NFTA_DATA_VALUE = 1, NFTA_DATA_VERDICT = 2;
         private const uint NFT_REG_VERDICT = 0, NFT_REG_1 = 1, NFT_META_IIFNAME = 6, NFT_META_OIFNAME = 7, NFT_PAYLOAD_NETWORK_HEADER = 1;
         private const uint NF_DROP = 0, NF_ACCEPT = 1;
@@ -99,97 +99,160 @@ namespace NetnsNat.Backends
             return new NftRuleEncoding(Concat(expressions.ToArray()), userData);
         }
 
+        /// <summary>A rule of a chain while a batch is planned: one the kernel holds (by handle), or one this batch adds (by id).</summary>
+        private sealed record Entry(ulong Handle, uint BatchId, string Signature);
+
         /// <summary>
-        /// Writes a plan of additions as one nf_tables batch, change by change in plan order: an append at the end of
-        /// its chain; an insert at position 1 at the head; an insert at position p after the rule this batch put at
-        /// p - 1 (NFTA_RULE_POSITION_ID). Anything else (a deletion, an insert after a rule the batch did not write, a
-        /// rule the encoder does not know, a table or chain iptables-nft has not created yet) is not for this path, and
-        /// nothing changes. With a generation, the kernel refuses the batch when the ruleset moved since. Throws
-        /// NftablesException when the kernel refuses the batch for another reason.
+        /// Writes a plan as one nf_tables batch, change by change in plan order: a deletion by the handle of the first
+        /// rule of its chain that is the same rule (matched by <see cref="NftRuleSignature"/>, so a rule
+        /// iptables-restore wrote is found too); an append at the end of its chain; an insert at position 1 at the
+        /// head; an insert at position p after the rule then at p - 1 (by its handle, or NFTA_RULE_POSITION_ID when
+        /// this batch adds it). A plan that deletes or inserts below a rule it did not write reads the chains it
+        /// touches first and goes only with the generation it was planned at, which the batch carries: the kernel
+        /// refuses it when anything changed in between. Anything else (a rule the encoder does not know, a rule to
+        /// delete that is not found, a table or chain iptables-nft has not created yet) is not for this path, and
+        /// nothing changes. Throws NftablesException when the kernel refuses the batch for another reason.
         /// </summary>
         public static NftWriteResult TryWrite(RulePlan plan, AddressFamilyProfile family, uint? generation = null)
         {
-            if (plan.Changes.Any(c => c.Kind == RuleChangeKind.Delete)) return NftWriteResult.NotForThisPath;
-            var encoded = new List<(RuleChange Change, NftRuleEncoding Encoding, uint Id, uint After)>(plan.Count);
-            // The rules this batch puts at the head of each chain, top-down, by their batch id.
-            var heads = new Dictionary<string, List<uint>>(StringComparer.Ordinal);
-            uint id = 0;
+            if (plan.IsEmpty) return NftWriteResult.Written;
+            var encodings = new Dictionary<IptablesRule, NftRuleEncoding>(ReferenceEqualityComparer.Instance);
             foreach (var change in plan.Changes)
             {
+                if (encodings.ContainsKey(change.Rule)) continue;
                 var encoding = Encode(change.Rule, family);
                 if (encoding == null) return NftWriteResult.NotForThisPath;
-                id++;
-                uint after = 0;
-                if (change.Kind == RuleChangeKind.Insert)
-                {
-                    var chain = change.Rule.Table + "/" + change.Rule.Chain;
-                    if (!heads.TryGetValue(chain, out var head)) heads[chain] = head = new List<uint>();
-                    if (change.Position < 1 || change.Position - 1 > head.Count) return NftWriteResult.NotForThisPath;
-                    if (change.Position > 1) after = head[change.Position - 2];
-                    head.Insert(change.Position - 1, id);
-                }
-                encoded.Add((change, encoding, id, after));
+                encodings[change.Rule] = encoding;
             }
-            if (encoded.Count == 0) return NftWriteResult.Written;
+            // Chains whose existing rules the batch must know: those it deletes from or inserts below an old rule in.
+            var full = new HashSet<string>(StringComparer.Ordinal);
+            var heads = new Dictionary<string, int>(StringComparer.Ordinal);
+            foreach (var change in plan.Changes)
+            {
+                var chain = Key(change.Rule);
+                heads.TryGetValue(chain, out var head);
+                if (change.Kind == RuleChangeKind.Delete || (change.Kind == RuleChangeKind.Insert && change.Position - 1 > head)) full.Add(chain);
+                if (change.Kind == RuleChangeKind.Insert && change.Position <= head + 1) heads[chain] = head + 1;
+            }
+            if (full.Count > 0 && generation == null) return NftWriteResult.NotForThisPath;
 
-            using var socket = NetfilterSocket.Open(encoded.Sum(e => e.Encoding.Expressions.Length + e.Encoding.UserData.Length + 160));
+            int bytes = encodings.Values.Sum(e => e.Expressions.Length + e.UserData.Length + 160);
+            using var socket = NetfilterSocket.Open(bytes);
             // A chain iptables-nft has not created yet: leave the plan to iptables-restore, which creates it.
-            foreach (var (table, chain) in encoded.Select(e => (e.Change.Rule.Table, e.Change.Rule.Chain)).Distinct())
+            foreach (var (table, chain) in plan.Changes.Select(c => (c.Rule.Table, c.Rule.Chain)).Distinct())
             {
                 if (!socket.ChainExists(family.NfProto, table, chain)) return NftWriteResult.NotForThisPath;
             }
+            var chains = new Dictionary<string, List<Entry>>(StringComparer.Ordinal);
+            foreach (var chain in full)
+            {
+                var parts = chain.Split('/');
+                var dump = Dump(socket, family, parts[0], parts[1], out var dumpGeneration);
+                // The dump must show the ruleset the plan was made from: the same generation, before and after it.
+                if ((ushort)generation!.Value != dumpGeneration || NftGeneration.Read() != generation) return NftWriteResult.RulesetMoved;
+                chains[chain] = dump.Select(r => new Entry(r.Handle, 0, NftRuleSignature.Of(r.Expressions, r.UserData))).ToList();
+            }
 
-            uint seq = socket.Reserve(encoded.Count + 2);
-            uint first = seq, last = seq + (uint)encoded.Count;
-            var messages = new List<byte[]>(encoded.Count + 2) { BatchBegin(seq, generation) };
-            foreach (var (change, encoding, ruleId, after) in encoded)
+            uint seq = socket.Reserve(plan.Count + 2);
+            uint first = seq, last = seq + (uint)plan.Count;
+            var messages = new List<byte[]>(plan.Count + 2) { BatchBegin(seq, generation) };
+            uint nextId = 0;
+            foreach (var change in plan.Changes)
             {
                 var rule = change.Rule;
+                var encoding = encodings[rule];
+                var chain = Key(rule);
+                if (!chains.TryGetValue(chain, out var entries)) chains[chain] = entries = new List<Entry>();
+                bool complete = full.Contains(chain);
+                ++seq;
+                ushort ack = seq == last ? NLM_F_ACK : (ushort)0;
+                var where = Concat(Attribute(NFTA_RULE_TABLE, Text(rule.Table)), Attribute(NFTA_RULE_CHAIN, Text(rule.Chain)));
+                if (change.Kind == RuleChangeKind.Delete)
+                {
+                    var signature = NftRuleSignature.Of(encoding);
+                    int at = entries.FindIndex(e => e.BatchId == 0 && e.Signature == signature);
+                    if (at < 0) return NftWriteResult.NotForThisPath;
+                    messages.Add(Message(NftMessage(8), (ushort)(NLM_F_REQUEST | ack), seq, family.NfProto, 0,
+                        Concat(where, U64(NFTA_RULE_HANDLE, entries[at].Handle))));
+                    entries.RemoveAt(at);
+                    continue;
+                }
+                uint id = ++nextId;
+                var entry = new Entry(0, id, string.Empty);
+                byte[] position = Array.Empty<byte>();
+                bool append = change.Kind == RuleChangeKind.Append;
+                if (change.Kind == RuleChangeKind.Append)
+                {
+                    if (complete) entries.Add(entry);
+                }
+                else
+                {
+                    int slot = change.Position - 1;
+                    if (slot < 0 || slot > entries.Count) return NftWriteResult.NotForThisPath;
+                    if (slot > 0)
+                    {
+                        var after = entries[slot - 1];
+                        position = after.BatchId != 0 ? U32(NFTA_RULE_POSITION_ID, after.BatchId) : U64(NFTA_RULE_POSITION, after.Handle);
+                        append = true;
+                    }
+                    entries.Insert(slot, entry);
+                }
+                // Only the last message asks for an ack: errors come unasked, and before that ack, so one ack marks the
+                // end of the answer whatever the size of the batch. NLM_F_APPEND: at the end, or after the position rule.
                 var body = Concat(
-                    Attribute(NFTA_RULE_TABLE, Text(rule.Table)),
-                    Attribute(NFTA_RULE_CHAIN, Text(rule.Chain)),
+                    where,
                     Attribute(NFTA_RULE_EXPRESSIONS | NLA_F_NESTED, encoding.Expressions),
                     Attribute(NFTA_RULE_COMPAT | NLA_F_NESTED, Concat(U32(1, 0), U32(2, 0))),
                     encoding.UserData.Length > 0 ? Attribute(NFTA_RULE_USERDATA, encoding.UserData) : Array.Empty<byte>(),
-                    U32(NFTA_RULE_ID, ruleId),
-                    after != 0 ? U32(NFTA_RULE_POSITION_ID, after) : Array.Empty<byte>());
-                // Only the last rule asks for an ack: errors come unasked, and before that ack, so one ack marks the end
-                // of the answer whatever the size of the batch. NLM_F_APPEND: at the end, or after the position rule.
-                ++seq;
-                bool append = change.Kind == RuleChangeKind.Append || after != 0;
-                ushort flags = (ushort)(NLM_F_REQUEST | NLM_F_CREATE | (append ? NLM_F_APPEND : 0) | (seq == last ? NLM_F_ACK : 0));
-                messages.Add(Message(NftMessage(6), flags, seq, family.NfProto, 0, body));
+                    U32(NFTA_RULE_ID, id),
+                    position);
+                messages.Add(Message(NftMessage(6), (ushort)(NLM_F_REQUEST | NLM_F_CREATE | (append ? NLM_F_APPEND : 0) | ack), seq, family.NfProto, 0, body));
             }
             messages.Add(BatchEnd(++seq));
             var (errno, index) = socket.SendBatch(Concat(messages.ToArray()), first, last, "write the rules to nf_tables");
             if (errno == 0) return NftWriteResult.Written;
             if (errno == ERESTART && index < 0) return NftWriteResult.RulesetMoved;
-            // ENOENT: a chain went away between the look-up and the batch; ENOBUFS: too many errors to read. Either
-            // way nothing was applied, and iptables-restore writes the plan or reports why it cannot.
+            // ENOENT: a chain or rule went away between the look-up and the batch; ENOBUFS: too many errors to read.
+            // Either way nothing was applied, and iptables-restore writes the plan or reports why it cannot.
             if (errno == ENOENT || errno == ENOBUFS) return NftWriteResult.NotForThisPath;
-            throw new NftablesException(Describe(errno, index >= 0 && index < encoded.Count ? encoded[index].Change.Rule : null), errno);
+            throw new NftablesException(Describe(errno, index >= 0 && index < plan.Count ? plan.Changes[index].Rule : null), errno);
+        }
+
+        private static string Key(IptablesRule rule) => rule.Table + "/" + rule.Chain;
+
+        private static IReadOnlyList<NftRuleDump> Dump(NetfilterSocket socket, AddressFamilyProfile family, string table, string chain, out ushort generation)
+        {
+            var request = Message(NftMessage(7), NLM_F_REQUEST | NLM_F_DUMP, socket.Next(), family.NfProto, 0,
+                Concat(Attribute(NFTA_RULE_TABLE, Text(table)), Attribute(NFTA_RULE_CHAIN, Text(chain))));
+            var rules = new List<NftRuleDump>();
+            generation = 0;
+            foreach (var payload in socket.Dump(request, NftMessage(6), $"list the rules of {table} {chain}"))
+            {
+                generation = NftRuleSignature.DumpGeneration(payload);
+                rules.Add(Parse(payload));
+            }
+            if (rules.Count == 0) generation = (ushort)(NftGeneration.Read() ?? 0);
+            return rules;
+        }
+
+        private static NftRuleDump Parse(byte[] payload)
+        {
+            ulong handle = 0;
+            byte[] expressions = Array.Empty<byte>(), userData = Array.Empty<byte>();
+            foreach (var (attr, data) in Attributes(payload, 4))
+            {
+                if (attr == NFTA_RULE_HANDLE && data.Length == 8) handle = BinaryPrimitives.ReadUInt64BigEndian(data);
+                else if (attr == NFTA_RULE_EXPRESSIONS) expressions = data;
+                else if (attr == NFTA_RULE_USERDATA) userData = data;
+            }
+            return new NftRuleDump(handle, expressions, userData);
         }
 
         /// <summary>The rules of one chain of a table as the kernel lists them (NFT_MSG_GETRULE dump, filtered by the kernel).</summary>
         public static IReadOnlyList<NftRuleDump> Dump(AddressFamilyProfile family, string table, string chain)
         {
-            var request = Message(NftMessage(7), NLM_F_REQUEST | NLM_F_DUMP, 1, family.NfProto, 0,
-                Concat(Attribute(NFTA_RULE_TABLE, Text(table)), Attribute(NFTA_RULE_CHAIN, Text(chain))));
-            using var socket = NetfilterSocket.Open(request.Length);
-            var rules = new List<NftRuleDump>();
-            foreach (var payload in socket.Dump(request, NftMessage(6), $"list the rules of {table} {chain}"))
-            {
-                ulong handle = 0;
-                byte[] expressions = Array.Empty<byte>(), userData = Array.Empty<byte>();
-                foreach (var (attr, data) in Attributes(payload, 4))
-                {
-                    if (attr == NFTA_RULE_HANDLE && data.Length == 8) handle = BinaryPrimitives.ReadUInt64BigEndian(data);
-                    else if (attr == NFTA_RULE_EXPRESSIONS) expressions = data;
-                    else if (attr == NFTA_RULE_USERDATA) userData = data;
-                }
-                rules.Add(new NftRuleDump(handle, expressions, userData));
-            }
-            return rules;
+            using var socket = NetfilterSocket.Open(0);
+            return Dump(socket, family, table, chain, out _);
         }
 
         private static string Describe(int errno, IptablesRule? rule)
