@@ -217,6 +217,39 @@ exec "$REAL" "$@"
         }
     }
 
+    Context 'the lock holds through a rollback' {
+        It 'a rollback is never interleaved with another process''s write: a second Enable waits for the first one''s undo' {
+            # Process A fails on the route (its namespace has no address on the bridge) after writing the rules, and
+            # its undo is slow (an iptables-restore that sleeps when it deletes). Process B enables a namespace on the
+            # same bridge meanwhile. Were the lock released before A's undo, B would find A's rules in place, write
+            # nothing, and A's undo would then take B's NAT away with B reporting success.
+            $dir = "/run/netnsnat-rollback-$PID"
+            New-Item -ItemType Directory $dir | Out-Null
+            $wrap = New-ToolWrapper -Tool iptables-restore -Body @"
+input=`$(cat)
+case "`$input" in *"-D "*) touch $dir/rolling; sleep 2;; esac
+printf '%s\n' "`$input" | "`$REAL" "`$@"
+"@
+            Invoke-LabCommand ip -ArgumentList @('netns', 'add', 'unwiredA') | Out-Null
+            try {
+                $a = Start-ChildPwsh -Script "`$env:PATH = '${wrap}:' + `$env:PATH; try { Enable-NamespaceNat unwiredA br0 eth0 -ErrorAction Stop } catch { `$_.FullyQualifiedErrorId }"
+                $deadline = [DateTime]::UtcNow.AddSeconds(30)
+                while (-not (Test-Path "$dir/rolling") -and [DateTime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 10 }
+                "$dir/rolling" | Should -Exist -Because 'process A reached its rollback'
+                $b = Enable-NamespaceNat testnet br0 eth0
+                $resultA = $a | Wait-ChildPwsh
+                $resultA.Output | Should -BeLike 'GatewayUnreachable,*'
+                $b.Rule.ChangedRules | Should -Be 4 -Because 'B read the rules after A had taken its own back out'
+                @(Get-ForwardRules).Count | Should -Be 3
+                Test-LabConnection -Namespace testnet | Should -Be $lab.UplinkAddress
+            }
+            finally {
+                Invoke-LabCommand ip -ArgumentList @('netns', 'del', 'unwiredA') -AllowFailure | Out-Null
+                Remove-Item $wrap, $dir -Recurse -Force -ErrorAction Ignore
+            }
+        }
+    }
+
     Context 'behind a closed firewall' {
         It 'traffic flows with FORWARD policy <Policy>, and the policy is left as it was' -ForEach @(
             @{ Policy = 'DROP'; Setup = @('-P', 'FORWARD', 'DROP') }
