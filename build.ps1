@@ -13,7 +13,8 @@
                  own); ends with "N passed, N failed" and exits non-zero when a test fails.
       Demo       Bootstrap, Build, then the lesson's flow in the lab (inside a network namespace of its own).
       Bench      Bootstrap, Build, then bench/Invoke-Benchmark.ps1 in the sandbox: NetnsNat against the lesson's
-                 commands (bench/lesson.sh), side by side; the table goes to out/bench.md.
+                 commands (bench/lesson.sh), side by side; the table goes to out/bench.md. With -Baseline REF, also
+                 this build against REF built in a worktree (bench/Compare-Baseline.ps1), calls alternating.
       Clean      removes out/ and the bin/obj folders.
 .EXAMPLE
     dotnet tool restore && dotnet pwsh ./build.ps1 Test
@@ -28,7 +29,10 @@ param(
     [string] $Configuration = 'Release',
 
     # Pester tests to run (paths or names under tests/Pester); all by default.
-    [string[]] $TestPath = @()
+    [string[]] $TestPath = @(),
+
+    # Bench: also compare this build with a baseline build of this git revision (a commit, tag or branch).
+    [string] $Baseline
 )
 
 $ErrorActionPreference = 'Stop'
@@ -172,6 +176,18 @@ function Invoke-Bench {
     $bench = Join-Path $Root 'bench/Invoke-Benchmark.ps1'
     & (Join-Path $Root 'tests/Lab/sandbox.sh') $Pwsh -NoProfile -NonInteractive -File $bench -ModulePath (Join-Path $Out 'NetnsNat') -OutputPath $Out
     if ($LASTEXITCODE -ne 0) { throw "The benchmark failed (exit code $LASTEXITCODE)" }
+    if (-not $Baseline) { return }
+    # The baseline: the same repository at another revision, built in a worktree of its own under out/.
+    $tree = Join-Path $Out 'baseline'
+    if (Test-Path $tree) { Invoke-Checked git @('-C', $Root, 'worktree', 'remove', '--force', $tree) }
+    Invoke-Checked git @('-C', $Root, 'worktree', 'add', '--detach', $tree, $Baseline)
+    try {
+        Invoke-Checked $Pwsh @('-NoProfile', '-NonInteractive', '-File', (Join-Path $tree 'build.ps1'), 'Build')
+        $compare = Join-Path $Root 'bench/Compare-Baseline.ps1'
+        & (Join-Path $Root 'tests/Lab/sandbox.sh') $Pwsh -NoProfile -NonInteractive -File $compare -ModulePath (Join-Path $Out 'NetnsNat') -BaselineModulePath (Join-Path $tree 'out/NetnsNat') -OutputPath $Out
+        if ($LASTEXITCODE -ne 0) { throw "The comparison with $Baseline failed (exit code $LASTEXITCODE)" }
+    }
+    finally { Invoke-Checked git @('-C', $Root, 'worktree', 'remove', '--force', $tree) }
 }
 
 function Invoke-Clean {

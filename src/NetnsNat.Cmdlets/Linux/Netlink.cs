@@ -211,17 +211,11 @@ namespace NetnsNat.Linux
         public static IReadOnlyList<string> Names() =>
             Directory.Exists("/sys/class/net") ? Directory.GetFileSystemEntries("/sys/class/net").Select(Path.GetFileName).OfType<string>().OrderBy(n => n, StringComparer.Ordinal).ToArray() : Array.Empty<string>();
 
-        /// <summary>Whether /sys/class/net has the interface (the kernel is asked when sysfs may be another namespace's).</summary>
+        /// <summary>Whether this namespace has an interface of that name: one RTM_GETLINK, so a stale sysfs cannot mislead it.</summary>
         public static bool Exists(string name)
         {
-            try
-            {
-                return ReadOne(name) != null;
-            }
-            catch (StaleSysfsException)
-            {
-                return true;
-            }
+            using var netlink = NamespaceRoutes.OpenCurrent();
+            return netlink.LinkExists(name);
         }
 
         private static string? ReadMaster(string sys)
