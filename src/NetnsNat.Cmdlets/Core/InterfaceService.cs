@@ -23,6 +23,16 @@ namespace NetnsNat.Core
         /// <summary>One interface by name (no walk over all of them), or a clear error naming the ones there are.</summary>
         public LinkInfo RequireInterface(string name, string parameter) => RequireInterface(_ip.Link(name, _host.Token), name, parameter);
 
+        /// <summary>Fails when the bridge vanished while the call ran (checked before declaring success).</summary>
+        public void RequireBridgeStillThere(string bridge)
+        {
+            // /sys/class/net answers when it showed this namespace's interfaces to the earlier look-ups of the call.
+            if (_ip.SysfsIsOurs ? System.IO.Directory.Exists(System.IO.Path.Combine("/sys/class/net", bridge)) : InterfaceTable.Exists(bridge)) return;
+            throw new NetnsNatException(
+                $"The bridge '{bridge}' was removed while NAT was being set up; what this call applied has been rolled back. Create the bridge again and rerun.",
+                "BridgeRemoved", ErrorCategory.ObjectNotFound);
+        }
+
         public static LinkInfo RequireInterface(LinkInfo? link, string name, string parameter)
         {
             if (link != null) return link;
@@ -76,15 +86,6 @@ namespace NetnsNat.Core
                 $"This network namespace has no {family.Name} default route, so there is no uplink to masquerade out of. Pass -Outbound with the uplink interface, " +
                 "or add a default route first (ip route add default via ROUTER dev IFACE).",
                 "NoDefaultRoute", ErrorCategory.ObjectNotFound);
-        }
-
-        /// <summary>Fails when the bridge vanished while the call ran (checked before declaring success).</summary>
-        public static void RequireBridgeStillThere(string bridge)
-        {
-            if (InterfaceTable.Exists(bridge)) return;
-            throw new NetnsNatException(
-                $"The bridge '{bridge}' was removed while NAT was being set up; what this call applied has been rolled back. Create the bridge again and rerun.",
-                "BridgeRemoved", ErrorCategory.ObjectNotFound);
         }
     }
 }

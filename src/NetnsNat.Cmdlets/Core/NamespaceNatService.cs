@@ -151,7 +151,7 @@ namespace NetnsNat.Core
                 var route = _routes.SetDefault(ns, binding.Gateway, tx, request);
                 _resolver.Write(ns, request.Dns, tx, request);
                 if (forwarding == null || rule == null || route == null) return false; // -WhatIf
-                InterfaceService.RequireBridgeStillThere(request.Bridge);
+                _interfaces.RequireBridgeStillThere(request.Bridge);
                 var resolvConf = Resolver.EffectiveResolvConf(ns);
                 emit(new NamespaceNatResult(ns, request.Bridge, binding.Rules.SubnetText, binding.Outbound, binding.Gateway.ToString(), true, forwarding, rule, route,
                     Resolver.NameserversOf(resolvConf), resolvConf));

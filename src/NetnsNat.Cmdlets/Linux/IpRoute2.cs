@@ -73,15 +73,21 @@ namespace NetnsNat.Linux
             return ParseLinks(result.StandardOutput);
         }
 
+        /// <summary>Whether the last look-up by name found /sys/class/net to show this namespace's interfaces.</summary>
+        public bool SysfsIsOurs { get; private set; }
+
         /// <summary>One interface of the current namespace by name, or null; falls back to Links() when sysfs is stale.</summary>
         public LinkInfo? Link(string name, CancellationToken cancellationToken)
         {
             try
             {
-                return InterfaceTable.ReadOne(name);
+                var link = InterfaceTable.ReadOne(name);
+                SysfsIsOurs = link != null;
+                return link;
             }
             catch (StaleSysfsException)
             {
+                SysfsIsOurs = false;
                 return Links(cancellationToken).FirstOrDefault(l => l.Name == name);
             }
         }
