@@ -28,7 +28,9 @@
         'sleep'            = 'coreutils'
         'kill'             = 'procps'
         'bash'             = 'bash'
+        'sh'               = 'dash'
         'sed'              = 'sed'
         'env'              = 'coreutils'
+        'flock'            = 'util-linux'
     }
 }

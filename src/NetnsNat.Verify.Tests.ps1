@@ -44,24 +44,29 @@ Describe "NAT for the namespace $Namespace" {
     }
 
     Context "the lesson's verification commands" {
+        # Each command's output is made an array (@()) before -match filters it: -match on a single line returns a
+        # boolean, and a $false is not "null or empty", so a one-line output could never fail the assertion.
         It 'cat /proc/sys/net/ipv4/ip_forward prints 1' {
             (Get-Content /proc/sys/net/ipv4/ip_forward -Raw).Trim() | Should -Be '1'
         }
 
         It 'iptables -t nat -L POSTROUTING -v -n shows MASQUERADE for the bridge subnet' {
             $subnet | Should -Not -BeNullOrEmpty
-            $lines = (& iptables -t nat -L POSTROUTING -v -n) -match 'MASQUERADE'
-            ($lines -match [regex]::Escape($subnet)) | Should -Not -BeNullOrEmpty
+            $found = @(@(& iptables -t nat -L POSTROUTING -v -n) -match 'MASQUERADE' -match [regex]::Escape($subnet))
+            $found.Count | Should -BeGreaterThan 0 -Because "a MASQUERADE rule for $subnet must stand in nat POSTROUTING"
         }
 
         It 'iptables -L FORWARD -v -n shows ACCEPT rules for the bridge' {
             $bridgeName | Should -Not -BeNullOrEmpty
-            ((& iptables -L FORWARD -v -n) -match "ACCEPT.*\b$([regex]::Escape($bridgeName))\b") | Should -Not -BeNullOrEmpty
+            $found = @(@(& iptables -L FORWARD -v -n) -match "ACCEPT.*\b$([regex]::Escape($bridgeName))\b")
+            $found.Count | Should -BeGreaterThan 0 -Because "FORWARD must accept the bridge $bridgeName's traffic"
         }
 
         It 'ip netns exec NAMESPACE ip route shows a default route via the bridge' {
             $gateway = (Get-BridgeSubnet $bridgeName | Select-Object -First 1).Address
-            (& ip netns exec $Namespace ip route) -match "^default via $([regex]::Escape($gateway)) " | Should -Not -BeNullOrEmpty
+            $gateway | Should -Not -BeNullOrEmpty
+            $found = @(@(& ip netns exec $Namespace ip route) -match "^default via $([regex]::Escape($gateway)) ")
+            $found.Count | Should -Be 1 -Because "the namespace's routes must hold 'default via $gateway'"
         }
     }
 }

@@ -111,42 +111,45 @@ Describe 'Running without the privileges or tools it needs' {
         }
     }
 
-    Context 'a tool missing from PATH' {
+    Context 'a tool missing' {
         BeforeAll {
-            $bin = Join-Path ([System.IO.Path]::GetTempPath()) "netnsnat-path-$PID"
+            # NetnsNat looks in /usr/local/sbin, /usr/sbin and /sbin after PATH (cron's PATH lacks them), so a tool is
+            # only missing when those lack it too: the child runs in a mount namespace of its own with /usr/sbin empty.
+            $bin = "/run/netnsnat-path-$PID"
             New-Item -ItemType Directory $bin -Force | Out-Null
-            New-Item -ItemType SymbolicLink -Path (Join-Path $bin 'ip') -Target (Get-Command ip -CommandType Application)[0].Source -Force | Out-Null
-            $savedPath = $env:PATH
+            $hideSbin = @((Get-Command unshare).Source, '--mount', '--', '/bin/sh', '-c', '/usr/bin/mount -t tmpfs tmpfs /usr/sbin && /usr/bin/mount -t tmpfs tmpfs /usr/local/sbin && exec "$@"', 'sh')
         }
         AfterAll { Remove-Item $bin -Recurse -Force }
-        AfterEach { $env:PATH = $savedPath }
 
-        It 'iptables missing: ToolNotFound (NotInstalled) naming the iptables package, nothing changed' {
+        It 'iptables missing: ToolNotFound (NotInstalled) naming the iptables package and where it looked, nothing changed' {
             $before = Get-LabState
-            $env:PATH = $bin
-            try { Enable-NamespaceNat testnet br0 eth0; $caught = $null } catch { $caught = $_ }
-            $env:PATH = $savedPath
-            $caught.FullyQualifiedErrorId | Should -BeLike 'ToolNotFound,*'
-            $caught.CategoryInfo.Category | Should -Be 'NotInstalled'
-            $caught.Exception.Message | Should -Match 'apt-get install iptables'
+            $script = "try { Enable-NamespaceNat testnet br0 eth0 | Out-Null; 'NO ERROR' } catch { `$_.FullyQualifiedErrorId; `$_.CategoryInfo.Category.ToString(); `$_.Exception.Message }"
+            $r = Invoke-ChildPwsh -Script $script -Prefix $hideSbin -Environment @{ PATH = $bin }
+            $lines = $r.Output -split "`n"
+            $lines[0] | Should -BeLike 'ToolNotFound,*' -Because $r.Error
+            $lines[1] | Should -Be 'NotInstalled'
+            $lines[2] | Should -Match 'apt-get install iptables'
+            $lines[2] | Should -Match '/usr/sbin'
             Get-LabState | Should -Be $before
         }
 
         It 'ip missing: ToolNotFound naming iproute2 for Test-NamespaceNat, which runs it' {
-            $env:PATH = '/nonexistent'
-            { Test-NamespaceNat testnet } | Should -Throw -ErrorId 'ToolNotFound,NetnsNat.Commands.TestNamespaceNatCommand' -ExpectedMessage '*iproute2*'
+            $script = "try { Test-NamespaceNat testnet | Out-Null; 'NO ERROR' } catch { `$_.FullyQualifiedErrorId; `$_.Exception.Message }"
+            $r = Invoke-ChildPwsh -Script $script -Prefix $hideSbin -Environment @{ PATH = '/nonexistent' }
+            $lines = $r.Output -split "`n"
+            $lines[0] | Should -Be 'ToolNotFound,NetnsNat.Commands.TestNamespaceNatCommand' -Because $r.Error
+            $lines[1] | Should -Match 'iproute2'
         }
 
         It 'the NAT cmdlets need no ip: interfaces come from getifaddrs, routes from rtnetlink' {
-            Remove-Item (Join-Path $bin 'ip')
-            foreach ($t in 'iptables-save', 'iptables-restore') { New-Item -ItemType SymbolicLink -Path (Join-Path $bin $t) -Target (Get-Command $t -CommandType Application)[0].Source -Force | Out-Null }
-            $env:PATH = $bin
+            # Copies of iptables' multi-call binary under the names NetnsNat runs; no ip anywhere the child looks.
+            foreach ($t in 'iptables-save', 'iptables-restore') { Copy-Item (Get-Item (Get-Command $t -CommandType Application)[0].Source).ResolvedTarget (Join-Path $bin $t) }
             try {
-                (Get-BridgeSubnet br0).Subnet | Should -Be '10.0.0.0/24'
-                (Enable-NamespaceNat testnet br0 eth0).Route.Gateway | Should -Be '10.0.0.1'
-                Disable-NamespaceNat testnet br0
+                $script = "(Get-BridgeSubnet br0).Subnet; (Enable-NamespaceNat testnet br0 eth0).Route.Gateway; Disable-NamespaceNat testnet br0; if (Get-Command ip -ErrorAction Ignore) { 'ip is there' }"
+                $r = Invoke-ChildPwsh -Script $script -Prefix $hideSbin -Environment @{ PATH = $bin }
+                ($r.Output.Trim() -split "`n") | Should -Be @('10.0.0.0/24', '10.0.0.1') -Because $r.Error
             }
-            finally { foreach ($t in 'iptables-save', 'iptables-restore') { Remove-Item (Join-Path $bin $t) } }
+            finally { foreach ($t in 'iptables-save', 'iptables-restore') { Remove-Item (Join-Path $bin $t) -ErrorAction Ignore } }
         }
     }
 }

@@ -366,7 +366,8 @@ exec "$REAL" "$@"
 Describe 'docs/reliability.md' {
     It 'names only tests that exist, and the number of bad inputs tried' {
         $doc = Get-Content (Join-Path $PSScriptRoot '../../docs/reliability.md') -Raw
-        $tests = (Get-Content (Join-Path $PSScriptRoot 'Reliability.Tests.ps1') -Raw) + (Get-Content (Join-Path $PSScriptRoot 'Environment.Tests.ps1') -Raw) + (Get-Content (Join-Path $PSScriptRoot 'NftRules.Tests.ps1') -Raw)
+        $tests = foreach ($f in 'Reliability', 'Environment', 'NftRules', 'Chaos', 'Automation') { Get-Content (Join-Path $PSScriptRoot "$f.Tests.ps1") -Raw }
+        $tests = $tests -join "`n"
         $rows = $doc -split "`n" | Where-Object { $_ -match '^\| [A-Z]' -and $_ -notmatch '^\| promise' }
         $named = foreach ($row in $rows) { [regex]::Matches(($row -split '\|')[3], '`([^`]+)`') | ForEach-Object { $_.Groups[1].Value } }
         $named.Count | Should -BeGreaterThan 15

@@ -209,6 +209,13 @@ Describe 'NetnsNat.Verify.Tests.ps1, the verification shipped for users' {
         $r.Passed | Should -Be 17
     }
 
+    It 'fails without a default route in the namespace (ip route then prints one line)' {
+        Enable-NamespaceNat testnet br0 eth0 -Dns 203.0.113.53 | Out-Null
+        Invoke-LabCommand ip -ArgumentList @('-n', 'testnet', 'route', 'del', 'default') | Out-Null
+        $r = Invoke-Verify @{ Namespace = 'testnet' }
+        $r.Failed | Should -Be 2 -Because 'the DefaultRoute check and the lesson''s ip route command both fail'
+    }
+
     It 'fails where the setup is broken (forwarding off)' {
         Enable-NamespaceNat testnet br0 eth0 -Dns 203.0.113.53 | Out-Null
         [System.IO.File]::WriteAllText('/proc/sys/net/ipv4/ip_forward', "0`n")

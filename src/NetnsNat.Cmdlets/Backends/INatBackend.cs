@@ -111,6 +111,6 @@ namespace NetnsNat.Backends
     /// <summary>Picks the backend for an address family (iptables, through nf_tables or legacy, for now).</summary>
     internal static class BackendFactory
     {
-        public static INatBackend Create(ProcessRunner runner, AddressFamilyProfile family) => new IptablesBackend(runner, family);
+        public static INatBackend Create(ProcessRunner runner, AddressFamilyProfile family, Action<string>? debug = null) => new IptablesBackend(runner, family, debug);
     }
 }

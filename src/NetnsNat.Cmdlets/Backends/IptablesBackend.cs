@@ -145,10 +145,12 @@ namespace NetnsNat.Backends
     internal sealed class IptablesBackend : INatBackend
     {
         private readonly ProcessRunner _runner;
+        private readonly Action<string> _debug;
 
-        public IptablesBackend(ProcessRunner runner, AddressFamilyProfile family)
+        public IptablesBackend(ProcessRunner runner, AddressFamilyProfile family, Action<string>? debug = null)
         {
             _runner = runner;
+            _debug = debug ?? (_ => { });
             Family = family;
             RequiredTools = new[] { family.IptablesSave, family.IptablesRestore };
             ReadTools = new[] { family.IptablesSave };
@@ -170,11 +172,17 @@ namespace NetnsNat.Backends
         {
             var netns = CurrentNetns();
             var generation = NftGeneration.Read();
-            if (generation is uint g && RulesetCache.Get(netns, Family, g) is { } cached) return new IptablesState(cached, g, BackendOf(cached));
+            if (generation is uint g && RulesetCache.Get(netns, Family, g) is { } cached)
+            {
+                _debug($"{Family.Name} ruleset: the cached snapshot (nf_tables generation {g} unchanged since this session read or wrote it).");
+                return new IptablesState(cached, g, BackendOf(cached));
+            }
+            var clock = Stopwatch.StartNew();
             var result = _runner.Run(Family.IptablesSave, Array.Empty<string>(), token);
             if (!result.Succeeded) throw new IptablesException(result.CommandLine, result.Diagnostic);
             var snapshot = IptablesSnapshot.Parse(result.StandardOutput);
             var backend = BackendOf(snapshot);
+            _debug($"{Family.Name} ruleset: read with {Family.IptablesSave} ({snapshot.Rules.Count} rules, {backend}, generation {generation?.ToString(CultureInfo.InvariantCulture) ?? "unknown"}, {clock.Elapsed.TotalMilliseconds.ToString("0.00", CultureInfo.InvariantCulture)} ms).");
             // The generation was read before the dump: a change during the dump only makes the cache miss next time
             // (and the kernel refuse a batch that carries this generation).
             if (generation is uint read && backend != "legacy")
@@ -218,6 +226,7 @@ namespace NetnsNat.Backends
             uint? before = RulesetCache.GenerationOf(netns, Family, basis.Snapshot);
             RulesetCache.Invalidate(netns);
             token.ThrowIfCancellationRequested();
+            foreach (var change in p.Changes) _debug($"Change: {change.CommandLine}");
             InternalHooks.BeforeRuleWrite?.Invoke();
             var clock = Stopwatch.StartNew();
             string how;
@@ -260,6 +269,7 @@ namespace NetnsNat.Backends
             if (backend != "legacy" && IsStockNftRestore())
             {
                 var result = NftRuleWriter.TryWrite(plan, Family, generation);
+                _debug($"nf_tables netlink batch of {plan.Count} changes, generation {generation?.ToString(CultureInfo.InvariantCulture) ?? "unchecked"}: {result}.");
                 if (result == NftWriteResult.RulesetMoved) throw new RulesetMovedException();
                 if (result == NftWriteResult.Written)
                 {

@@ -24,7 +24,7 @@ namespace NetnsNat.Commands
         [ArgumentCompleter(typeof(BridgeNameCompleter))]
         public string? Bridge { get; set; }
 
-        protected override void BeginProcessing()
+        protected override void Begin()
         {
             RequireNetAdmin();
             RequireTools(System.Linq.Enumerable.ToArray(Backend(AddressFamilyProfile.IPv4).RequiredTools));
@@ -47,7 +47,7 @@ namespace NetnsNat.Commands
                         throw new NetnsNatException($"-Outbound and -Bridge are both '{Bridge}'. -Outbound is the uplink toward the outside, such as eth0.", "OutboundIsBridge", ErrorCategory.InvalidArgument);
                     }
                 }
-                using var tx = NatTransaction.Begin(this, NamespaceNatService.LockTimeout);
+                using var tx = NatTransaction.Begin(this, Linux.Settings.LockTimeout);
                 var outcomes = new RuleService(this, Backend(target.Family)).Add(new[] { target }, tx, _ => null);
                 tx.Complete();
                 if (outcomes != null && outcomes.Count > 0) WriteObject(outcomes[0].Rule);

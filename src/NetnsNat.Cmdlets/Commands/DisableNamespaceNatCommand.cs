@@ -21,9 +21,9 @@ namespace NetnsNat.Commands
             if (!CheckInterfaceName(Bridge, "Bridge")) return;
             if (Outbound != null && !CheckInterfaceName(Outbound, "Outbound")) return;
             var service = new NamespaceNatService(this, Backend(AddressFamilyProfile.IPv4));
-            foreach (var ns in Namespace)
+            foreach (var given in Namespace)
             {
-                if (!CheckNamespaceName(ns)) continue;
+                if (NamespaceName(given) is not { } ns) continue;
                 Guard(ns, () =>
                 {
                     var result = service.Disable(ns, Bridge, Outbound, DisableForwarding);

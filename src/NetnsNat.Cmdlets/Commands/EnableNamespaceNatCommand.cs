@@ -28,9 +28,9 @@ namespace NetnsNat.Commands
             if (!CheckInterfaceName(Bridge, "Bridge")) return;
             if (Outbound != null && !CheckInterfaceName(Outbound, "Outbound")) return;
             if (Dns != null && !CheckNameservers(Dns)) return;
-            foreach (var ns in Namespace)
+            foreach (var given in Namespace)
             {
-                if (CheckNamespaceName(ns)) _requests.Add(new EnableRequest(ns, Bridge, Outbound, Dns));
+                if (NamespaceName(given) is { } ns) _requests.Add(new EnableRequest(ns, Bridge, Outbound, Dns));
             }
         }
 

@@ -22,7 +22,7 @@ namespace NetnsNat.Commands
         [ArgumentCompleter(typeof(BridgeNameCompleter))]
         public string? Bridge { get; set; }
 
-        protected override void BeginProcessing()
+        protected override void Begin()
         {
             RequireNetAdmin();
             RequireTools(Backend(AddressFamilyProfile.IPv4).ReadTools.ToArray());

@@ -14,7 +14,7 @@ namespace NetnsNat.Commands
         /// <summary>The value this cmdlet sets.</summary>
         protected abstract bool Value { get; }
 
-        protected override void BeginProcessing() => RequireNetAdmin();
+        protected override void Begin() => RequireNetAdmin();
 
         protected override void ProcessRecord() => Guard(AddressFamily, () =>
         {

@@ -23,7 +23,7 @@ namespace NetnsNat.Commands
         [ArgumentCompleter(typeof(InterfaceNameCompleter))]
         public string? Outbound { get; set; }
 
-        protected override void BeginProcessing()
+        protected override void Begin()
         {
             RequireNetAdmin();
             RequireTools(System.Linq.Enumerable.ToArray(Backend(AddressFamilyProfile.IPv4).RequiredTools));

@@ -1,6 +1,7 @@
 using System;
 using System.IO;
 using System.Management.Automation;
+using System.Runtime.InteropServices;
 using System.Threading;
 using NetnsNat.Backends;
 using NetnsNat.Core;
@@ -16,6 +17,9 @@ namespace NetnsNat.Commands
     public abstract class NetnsCmdlet : PSCmdlet, IDisposable, ICommandHost
     {
         private readonly CancellationTokenSource _stop = new CancellationTokenSource();
+        private readonly ManualResetEventSlim _finished = new ManualResetEventSlim(false);
+        private PosixSignalRegistration? _sigterm, _sighup;
+        private int _signalExitCode;
         private ProcessRunner? _runner;
 
         /// <summary>Cancelled by Ctrl+C (StopProcessing); every external command is killed with it.</summary>
@@ -30,7 +34,7 @@ namespace NetnsNat.Commands
         // After Ctrl+C the pipeline refuses every write; a rollback that narrates must still run to its end.
         void ICommandHost.Verbose(string message)
         {
-            if (!Stopping) WriteVerbose(message);
+            if (!Stopping && !_quietVerbose) WriteVerbose(message);
         }
 
         void ICommandHost.Warning(string message)
@@ -43,6 +47,30 @@ namespace NetnsNat.Commands
             if (!Stopping) WriteDebug(message);
         }
 
+        /// <summary>True when -Debug would turn every verbose message into a prompt that could not be answered.</summary>
+        private bool _quietVerbose;
+
+        /// <summary>
+        /// -Debug on a compiled cmdlet makes every verbose message a prompt (VerbosePreference Inquire, unless -Verbose
+        /// is given too), which fails where nobody can answer (pwsh -c, a service). -Debug here means: narrate, verbose
+        /// and debug both, without stopping; -Verbose:$false still silences the verbose part.
+        /// </summary>
+        private void DebugWithoutPrompts()
+        {
+            if (!MyInvocation.BoundParameters.TryGetValue("Debug", out var value) || value is not SwitchParameter { IsPresent: true }) return;
+            try
+            {
+                var runtime = CommandRuntime;
+                var flags = System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Public;
+                var verboseSet = runtime.GetType().GetProperty("IsVerboseFlagSet", flags)!;
+                if (!(bool)verboseSet.GetValue(runtime)!) runtime.GetType().GetProperty("Verbose", flags)!.SetValue(runtime, true);
+            }
+            catch (Exception ex) when (ex is System.Reflection.TargetInvocationException || ex is NullReferenceException || ex is ArgumentException || ex is MethodAccessException || ex is InvalidCastException)
+            {
+                _quietVerbose = true;
+            }
+        }
+
         void ICommandHost.Progress(ProgressRecord record)
         {
             if (!Stopping) WriteProgress(record);
@@ -53,14 +81,61 @@ namespace NetnsNat.Commands
         bool ICommandHost.Try(object? target, Action action) => Guard(target, action);
 
         /// <summary>The backend for a family (the iptables backend for now).</summary>
-        internal INatBackend Backend(AddressFamilyProfile family) => BackendFactory.Create(Runner, family);
+        internal INatBackend Backend(AddressFamilyProfile family) => BackendFactory.Create(Runner, family, ((ICommandHost)this).Debug);
 
         protected override void StopProcessing() => _stop.Cancel();
 
+        /// <summary>
+        /// Sets up what every call shares (SIGTERM and SIGHUP handled like Ctrl+C; a warning for an invalid
+        /// NETNSNAT_TIMEOUT_SECONDS), then the cmdlet's own Begin.
+        /// </summary>
+        protected sealed override void BeginProcessing()
+        {
+            _sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
+            _sighup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, OnSignal);
+            DebugWithoutPrompts();
+            if (Settings.Warning is { } warning) WriteWarning(warning);
+            Begin();
+        }
+
+        /// <summary>The cmdlet's own BeginProcessing: privilege and tool checks.</summary>
+        protected virtual void Begin()
+        {
+        }
+
+        /// <summary>
+        /// SIGTERM (systemd stopping a unit, timeout(1)) or SIGHUP: cancel as Ctrl+C does (the running command is
+        /// killed, the call rolls back what it applied), and exit with 128 + the signal once the cmdlet has finished.
+        /// </summary>
+        private void OnSignal(PosixSignalContext context)
+        {
+            context.Cancel = true;
+            int code = context.Signal == PosixSignal.SIGHUP ? 129 : 143;
+            _signalExitCode = code;
+            try
+            {
+                _stop.Cancel();
+            }
+            catch (ObjectDisposedException)
+            {
+            }
+            // Dispose exits once the cmdlet has rolled back; this thread only when it never gets there.
+            var exit = new Thread(() =>
+            {
+                if (!_finished.Wait(TimeSpan.FromSeconds(60))) Environment.Exit(code);
+            }) { IsBackground = true, Name = "NetnsNat signal exit" };
+            exit.Start();
+        }
+
         public void Dispose()
         {
+            _sigterm?.Dispose();
+            _sighup?.Dispose();
+            _finished.Set();
             _stop.Dispose();
             GC.SuppressFinalize(this);
+            // After a SIGTERM or SIGHUP, exit as the signal asked, now that the call has rolled back.
+            if (_signalExitCode != 0) Environment.Exit(_signalExitCode);
         }
 
         /// <summary>Ends the command unless the process holds CAP_NET_ADMIN (root, or sudo).</summary>
@@ -90,6 +165,21 @@ namespace NetnsNat.Commands
                 new ArgumentException($"-{parameter} '{name}' is not a valid interface name: {reason}. Use 1 to {Names.MaxInterfaceName} characters from letters, digits, '.', '_' and '-', as in br0 or eth0.", parameter),
                 "InvalidInterfaceName", ErrorCategory.InvalidArgument, name));
             return false;
+        }
+
+        /// <summary>
+        /// A namespace name as a user gave it, or as 'ip netns list' prints it ("ns1 (id: 4)", so that
+        /// "ip netns list | Enable-NamespaceNat" works): the plain name, or null after an error.
+        /// </summary>
+        protected string? NamespaceName(string? given, string parameter = "Namespace")
+        {
+            var name = given;
+            if (name != null)
+            {
+                var id = name.IndexOf(" (id: ", StringComparison.Ordinal);
+                if (id > 0 && name.EndsWith(')') && int.TryParse(name.AsSpan(id + 6, name.Length - id - 7), out _)) name = name.Substring(0, id);
+            }
+            return CheckNamespaceName(name, parameter) ? name : null;
         }
 
         protected bool CheckNamespaceName(string? name, string parameter = "Namespace")

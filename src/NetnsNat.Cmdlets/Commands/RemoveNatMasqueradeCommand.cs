@@ -35,7 +35,7 @@ namespace NetnsNat.Commands
         [Parameter]
         public SwitchParameter PassThru { get; set; }
 
-        protected override void BeginProcessing()
+        protected override void Begin()
         {
             RequireNetAdmin();
             RequireTools(System.Linq.Enumerable.ToArray(Backend(AddressFamilyProfile.IPv4).RequiredTools));
@@ -59,7 +59,7 @@ namespace NetnsNat.Commands
                 var target = new SubnetNat(network, item.Outbound, item.Bridge);
                 Guard(target.SubnetText, () =>
                 {
-                    using var tx = NatTransaction.Begin(this, NamespaceNatService.LockTimeout);
+                    using var tx = NatTransaction.Begin(this, Linux.Settings.LockTimeout);
                     var removed = new RuleService(this, Backend(target.Family)).Remove(new[] { target }, target.ToString(), tx, null, item.Bridge);
                     tx.Complete();
                     if (removed != null && PassThru) WriteObject(removed);

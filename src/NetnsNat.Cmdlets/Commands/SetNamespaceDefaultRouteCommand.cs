@@ -20,7 +20,7 @@ namespace NetnsNat.Commands
         [Alias("Address")]
         public string Gateway { get; set; } = string.Empty;
 
-        protected override void BeginProcessing() => RequireNetAdmin();
+        protected override void Begin() => RequireNetAdmin();
 
         protected override void ProcessRecord()
         {

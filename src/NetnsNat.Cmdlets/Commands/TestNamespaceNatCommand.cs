@@ -49,7 +49,11 @@ namespace NetnsNat.Commands
 
         private readonly List<NatCheckResult> _results = new List<NatCheckResult>();
 
-        protected override void BeginProcessing()
+        /// <summary>With -Quiet: whether every namespace of the call had checks and none failed or could not run.</summary>
+        private bool _healthy = true;
+        private int _namespaces;
+
+        protected override void Begin()
         {
             RequireNetAdmin();
             RequireTools("ip", AddressFamilyProfile.IPv4.IptablesSave);
@@ -58,16 +62,23 @@ namespace NetnsNat.Commands
         protected override void ProcessRecord()
         {
             _results.Clear();
-            if (!CheckNamespaceName(Namespace)) return;
-            if (Bridge != null && !CheckInterfaceName(Bridge, "Bridge")) return;
-            if (Outbound != null && !CheckInterfaceName(Outbound, "Outbound")) return;
+            _namespaces++;
+            _healthy &= Check();
+        }
+
+        /// <summary>One namespace: its checks, emitted (or, with -Quiet, kept); true when it is healthy.</summary>
+        private bool Check()
+        {
+            if (NamespaceName(Namespace) is not { } ns) return false;
+            if (Bridge != null && !CheckInterfaceName(Bridge, "Bridge")) return false;
+            if (Outbound != null && !CheckInterfaceName(Outbound, "Outbound")) return false;
             System.Net.IPAddress? target = null;
             if (Target != null)
             {
                 if (!Cidr.TryParseAddress(Target, out var parsed) || AddressFamilyProfile.Of(parsed) != AddressFamilyProfile.IPv4)
                 {
                     WriteError(new ErrorRecord(new ArgumentException($"-Target '{Target}' is not an IPv4 address.", "Target"), "InvalidTarget", ErrorCategory.InvalidArgument, Target));
-                    return;
+                    return false;
                 }
                 target = parsed;
             }
@@ -76,22 +87,24 @@ namespace NetnsNat.Commands
                 _results.Add(result);
                 if (!Quiet) WriteObject(result);
             });
-            Guard(Namespace, () => diagnostics.Run(new DiagnosisRequest(Namespace, Bridge, Outbound, target, Port)));
-            var failed = _results.Count(r => r.Status == NatCheckStatus.Fail);
-            var warned = _results.Count(r => r.Status == NatCheckStatus.Warn);
-            if (Quiet)
+            Guard(ns, () => diagnostics.Run(new DiagnosisRequest(ns, Bridge, Outbound, target, Port)));
+            var failed = _results.Count(r => r.Severity >= NatCheckStatus.Fail);
+            var warned = _results.Count(r => r.Severity == NatCheckStatus.Warn);
+            if (!Quiet && _results.Count > 0)
             {
-                WriteObject(_results.Count > 0 && failed == 0);
-                return;
+                // A summary for a person at a terminal; with output redirected (a script's pwsh -c ... > file) it stays
+                // in the information stream, where -InformationAction Continue shows it.
+                var summary = $"Test-NamespaceNat {ns}: {_results.Count - failed - warned} passed, {warned} warnings, {failed} failed";
+                bool toHost = !Console.IsOutputRedirected && Host.Name == "ConsoleHost";
+                WriteInformation(new HostInformationMessage { Message = summary }, toHost ? new[] { "PSHOST" } : new[] { "Summary" });
             }
-            if (_results.Count > 0)
-            {
-                WriteInformation(new HostInformationMessage
-                {
-                    Message = $"Test-NamespaceNat {Namespace}: {_results.Count - failed - warned} passed, {warned} warnings, {failed} failed",
-                },
-                new[] { "PSHOST" });
-            }
+            return _results.Count > 0 && failed == 0;
+        }
+
+        /// <summary>-Quiet answers once for the whole call: $true only when every namespace passed.</summary>
+        protected override void EndProcessing()
+        {
+            if (Quiet) WriteObject(_healthy && _namespaces > 0);
         }
     }
 }

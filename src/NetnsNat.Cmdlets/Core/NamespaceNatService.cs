@@ -34,8 +34,6 @@ namespace NetnsNat.Core
     /// </summary>
     internal sealed class NamespaceNatService
     {
-        public static readonly TimeSpan LockTimeout = TimeSpan.FromSeconds(60);
-
         private readonly ICommandHost _host;
         private readonly InterfaceService _interfaces;
         private readonly ForwardingService _forwarding;
@@ -71,13 +69,21 @@ namespace NetnsNat.Core
 
             var groups = ready.GroupBy(r => r.Binding!.Rules).ToArray();
             foreach (var g in groups) _host.Verbose($"Setting up NAT on bridge {g.Key.Bridge} ({g.Key.SubnetText}, gateway {g.First().Binding!.Gateway}) via {g.Key.Outbound} for {g.Count()} namespace(s).");
-            using var tx = NatTransaction.Begin(_host, LockTimeout);
+            using var tx = NatTransaction.Begin(_host, Settings.LockTimeout);
             int succeeded = 0;
             try
             {
                 var forwarding = _forwarding.Set(Family, true, tx);
                 var outcomes = _rules.Add(groups.Select(g => g.Key).ToArray(), tx, target => target);
                 var rules = outcomes?.ToDictionary(o => o.Target, o => o.Rule) ?? new Dictionary<SubnetNat, NatMasqueradeRule>();
+
+                // The rules of a bridge are written once for all its namespaces: the first result reports the change.
+                var reported = new HashSet<SubnetNat>();
+                NatMasqueradeRule? RuleFor(SubnetNat key)
+                {
+                    if (!rules.TryGetValue(key, out var rule)) return null;
+                    return reported.Add(key) ? rule : rule with { ChangedRules = 0 };
+                }
 
                 var progress = new ProgressRecord(1, "Enable-NamespaceNat", "Setting default routes") { PercentComplete = 0 };
                 int done = 0;
@@ -93,7 +99,7 @@ namespace NetnsNat.Core
                             _host.Progress(progress);
                         }
                         bool ok = false;
-                        _host.Try(request.Namespace, () => ok = EnableOne(request, forwarding, rules.TryGetValue(g.Key, out var r) ? r : null, tx, emit));
+                        _host.Try(request.Namespace, () => ok = EnableOne(request, forwarding, () => RuleFor(g.Key), tx, emit));
                         if (ok)
                         {
                             successes.Add(g.Key);
@@ -142,7 +148,7 @@ namespace NetnsNat.Core
         }
 
         /// <summary>Route and resolver for one namespace; undoes its own steps when a later one fails.</summary>
-        private bool EnableOne(EnableRequest request, IpForwardingState? forwarding, NatMasqueradeRule? rule, NatTransaction tx, Action<NamespaceNatResult> emit)
+        private bool EnableOne(EnableRequest request, IpForwardingState? forwarding, Func<NatMasqueradeRule?> ruleOf, NatTransaction tx, Action<NamespaceNatResult> emit)
         {
             var ns = request.Namespace;
             var binding = request.Binding!;
@@ -150,6 +156,7 @@ namespace NetnsNat.Core
             {
                 var route = _routes.SetDefault(ns, binding.Gateway, tx, request);
                 _resolver.Write(ns, request.Dns, tx, request);
+                var rule = route == null ? null : ruleOf();
                 if (forwarding == null || rule == null || route == null) return false; // -WhatIf
                 _interfaces.RequireBridgeStillThere(request.Bridge);
                 var resolvConf = Resolver.EffectiveResolvConf(ns);
@@ -173,7 +180,7 @@ namespace NetnsNat.Core
         public NamespaceNatResult? Disable(string ns, string bridge, string? outbound, bool disableForwarding)
         {
             var link = _interfaces.Ip.Link(bridge, _host.Token);
-            using var tx = NatTransaction.Begin(_host, LockTimeout);
+            using var tx = NatTransaction.Begin(_host, Settings.LockTimeout);
             var state = _rules.Backend.Read(_host.Token);
 
             // What to remove: the bridge's subnets (when it still exists) and whatever NetnsNat's FORWARD rules name for it.

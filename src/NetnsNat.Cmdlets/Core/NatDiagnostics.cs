@@ -40,10 +40,42 @@ namespace NetnsNat.Core
 
         private AddressFamilyProfile Family => _backend.Family;
 
-        private void Emit(string check, NatCheckStatus status, string detail, string? fix = null) =>
-            _emit(new NatCheckResult(_request.Namespace, _bridge, _uplink, check, status, detail, status == NatCheckStatus.Pass ? null : fix));
+        /// <summary>Every check, in the order they run.</summary>
+        public static readonly IReadOnlyList<string> Checks = new[]
+        {
+            "NamespaceExists", "LoopbackUp", "Bridge", "NamespaceAddress", "DefaultRoute", "IpForwarding", "Masquerade", "Uplink", "Forward", "DuplicateRules", "BackendMix", "Resolver",
+        };
 
+        private readonly HashSet<string> _emitted = new HashSet<string>(StringComparer.Ordinal);
+
+        private void Emit(string check, NatCheckStatus status, string detail, string? fix = null)
+        {
+            _emitted.Add(check);
+            _emit(new NatCheckResult(_request.Namespace, _bridge, _uplink, check, status, detail, status == NatCheckStatus.Pass ? null : fix));
+        }
+
+        /// <summary>
+        /// Runs the checks. A check that cannot run (a tool fails or times out, the kernel refuses a request) is no
+        /// pass: it and every check after it that had not run yet come out as Error, with what went wrong.
+        /// </summary>
         public void Run(DiagnosisRequest request)
+        {
+            _emitted.Clear();
+            try
+            {
+                RunChecks(request);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException && ex is not System.Management.Automation.PipelineStoppedException && ex is not ToolNotFoundException)
+            {
+                var checks = request.Target != null ? Checks.Append("Probe") : Checks;
+                foreach (var check in checks.Where(c => !_emitted.Contains(c)).ToArray())
+                {
+                    Emit(check, NatCheckStatus.Error, $"Could not check: {ex.Message}", "Fix what stopped the check (see the detail), then run Test-NamespaceNat again");
+                }
+            }
+        }
+
+        private void RunChecks(DiagnosisRequest request)
         {
             _request = request;
             var ns = request.Namespace;
@@ -218,7 +250,9 @@ namespace NetnsNat.Core
             var resolvConf = Resolver.EffectiveResolvConf(ns);
             var servers = Resolver.NameserversOf(resolvConf);
             var dnsFix = $"Enable-NamespaceNat -Namespace {ns} -Bridge {bridgeName} -Dns NAMESERVER";
-            if (servers.Count == 0) Emit("Resolver", NatCheckStatus.Fail, $"{resolvConf} names no nameserver: name lookups in the namespace fail.", dnsFix);
+            var unreadable = Resolver.UnreadableByOthers(resolvConf);
+            if (unreadable != null) Emit("Resolver", NatCheckStatus.Fail, $"{unreadable}, so name lookups by the namespace's other users fail (a umask of 077 when it was written?).", $"chmod 0755 {Resolver.NetnsRoot} {System.IO.Path.GetDirectoryName(resolvConf)}; chmod 0644 {resolvConf}");
+            else if (servers.Count == 0) Emit("Resolver", NatCheckStatus.Fail, $"{resolvConf} names no nameserver: name lookups in the namespace fail.", dnsFix);
             else if (servers.All(Resolver.IsLoopback)) Emit("Resolver", NatCheckStatus.Fail, $"{resolvConf} names only loopback resolvers ({string.Join(", ", servers)}), which the namespace cannot reach (its loopback is its own).", dnsFix);
             else Emit("Resolver", NatCheckStatus.Pass, $"{resolvConf}: {string.Join(", ", servers.Where(s => !Resolver.IsLoopback(s)))}.");
 

@@ -26,8 +26,13 @@ namespace NetnsNat.Core
         /// <summary>The held ruleset lock: what the write path asks for.</summary>
         public RulesetLock Lock { get; }
 
-        public static NatTransaction Begin(ICommandHost host, TimeSpan lockTimeout) =>
-            new NatTransaction(host, RulesetLock.Acquire(host.Token, lockTimeout, host.Verbose));
+        public static NatTransaction Begin(ICommandHost host, TimeSpan lockTimeout)
+        {
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            var held = RulesetLock.Acquire(host.Token, lockTimeout, host.Verbose);
+            host.Debug($"Holding the ruleset lock {held.Path} (waited {clock.Elapsed.TotalMilliseconds:0.00} ms).");
+            return new NatTransaction(host, held);
+        }
 
         /// <summary>Whether anything was done that a rollback would undo.</summary>
         public bool HasChanges => _undo.Count > 0;

@@ -49,8 +49,19 @@ namespace NetnsNat.Core
             if (!_host.ShouldProcess(path, $"Write resolv.conf for namespace {ns}: nameserver {string.Join(", nameserver ", servers)}")) return;
             var directory = Resolver.NamespaceDirectory(ns);
             bool createdDirectory = !Directory.Exists(directory);
-            Directory.CreateDirectory(directory);
+            // Modes set explicitly, whatever the umask (077 is common for root): every process in the namespace reads it.
+            if (!Directory.Exists(Resolver.NetnsRoot))
+            {
+                Directory.CreateDirectory(Resolver.NetnsRoot);
+                File.SetUnixFileMode(Resolver.NetnsRoot, Resolver.DirectoryMode);
+            }
+            if (createdDirectory)
+            {
+                Directory.CreateDirectory(directory);
+                File.SetUnixFileMode(directory, Resolver.DirectoryMode);
+            }
             File.WriteAllText(path, content);
+            File.SetUnixFileMode(path, Resolver.FileMode);
             tx.Record(group, $"{path}", () =>
             {
                 if (previous != null) File.WriteAllText(path, previous);

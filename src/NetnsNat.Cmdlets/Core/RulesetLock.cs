@@ -12,11 +12,22 @@ namespace NetnsNat.Core
     /// </summary>
     internal sealed class RulesetLock : IDisposable
     {
-        public const string DefaultPath = "/run/netnsnat.lock";
+        /// <summary>
+        /// The lock of the network namespace this process works in: /run/netnsnat/netns-INODE.lock. Hosts that share
+        /// /run (containers, the lab's hosts) each have their own firewall, and so their own lock.
+        /// </summary>
+        public static string DefaultPath => "/run/netnsnat/netns-" + Linux.NetnsIdentity.Current() + ".lock";
         private const int LOCK_EX = 2, LOCK_NB = 4, LOCK_UN = 8;
         private int _fd;
 
-        private RulesetLock(int fd) => _fd = fd;
+        private RulesetLock(int fd, string path)
+        {
+            _fd = fd;
+            Path = path;
+        }
+
+        /// <summary>The lock file.</summary>
+        public string Path { get; }
 
         [DllImport("libc", SetLastError = true)]
         private static extern int open([MarshalAs(UnmanagedType.LPStr)] string path, int flags, int mode);
@@ -31,9 +42,16 @@ namespace NetnsNat.Core
         public bool IsHeld => _fd >= 0;
 
         /// <summary>Waits for the lock up to the timeout; onWait is told once when another process holds it.</summary>
-        public static RulesetLock Acquire(CancellationToken cancellationToken, TimeSpan timeout, Action<string>? onWait = null, string path = DefaultPath)
+        public static RulesetLock Acquire(CancellationToken cancellationToken, TimeSpan timeout, Action<string>? onWait = null, string? path = null)
         {
             const int O_RDWR = 2, O_CREAT = 0x40, O_CLOEXEC = 0x80000;
+            path ??= DefaultPath;
+            var folder = System.IO.Path.GetDirectoryName(path);
+            if (folder != null && !Directory.Exists(folder))
+            {
+                Directory.CreateDirectory(folder);
+                File.SetUnixFileMode(folder, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute);
+            }
             int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, Convert.ToInt32("600", 8));
             if (fd < 0) throw new IOException($"Could not open the lock file {path} (errno {Marshal.GetLastWin32Error()}).");
             var deadline = DateTime.UtcNow + timeout;
@@ -42,18 +60,18 @@ namespace NetnsNat.Core
             {
                 if (!told)
                 {
-                    onWait?.Invoke($"Another NetnsNat command holds {path}; waiting up to {timeout.TotalSeconds:0} s for it.");
+                    onWait?.Invoke($"Another NetnsNat command holds {path}; waiting up to {timeout.TotalSeconds:0} s for it (NETNSNAT_TIMEOUT_SECONDS sets the wait).");
                     told = true;
                 }
                 if (cancellationToken.IsCancellationRequested || DateTime.UtcNow > deadline)
                 {
                     close(fd);
                     cancellationToken.ThrowIfCancellationRequested();
-                    throw new TimeoutException($"Another NetnsNat command held {path} for more than {timeout.TotalSeconds:0} seconds.");
+                    throw new TimeoutException($"Another NetnsNat command held {path} for more than {timeout.TotalSeconds:0} seconds. Find it with 'fuser {path}', or wait longer with NETNSNAT_TIMEOUT_SECONDS.");
                 }
                 Thread.Sleep(5);
             }
-            return new RulesetLock(fd);
+            return new RulesetLock(fd, path);
         }
 
         /// <summary>Throws when a writer is handed a lock that was already released.</summary>

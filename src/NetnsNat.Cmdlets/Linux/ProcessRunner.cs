@@ -22,7 +22,7 @@ namespace NetnsNat.Linux
     public sealed class ToolNotFoundException : Exception
     {
         internal ToolNotFoundException(string tool, string package)
-            : base($"'{tool}' was not found on PATH. Install the {package} package (Debian/Ubuntu: apt-get install {package}) and try again.")
+            : base($"'{tool}' was not found on PATH ({Environment.GetEnvironmentVariable("PATH")}) nor in /usr/local/sbin, /usr/sbin or /sbin. Install the {package} package (Debian/Ubuntu: apt-get install {package}) and try again.")
         {
             Tool = tool;
             Package = package;
@@ -36,10 +36,10 @@ namespace NetnsNat.Linux
     internal sealed class ProcessRunner
     {
         /// <summary>How long one external command may run: 30 s, or NETNSNAT_TIMEOUT_SECONDS.</summary>
-        public static TimeSpan DefaultTimeout =>
-            int.TryParse(Environment.GetEnvironmentVariable("NETNSNAT_TIMEOUT_SECONDS"), out var seconds) && seconds > 0
-                ? TimeSpan.FromSeconds(seconds)
-                : TimeSpan.FromSeconds(30);
+        public static TimeSpan DefaultTimeout => Settings.CommandTimeout;
+
+        /// <summary>Where tools are looked for after PATH: a cron or systemd PATH often lacks the sbin folders.</summary>
+        private static readonly string[] SbinFolders = { "/usr/local/sbin", "/usr/sbin", "/sbin" };
 
         /// <summary>The Debian package that has a tool.</summary>
         public static string PackageOf(string tool) => tool switch
@@ -51,11 +51,11 @@ namespace NetnsNat.Linux
             _ => tool,
         };
 
-        /// <summary>The full path of a tool as PATH finds it, or null.</summary>
+        /// <summary>The full path of a tool as PATH finds it, then in the sbin folders; null when neither has it.</summary>
         public static string? Which(string tool)
         {
             var path = Environment.GetEnvironmentVariable("PATH") ?? string.Empty;
-            foreach (var dir in path.Split(':', StringSplitOptions.RemoveEmptyEntries))
+            foreach (var dir in path.Split(':', StringSplitOptions.RemoveEmptyEntries).Concat(SbinFolders))
             {
                 var candidate = Path.Combine(dir, tool);
                 if (File.Exists(candidate)) return candidate;

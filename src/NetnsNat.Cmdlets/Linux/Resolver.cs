@@ -16,7 +16,30 @@ namespace NetnsNat.Linux
         public const string HostResolvConf = "/etc/resolv.conf";
         public const string SystemdUpstream = "/run/systemd/resolve/resolv.conf";
 
-        public static string NamespaceDirectory(string ns) => Path.Combine("/etc/netns", ns);
+        public const string NetnsRoot = "/etc/netns";
+
+        /// <summary>0755 and 0644: what the namespace's processes, root or not, need to read the file.</summary>
+        public const UnixFileMode DirectoryMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute;
+        public const UnixFileMode FileMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead;
+
+        public static string NamespaceDirectory(string ns) => Path.Combine(NetnsRoot, ns);
+
+        /// <summary>
+        /// Why a process that is not root cannot read the file (a folder on its path others cannot enter, or the file
+        /// others cannot read), or null when it can.
+        /// </summary>
+        public static string? UnreadableByOthers(string path)
+        {
+            if (!File.Exists(path)) return null;
+            if ((File.GetUnixFileMode(path) & UnixFileMode.OtherRead) == 0) return $"{path} is mode {Mode(path)}: only root can read it";
+            for (var folder = Path.GetDirectoryName(path); !string.IsNullOrEmpty(folder) && folder != "/"; folder = Path.GetDirectoryName(folder))
+            {
+                if ((File.GetUnixFileMode(folder) & UnixFileMode.OtherExecute) == 0) return $"{folder} is mode {Mode(folder)}: other users cannot enter it";
+            }
+            return null;
+        }
+
+        private static string Mode(string path) => Convert.ToString((int)File.GetUnixFileMode(path), 8).PadLeft(4, '0');
 
         public static string NamespaceResolvConf(string ns) => Path.Combine(NamespaceDirectory(ns), "resolv.conf");
 

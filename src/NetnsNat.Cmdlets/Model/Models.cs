@@ -8,7 +8,10 @@ namespace NetnsNat
     /// <param name="Key">The sysctl name, net.ipv4.ip_forward or net.ipv6.conf.all.forwarding.</param>
     /// <param name="Enabled">Whether forwarding is on after the call.</param>
     /// <param name="Changed">True when this call wrote the sysctl.</param>
-    public sealed record IpForwardingState(string AddressFamily, string Key, bool Enabled, bool Changed);
+    public sealed record IpForwardingState(string AddressFamily, string Key, bool Enabled, bool Changed)
+    {
+        public override string ToString() => $"{Key} = {(Enabled ? 1 : 0)}{(Changed ? " (changed)" : string.Empty)}";
+    }
 
     /// <summary>One IPv4 address of a bridge and the subnet it is on.</summary>
     /// <param name="Bridge">The bridge.</param>
@@ -39,7 +42,12 @@ namespace NetnsNat
     /// <param name="Device">The interface the route leaves by.</param>
     /// <param name="PreviousGateway">The gateway of the default route before the call, or null when there was none.</param>
     /// <param name="Changed">True when this call changed the route.</param>
-    public sealed record NamespaceRoute(string Namespace, string? Gateway, string? Device, string? PreviousGateway, bool Changed);
+    public sealed record NamespaceRoute(string Namespace, string? Gateway, string? Device, string? PreviousGateway, bool Changed)
+    {
+        public override string ToString() =>
+            (Gateway == null ? "no default route" : $"default via {Gateway}{(Device == null ? string.Empty : " dev " + Device)}")
+            + (Changed ? $" (was {(PreviousGateway == null ? "none" : "via " + PreviousGateway)})" : string.Empty);
+    }
 
     /// <summary>What Enable-NamespaceNat or Disable-NamespaceNat did for one namespace.</summary>
     /// <param name="Namespace">The namespace.</param>
@@ -60,5 +68,7 @@ namespace NetnsNat
         public bool Forwarding => ForwardingState.Enabled;
 
         public IReadOnlyList<string> Dns { get; } = Dns ?? Array.Empty<string>();
+
+        public override string ToString() => $"{Namespace} on {Bridge} ({Subnet}) via {Outbound}: {(Enabled ? "enabled" : "disabled")}";
     }
 }
