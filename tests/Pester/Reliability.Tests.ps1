@@ -218,7 +218,7 @@ exec "$REAL" "$@"
     }
 
     Context 'the lock holds through a rollback' {
-        It 'a rollback is never interleaved with another process''s write: a second Enable waits for the first one''s undo' {
+        It 'a rollback is never interleaved with a write by another process: a second Enable waits for the undo of the first' {
             # Process A fails on the route (its namespace has no address on the bridge) after writing the rules, and
             # its undo is slow (an iptables-restore that sleeps when it deletes). Process B enables a namespace on the
             # same bridge meanwhile. Were the lock released before A's undo, B would find A's rules in place, write
