@@ -201,8 +201,13 @@ function Remove-NetnsNatLab {
 }
 
 function Reset-LabFirewall {
-    <# Empties every table of both iptables backends in the sandbox namespace, policies back to ACCEPT. #>
+    <#
+      Empties every table of both iptables backends in the sandbox namespace, policies back to ACCEPT, and forgets
+      NetnsNat's state store with them (its bindings would name rules that are gone). A test of Restore-NamespaceNat
+      flushes the rules by hand instead.
+    #>
     Assert-LabSandbox
+    Remove-Item /var/lib/netnsnat -Recurse -Force -ErrorAction Ignore
     foreach ($tool in 'iptables', 'iptables-legacy') {
         if (-not (Get-Command $tool -CommandType Application -ErrorAction Ignore)) { continue }
         # Touch a backend only when it has tables: flushing creates them, and iptables then warns about the mix.

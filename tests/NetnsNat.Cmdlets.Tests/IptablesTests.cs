@@ -271,8 +271,9 @@ COMMIT
         [Fact]
         public void Command_lines_quote_what_a_shell_would_split()
         {
-            Assert.Equal("ip -n testnet route replace default via 10.0.0.1", ProcessRunner.FormatCommandLine("ip", RouteService.ReplaceArguments("testnet", IPAddress.Parse("10.0.0.1"))));
-            Assert.Equal("ip -6 -n testnet route replace default via fd00::1", ProcessRunner.FormatCommandLine("ip", RouteService.ReplaceArguments("testnet", IPAddress.Parse("fd00::1"))));
+            Assert.Equal("ip -n testnet route replace default via 10.0.0.1", RouteService.ReplaceCommand(NamespaceRef.Named("testnet"), IPAddress.Parse("10.0.0.1")));
+            Assert.Equal("ip -n testnet -6 route replace default via fd00::1", RouteService.ReplaceCommand(NamespaceRef.Named("testnet"), IPAddress.Parse("fd00::1")));
+            Assert.Equal("nsenter --net=/proc/1/ns/net ip route del default", RouteService.DeleteCommand(NamespaceRef.AtPath("/proc/1/ns/net"), AddressFamilyProfile.IPv4));
             Assert.Equal("echo 'a b' 'it'\\''s'", ProcessRunner.FormatCommandLine("echo", new[] { "a b", "it's" }));
         }
     }

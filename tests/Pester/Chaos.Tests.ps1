@@ -20,7 +20,8 @@ while ([DateTime]::UtcNow -lt `$deadline) {
         4 { Remove-NatMasquerade -Subnet "10.8`$i.0.0/24" -Outbound eth0 -ErrorAction SilentlyContinue -ErrorVariable e }
     }
     `$ops++
-    if (`$e) { `$errors++; [Console]::Error.WriteLine("`$(`$e[0].FullyQualifiedErrorId): `$(`$e[0])") }
+    # Disabling a namespace NetnsNat has not enabled there is an error by design (NotEnabled): the random calls make many.
+    if (`$e -and `$e[0].FullyQualifiedErrorId -notlike 'NotEnabled,*') { `$errors++; [Console]::Error.WriteLine("`$(`$e[0].FullyQualifiedErrorId): `$(`$e[0])") }
 }
 "`$ops `$errors"
 "@
@@ -85,12 +86,17 @@ Describe 'Chaos: concurrent random calls, some killed mid-call' {
         $duplicates = $rules.Count - @($rules | Sort-Object -Unique).Count
         $counts = Get-BridgeRuleCounts
         $half = @($counts | Where-Object { -not (($_.Masquerade -eq 0 -and $_.Forward -eq 0) -or ($_.Masquerade -eq 1 -and $_.Forward -eq 3)) })
+        # Back to the start: one Enable and Disable per bridge takes away what NetnsNat's bindings added; rules that
+        # Add-NatMasquerade wrote with no namespace, or that an Enable found standing, are nobody's binding and stay,
+        # so they go the way they came: Remove-NatMasquerade.
         foreach ($i in 1..$Bridges) {
             Enable-NamespaceNat "k${i}a" "brk$i" eth0 | Out-Null
             Test-LabConnection -Namespace "k${i}a" | Should -Be $lab.UplinkAddress
             Disable-NamespaceNat "k${i}a" "brk$i"
-            Disable-NamespaceNat "k${i}b" "brk$i"
+            Disable-NamespaceNat "k${i}b" "brk$i" -ErrorAction SilentlyContinue
+            Get-NatMasquerade -Bridge "brk$i" | Remove-NatMasquerade
         }
+        Get-NamespaceNat | Should -BeNullOrEmpty -Because 'every binding was disabled'
         $after = Get-LabRuleset
         Write-Figure 'chaos: processes, killed mid-call, calls finished' "$($results.Count) processes, $killed killed with SIGKILL, $ops calls by the others, $errors errors, $duplicates duplicate rules, $($half.Count) half sets"
         $duplicates | Should -Be 0

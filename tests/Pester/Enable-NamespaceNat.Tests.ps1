@@ -192,11 +192,8 @@ exec "$REAL" "$@"
             (Invoke-LabCommand ip -ArgumentList @('-n', 'testnet', 'route', 'show', 'default')).Output | Should -Match 'via 10\.0\.0\.254'
         }
 
-        It 'Disable-NamespaceNat on a namespace that was never enabled changes nothing' {
-            $before = Get-LabState
-            Disable-NamespaceNat testnet br0 -ErrorVariable err
-            $err | Should -BeNullOrEmpty
-            Get-LabState | Should -Be $before
+        It 'Disable-NamespaceNat on a namespace NetnsNat never enabled is NotEnabled (ObjectNotFound), and changes nothing' {
+            Assert-FailsWithoutChange { Disable-NamespaceNat testnet br0 } -ErrorId NotEnabled -Category ObjectNotFound | Out-Null
         }
     }
 

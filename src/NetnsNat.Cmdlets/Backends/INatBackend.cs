@@ -48,6 +48,21 @@ namespace NetnsNat.Backends
         /// </summary>
         void Undo(AppliedPlan applied, NatPlan part, RulesetLock held);
 
+        /// <summary>Every rule the target needs, in the backend's own text (what the state store and the result objects hold).</summary>
+        IReadOnlyList<string> Rules(SubnetNat target);
+
+        /// <summary>The rules of the target that stand now, in the backend's own text (what the state store records).</summary>
+        IReadOnlyList<string> Present(NatState state, SubnetNat target);
+
+        /// <summary>What takes away the given rules of the target (one copy each): the ones NetnsNat added, not the ones it found.</summary>
+        NatPlan PlanRemoveOwned(NatState state, SubnetNat target, IReadOnlyCollection<string> owned);
+
+        /// <summary>The tables the target's rules go into that do not exist yet ("ip nat"), which the write will create.</summary>
+        IReadOnlyList<string> MissingTables(NatState state, SubnetNat target);
+
+        /// <summary>Deletes those of the tables that are empty (no rules, no chains of anyone's, policies ACCEPT); returns the ones deleted.</summary>
+        IReadOnlyList<string> DeleteEmptyTables(IReadOnlyCollection<string> tables, RulesetLock held);
+
         /// <summary>The masquerade rules there are (NetnsNat's and others'), with what NetnsNat keeps beside them.</summary>
         IReadOnlyList<MasqueradeEntry> Masquerades(NatState state);
 

@@ -337,6 +337,78 @@ namespace NetnsNat.Backends
             if (!result.Succeeded) throw new IptablesException(result.CommandLine, result.Diagnostic);
         }
 
+        public IReadOnlyList<string> Rules(SubnetNat target) => MasqueradeRules.For(target).Select(r => r.ToString()).ToArray();
+
+        public IReadOnlyList<string> Present(NatState state, SubnetNat target)
+        {
+            var snapshot = Snapshot(state);
+            return MasqueradeRules.For(target).Where(r => snapshot.Count(r) > 0).Select(r => r.ToString()).ToArray();
+        }
+
+        public NatPlan PlanRemoveOwned(NatState state, SubnetNat target, IReadOnlyCollection<string> owned)
+        {
+            var snapshot = Snapshot(state);
+            var delete = new List<IptablesRule>();
+            foreach (var text in owned)
+            {
+                var rule = ParseRuleText(text);
+                if (rule == null) continue;
+                // One copy per rule NetnsNat added; the first that stands, as iptables -D takes it.
+                var standing = snapshot.Chain(rule.Table, rule.Chain).FirstOrDefault(r => r.SameAs(rule) && !delete.Contains(r));
+                if (standing != null) delete.Add(standing);
+            }
+            return Plan(state, RulePlan.Of(delete, Array.Empty<IptablesRule>(), Array.Empty<IptablesRule>()));
+        }
+
+        /// <summary>A rule as ToString wrote it ("-t nat -A POSTROUTING ...", "-A FORWARD ..."), or null.</summary>
+        internal static IptablesRule? ParseRuleText(string text)
+        {
+            var table = "filter";
+            if (text.StartsWith("-t ", StringComparison.Ordinal))
+            {
+                var space = text.IndexOf(' ', 3);
+                if (space < 0) return null;
+                table = text.Substring(3, space - 3);
+                text = text.Substring(space + 1);
+            }
+            return IptablesRule.ParseSaveLine(table, text);
+        }
+
+        public IReadOnlyList<string> MissingTables(NatState state, SubnetNat target)
+        {
+            var s = (IptablesState)state;
+            if (s.Backend == "legacy") return Array.Empty<string>();
+            var policies = s.Snapshot.Policies;
+            return MasqueradeRules.For(target).Select(r => r.Table).Distinct()
+                .Where(table => !policies.Keys.Any(k => k.StartsWith(table + "/", StringComparison.Ordinal)))
+                .Select(table => TableName(table)).ToArray();
+        }
+
+        public IReadOnlyList<string> DeleteEmptyTables(IReadOnlyCollection<string> tables, RulesetLock held)
+        {
+            held.Require();
+            if (tables.Count == 0) return Array.Empty<string>();
+            RulesetCache.Invalidate(CurrentNetns());
+            var state = Read(CancellationToken.None);
+            if (state.Backend == "legacy" || state.Generation == null) return Array.Empty<string>();
+            var snapshot = state.Snapshot;
+            var empty = tables.Where(name =>
+            {
+                var table = name.Substring(name.IndexOf(' ') + 1);
+                if (TableName(table) != name) return false;
+                var chains = snapshot.Policies.Where(p => p.Key.StartsWith(table + "/", StringComparison.Ordinal)).ToArray();
+                return chains.Length > 0 && chains.All(c => c.Value == "ACCEPT") && !snapshot.Rules.Any(r => r.Table == table);
+            }).ToArray();
+            if (empty.Length == 0) return empty;
+            var deleted = NftRuleWriter.DeleteTables(Family, empty.Select(n => n.Substring(n.IndexOf(' ') + 1)).ToArray(), state.Generation.Value);
+            RulesetCache.Invalidate(CurrentNetns());
+            _debug($"Deleted the empty tables NetnsNat had created: {string.Join(", ", deleted)}.");
+            return deleted.Select(TableName).ToArray();
+        }
+
+        /// <summary>The nf_tables name of an iptables table of this family: "ip nat", "ip6 filter".</summary>
+        private string TableName(string table) => (Family == AddressFamilyProfile.IPv6 ? "ip6 " : "ip ") + table;
+
         public IReadOnlyList<MasqueradeEntry> Masquerades(NatState state)
         {
             var snapshot = Snapshot(state);
@@ -369,33 +441,42 @@ namespace NetnsNat.Backends
         }
 
         /// <summary>
-        /// What the other iptables backend (legacy beside nf_tables, or the reverse) holds for the subnet: both are
-        /// evaluated by the kernel, and neither tool shows the other's rules. A message and a fix; null when nothing.
+        /// The rules of the other iptables backend (legacy beside nf_tables, or the reverse), when it has any: both are
+        /// evaluated by the kernel, and neither tool shows the other's rules. Null when it has none.
         /// </summary>
-        public (string Message, string Fix)? OtherBackendRules(IptablesState state, string subnet, CancellationToken token)
+        public (string Tool, string Name, IptablesSnapshot Snapshot)? OtherBackend(IptablesState state, CancellationToken token)
         {
-            var backend = state.Backend;
             string? otherTool = null;
-            if (backend == "nf_tables")
+            if (state.Backend == "nf_tables")
             {
                 // Legacy tables register in /proc/net/ip_tables_names; read it instead of starting a process every call.
                 if (File.Exists(Family.LegacyTablesFile) && File.ReadAllText(Family.LegacyTablesFile).Trim().Length > 0 && ProcessRunner.Which(Family.LegacySave) != null) otherTool = Family.LegacySave;
             }
-            else if (backend == "legacy" && ProcessRunner.Which(Family.NftSave) != null)
+            else if (state.Backend == "legacy" && ProcessRunner.Which(Family.NftSave) != null)
             {
                 otherTool = Family.NftSave;
             }
             if (otherTool == null) return null;
             var result = _runner.Run(otherTool, Array.Empty<string>(), token);
             if (!result.Succeeded) return null;
-            var other = IptablesSnapshot.Parse(result.StandardOutput);
-            var mentions = other.Rules.Where(r => r.Source == subnet || r.Destination == subnet).ToArray();
-            if (mentions.Length == 0) return null;
-            var otherName = otherTool == Family.LegacySave ? "legacy" : "nf_tables";
+            return (otherTool, otherTool == Family.LegacySave ? "legacy" : "nf_tables", IptablesSnapshot.Parse(result.StandardOutput));
+        }
+
+        /// <summary>What the other backend holds for the subnet, as a message and a fix; null when nothing.</summary>
+        public (string Message, string Fix)? OtherBackendRules(IptablesState state, string subnet, CancellationToken token)
+        {
+            var other = OtherBackend(state, token);
+            if (other == null) return null;
+            var (otherTool, otherName, snapshot) = other.Value;
+            var mentions = snapshot.Rules.Where(r => r.Source == subnet || r.Destination == subnet).ToArray();
+            var blocking = snapshot.Policies.TryGetValue("filter/FORWARD", out var policy) && policy != "ACCEPT"
+                ? $"its FORWARD policy is {policy}" : snapshot.Chain("filter", "FORWARD").Any(r => r.Target == "DROP" || r.Target == "REJECT") ? "its FORWARD chain has DROP or REJECT rules" : null;
+            if (mentions.Length == 0 && blocking == null) return null;
+            var what = mentions.Length > 0 ? $"has {mentions.Length} rule(s) for {subnet}" + (blocking != null ? $", and {blocking}" : string.Empty) : blocking;
             return (
-                $"The {otherName} iptables backend also has {mentions.Length} rule(s) for {subnet} (see '{otherTool}'), while NetnsNat writes to the {backend} backend " +
+                $"The {otherName} iptables backend also {what} (see '{otherTool}'), while NetnsNat writes to the {state.Backend} backend " +
                 $"that '{Family.Iptables}' uses. The kernel applies both, so a DROP or a second MASQUERADE there still acts on this traffic, and '{Family.Iptables} -L' does not show it.",
-                $"Remove the {otherName} rules, or make one backend the default with 'update-alternatives --config {Family.Iptables}'");
+                $"Remove the {otherName} rules (or set its FORWARD policy to ACCEPT), or make one backend the default with 'update-alternatives --config {Family.Iptables}'");
         }
 
         private string BackendOf(IptablesSnapshot snapshot) => snapshot.Backend ?? BackendFromPath();

@@ -218,6 +218,29 @@ namespace NetnsNat.Backends
             throw new NftablesException(Describe(errno, index >= 0 && index < plan.Count ? plan.Changes[index].Rule : null), errno);
         }
 
+        /// <summary>
+        /// Deletes tables of a family (NFT_MSG_DELTABLE) in one batch that goes only if the ruleset is still of the
+        /// generation the caller checked them empty at. Returns the tables deleted (none when the ruleset moved).
+        /// </summary>
+        public static IReadOnlyList<string> DeleteTables(AddressFamilyProfile family, IReadOnlyList<string> tables, uint generation)
+        {
+            const ushort NFTA_TABLE_NAME = 1;
+            using var socket = NetfilterSocket.Open(tables.Count * 64);
+            uint seq = socket.Reserve(tables.Count + 2);
+            uint first = seq, last = seq + (uint)tables.Count;
+            var messages = new List<byte[]> { BatchBegin(seq, generation) };
+            foreach (var table in tables)
+            {
+                ++seq;
+                messages.Add(Message(NftMessage(2), (ushort)(NLM_F_REQUEST | (seq == last ? NLM_F_ACK : 0)), seq, family.NfProto, 0, Attribute(NFTA_TABLE_NAME, Text(table))));
+            }
+            messages.Add(BatchEnd(++seq));
+            var (errno, index) = socket.SendBatch(Concat(messages.ToArray()), first, last, "delete the empty tables");
+            if (errno == 0) return tables;
+            if (errno == ERESTART || errno == ENOENT || errno == EBUSY) return Array.Empty<string>();
+            throw new NftablesException($"nf_tables refused to delete the empty table{(tables.Count > 1 ? "s" : string.Empty)} {string.Join(", ", tables)}: {Strerror(errno)} (errno {errno}).", errno);
+        }
+
         private static string Key(IptablesRule rule) => rule.Table + "/" + rule.Chain;
 
         private static IReadOnlyList<NftRuleDump> Dump(NetfilterSocket socket, AddressFamilyProfile family, string table, string chain, out ushort generation)

@@ -49,6 +49,10 @@ namespace NetnsNat.Commands
                 }
                 using var tx = NatTransaction.Begin(this, Linux.Settings.LockTimeout);
                 var outcomes = new RuleService(this, Backend(target.Family)).Add(new[] { target }, tx, _ => null);
+                if (outcomes != null && Bridge != null)
+                {
+                    StoreNotes.Added(new SubnetNatKey(target.Family.Name, target.SubnetText, Outbound, Bridge), outcomes[0].Plan.Changes.Where(c => c.IsAddition).Select(c => c.RuleText), tx);
+                }
                 tx.Complete();
                 if (outcomes != null && outcomes.Count > 0) WriteObject(outcomes[0].Rule);
             });

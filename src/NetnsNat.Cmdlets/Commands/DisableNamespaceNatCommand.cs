@@ -4,7 +4,10 @@ using NetnsNat.Model;
 
 namespace NetnsNat.Commands
 {
-    /// <summary>Undoes Enable-NamespaceNat: the rules for the bridge's subnet and the namespace's default route via the bridge.</summary>
+    /// <summary>
+    /// Undoes Enable-NamespaceNat for a namespace: its route via the bridge, its resolver, and the rules NetnsNat added
+    /// for it once no other namespace it enabled uses them.
+    /// </summary>
     [Cmdlet(VerbsLifecycle.Disable, "NamespaceNat", SupportsShouldProcess = true)]
     [OutputType(typeof(NamespaceNatResult))]
     public sealed class DisableNamespaceNatCommand : NamespaceNatCmdlet
@@ -21,10 +24,9 @@ namespace NetnsNat.Commands
             if (!CheckInterfaceName(Bridge, "Bridge")) return;
             if (Outbound != null && !CheckInterfaceName(Outbound, "Outbound")) return;
             var service = new NamespaceNatService(this, Backend(AddressFamilyProfile.IPv4));
-            foreach (var given in Namespace)
+            foreach (var ns in Namespaces())
             {
-                if (NamespaceName(given) is not { } ns) continue;
-                Guard(ns, () =>
+                Guard(ns.Display, () =>
                 {
                     var result = service.Disable(ns, Bridge, Outbound, DisableForwarding);
                     if (PassThru && result != null) WriteObject(result);

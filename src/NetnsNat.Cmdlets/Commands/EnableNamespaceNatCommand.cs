@@ -20,6 +20,11 @@ namespace NetnsNat.Commands
         [Parameter(ValueFromPipelineByPropertyName = true)]
         public string[]? Dns { get; set; }
 
+        /// <summary>Which of the bridge's subnets; by default the one the namespace's address is on.</summary>
+        [Parameter(ValueFromPipelineByPropertyName = true)]
+        [ArgumentCompleter(typeof(SubnetCompleter))]
+        public string? Subnet { get; set; }
+
         private readonly List<EnableRequest> _requests = new List<EnableRequest>();
 
         /// <summary>Checks and collects; the work is done in EndProcessing, so a pipeline of namespaces shares one transaction.</summary>
@@ -28,10 +33,14 @@ namespace NetnsNat.Commands
             if (!CheckInterfaceName(Bridge, "Bridge")) return;
             if (Outbound != null && !CheckInterfaceName(Outbound, "Outbound")) return;
             if (Dns != null && !CheckNameservers(Dns)) return;
-            foreach (var given in Namespace)
+            if (Subnet != null && !TryNormalizeSubnet(Subnet, "Subnet", out _)) return;
+            if (Dns != null && ByPath)
             {
-                if (NamespaceName(given) is { } ns) _requests.Add(new EnableRequest(ns, Bridge, Outbound, Dns));
+                WriteError(new ErrorRecord(new ArgumentException("-Dns writes /etc/netns/NAME/resolv.conf, which only 'ip netns exec NAME' reads: it works for named namespaces. Set the resolver of a namespace given by path inside it (its own /etc/resolv.conf).", "Dns"),
+                    "DnsNeedsName", ErrorCategory.InvalidArgument, NamespacePath));
+                return;
             }
+            foreach (var ns in Namespaces()) _requests.Add(new EnableRequest(ns, Bridge, Outbound, Dns, Subnet));
         }
 
         private bool CheckNameservers(string[] servers)

@@ -1,17 +1,28 @@
 using System;
+using System.Linq;
 using System.Management.Automation;
 using NetnsNat.Model;
 
 namespace NetnsNat.Commands
 {
-    /// <summary>What Enable-NamespaceNat and Disable-NamespaceNat share: the namespaces, the bridge, the uplink, the checks.</summary>
+    /// <summary>
+    /// What Enable-NamespaceNat and Disable-NamespaceNat share: the namespaces (by name, or by path for namespaces
+    /// that are not under /run/netns), the bridge, the uplink, the checks.
+    /// </summary>
     public abstract class NamespaceNatCmdlet : NetnsCmdlet
     {
+        // One parameter set: a namespace by name or by path. Get-NamespaceNat objects bind both by property name (a
+        // namespace given by path has a null Namespace), and a path given alone binds -NamespacePath.
         [AllowEmptyString]
-        [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+        [AllowNull]
+        [Parameter(Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
         [Alias("Name")]
         [ArgumentCompleter(typeof(NamespaceNameCompleter))]
-        public string[] Namespace { get; set; } = Array.Empty<string>();
+        public string[]? Namespace { get; set; }
+
+        /// <summary>Namespaces by the file that holds them: /run/docker/netns/ID, /proc/PID/ns/net.</summary>
+        [Parameter(ValueFromPipelineByPropertyName = true)]
+        public string[]? NamespacePath { get; set; }
 
         [AllowEmptyString]
         [Parameter(Mandatory = true, Position = 1, ValueFromPipelineByPropertyName = true)]
@@ -26,7 +37,13 @@ namespace NetnsNat.Commands
         protected override void Begin()
         {
             RequireNetAdmin();
-            RequireTools(System.Linq.Enumerable.ToArray(Backend(AddressFamilyProfile.IPv4).RequiredTools));
+            RequireTools(Backend(AddressFamilyProfile.IPv4).RequiredTools.ToArray());
         }
+
+        /// <summary>Whether this pipeline item names its namespaces by path.</summary>
+        protected bool ByPath => (Namespace == null || Namespace.All(n => n == null)) && NamespacePath != null;
+
+        /// <summary>The namespaces of this pipeline item: by name, or by path (given, or when an object had no name).</summary>
+        internal System.Collections.Generic.IEnumerable<Core.NamespaceRef> Namespaces() => NamespaceRefs(Namespace, NamespacePath);
     }
 }

@@ -1,5 +1,7 @@
 using System;
+using System.Collections.Generic;
 using System.IO;
+using System.Linq;
 using System.Management.Automation;
 using System.Runtime.InteropServices;
 using System.Threading;
@@ -185,10 +187,50 @@ namespace NetnsNat.Commands
         protected bool CheckNamespaceName(string? name, string parameter = "Namespace")
         {
             if (Names.IsValidNamespace(name, out var reason)) return true;
+            if (name != null && name.StartsWith('/'))
+            {
+                WriteError(new ErrorRecord(
+                    new ArgumentException($"-{parameter} '{name}' is a path, not the name of a namespace. Give a path with -NamespacePath {name}; -{parameter} takes names as 'ip netns list' shows them.", parameter),
+                    "InvalidNamespaceName", ErrorCategory.InvalidArgument, name));
+                return false;
+            }
             WriteError(new ErrorRecord(
                 new ArgumentException($"-{parameter} '{name}' is not a valid namespace name: {reason}. Use a plain name of letters, digits, '.', '_' and '-', as 'ip netns list' shows them.", parameter),
                 "InvalidNamespaceName", ErrorCategory.InvalidArgument, name));
             return false;
+        }
+
+        /// <summary>
+        /// The namespaces a call names: by name (-Namespace, checked as names) or by path (-NamespacePath: an absolute
+        /// path to a file that holds a network namespace). Bad ones are reported and left out.
+        /// </summary>
+        internal IEnumerable<NamespaceRef> NamespaceRefs(IEnumerable<string?>? names, IEnumerable<string?>? paths)
+        {
+            var named = (names ?? Array.Empty<string>()).Where(n => n != null).ToArray();
+            var pathed = (paths ?? Array.Empty<string>()).Where(p => p != null).ToArray();
+            if (named.Length == 0 && pathed.Length == 0)
+            {
+                WriteError(new ErrorRecord(new ArgumentException("Name the namespace: -Namespace NAME (as 'ip netns list' shows it) or -NamespacePath PATH (/proc/PID/ns/net, /run/docker/netns/ID).", "Namespace"),
+                    "NamespaceRequired", ErrorCategory.InvalidArgument, null));
+                yield break;
+            }
+            // An object with both (a Get-NamespaceNat binding of a named namespace) is named; its path is where the name leads.
+            if (named.Length > 0) pathed = Array.Empty<string>();
+            foreach (var given in named)
+            {
+                if (NamespaceName(given) is { } name) yield return NamespaceRef.Named(name);
+            }
+            foreach (var path in pathed)
+            {
+                if (string.IsNullOrWhiteSpace(path) || !path!.StartsWith('/') || path.Contains('\0') || path.Split('/').Contains(".."))
+                {
+                    WriteError(new ErrorRecord(
+                        new ArgumentException($"-NamespacePath '{path}' is not an absolute path. Give the file that holds the namespace, such as /proc/PID/ns/net or /run/docker/netns/ID.", "NamespacePath"),
+                        "InvalidNamespacePath", ErrorCategory.InvalidArgument, path));
+                    continue;
+                }
+                yield return NamespaceRef.AtPath(path);
+            }
         }
 
         /// <summary>Parses a subnet and returns it normalized to its network address ("10.0.0.1/24" gives 10.0.0.0/24).</summary>

@@ -61,6 +61,7 @@ namespace NetnsNat.Commands
                 {
                     using var tx = NatTransaction.Begin(this, Linux.Settings.LockTimeout);
                     var removed = new RuleService(this, Backend(target.Family)).Remove(new[] { target }, target.ToString(), tx, null, item.Bridge);
+                    if (removed != null) StoreNotes.Removed(target.Family.Name, target.SubnetText, item.Outbound, item.Bridge, tx);
                     tx.Complete();
                     if (removed != null && PassThru) WriteObject(removed);
                 });

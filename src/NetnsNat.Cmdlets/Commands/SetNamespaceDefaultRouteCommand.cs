@@ -1,18 +1,22 @@
 using System.Management.Automation;
 using NetnsNat.Core;
-using NetnsNat.Model;
 
 namespace NetnsNat.Commands
 {
-    /// <summary>Sets (replaces) the IPv4 default route inside a named network namespace.</summary>
+    /// <summary>Sets (replaces) the IPv4 default route inside a network namespace.</summary>
     [Cmdlet(VerbsCommon.Set, "NamespaceDefaultRoute", SupportsShouldProcess = true)]
     [OutputType(typeof(NamespaceRoute))]
     public sealed class SetNamespaceDefaultRouteCommand : NetnsCmdlet
     {
         [AllowEmptyString]
-        [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
+        [AllowNull]
+        [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
         [ArgumentCompleter(typeof(NamespaceNameCompleter))]
-        public string Namespace { get; set; } = string.Empty;
+        public string? Namespace { get; set; }
+
+        /// <summary>A namespace by the file that holds it: /run/docker/netns/ID, /proc/PID/ns/net.</summary>
+        [Parameter(ValueFromPipelineByPropertyName = true)]
+        public string? NamespacePath { get; set; }
 
         /// <summary>The next hop; bound from the Address of a Get-BridgeSubnet object.</summary>
         [AllowEmptyString]
@@ -24,12 +28,15 @@ namespace NetnsNat.Commands
 
         protected override void ProcessRecord()
         {
-            if (!CheckNamespaceName(Namespace) || !TryParseGateway(Gateway, out var gateway)) return;
-            Guard(Namespace, () =>
+            foreach (var ns in NamespaceRefs(new[] { Namespace }, new[] { NamespacePath }))
             {
-                var route = new RouteService(this).SetDefault(Namespace, gateway);
-                if (route != null) WriteObject(route);
-            });
+                if (!TryParseGateway(Gateway, out var gateway)) return;
+                Guard(ns.Display, () =>
+                {
+                    var route = new RouteService(this).SetDefault(ns, gateway);
+                    if (route != null) WriteObject(route);
+                });
+            }
         }
     }
 }

@@ -18,11 +18,16 @@ namespace NetnsNat.Commands
     [OutputType(typeof(bool))]
     public sealed class TestNamespaceNatCommand : NetnsCmdlet
     {
-        [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+        [Parameter(Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
         [AllowEmptyString]
+        [AllowNull]
         [Alias("Name")]
         [ArgumentCompleter(typeof(NamespaceNameCompleter))]
-        public string Namespace { get; set; } = string.Empty;
+        public string? Namespace { get; set; }
+
+        /// <summary>A namespace by the file that holds it: /run/docker/netns/ID, /proc/PID/ns/net.</summary>
+        [Parameter(ValueFromPipelineByPropertyName = true)]
+        public string? NamespacePath { get; set; }
 
         /// <summary>The bridge; by default the host bridge whose subnet holds the namespace's address.</summary>
         [Parameter(Position = 1, ValueFromPipelineByPropertyName = true)]
@@ -69,7 +74,8 @@ namespace NetnsNat.Commands
         /// <summary>One namespace: its checks, emitted (or, with -Quiet, kept); true when it is healthy.</summary>
         private bool Check()
         {
-            if (NamespaceName(Namespace) is not { } ns) return false;
+            var ns = NamespaceRefs(new[] { Namespace }, new[] { NamespacePath }).FirstOrDefault();
+            if (ns == null) return false;
             if (Bridge != null && !CheckInterfaceName(Bridge, "Bridge")) return false;
             if (Outbound != null && !CheckInterfaceName(Outbound, "Outbound")) return false;
             System.Net.IPAddress? target = null;
@@ -87,7 +93,7 @@ namespace NetnsNat.Commands
                 _results.Add(result);
                 if (!Quiet) WriteObject(result);
             });
-            Guard(ns, () => diagnostics.Run(new DiagnosisRequest(ns, Bridge, Outbound, target, Port)));
+            Guard(ns.Display, () => diagnostics.Run(new DiagnosisRequest(ns, Bridge, Outbound, target, Port)));
             var failed = _results.Count(r => r.Severity >= NatCheckStatus.Fail);
             var warned = _results.Count(r => r.Severity == NatCheckStatus.Warn);
             if (!Quiet && _results.Count > 0)

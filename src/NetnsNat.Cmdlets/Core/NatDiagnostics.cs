@@ -9,7 +9,8 @@ using NetnsNat.Model;
 namespace NetnsNat.Core
 {
     /// <summary>What Test-NamespaceNat was asked to check.</summary>
-    internal sealed record DiagnosisRequest(string Namespace, string? Bridge, string? Outbound, IPAddress? Target, int Port);
+    internal sealed record DiagnosisRequest(NamespaceRef Namespace, string? Bridge, string? Outbound, IPAddress? Target, int Port);
+
 
     /// <summary>
     /// The checks of Test-NamespaceNat, one per common error of the lesson and more, each with the fix. Reads only:
@@ -25,7 +26,7 @@ namespace NetnsNat.Core
         private readonly InterfaceService _interfaces;
         private readonly RouteService _routes;
         private readonly Action<NatCheckResult> _emit;
-        private DiagnosisRequest _request = new DiagnosisRequest(string.Empty, null, null, null, 0);
+        private DiagnosisRequest _request = new DiagnosisRequest(NamespaceRef.Named("-"), null, null, null, 0);
         private string? _bridge;
         private string? _uplink;
 
@@ -43,7 +44,7 @@ namespace NetnsNat.Core
         /// <summary>Every check, in the order they run.</summary>
         public static readonly IReadOnlyList<string> Checks = new[]
         {
-            "NamespaceExists", "LoopbackUp", "Bridge", "NamespaceAddress", "DefaultRoute", "IpForwarding", "Masquerade", "Uplink", "Forward", "DuplicateRules", "BackendMix", "Resolver",
+            "NamespaceExists", "LoopbackUp", "Bridge", "NamespaceAddress", "HostLink", "DefaultRoute", "IpForwarding", "Masquerade", "Uplink", "Forward", "DuplicateRules", "BackendMix", "Resolver",
         };
 
         private readonly HashSet<string> _emitted = new HashSet<string>(StringComparer.Ordinal);
@@ -51,7 +52,7 @@ namespace NetnsNat.Core
         private void Emit(string check, NatCheckStatus status, string detail, string? fix = null)
         {
             _emitted.Add(check);
-            _emit(new NatCheckResult(_request.Namespace, _bridge, _uplink, check, status, detail, status == NatCheckStatus.Pass ? null : fix));
+            _emit(new NatCheckResult(_request.Namespace.Display, _bridge, _uplink, check, status, detail, status == NatCheckStatus.Pass ? null : fix));
         }
 
         /// <summary>
@@ -77,28 +78,38 @@ namespace NetnsNat.Core
 
         private void RunChecks(DiagnosisRequest request)
         {
-            _request = request;
             var ns = request.Namespace;
+            var inNs = ns.IsNamed ? $"ip -n {ns.Display}" : $"nsenter --net={ns.Path} ip";
             _bridge = request.Bridge;
             _uplink = request.Outbound ?? IpRoute2.DefaultRouteInterface(Family);
-            if (!IpRoute2.NamespaceExists(ns))
+            if (!ns.Exists)
             {
-                Emit("NamespaceExists", NatCheckStatus.Fail, $"There is no network namespace '{ns}' (ip netns list).", $"ip netns add {ns}");
+                Emit("NamespaceExists", NatCheckStatus.Fail, ns.IsNamed ? $"There is no network namespace '{ns}' (ip netns list)." : $"There is no network namespace at {ns.Path}.",
+                    ns.IsNamed ? $"ip netns add {ns}" : "Give the path of a file that holds the namespace (/proc/PID/ns/net of a process in it)");
                 return;
             }
+            // The namespace's interfaces and addresses over rtnetlink inside it (no process, any namespace file).
+            IReadOnlyList<NamespaceRoutes.LinkRecord> insideLinks;
+            IReadOnlyList<(int Index, IpPrefix Address)> insideAddresses;
+            using (var routes = NamespaceRoutes.Open(ns.Path, ns.Display))
+            {
+                insideLinks = routes.AllLinks();
+                insideAddresses = routes.AllAddresses();
+            }
             var ip = _interfaces.Ip;
-            var inside = ip.NamespaceLinks(ns, _host.Token);
             var host = ip.Links(_host.Token);
-            var nsAddresses = inside.Where(l => l.Name != "lo").SelectMany(l => l.Of(Family).Select(a => (Link: l, Address: a))).ToArray();
+            var nsAddresses = insideLinks.Where(l => l.Name != "lo")
+                .SelectMany(l => insideAddresses.Where(a => a.Index == l.Index && AddressFamilyProfile.Of(a.Address.Address) == Family && !a.Address.Address.IsIPv6LinkLocal)
+                    .Select(a => (Link: l, Address: a.Address))).ToArray();
             // The bridge: given, or the host bridge whose subnet holds one of the namespace's addresses.
             var bridgeLink = request.Bridge != null
                 ? host.FirstOrDefault(l => l.Name == request.Bridge)
                 : host.FirstOrDefault(l => l.IsBridge && l.Of(Family).Any(b => nsAddresses.Any(a => b.Network.Contains(a.Address.Address))));
             _bridge ??= bridgeLink?.Name;
-            Emit("NamespaceExists", NatCheckStatus.Pass, $"/run/netns/{ns} exists.");
+            Emit("NamespaceExists", NatCheckStatus.Pass, ns.IsNamed ? $"/run/netns/{ns} exists." : $"{ns.Path} holds a network namespace.");
 
-            var lo = inside.FirstOrDefault(l => l.Name == "lo");
-            if (lo == null || !lo.IsUp) Emit("LoopbackUp", NatCheckStatus.Fail, "lo is down in the namespace: local services and some resolvers fail.", $"ip -n {ns} link set lo up");
+            var lo = insideLinks.FirstOrDefault(l => l.Name == "lo");
+            if (lo == null || !lo.IsUp) Emit("LoopbackUp", NatCheckStatus.Fail, "lo is down in the namespace: local services and some resolvers fail.", $"{inNs} link set lo up");
             else Emit("LoopbackUp", NatCheckStatus.Pass, "lo is up.");
 
             BridgeSubnet? subnet = null;
@@ -129,27 +140,31 @@ namespace NetnsNat.Core
             if (onBridge.Link == null)
             {
                 Emit("NamespaceAddress", NatCheckStatus.Fail, $"The namespace has no {Family.Name} address{(subnet != null ? " in " + subnet.Subnet : string.Empty)}.",
-                    $"ip -n {ns} addr add ADDRESS/{subnet?.PrefixLength ?? 24} dev IFACE; ip -n {ns} link set IFACE up");
+                    $"{inNs} addr add ADDRESS/{subnet?.PrefixLength ?? 24} dev IFACE; {inNs} link set IFACE up");
             }
             else if (!onBridge.Link.IsUp)
             {
-                Emit("NamespaceAddress", NatCheckStatus.Fail, $"{onBridge.Link.Name} ({onBridge.Address}) is down in the namespace.", $"ip -n {ns} link set {onBridge.Link.Name} up");
+                Emit("NamespaceAddress", NatCheckStatus.Fail, $"{onBridge.Link.Name} ({onBridge.Address}) is down in the namespace.", $"{inNs} link set {onBridge.Link.Name} up");
             }
             else
             {
                 Emit("NamespaceAddress", NatCheckStatus.Pass, $"{onBridge.Link.Name} is up with {onBridge.Address}.");
             }
 
+            // The host end of the namespace's veth: on the bridge, and up.
+            HostLink(onBridge.Link, bridgeLink);
+
             // Default route via the bridge address (the lesson's "Network is unreachable").
             var route = _routes.Read(ns, Family);
             var gateway = subnet?.Address ?? "BRIDGE-ADDRESS";
+            var setRoute = ns.IsNamed ? $"Set-NamespaceDefaultRoute -Namespace {ns} -Gateway {gateway}" : $"Set-NamespaceDefaultRoute -NamespacePath {ns.Path} -Gateway {gateway}";
             if (route?.Gateway == null)
             {
-                Emit("DefaultRoute", NatCheckStatus.Fail, "The namespace has no default route: outside addresses are 'Network is unreachable'.", $"Set-NamespaceDefaultRoute -Namespace {ns} -Gateway {gateway}");
+                Emit("DefaultRoute", NatCheckStatus.Fail, "The namespace has no default route: outside addresses are 'Network is unreachable'.", setRoute);
             }
             else if (subnet != null && route.Gateway.ToString() != subnet.Address)
             {
-                Emit("DefaultRoute", NatCheckStatus.Fail, $"The default route goes via {route.Gateway}, not via the bridge address {subnet.Address}.", $"Set-NamespaceDefaultRoute -Namespace {ns} -Gateway {gateway}");
+                Emit("DefaultRoute", NatCheckStatus.Fail, $"The default route goes via {route.Gateway}, not via the bridge address {subnet.Address}.", setRoute);
             }
             else
             {
@@ -164,9 +179,19 @@ namespace NetnsNat.Core
             var state = _backend.Read(_host.Token);
             var snapshot = state.Snapshot;
             var defaultUplink = IpRoute2.DefaultRouteInterface(Family);
-            var uplink = request.Outbound ?? defaultUplink;
+            string? routeUplink = null;
+            if (request.Target != null)
+            {
+                using var hostRoutes = NamespaceRoutes.OpenCurrent();
+                routeUplink = hostRoutes.RouteTo(request.Target);
+            }
             var masquerades = subnet == null ? Array.Empty<IptablesRule>()
                 : snapshot.Chain("nat", "POSTROUTING").Where(r => MasqueradeRules.IsMasquerade(r) && !r.HasOtherMatches && !r.HasNegation && r.Source == subnet.Subnet).ToArray();
+            // The uplink the traffic takes: the one given; else the route to -Target; else the one the MASQUERADE rules
+            // name (when it is up); else the default route's.
+            var named = masquerades.Select(r => r.OutInterface).FirstOrDefault(o => o != null && host.Any(l => l.Name == o && l.IsUp));
+            var uplink = request.Outbound ?? routeUplink ?? named ?? defaultUplink;
+            _uplink = uplink;
             var addFix = subnet == null ? "Add-NatMasquerade -Subnet SUBNET -Outbound UPLINK" : $"Get-BridgeSubnet {subnet.Bridge} | Add-NatMasquerade -Outbound {uplink ?? "UPLINK"}";
             var matching = masquerades.Where(r => uplink == null || r.OutInterface == uplink).ToArray();
             if (masquerades.Length == 0)
@@ -177,49 +202,75 @@ namespace NetnsNat.Core
             {
                 Emit("Masquerade", NatCheckStatus.Pass, string.Join("; ", masquerades.Select(r => r.ToString())));
             }
+            var uplinkLink = uplink == null ? null : host.FirstOrDefault(l => l.Name == uplink);
             if (uplink == null)
             {
                 Emit("Uplink", NatCheckStatus.Warn, $"The host has no {Family.Name} default route, so the uplink cannot be checked.", "ip route add default via ROUTER dev IFACE, or pass -Outbound");
             }
-            else if (request.Outbound == null && masquerades.Length > 0 && matching.Length == 0)
+            else if (uplinkLink == null || !uplinkLink.IsUp)
             {
+                var why = uplinkLink == null ? $"There is no interface '{uplink}' on the host" : $"The uplink {uplink} is down";
                 Emit("Uplink", NatCheckStatus.Fail,
-                    $"The MASQUERADE rule is for {string.Join(", ", masquerades.Select(r => r.OutInterface))}, but the host's default route leaves by {uplink}: the lesson's 'wrong outbound interface'.",
+                    masquerades.Length > 0 && masquerades.All(r => r.OutInterface == uplink) ? $"{why}, and the MASQUERADE rule is for it: the lesson's 'wrong outbound interface'." : $"{why}.",
+                    defaultUplink != null && defaultUplink != uplink && subnet != null
+                        ? $"Get-BridgeSubnet {subnet.Bridge} | Add-NatMasquerade -Outbound {defaultUplink}; Remove-NatMasquerade -Subnet {subnet.Subnet} -Outbound {uplink}"
+                        : "ip route show default; ip link show");
+            }
+            else if (masquerades.Length > 0 && matching.Length == 0)
+            {
+                var ruled = string.Join(", ", masquerades.Select(r => r.OutInterface));
+                var via = routeUplink != null ? $"the route to {request.Target} leaves by {uplink}" : request.Outbound != null ? $"-Outbound is {uplink}" : $"the host's default route leaves by {uplink}";
+                Emit("Uplink", NatCheckStatus.Fail, $"The MASQUERADE rule is for {ruled}, but {via}: the lesson's 'wrong outbound interface'.",
                     $"{addFix}; Remove-NatMasquerade -Subnet {subnet?.Subnet} -Outbound {masquerades[0].OutInterface}");
             }
-            else if (request.Outbound != null && defaultUplink != null && request.Outbound != defaultUplink)
+            else if (routeUplink == null && request.Outbound == null && defaultUplink != null && uplink != defaultUplink)
+            {
+                Emit("Uplink", NatCheckStatus.Warn, $"The MASQUERADE rule is for {uplink}, and the host's default route leaves by {defaultUplink}: only destinations routed by {uplink} are reached.",
+                    $"Test-NamespaceNat {(ns.IsNamed ? ns.Display : "-NamespacePath " + ns.Path)} -Target ADDRESS checks the route to a destination");
+            }
+            else if (request.Outbound != null && defaultUplink != null && request.Outbound != defaultUplink && routeUplink == null)
             {
                 Emit("Uplink", NatCheckStatus.Warn, $"-Outbound {request.Outbound} is not the interface of the host's default route ({defaultUplink}).", $"Check 'ip route show default'; the usual uplink is {defaultUplink}.");
             }
-            else if (host.All(l => l.Name != uplink))
-            {
-                Emit("Uplink", NatCheckStatus.Fail, $"There is no interface '{uplink}' on the host.", "ip route show default");
-            }
             else
             {
-                Emit("Uplink", NatCheckStatus.Pass, $"Traffic leaves by {uplink}, the interface of the host's default route.");
+                Emit("Uplink", NatCheckStatus.Pass, routeUplink != null ? $"Traffic to {request.Target} leaves by {uplink}, which the MASQUERADE rule names." : $"Traffic leaves by {uplink}, the interface of the host's default route.");
             }
 
-            // FORWARD: out (NEW) and back (ESTABLISHED).
+            // FORWARD: out (NEW) and back (ESTABLISHED), in the backend NetnsNat writes to and in the other one.
+            var other = _backend.OtherBackend(state, _host.Token);
             if (subnet != null && uplink != null && onBridge.Link != null)
             {
-                var outside = request.Target ?? OutsideExample;
+                var outside = request.Target ?? (Family == AddressFamilyProfile.IPv4 ? OutsideExample : IPAddress.Parse("2001:db8::1"));
                 var nsAddress = onBridge.Address.Address;
-                var outbound = ForwardEvaluator.Evaluate(snapshot, new ForwardPacket(bridgeName, uplink, nsAddress, outside, "NEW"));
-                var reply = ForwardEvaluator.Evaluate(snapshot, new ForwardPacket(uplink, bridgeName, outside, nsAddress, "ESTABLISHED"));
                 var fix = $"Get-BridgeSubnet {bridgeName} | Add-NatMasquerade -Outbound {uplink}";
-                if (!outbound.Accepted || !reply.Accepted)
+                var verdicts = new List<(string Backend, ForwardVerdict Out, ForwardVerdict Reply, string Lister)>
                 {
-                    var blocked = !outbound.Accepted ? $"new traffic out is blocked by '{outbound.By}'" : $"replies back in are blocked by '{reply.By}'";
-                    Emit("Forward", NatCheckStatus.Fail, $"FORWARD: {blocked}.", fix);
+                    (state.Backend, ForwardEvaluator.Evaluate(snapshot, new ForwardPacket(bridgeName, uplink, nsAddress, outside, "NEW")),
+                        ForwardEvaluator.Evaluate(snapshot, new ForwardPacket(uplink, bridgeName, outside, nsAddress, "ESTABLISHED")), Family.Iptables),
+                };
+                if (other != null)
+                {
+                    var o = other.Value.Snapshot;
+                    verdicts.Add((other.Value.Name, ForwardEvaluator.Evaluate(o, new ForwardPacket(bridgeName, uplink, nsAddress, outside, "NEW")),
+                        ForwardEvaluator.Evaluate(o, new ForwardPacket(uplink, bridgeName, outside, nsAddress, "ESTABLISHED")), other.Value.Tool.Replace("-save", string.Empty)));
                 }
-                else if (outbound.Uncertain.Count + reply.Uncertain.Count > 0)
+                var blocked = verdicts.FirstOrDefault(v => !v.Out.Accepted || !v.Reply.Accepted);
+                var uncertain = verdicts.SelectMany(v => v.Out.Uncertain.Concat(v.Reply.Uncertain)).Distinct().ToArray();
+                if (blocked.Backend != null)
                 {
-                    Emit("Forward", NatCheckStatus.Warn, $"FORWARD accepts the traffic, but these rules may block some of it: {string.Join("; ", outbound.Uncertain.Concat(reply.Uncertain).Distinct())}.", $"{Family.Iptables} -L FORWARD -v -n --line-numbers");
+                    var what = !blocked.Out.Accepted ? $"new traffic out is blocked by '{blocked.Out.By}'" : $"replies back in are blocked by '{blocked.Reply.By}'";
+                    var theirs = blocked.Backend != state.Backend;
+                    Emit("Forward", NatCheckStatus.Fail, theirs ? $"FORWARD of the {blocked.Backend} iptables backend, which the kernel applies too: {what}." : $"FORWARD: {what}.",
+                        theirs ? $"{blocked.Lister} -P FORWARD ACCEPT, or delete the rule that blocks ({blocked.Lister} -L FORWARD -v -n --line-numbers)" : fix);
+                }
+                else if (uncertain.Length > 0)
+                {
+                    Emit("Forward", NatCheckStatus.Warn, $"FORWARD accepts the traffic, but these rules may block some of it: {string.Join("; ", uncertain)}.", $"{Family.Iptables} -L FORWARD -v -n --line-numbers");
                 }
                 else
                 {
-                    Emit("Forward", NatCheckStatus.Pass, $"FORWARD accepts new traffic out ({outbound.By}) and replies back in ({reply.By}).");
+                    Emit("Forward", NatCheckStatus.Pass, $"FORWARD accepts new traffic out ({verdicts[0].Out.By}) and replies back in ({verdicts[0].Reply.By}).");
                 }
             }
             else
@@ -246,8 +297,14 @@ namespace NetnsNat.Core
             if (mix != null) Emit("BackendMix", NatCheckStatus.Warn, mix.Value.Message, mix.Value.Fix);
             else Emit("BackendMix", NatCheckStatus.Pass, $"All rules for the subnet are in the {state.Backend} backend.");
 
-            // The resolver the namespace sees.
-            var resolvConf = Resolver.EffectiveResolvConf(ns);
+            // The resolver the namespace sees (a namespace given by path reads its own /etc/resolv.conf: not checked).
+            if (!ns.IsNamed)
+            {
+                Emit("Resolver", NatCheckStatus.Pass, $"{ns.Path} is not a named namespace: /etc/netns does not apply, and its processes read their own /etc/resolv.conf.");
+                if (request.Target != null) Probe(ns, request.Target, request.Port);
+                return;
+            }
+            var resolvConf = Resolver.EffectiveResolvConf(ns.Display);
             var servers = Resolver.NameserversOf(resolvConf);
             var dnsFix = $"Enable-NamespaceNat -Namespace {ns} -Bridge {bridgeName} -Dns NAMESERVER";
             var unreadable = Resolver.UnreadableByOthers(resolvConf);
@@ -260,13 +317,54 @@ namespace NetnsNat.Core
             if (request.Target != null) Probe(ns, request.Target, request.Port);
         }
 
-        private void Probe(string ns, IPAddress target, int port)
+        /// <summary>
+        /// HostLink: the host end of the namespace's veth (its peer, by the veth's link index) is on the bridge and up.
+        /// A veth left off the bridge (nomaster) or down passes every other check and carries nothing.
+        /// </summary>
+        private void HostLink(NamespaceRoutes.LinkRecord? inside, LinkInfo? bridge)
         {
-            var args = port > 0
-                ? new[] { "netns", "exec", ns, "timeout", "3", "bash", "-c", $"exec 3<>/dev/tcp/{target}/{port}" }
-                : new[] { "netns", "exec", ns, "ping", "-c", "1", "-W", "2", target.ToString() };
+            if (inside == null || bridge == null)
+            {
+                Emit("HostLink", NatCheckStatus.Fail, "The host end of the namespace's interface cannot be checked without the bridge and the namespace's address (see the checks above).", "Fix the checks above, then run Test-NamespaceNat again");
+                return;
+            }
+            if (inside.Kind != "veth")
+            {
+                Emit("HostLink", NatCheckStatus.Pass, $"{inside.Name} is a {inside.Kind ?? "plain"} interface, not a veth: it has no host end to check.");
+                return;
+            }
+            using var host = NamespaceRoutes.OpenCurrent();
+            var links = host.AllLinks();
+            var peer = links.FirstOrDefault(l => l.Index == inside.Peer && l.Peer == inside.Index && l.Kind == "veth");
+            var bridgeIndex = links.FirstOrDefault(l => l.Name == bridge.Name)?.Index ?? -1;
+            if (peer == null)
+            {
+                Emit("HostLink", NatCheckStatus.Warn, $"The host end of {inside.Name} is not in this network namespace: it cannot be on {bridge.Name}.", $"ip link show type veth; ip link set HOST-END master {bridge.Name} up");
+            }
+            else if (peer.Master != bridgeIndex)
+            {
+                var on = links.FirstOrDefault(l => l.Index == peer.Master)?.Name;
+                Emit("HostLink", NatCheckStatus.Fail, $"{peer.Name}, the host end of {inside.Name}, is {(on == null ? "on no bridge (nomaster)" : "on " + on)}, not on {bridge.Name}: nothing the namespace sends reaches the bridge.", $"ip link set {peer.Name} master {bridge.Name}");
+            }
+            else if (!peer.IsUp)
+            {
+                Emit("HostLink", NatCheckStatus.Fail, $"{peer.Name}, the host end of {inside.Name} on {bridge.Name}, is down.", $"ip link set {peer.Name} up");
+            }
+            else
+            {
+                Emit("HostLink", NatCheckStatus.Pass, $"{peer.Name}, the host end of {inside.Name}, is up on {bridge.Name}.");
+            }
+        }
+
+        private void Probe(NamespaceRef ns, IPAddress target, int port)
+        {
+            var inside = port > 0
+                ? new[] { "timeout", "3", "bash", "-c", $"exec 3<>/dev/tcp/{target}/{port}" }
+                : new[] { "ping", "-c", "1", "-W", "2", target.ToString() };
             var what = port > 0 ? $"TCP {target}:{port}" : $"ping {target}";
-            var result = _host.Runner.Run("ip", args, _host.Token, timeout: TimeSpan.FromSeconds(10));
+            var result = ns.IsNamed
+                ? _host.Runner.Run("ip", new[] { "netns", "exec", ns.Display }.Concat(inside).ToArray(), _host.Token, timeout: TimeSpan.FromSeconds(10))
+                : _host.Runner.Run("nsenter", new[] { "--net=" + ns.Path }.Concat(inside).ToArray(), _host.Token, timeout: TimeSpan.FromSeconds(10));
             if (result.Succeeded) Emit("Probe", NatCheckStatus.Pass, $"{what} from inside the namespace: reached.");
             else Emit("Probe", NatCheckStatus.Fail, $"{what} from inside the namespace: {result.Diagnostic}.", "Fix the failed checks above; if all pass, the problem is beyond this host (the uplink's network, or the target)");
         }

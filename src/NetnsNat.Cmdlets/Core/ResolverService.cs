@@ -20,19 +20,20 @@ namespace NetnsNat.Core
         /// Gives the namespace a resolver it can reach. Records the undo in the transaction under group when it wrote
         /// the file.
         /// </summary>
-        public void Write(string ns, IReadOnlyList<string>? dns, NatTransaction tx, object? group)
+        /// <returns>True when it wrote (or had written) the namespace's resolv.conf.</returns>
+        public bool Write(string ns, IReadOnlyList<string>? dns, NatTransaction tx, object? group)
         {
             var servers = dns;
             if (servers == null)
             {
                 var host = Resolver.NameserversOf(Resolver.HostResolvConf);
-                if (host.Count == 0 || !host.All(Resolver.IsLoopback)) return;
+                if (host.Count == 0 || !host.All(Resolver.IsLoopback)) return Resolver.IsOwnFile(Resolver.NamespaceResolvConf(ns));
                 var upstream = Resolver.NameserversOf(Resolver.SystemdUpstream).Where(a => !Resolver.IsLoopback(a)).ToArray();
                 if (upstream.Length == 0)
                 {
                     _host.Warning($"The host resolves through {string.Join(", ", host)} on its loopback, which the namespace '{ns}' cannot reach, and " +
                         $"{Resolver.SystemdUpstream} has no upstream servers to use instead. Name lookups in the namespace will fail: pass -Dns with a reachable nameserver.");
-                    return;
+                    return false;
                 }
                 _host.Verbose($"The host's resolver {string.Join(", ", host)} is on its loopback; giving '{ns}' the upstream servers from {Resolver.SystemdUpstream}.");
                 servers = upstream;
@@ -40,13 +41,13 @@ namespace NetnsNat.Core
             var path = Resolver.NamespaceResolvConf(ns);
             var content = Resolver.Render(servers);
             string? previous = File.Exists(path) ? File.ReadAllText(path) : null;
-            if (previous == content) return;
+            if (previous == content) return true;
             if (previous != null && !previous.StartsWith(Resolver.Marker, StringComparison.Ordinal))
             {
                 _host.Warning($"{path} exists and was not written by NetnsNat; leaving it as it is. Remove it to let Enable-NamespaceNat manage the namespace's resolver.");
-                return;
+                return false;
             }
-            if (!_host.ShouldProcess(path, $"Write resolv.conf for namespace {ns}: nameserver {string.Join(", nameserver ", servers)}")) return;
+            if (!_host.ShouldProcess(path, $"Write resolv.conf for namespace {ns}: nameserver {string.Join(", nameserver ", servers)}")) return false;
             var directory = Resolver.NamespaceDirectory(ns);
             bool createdDirectory = !Directory.Exists(directory);
             // Modes set explicitly, whatever the umask (077 is common for root): every process in the namespace reads it.
@@ -68,6 +69,7 @@ namespace NetnsNat.Core
                 else File.Delete(path);
                 if (createdDirectory && Directory.Exists(directory) && !Directory.EnumerateFileSystemEntries(directory).Any()) Directory.Delete(directory);
             });
+            return true;
         }
 
         /// <summary>Removes /etc/netns/NAME/resolv.conf when NetnsNat wrote it (and the folder when that leaves it empty).</summary>

@@ -25,8 +25,11 @@ namespace NetnsNat.Core
 
         public INatBackend Backend { get; }
 
-        /// <summary>What one target of a call got: its rule object, and the plan applied for it.</summary>
-        public sealed record Outcome(SubnetNat Target, NatMasqueradeRule Rule, NatPlan Plan);
+        /// <summary>
+        /// What one target of a call got: its rule object, the plan applied for it, which of its rules stood before the
+        /// write (found, not NetnsNat's), and which tables the write created.
+        /// </summary>
+        public sealed record Outcome(SubnetNat Target, NatMasqueradeRule Rule, NatPlan Plan, IReadOnlyList<string> Found, IReadOnlyList<string> CreatedTables);
 
         /// <summary>
         /// Adds what is missing of the targets' rules in one write. Returns each approved target's outcome, or null
@@ -45,13 +48,16 @@ namespace NetnsNat.Core
                     WarnAboutOtherBackend(state, target);
                     var plan = Backend.PlanAdd(state, target);
                     anyNeeded |= !plan.IsEmpty;
-                    _host.Verbose(plan.IsEmpty ? $"The rules for {target} are all in place." : $"{plan.Count} rule changes for {target}.");
+                    int adds = plan.Additions, deletes = plan.Count - plan.Additions;
+                    _host.Verbose(plan.IsEmpty ? $"The rules for {target} are all in place."
+                        : deletes == 0 ? $"{adds} rules to add for {target}."
+                        : $"{adds} rules to add for {target}, after deleting {deletes} of its rules that stood out of order or below a rule that blocks them.");
                     var approved = Approve(plan, target.ToString());
                     if (approved == null) continue;
                     anyApproved |= !approved.IsEmpty;
                     var rule = new NatMasqueradeRule(target.SubnetText, target.Outbound, target.Bridge, state.BackendName,
-                        Describe(target), approved.Additions);
-                    outcomes.Add(new Outcome(target, rule, approved));
+                        Backend.Rules(target), approved.Additions);
+                    outcomes.Add(new Outcome(target, rule, approved, Backend.Present(state, target), Backend.MissingTables(state, target)));
                 }
                 if (anyNeeded && !anyApproved) return null;
                 try
@@ -83,7 +89,35 @@ namespace NetnsNat.Core
                 if (approved == null) return null;
                 if (!approved.IsEmpty) _host.Verbose($"Deleting {approved.Count} rules for {what}.");
                 var outcome = new Outcome(first ?? new SubnetNat(default, string.Empty, bridge), new NatMasqueradeRule(first?.SubnetText ?? string.Empty, first?.Outbound ?? string.Empty, foundBridge,
-                    state.BackendName, approved.Changes.Select(c => c.RuleText).ToArray(), approved.Count), approved);
+                    state.BackendName, approved.Changes.Select(c => c.RuleText).ToArray(), approved.Count), approved, Array.Empty<string>(), Array.Empty<string>());
+                try
+                {
+                    Write(new[] { outcome }, tx, _ => group);
+                    return outcome.Rule;
+                }
+                catch (RulesetMovedException) when (attempt < Attempts)
+                {
+                    _host.Verbose("Another program changed the rules between the read and the write; reading them again.");
+                }
+            }
+        }
+
+        /// <summary>
+        /// Removes the rules NetnsNat added for a target (one copy each; never the ones it found), in one write.
+        /// Returns them as one rule object, or null under -WhatIf. The undo is recorded under group.
+        /// </summary>
+        public NatMasqueradeRule? RemoveOwned(SubnetNat target, IReadOnlyCollection<string> owned, string what, NatTransaction tx, object? group)
+        {
+            for (int attempt = 1; ; attempt++)
+            {
+                var state = Backend.Read(_host.Token);
+                var plan = Backend.PlanRemoveOwned(state, target, owned);
+                if (plan.IsEmpty) _host.Verbose($"None of the rules NetnsNat added for {target} stands any more: nothing to remove.");
+                var approved = Approve(plan, what);
+                if (approved == null) return null;
+                if (!approved.IsEmpty) _host.Verbose($"Deleting the {approved.Count} rules NetnsNat added for {target}.");
+                var outcome = new Outcome(target, new NatMasqueradeRule(target.SubnetText, target.Outbound, target.Bridge, state.BackendName,
+                    approved.Changes.Select(c => c.RuleText).ToArray(), approved.Count), approved, Array.Empty<string>(), Array.Empty<string>());
                 try
                 {
                     Write(new[] { outcome }, tx, _ => group);
@@ -128,8 +162,5 @@ namespace NetnsNat.Core
             var mix = iptables.OtherBackendRules(s, target.SubnetText, _host.Token);
             if (mix != null) _host.Warning(mix.Value.Message + " " + mix.Value.Fix + ".");
         }
-
-        /// <summary>The rules a target needs, in iptables-save form, for the rule object.</summary>
-        private static IReadOnlyList<string> Describe(SubnetNat target) => MasqueradeRules.For(target).Select(r => r.ToString()).ToArray();
     }
 }

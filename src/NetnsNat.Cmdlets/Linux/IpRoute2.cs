@@ -34,8 +34,10 @@ namespace NetnsNat.Linux
     /// <summary>A namespace that "ip netns" does not know.</summary>
     public sealed class NamespaceNotFoundException : Exception
     {
-        internal NamespaceNotFoundException(string name)
-            : base($"The network namespace '{name}' does not exist. Create it with 'ip netns add {name}', or list the existing ones with 'ip netns list'.")
+        internal NamespaceNotFoundException(string name, bool named = true)
+            : base(named
+                ? $"The network namespace '{name}' does not exist. Create it with 'ip netns add {name}', or list the existing ones with 'ip netns list'."
+                : $"There is no network namespace at '{name}'. Give the path of a file that holds one, such as /proc/PID/ns/net of a process in it, or Docker's /run/docker/netns/ID.")
         {
             Namespace = name;
         }

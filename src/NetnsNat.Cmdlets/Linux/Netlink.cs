@@ -337,6 +337,61 @@ namespace NetnsNat.Linux
             return found.OrderBy(p => p.IsIPv4 ? 0 : 1).ToArray();
         }
 
+        /// <summary>Every address of every interface of the socket's namespace, both families, with the interface index.</summary>
+        public IReadOnlyList<(int Index, IpPrefix Address)> AllAddresses()
+        {
+            var found = new List<(int, IpPrefix)>();
+            foreach (var (type, payload) in Exchange(Message(RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP, new byte[8]), dump: true, "read the addresses"))
+            {
+                if (type != RTM_NEWADDR || payload.Length < 8) continue;
+                int prefix = payload[1];
+                int index = BinaryPrimitives.ReadInt32LittleEndian(payload.AsSpan(4));
+                byte[]? local = null, address = null;
+                foreach (var (attr, data) in Attributes(payload, 8))
+                {
+                    if (attr == IFA_LOCAL && (data.Length == 4 || data.Length == 16)) local = data;
+                    else if (attr == IFA_ADDRESS && (data.Length == 4 || data.Length == 16)) address = data;
+                }
+                var a = local ?? address;
+                if (a != null) found.Add((index, new IpPrefix(new IPAddress(a), prefix)));
+            }
+            return found;
+        }
+
+        /// <summary>One interface of the socket's namespace as rtnetlink describes it.</summary>
+        public sealed record LinkRecord(int Index, string Name, bool IsUp, string? Kind, int Master, int Peer);
+
+        /// <summary>Every interface of the socket's namespace (RTM_GETLINK dump): index, name, up, kind, master index, peer index.</summary>
+        public IReadOnlyList<LinkRecord> AllLinks()
+        {
+            const ushort IFLA_LINK = 5, IFLA_MASTER = 10, IFLA_LINKINFO = 18, IFLA_INFO_KIND = 1;
+            var links = new List<LinkRecord>();
+            foreach (var (type, payload) in Exchange(Message(RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, new byte[16]), dump: true, "read the links"))
+            {
+                if (type != 16 /* RTM_NEWLINK */ || payload.Length < 16) continue;
+                int index = BinaryPrimitives.ReadInt32LittleEndian(payload.AsSpan(4));
+                uint flags = BinaryPrimitives.ReadUInt32LittleEndian(payload.AsSpan(8));
+                string name = string.Empty;
+                string? kind = null;
+                int master = 0, peer = 0;
+                foreach (var (attr, data) in Attributes(payload, 16))
+                {
+                    if (attr == IFLA_IFNAME) name = System.Text.Encoding.ASCII.GetString(data).TrimEnd('\0');
+                    else if (attr == IFLA_MASTER && data.Length >= 4) master = BinaryPrimitives.ReadInt32LittleEndian(data);
+                    else if (attr == IFLA_LINK && data.Length >= 4) peer = BinaryPrimitives.ReadInt32LittleEndian(data);
+                    else if (attr == IFLA_LINKINFO)
+                    {
+                        foreach (var (info, value) in Attributes(data, 0))
+                        {
+                            if (info == IFLA_INFO_KIND) kind = System.Text.Encoding.ASCII.GetString(value).TrimEnd('\0');
+                        }
+                    }
+                }
+                links.Add(new LinkRecord(index, name, (flags & 1) != 0, kind, master, peer));
+            }
+            return links;
+        }
+
         /// <summary>Whether an interface of that name exists in this socket's namespace (RTM_GETLINK by IFLA_IFNAME).</summary>
         public bool LinkExists(string name)
         {
@@ -386,6 +441,31 @@ namespace NetnsNat.Linux
                 found = new DefaultRoute(gateway, oif > 0 ? LinkName(oif) : null);
             }
             return found;
+        }
+
+        /// <summary>The interface the kernel routes a destination out of (RTM_GETROUTE for one address), or null.</summary>
+        public string? RouteTo(IPAddress destination)
+        {
+            var family = AddressFamilyProfile.Of(destination);
+            var header = RouteHeader(family, 0, 0, 0, 0);
+            header[1] = (byte)family.MaxPrefix;
+            var body = Concat(header, Attribute(1 /* RTA_DST */, destination.GetAddressBytes()));
+            try
+            {
+                foreach (var (type, payload) in Exchange(Message(RTM_GETROUTE, NLM_F_REQUEST, body), dump: false, "look up a route", expectReply: true))
+                {
+                    if (type != RTM_NEWROUTE || payload.Length < 12) continue;
+                    foreach (var (attr, data) in Attributes(payload, 12))
+                    {
+                        if (attr == RTA_OIF && data.Length >= 4) return LinkName(BinaryPrimitives.ReadInt32LittleEndian(data));
+                    }
+                }
+            }
+            catch (NetlinkException ex) when (ex.Errno == 101 || ex.Errno == 113 || ex.Errno == 22)
+            {
+                return null;
+            }
+            return null;
         }
 
         /// <summary>ip route replace default via GATEWAY.</summary>

@@ -72,3 +72,26 @@ namespace NetnsNat
         public override string ToString() => $"{Namespace} on {Bridge} ({Subnet}) via {Outbound}: {(Enabled ? "enabled" : "disabled")}";
     }
 }
+
+namespace NetnsNat
+{
+    /// <summary>A namespace NetnsNat enabled, as its state store records it, and whether it is in force now.</summary>
+    /// <param name="Namespace">The namespace's name; null for one given by path (see NamespacePath).</param>
+    /// <param name="NamespacePath">The file that holds the namespace (/run/netns/NAME for a named one).</param>
+    /// <param name="Bridge">The bridge it is on.</param>
+    /// <param name="Subnet">The bridge subnet its NAT is for.</param>
+    /// <param name="Gateway">Its default gateway: the bridge's address on that subnet.</param>
+    /// <param name="Outbound">The uplink.</param>
+    /// <param name="AddressFamily">IPv4 or IPv6.</param>
+    /// <param name="Backend">The firewall backend that holds its rules.</param>
+    /// <param name="Dns">The nameservers -Dns gave, or null.</param>
+    /// <param name="InForce">True when its namespace and bridge exist, its rules stand and its route goes via the gateway.</param>
+    /// <param name="Status">InForce, NamespaceGone, BridgeGone, RulesMissing or RouteMissing.</param>
+    /// <param name="Detail">What is missing, when it is not in force.</param>
+    /// <param name="EnabledAt">When Enable-NamespaceNat first enabled it (UTC).</param>
+    public sealed record NamespaceNatBinding(string? Namespace, string NamespacePath, string Bridge, string Subnet, string Gateway, string Outbound,
+        string AddressFamily, string Backend, IReadOnlyList<string>? Dns, bool InForce, string Status, string? Detail, DateTime EnabledAt)
+    {
+        public override string ToString() => $"{Namespace ?? NamespacePath} on {Bridge} ({Subnet}) via {Outbound}: {Status}";
+    }
+}
