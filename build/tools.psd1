@@ -17,6 +17,7 @@
         'ping'             = 'iputils-ping'
         'socat'            = 'socat'
         'unshare'          = 'util-linux'
+        'nsenter'          = 'util-linux'
         'setpriv'          = 'util-linux'
         'mount'            = 'mount'
         'umount'           = 'mount'

@@ -20,7 +20,7 @@ param(
 )
 
 BeforeDiscovery {
-    $checks = @('NamespaceExists', 'LoopbackUp', 'Bridge', 'NamespaceAddress', 'HostLink', 'DefaultRoute', 'IpForwarding', 'Masquerade', 'Uplink', 'Forward', 'DuplicateRules', 'BackendMix', 'Resolver')
+    $checks = @('NamespaceExists', 'LoopbackUp', 'Bridge', 'NamespaceAddress', 'HostLink', 'DefaultRoute', 'IpForwarding', 'Masquerade', 'Uplink', 'Forward', 'DuplicateRules', 'StaleRules', 'BackendMix', 'Resolver')
     if ($Target) { $checks += 'Probe' }
 }
 

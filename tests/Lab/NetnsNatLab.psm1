@@ -80,7 +80,11 @@ function Add-LabBridge {
     <# A bridge in the lab's host namespace, with an address, up. #>
     param([string] $Name = 'br0', [string] $Address = '10.0.0.1/24', [switch] $Down)
     Assert-LabSandbox
-    ipc link add $Name type bridge
+    # A fixed MAC: a bridge that takes its ports' lowest MAC changes it whenever a port comes or goes, and a client's
+    # ARP entry for the gateway then points at a MAC nobody answers for until it expires (seconds of lost packets).
+    $hash = [System.Security.Cryptography.SHA256]::HashData([System.Text.Encoding]::UTF8.GetBytes($Name))
+    $mac = '02:' + (($hash[0..4] | ForEach-Object { $_.ToString('x2') }) -join ':')
+    ipc link add $Name address $mac type bridge
     if ($Address) { ipc addr add $Address dev $Name }
     if (-not $Down) { ipc link set $Name up }
 }

@@ -93,7 +93,7 @@ Describe 'Scripts and automation' {
             $r = Invoke-Script 'Test-NamespaceNat testnet | ConvertTo-Json'
             $r.ExitCode | Should -Be 0
             $checks = $r.Output | ConvertFrom-Json
-            $checks.Count | Should -Be 13
+            $checks.Count | Should -Be 14
             ($checks.Status | Sort-Object -Unique) | Should -Be @('Pass')
             $r.Output | Should -Not -Match 'passed,'
         }
@@ -101,7 +101,7 @@ Describe 'Scripts and automation' {
         It 'the summary line is on the information stream, shown with -InformationAction Continue' {
             Enable-NamespaceNat testnet br0 eth0 -Dns 203.0.113.53 | Out-Null
             $r = Invoke-Script 'Test-NamespaceNat testnet -InformationAction Continue | Out-Null'
-            $r.Output | Should -Match 'Test-NamespaceNat testnet: 13 passed, 0 warnings, 0 failed'
+            $r.Output | Should -Match 'Test-NamespaceNat testnet: 14 passed, 0 warnings, 0 failed'
         }
 
         It 'Enable-NamespaceNat | ConvertTo-Json is valid JSON, and -Debug narrates to the debug stream only' {

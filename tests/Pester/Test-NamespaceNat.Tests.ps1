@@ -1,6 +1,6 @@
 BeforeAll {
     . (Join-Path $PSScriptRoot 'Common.ps1')
-    $allChecks = @('NamespaceExists', 'LoopbackUp', 'Bridge', 'NamespaceAddress', 'HostLink', 'DefaultRoute', 'IpForwarding', 'Masquerade', 'Uplink', 'Forward', 'DuplicateRules', 'BackendMix', 'Resolver')
+    $allChecks = @('NamespaceExists', 'LoopbackUp', 'Bridge', 'NamespaceAddress', 'HostLink', 'DefaultRoute', 'IpForwarding', 'Masquerade', 'Uplink', 'Forward', 'DuplicateRules', 'StaleRules', 'BackendMix', 'Resolver')
     function Restore-Good {
         Reset-LabFirewall
         Remove-Item /etc/netns/testnet -Recurse -Force -ErrorAction Ignore
@@ -44,7 +44,7 @@ Describe 'Test-NamespaceNat' {
 
         It 'prints a summary line on the host' {
             $info = Test-NamespaceNat testnet 6>&1 | Where-Object { $_ -is [System.Management.Automation.InformationRecord] }
-            "$info" | Should -Match 'Test-NamespaceNat testnet: 13 passed, 0 warnings, 0 failed'
+            "$info" | Should -Match 'Test-NamespaceNat testnet: 14 passed, 0 warnings, 0 failed'
         }
 
         It 'changes nothing' {
@@ -206,7 +206,7 @@ Describe 'NetnsNat.Verify.Tests.ps1, the verification shipped for users' {
         $r = Invoke-Verify @{ Namespace = 'testnet'; Bridge = 'br0'; Target = $lab.ServerAddress }
         Write-Figure 'NetnsNat.Verify.Tests.ps1 on a good setup' "$($r.Passed) passed, $($r.Failed) failed"
         $r.Failed | Should -Be 0 -Because $r.Error
-        $r.Passed | Should -Be 18
+        $r.Passed | Should -Be 19
     }
 
     It 'fails without a default route in the namespace (ip route then prints one line)' {

@@ -23,6 +23,17 @@ namespace NetnsNat.Backends
     {
         private static readonly HashSet<string> Terminal = new HashSet<string>(StringComparer.Ordinal) { "ACCEPT", "DROP", "REJECT" };
 
+        /// <summary>
+        /// Whether some of a chain's first rules decide a packet (following jumps): the verdict and the deciding rule,
+        /// or null when the packet passes them all. Used to see if anything stands above NetnsNat's rules that blocks
+        /// what they accept.
+        /// </summary>
+        public static (bool Accepted, string By)? Decides(IptablesSnapshot snapshot, IReadOnlyList<IptablesRule> rules, ForwardPacket packet)
+        {
+            var uncertain = new List<string>();
+            return WalkRules(snapshot, rules, packet, uncertain, 0);
+        }
+
         public static ForwardVerdict Evaluate(IptablesSnapshot snapshot, ForwardPacket packet)
         {
             var uncertain = new List<string>();
@@ -32,10 +43,12 @@ namespace NetnsNat.Backends
             return new ForwardVerdict(policy == "ACCEPT", "policy " + policy, uncertain);
         }
 
-        private static (bool Accepted, string By)? Walk(IptablesSnapshot snapshot, string chain, ForwardPacket packet, List<string> uncertain, int depth)
+        private static (bool Accepted, string By)? Walk(IptablesSnapshot snapshot, string chain, ForwardPacket packet, List<string> uncertain, int depth) =>
+            depth > 8 ? null : WalkRules(snapshot, snapshot.Chain("filter", chain), packet, uncertain, depth);
+
+        private static (bool Accepted, string By)? WalkRules(IptablesSnapshot snapshot, IReadOnlyList<IptablesRule> rules, ForwardPacket packet, List<string> uncertain, int depth)
         {
-            if (depth > 8) return null;
-            foreach (var rule in snapshot.Chain("filter", chain))
+            foreach (var rule in rules)
             {
                 if (!Matches(rule, packet)) continue;
                 var target = rule.Target ?? string.Empty;

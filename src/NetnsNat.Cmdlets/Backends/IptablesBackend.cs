@@ -415,14 +415,26 @@ namespace NetnsNat.Backends
             var entries = new List<MasqueradeEntry>();
             foreach (var rule in snapshot.Chain("nat", "POSTROUTING").Where(MasqueradeRules.IsMasquerade))
             {
-                var subnet = rule.Source ?? Family.Everything;
-                var outbound = rule.OutInterface ?? string.Empty;
-                var forward = rule.Source == null || rule.OutInterface == null
-                    ? Array.Empty<IptablesRule>()
-                    : MasqueradeRules.OwnForwardRules(snapshot, subnet, outbound, null).ToArray();
+                var subnet = (rule.SourceNegated ? "!" : string.Empty) + (rule.Source ?? Family.Everything);
+                var outbound = (rule.OutNegated ? "!" : string.Empty) + (rule.OutInterface ?? string.Empty);
+                // NetnsNat's shape: -s SUBNET -o UPLINK -j MASQUERADE and nothing else. Anything else is listed as it is,
+                // with what it has, and Remove-NatMasquerade will not pretend to remove it.
+                bool plain = rule.Source != null && rule.OutInterface != null && !rule.HasNegation && !rule.HasOtherMatches && !rule.HasTargetOptions;
+                var forward = plain ? MasqueradeRules.OwnForwardRules(snapshot, rule.Source!, rule.OutInterface!, null).ToArray() : Array.Empty<IptablesRule>();
                 var bridge = forward.Select(MasqueradeRules.BridgeOf).FirstOrDefault();
                 var lines = new[] { rule.ToString() }.Concat(forward.Select(r => r.ToString())).ToArray();
-                entries.Add(new MasqueradeEntry(subnet, outbound, bridge, lines, true, null));
+                string? note = null;
+                if (!plain)
+                {
+                    var what = new List<string>();
+                    if (rule.HasNegation) what.Add("a negated match (!)");
+                    if (rule.Source == null) what.Add("no source subnet");
+                    if (rule.OutInterface == null) what.Add("no uplink");
+                    if (rule.HasOtherMatches) what.Add("matches NetnsNat does not write" + (rule.Protocol != null ? $" (-p {rule.Protocol})" : string.Empty));
+                    if (rule.HasTargetOptions) what.Add($"target options ({string.Join(" ", rule.TargetOptions)})");
+                    note = $"Not a rule of NetnsNat's shape: it has {string.Join(", ", what)}. Remove-NatMasquerade leaves it; to remove it: {ProcessRunner.FormatCommandLine(Family.Iptables, rule.CommandArguments("-D"))}";
+                }
+                entries.Add(new MasqueradeEntry(subnet, outbound, bridge, lines, plain, note));
             }
             return entries;
         }

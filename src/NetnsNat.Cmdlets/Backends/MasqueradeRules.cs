@@ -1,6 +1,7 @@
 using System;
 using System.Collections.Generic;
 using System.Linq;
+using NetnsNat.Linux;
 using NetnsNat.Model;
 
 namespace NetnsNat.Backends
@@ -54,7 +55,8 @@ namespace NetnsNat.Backends
             {
                 var bridge = target.Bridge;
                 groups.Add(new RuleGroup("filter", "FORWARD", Forward(subnet, bridge, target.Outbound), AtTop: true,
-                    s => OwnForwardRules(s, subnet, target.Outbound, bridge).ToArray()));
+                    s => OwnForwardRules(s, subnet, target.Outbound, bridge).ToArray(),
+                    (s, found) => BlockedAbove(s, found, target)));
             }
             return new RuleDescription(target.ToString(), groups);
         }
@@ -72,6 +74,30 @@ namespace NetnsNat.Backends
                 MasqueradeGroup(masquerade, subnet),
                 new RuleGroup("filter", "FORWARD", Array.Empty<IptablesRule>(), AtTop: true, s => OwnForwardRules(s, subnet, target.Outbound, target.Bridge).ToArray()),
             });
+        }
+
+        /// <summary>
+        /// Whether a rule above NetnsNat's FORWARD rules decides against the namespace's new traffic out, or its
+        /// replies back in (a DROP or REJECT, directly or in a chain it jumps to). Only the rules above are walked.
+        /// </summary>
+        private static bool BlockedAbove(IptablesSnapshot snapshot, IReadOnlyList<IptablesRule> found, SubnetNat target)
+        {
+            var chain = snapshot.Chain("filter", "FORWARD");
+            int first = 0;
+            while (first < chain.Count && !ReferenceEquals(chain[first], found[0])) first++;
+            if (first == 0 || first >= chain.Count) return false;
+            var above = chain.Take(first).ToArray();
+            var host = Cidr.Mask(target.Subnet.BaseAddress, target.Subnet.PrefixLength);
+            if (target.Subnet.PrefixLength < target.Family.MaxPrefix - 1)
+            {
+                var bytes = host.GetAddressBytes();
+                bytes[^1] |= 1;
+                host = new System.Net.IPAddress(bytes);
+            }
+            var outside = target.Family == AddressFamilyProfile.IPv4 ? System.Net.IPAddress.Parse("192.0.2.1") : System.Net.IPAddress.Parse("2001:db8::1");
+            var outgoing = ForwardEvaluator.Decides(snapshot, above, new ForwardPacket(target.Bridge!, target.Outbound, host, outside, "NEW"));
+            var reply = ForwardEvaluator.Decides(snapshot, above, new ForwardPacket(target.Outbound, target.Bridge!, outside, host, "ESTABLISHED"));
+            return outgoing is { Accepted: false } || reply is { Accepted: false };
         }
 
         private static RuleGroup MasqueradeGroup(IptablesRule masquerade, string subnet) =>

@@ -9,7 +9,12 @@ namespace NetnsNat.Backends
     /// when missing), or all of them at the top of the chain in this order. Existing finds the rules of the group that
     /// stand in the chain now (NetnsNat's own, or the very rules asked for), in chain order.
     /// </summary>
-    internal sealed record RuleGroup(string Table, string Chain, IReadOnlyList<IptablesRule> Rules, bool AtTop, Func<IptablesSnapshot, IReadOnlyList<IptablesRule>> Existing);
+    /// <remarks>
+    /// Blocked, for a group on top: whether a rule that stands above the group's first rule stops what the group lets
+    /// through (a DROP inserted above it); the planner then lays the group on top again.
+    /// </remarks>
+    internal sealed record RuleGroup(string Table, string Chain, IReadOnlyList<IptablesRule> Rules, bool AtTop, Func<IptablesSnapshot, IReadOnlyList<IptablesRule>> Existing,
+        Func<IptablesSnapshot, IReadOnlyList<IptablesRule>, bool>? Blocked = null);
 
     /// <summary>The rules of one binding, group by group: what the planner makes stand (Add) or go (Remove).</summary>
     internal sealed record RuleDescription(string Name, IReadOnlyList<RuleGroup> Groups);
@@ -22,8 +27,9 @@ namespace NetnsNat.Backends
     {
         /// <summary>
         /// What makes the ruleset hold the described rules: a rule that goes anywhere is appended when no equal rule
-        /// stands; a group that goes on top is left alone when its rules stand in order, otherwise the ones there are
-        /// deleted and all of the group inserted at the top in order.
+        /// stands; a group that goes on top is left alone when its rules stand in order with nothing above them that
+        /// blocks what they let through, otherwise the ones there are deleted and all of the group inserted at the top
+        /// in order.
         /// </summary>
         public static RulePlan PlanAdd(IptablesSnapshot snapshot, RuleDescription description)
         {
@@ -39,7 +45,7 @@ namespace NetnsNat.Backends
                 }
                 var found = group.Existing(snapshot);
                 bool inOrder = found.Count == group.Rules.Count && found.Zip(group.Rules, (a, b) => a.SameAs(b)).All(x => x);
-                if (inOrder) continue;
+                if (inOrder && (group.Blocked == null || !group.Blocked(snapshot, found))) continue;
                 delete.AddRange(found);
                 top.AddRange(group.Rules);
             }

@@ -43,10 +43,10 @@ namespace NetnsNat.Commands
                 : Enumerable.Empty<string>();
     }
 
-    /// <summary>Completes bridge names (interfaces with /sys/class/net/NAME/bridge).</summary>
+    /// <summary>Completes bridge names (interfaces with /sys/class/net/NAME/bridge) that the cmdlets take.</summary>
     public sealed class BridgeNameCompleter : NameCompleter
     {
-        protected override IEnumerable<string> Candidates() => SysClassNet(p => Directory.Exists(Path.Combine(p, "bridge")));
+        protected override IEnumerable<string> Candidates() => SysClassNet(p => Directory.Exists(Path.Combine(p, "bridge"))).Where(n => Names.IsValidInterface(n, out _));
     }
 
     /// <summary>Completes interface names, the one of the default route first.</summary>
@@ -55,15 +55,15 @@ namespace NetnsNat.Commands
         protected override IEnumerable<string> Candidates()
         {
             var first = IpRoute2.DefaultRouteInterface();
-            var all = SysClassNet(p => Path.GetFileName(p) != "lo").ToList();
+            var all = SysClassNet(p => Path.GetFileName(p) != "lo").Where(n => Names.IsValidInterface(n, out _)).ToList();
             return first != null && all.Remove(first) ? new[] { first }.Concat(all) : all;
         }
     }
 
-    /// <summary>Completes named network namespaces (/run/netns).</summary>
+    /// <summary>Completes named network namespaces (/run/netns), only names the cmdlets take ("ns:1" is left out).</summary>
     public sealed class NamespaceNameCompleter : NameCompleter
     {
-        protected override IEnumerable<string> Candidates() => IpRoute2.Namespaces();
+        protected override IEnumerable<string> Candidates() => IpRoute2.Namespaces().Where(n => Names.IsValidNamespace(n, out _));
     }
 
     /// <summary>Completes the subnets of the bridges (needs ip; no process is started for the other completers).</summary>

@@ -1,6 +1,7 @@
 using System.Linq;
 using System.Management.Automation;
 using NetnsNat.Core;
+using NetnsNat.Linux;
 using NetnsNat.Model;
 
 namespace NetnsNat.Commands
@@ -13,6 +14,7 @@ namespace NetnsNat.Commands
         [Parameter(Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
         [Alias("Bridge")]
         [ArgumentCompleter(typeof(BridgeNameCompleter))]
+        [SupportsWildcards]
         public string[]? Name { get; set; }
 
         protected override void ProcessRecord() => Guard(Name, () =>
@@ -28,8 +30,18 @@ namespace NetnsNat.Commands
             }
             foreach (var name in Name)
             {
+                if (name != null && name.IndexOfAny(new[] { '*', '?' }) >= 0 && Names.IsValidInterface(name.Replace('*', 'x').Replace('?', 'x'), out _))
+                {
+                    // 'br*': every bridge whose name matches, each with its subnets; none matching is no error, as Get-ChildItem does.
+                    var pattern = new WildcardPattern(name, WildcardOptions.None);
+                    foreach (var link in interfaces.Ip.Links(Token).Where(l => l.IsBridge && pattern.IsMatch(l.Name) && l.Of(AddressFamilyProfile.IPv4).Count > 0))
+                    {
+                        WriteObject(InterfaceService.BridgeSubnets(link, requireUp: false), enumerateCollection: true);
+                    }
+                    continue;
+                }
                 if (!CheckInterfaceName(name, "Name")) continue;
-                Guard(name, () => WriteObject(interfaces.BridgeSubnets(name, requireUp: false), enumerateCollection: true));
+                Guard(name, () => WriteObject(interfaces.BridgeSubnets(name!, requireUp: false, "Name"), enumerateCollection: true));
             }
         });
     }

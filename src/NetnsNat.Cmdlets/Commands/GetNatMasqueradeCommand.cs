@@ -47,7 +47,7 @@ namespace NetnsNat.Commands
                     if (subnet != null && entry.Subnet != subnet) continue;
                     if (Outbound != null && entry.Outbound != Outbound) continue;
                     if (Bridge != null && entry.Bridge != Bridge) continue;
-                    WriteObject(new NatMasqueradeRule(entry.Subnet, entry.Outbound, entry.Bridge, state.BackendName, entry.Rules, 0));
+                    WriteObject(new NatMasqueradeRule(entry.Subnet, entry.Outbound, entry.Bridge, state.BackendName, entry.Rules, 0, entry.Removable, entry.Note));
                 }
             });
         }

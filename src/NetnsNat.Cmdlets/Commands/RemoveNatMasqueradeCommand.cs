@@ -1,3 +1,4 @@
+using System;
 using System.Collections.Generic;
 using System.Linq;
 using System.Management.Automation;
@@ -7,7 +8,7 @@ using NetnsNat.Model;
 namespace NetnsNat.Commands
 {
     /// <summary>Removes a MASQUERADE rule and the FORWARD rules Add-NatMasquerade made for it, and nothing else.</summary>
-    [Cmdlet(VerbsCommon.Remove, "NatMasquerade", SupportsShouldProcess = true, DefaultParameterSetName = ByFieldsSet)]
+    [Cmdlet(VerbsCommon.Remove, "NatMasquerade", SupportsShouldProcess = true, DefaultParameterSetName = ByObjectSet)]
     [OutputType(typeof(NatMasqueradeRule))]
     public sealed class RemoveNatMasqueradeCommand : NetnsCmdlet
     {
@@ -46,7 +47,17 @@ namespace NetnsNat.Commands
             var items = new List<(string Subnet, string Outbound, string? Bridge)>();
             if (ParameterSetName == ByObjectSet)
             {
-                foreach (var rule in InputObject) items.Add((rule.Subnet, rule.Outbound, rule.Bridge));
+                foreach (var rule in InputObject)
+                {
+                    if (!rule.Removable)
+                    {
+                        // A rule of another shape (Docker's "! -o docker0", ports, options): never a silent nothing.
+                        WriteError(new ErrorRecord(new InvalidOperationException(rule.Note ?? $"The MASQUERADE rule for {rule.Subnet} via {rule.Outbound} is not of NetnsNat's shape; remove it with iptables -t nat -D POSTROUTING."),
+                            "RuleNotRemovable", ErrorCategory.InvalidOperation, rule));
+                        continue;
+                    }
+                    items.Add((rule.Subnet, rule.Outbound, rule.Bridge));
+                }
             }
             else
             {

@@ -40,15 +40,15 @@ namespace NetnsNat.Core
             var names = all.Length > 12 ? string.Join(", ", all.Take(12)) + $" and {all.Length - 12} more" : string.Join(", ", all);
             throw new NetnsNatException(
                 $"-{parameter}: there is no interface '{name}' in this network namespace (it has: {(names.Length == 0 ? "none" : names)}). " +
-                (parameter == "Bridge"
+                (parameter == "Bridge" || parameter == "Name"
                     ? $"Create the bridge first: ip link add {name} type bridge; ip addr add 10.0.0.1/24 dev {name}; ip link set {name} up."
                     : "Use the interface that 'ip route show default' names after 'dev'."),
                 "InterfaceNotFound", ErrorCategory.ObjectNotFound);
         }
 
         /// <summary>The subnets of a bridge by name; throws a clear error when it is missing, not a bridge, unaddressed, or (if asked) down.</summary>
-        public IReadOnlyList<BridgeSubnet> BridgeSubnets(string bridge, bool requireUp) =>
-            BridgeSubnets(RequireInterface(bridge, "Bridge"), requireUp);
+        public IReadOnlyList<BridgeSubnet> BridgeSubnets(string bridge, bool requireUp, string parameter = "Bridge") =>
+            BridgeSubnets(RequireInterface(bridge, parameter), requireUp);
 
         /// <summary>The IPv4 subnets of a bridge; throws a clear error when it is not a bridge, unaddressed, or (if asked) down.</summary>
         public static IReadOnlyList<BridgeSubnet> BridgeSubnets(LinkInfo link, bool requireUp)

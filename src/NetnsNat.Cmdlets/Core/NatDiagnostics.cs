@@ -44,7 +44,7 @@ namespace NetnsNat.Core
         /// <summary>Every check, in the order they run.</summary>
         public static readonly IReadOnlyList<string> Checks = new[]
         {
-            "NamespaceExists", "LoopbackUp", "Bridge", "NamespaceAddress", "HostLink", "DefaultRoute", "IpForwarding", "Masquerade", "Uplink", "Forward", "DuplicateRules", "BackendMix", "Resolver",
+            "NamespaceExists", "LoopbackUp", "Bridge", "NamespaceAddress", "HostLink", "DefaultRoute", "IpForwarding", "Masquerade", "Uplink", "Forward", "DuplicateRules", "StaleRules", "BackendMix", "Resolver",
         };
 
         private readonly HashSet<string> _emitted = new HashSet<string>(StringComparer.Ordinal);
@@ -292,6 +292,10 @@ namespace NetnsNat.Core
                 Emit("DuplicateRules", NatCheckStatus.Pass, "No rule for the subnet stands twice.");
             }
 
+            // Rules of NetnsNat's for the bridge that nothing uses any more: a subnet the bridge no longer has, or an
+            // uplink no namespace NetnsNat enabled on the bridge goes out by (left behind by a change made by hand).
+            StaleRules(snapshot, bridgeLink);
+
             // The other backend.
             var mix = subnet == null ? null : _backend.OtherBackendRules(state, subnet.Subnet, _host.Token);
             if (mix != null) Emit("BackendMix", NatCheckStatus.Warn, mix.Value.Message, mix.Value.Fix);
@@ -315,6 +319,36 @@ namespace NetnsNat.Core
 
             // A real probe from inside.
             if (request.Target != null) Probe(ns, request.Target, request.Port);
+        }
+
+        private void StaleRules(IptablesSnapshot snapshot, LinkInfo? bridge)
+        {
+            if (bridge == null)
+            {
+                Emit("StaleRules", NatCheckStatus.Pass, "No bridge to look for rules of.");
+                return;
+            }
+            StoreContent store;
+            using (var held = RulesetLock.Acquire(_host.Token, Settings.LockTimeout, _host.Verbose))
+            {
+                store = StateStore.Load(held);
+            }
+            var subnets = bridge.Of(Family).Select(a => Cidr.Format(a.Network)).ToHashSet(StringComparer.Ordinal);
+            var bound = store.Bindings.Where(b => b.Bridge == bridge.Name && b.Family == Family.Name).ToArray();
+            var stale = snapshot.Chain("filter", "FORWARD").Where(r => MasqueradeRules.IsOwnForward(r) && MasqueradeRules.BridgeOf(r) == bridge.Name)
+                .Select(r => (Subnet: MasqueradeRules.SubnetOf(r)!, Outbound: MasqueradeRules.OutboundOf(r)!))
+                .Distinct()
+                .Where(k => !subnets.Contains(k.Subnet) || (bound.Any(b => b.Subnet == k.Subnet) && !bound.Any(b => b.Subnet == k.Subnet && b.Outbound == k.Outbound)))
+                .ToArray();
+            if (stale.Length == 0)
+            {
+                Emit("StaleRules", NatCheckStatus.Pass, $"Every rule of NetnsNat's for {bridge.Name} is for a subnet it has and an uplink in use.");
+                return;
+            }
+            Emit("StaleRules", NatCheckStatus.Warn,
+                $"Rules of NetnsNat's for {bridge.Name} that nothing uses any more: {string.Join("; ", stale.Select(k => $"{k.Subnet} via {k.Outbound}" + (subnets.Contains(k.Subnet) ? " (no namespace goes out by it)" : " (the bridge no longer has this subnet)")))}. " +
+                "Enable-NamespaceNat removes them when it is run again for the namespace.",
+                string.Join("; ", stale.Select(k => $"Remove-NatMasquerade -Subnet {k.Subnet} -Outbound {k.Outbound} -Bridge {bridge.Name}")));
         }
 
         /// <summary>

@@ -31,7 +31,9 @@ namespace NetnsNat
     /// <param name="Backend">nf_tables or legacy: which iptables backend holds the rules.</param>
     /// <param name="Rules">The rules in iptables-save form.</param>
     /// <param name="ChangedRules">How many rules the call added (Add-) or deleted (Remove-); 0 for Get-NatMasquerade.</param>
-    public sealed record NatMasqueradeRule(string Subnet, string Outbound, string? Bridge, string Backend, IReadOnlyList<string> Rules, int ChangedRules)
+    /// <param name="Removable">False for a rule Remove-NatMasquerade does not take (a negated uplink such as Docker's "! -o docker0", or other matches and options): Note says how to remove it.</param>
+    /// <param name="Note">Why the rule is not NetnsNat's shape and how to remove it; null for a plain rule.</param>
+    public sealed record NatMasqueradeRule(string Subnet, string Outbound, string? Bridge, string Backend, IReadOnlyList<string> Rules, int ChangedRules, bool Removable = true, string? Note = null)
     {
         public override string ToString() => $"{Subnet} -> {Outbound}";
     }
