@@ -21,6 +21,8 @@
         'Enable-NamespaceNat'
         'Disable-NamespaceNat'
         'Test-NamespaceNat'
+        'Get-NatSession'
+        'Remove-NatSession'
     )
     FunctionsToExport    = @()
     VariablesToExport    = @()
