@@ -306,6 +306,21 @@ namespace NetnsNat.Tests
             Assert.Null(s.TranslatedDestination);
         }
 
+        [Fact]
+        public void Delete_of_a_port_mapping_selects_the_connections_to_its_endpoint_before_or_after_translation()
+        {
+            int[] To(ProtocolType p, string? address, int port) =>
+                ParseCaptured().Select((e, i) => (e, i)).Where(x => ConntrackService.ConnectionsTo(p, address == null ? null : IPAddress.Parse(address), port)(x.e)).Select(x => x.i).ToArray();
+            Assert.Equal(new[] { 3 }, To(ProtocolType.Udp, "198.51.100.1", 8080)); // the public side of the mapping
+            Assert.Equal(new[] { 3 }, To(ProtocolType.Udp, "10.0.0.2", 80)); // the namespace's side
+            Assert.Equal(new[] { 3 }, To(ProtocolType.Udp, null, 8080));
+            Assert.Empty(To(ProtocolType.Udp, "10.0.0.2", 8080)); // address and port of one endpoint, not of two
+            Assert.Empty(To(ProtocolType.Tcp, "198.51.100.1", 8080));
+            Assert.Equal(new[] { 1 }, To(ProtocolType.Tcp, "203.0.113.10", 8080));
+            var untranslated = ParseOne(Entry(0x18a, 5, "203.0.113.20", "198.51.100.1", 1000, 8080, "198.51.100.1", "203.0.113.20", 8080, 1000));
+            Assert.True(ConntrackService.ConnectionsTo(ProtocolType.Udp, IPAddress.Parse("198.51.100.1"), 8080)(untranslated)); // made before the DNAT rule
+        }
+
         [Theory]
         [InlineData("Tcp", ProtocolType.Tcp)]
         [InlineData("udp", ProtocolType.Udp)]

@@ -171,11 +171,13 @@ namespace NetnsNat.Core
         /// null. What a port mapping's change calls, so that no connection keeps going by the mapping it had before (an
         /// entry made before a DNAT rule existed never sees the rule). Asks ShouldProcess for each; returns the deleted.
         /// </summary>
-        public List<ConntrackEntry> Delete(ProtocolType protocol, IPAddress? address, int port)
+        public List<ConntrackEntry> Delete(ProtocolType protocol, IPAddress? address, int port) => Remove(Read(ConnectionsTo(protocol, address, port)));
+
+        /// <summary>What Delete selects: connections of the protocol to address:port before or after DNAT, translated or not.</summary>
+        public static Func<ConntrackEntry, bool> ConnectionsTo(ProtocolType protocol, IPAddress? address, int port)
         {
             bool To(IPAddress destination, ushort? destinationPort) => destinationPort == port && (address == null || address.Equals(destination));
-            var entries = Read(e => e.Protocol == (byte)protocol && (To(e.Original.Destination, e.Original.DestinationPort) || To(e.Reply.Source, e.Reply.SourcePort)));
-            return Remove(entries);
+            return e => e.Protocol == (byte)protocol && (To(e.Original.Destination, e.Original.DestinationPort) || To(e.Reply.Source, e.Reply.SourcePort));
         }
     }
 }
