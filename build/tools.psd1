@@ -14,6 +14,7 @@
         'ip6tables-save'   = 'iptables'
         'ip6tables-restore' = 'iptables'
         'nft'              = 'nftables'
+        'conntrack'        = 'conntrack'
         'ping'             = 'iputils-ping'
         'socat'            = 'socat'
         'unshare'          = 'util-linux'
