@@ -27,6 +27,7 @@
         'timeout'          = 'coreutils'
         'chmod'            = 'coreutils'
         'sleep'            = 'coreutils'
+        'head'             = 'coreutils'
         'kill'             = 'procps'
         'bash'             = 'bash'
         'sed'              = 'sed'

@@ -48,8 +48,11 @@ BeforeAll {
         # One UDP exchange from testnet: a datagram out, the answer back; the flow's entry lives 30 s. The flows of
         # earlier calls are dropped first (by the conntrack tool), so there is exactly one.
         Invoke-LabCommand conntrack -ArgumentList @('-D', '-p', 'udp', '--dport', "$Port") -AllowFailure | Out-Null
-        $r = Invoke-LabCommand ip -ArgumentList @('netns', 'exec', 'testnet', 'socat', '-T', '2', '-', "UDP:203.0.113.10:$Port") -InputObject "ping`n"
-        $r.Output.Trim() | Should -Be 'pong'
+        # The answer is waited for up to 5 s (bash's /dev/udp and head, which reads the datagram whole), not the 0.5 s
+        # socat gives a reply after its input ends: under load the server's fork and shell take longer than that.
+        $exchange = "exec 3<>/dev/udp/203.0.113.10/$Port; echo ping >&3; timeout 5 head -c 5 <&3"
+        $r = Invoke-LabCommand ip -ArgumentList @('netns', 'exec', 'testnet', 'bash', '-c', $exchange) -AllowFailure
+        $r.Output.Trim() | Should -Be 'pong' -Because "the UDP server answers ($($r.Error))"
     }
 
     function Get-ConntrackEntry {
@@ -242,7 +245,13 @@ Describe 'Get-NatSession' {
         }
     }
 
-    Context 'views' {
+    Context 'views and completion' {
+        It '-Protocol completes the protocols it takes, whatever the case typed; -Namespace the namespaces' {
+            (TabExpansion2 -inputScript 'Get-NatSession -Protocol ' -cursorColumn 25).CompletionMatches.CompletionText | Should -Be @('Tcp', 'Udp', 'Icmp', 'IPv6-ICMP')
+            (TabExpansion2 -inputScript 'Remove-NatSession -Protocol u' -cursorColumn 29).CompletionMatches.CompletionText | Should -Be @('Udp')
+            (TabExpansion2 -inputScript 'Get-NatSession -Namespace tes' -cursorColumn 29).CompletionMatches.CompletionText | Should -Be @('testnet')
+        }
+
         It 'a table by default, a list with every property, also after Export-Clixml / Import-Clixml' {
             $table = Get-NatSession -Port 9000 | Out-String -Width 200
             $table | Should -Match 'Protocol\s+State\s+Source\s+Destination\s+NatSource\s+NatDestination\s+Timeout'
