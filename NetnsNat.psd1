@@ -23,6 +23,8 @@
         'Test-NamespaceNat'
         'Get-NamespaceNat'
         'Restore-NamespaceNat'
+        'Get-NatSession'
+        'Remove-NatSession'
     )
     FunctionsToExport    = @()
     VariablesToExport    = @()

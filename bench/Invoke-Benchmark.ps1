@@ -223,6 +223,31 @@ try {
     $c = (New-Bridges 1)[0]
     $lessonExecs = (Count-Execs @('bash', $lesson, $c.Namespace, $c.Bridge, 'eth0')) - 1
     Add-Row 'processes started by one Enable (strace execve)' ($full - $base) $lessonExecs ''
+
+    # ---- 6. Get-NatSession over a large conntrack table (issue 15) --------------------------------------------------
+    # 10,000 masqueraded TCP entries made in the sandbox's namespace by one "conntrack -R" (a file of -I lines), then
+    # Get-NatSession (every entry read over ctnetlink and emitted as an object) against "conntrack -L" (text).
+    function Measure-NatSessions([int] $count = 10000, [int] $samples = 10) {
+        $file = "/run/bench-conntrack-$PID"
+        $lines = foreach ($i in 0..($count - 1)) {
+            "-I -p tcp -s 10.220.$([Math]::Floor($i / 250)).$($i % 250 + 1) -d 203.0.113.10 --sport $(20000 + $i % 40000) --dport 8080 " +
+                '--state ESTABLISHED -u SEEN_REPLY,ASSURED -t 900 --src-nat 198.51.100.1'
+        }
+        [IO.File]::WriteAllLines($file, [string[]]$lines)
+        Invoke-LabCommand conntrack -ArgumentList @('-R', $file) -TimeoutSeconds 300 | Out-Null
+        Remove-Item $file
+        $listed = @(Get-NatSession -Subnet 10.220.0.0/16).Count
+        if ($listed -ne $count) { throw "Get-NatSession listed $listed of the $count entries made" }
+        foreach ($i in 1..3) { Get-NatSession | Out-Null }
+        $ours = Stats @(foreach ($i in 1..$samples) { Time { Get-NatSession } })
+        $theirs = Stats @(foreach ($i in 1..$samples) { Time { Invoke-LabCommand conntrack -ArgumentList @('-L') -TimeoutSeconds 120 } })
+        Add-Row "Get-NatSession, $count conntrack entries (objects) vs conntrack -L (text)" (Fmt $ours) (Fmt $theirs) ('{0:0.0}x' -f ($theirs.Median / $ours.Median))
+        $filtered = Stats @(foreach ($i in 1..$samples) { Time { Get-NatSession -Port 9 } })
+        Add-Row "Get-NatSession -Port 9 (no match), $count entries: the read alone" (Fmt $filtered) '' ''
+        $removed = Time { Remove-NatSession -Subnet 10.220.0.0/16 }
+        Add-Row "Remove-NatSession of $count entries (one dump, deletes 64 to a write)" ('{0:0} ms' -f $removed) '' ''
+    }
+    Measure-NatSessions
 }
 finally {
     Remove-NetnsNatLab

@@ -66,6 +66,19 @@ namespace NetnsNat.Commands
         protected override IEnumerable<string> Candidates() => IpRoute2.Namespaces().Where(n => Names.IsValidNamespace(n, out _));
     }
 
+    /// <summary>Completes the protocols Get-NatSession and Remove-NatSession filter on, whatever the case typed.</summary>
+    public sealed class SessionProtocolCompleter : IArgumentCompleter
+    {
+        public IEnumerable<CompletionResult> CompleteArgument(string commandName, string parameterName, string wordToComplete, CommandAst commandAst, IDictionary fakeBoundParameters)
+        {
+            var prefix = (wordToComplete ?? string.Empty).Trim('\'', '"');
+            foreach (var name in Core.SessionFilter.ProtocolNames.Where(n => n.StartsWith(prefix, StringComparison.OrdinalIgnoreCase)))
+            {
+                yield return new CompletionResult(name, name, CompletionResultType.ParameterValue, name);
+            }
+        }
+    }
+
     /// <summary>Completes the subnets of the bridges (needs ip; no process is started for the other completers).</summary>
     public sealed class SubnetCompleter : NameCompleter
     {

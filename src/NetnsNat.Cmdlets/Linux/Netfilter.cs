@@ -159,6 +159,18 @@ namespace NetnsNat.Linux
             }
         }
 
+        /// <summary>One recv into the socket's own buffer, for a reader that parses a large dump in place: the bytes stay valid until the next receive.</summary>
+        public ReadOnlySpan<byte> ReceiveInPlace(string operation)
+        {
+            var n = (int)Native.recv(_fd, _buffer, _buffer.Length, 0);
+            if (n < 0)
+            {
+                int errno = Marshal.GetLastWin32Error();
+                throw new NftablesException($"Could not {operation}: {Nfnl.Strerror(errno)} (errno {errno}).", errno);
+            }
+            return _buffer.AsSpan(0, n);
+        }
+
         public List<(ushort Type, uint Seq, byte[] Payload)> Receive(string operation)
         {
             var n = (int)Native.recv(_fd, _buffer, _buffer.Length, 0);

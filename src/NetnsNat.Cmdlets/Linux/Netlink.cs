@@ -268,8 +268,8 @@ namespace NetnsNat.Linux
             _errorId = errorId;
         }
 
-        /// <summary>An rtnetlink socket in the network namespace behind a file (/run/netns/NAME, /proc/PID/ns/net).</summary>
-        public static NamespaceRoutes Open(string path, string display)
+        /// <summary>An rtnetlink socket in the network namespace behind a file (/run/netns/NAME, /proc/PID/ns/net); errorId names its failures.</summary>
+        public static NamespaceRoutes Open(string path, string display, string errorId = "RouteFailed")
         {
             int fd = -1, errno = 0;
             string step = string.Empty;
@@ -291,10 +291,10 @@ namespace NetnsNat.Linux
             }, 256 * 1024);
             thread.Start();
             thread.Join();
-            if (fd < 0) throw new NetlinkException(step, errno, "RouteFailed");
+            if (fd < 0) throw new NetlinkException(step, errno, errorId);
             // A receive timeout, so a kernel that never answers cannot hang the cmdlet (SOL_SOCKET, SO_RCVTIMEO).
             Native.setsockopt(fd, 1, 20, new long[] { 5, 0 }, 16);
-            return new NamespaceRoutes(fd, "RouteFailed");
+            return new NamespaceRoutes(fd, errorId);
         }
 
         /// <summary>An rtnetlink socket in the namespace this process runs in, for reading its interfaces.</summary>
@@ -312,7 +312,10 @@ namespace NetnsNat.Linux
         public void Dispose() => Native.close(_fd);
 
         /// <summary>The addresses of one interface, both families (RTM_GETADDR dump filtered by index).</summary>
-        public IReadOnlyList<IpPrefix> Addresses(int ifindex)
+        public IReadOnlyList<IpPrefix> Addresses(int ifindex) => ReadAddresses(ifindex);
+
+
+        private IReadOnlyList<IpPrefix> ReadAddresses(int ifindex)
         {
             var ifaddr = new byte[8];
             ifaddr[0] = AF_UNSPEC;
@@ -323,7 +326,7 @@ namespace NetnsNat.Linux
                 if (type != RTM_NEWADDR || payload.Length < 8) continue;
                 int prefix = payload[1];
                 int index = BinaryPrimitives.ReadInt32LittleEndian(payload.AsSpan(4));
-                if (index != ifindex) continue;
+                if (ifindex != 0 && index != ifindex) continue;
                 byte[]? local = null, address = null;
                 foreach (var (attr, data) in Attributes(payload, 8))
                 {
