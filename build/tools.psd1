@@ -10,6 +10,8 @@
         'iptables-restore' = 'iptables'
         'iptables-legacy'  = 'iptables'
         'iptables-legacy-save' = 'iptables'
+        'ip6tables-legacy' = 'iptables'
+        'ip6tables-legacy-save' = 'iptables'
         'ip6tables'        = 'iptables'
         'ip6tables-save'   = 'iptables'
         'ip6tables-restore' = 'iptables'

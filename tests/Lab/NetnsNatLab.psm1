@@ -6,6 +6,10 @@
 #   nnl-inet    the "internet": 198.51.100.254/24 on wan0 facing eth0, and the server 203.0.113.10 (TEST-NET-3,
 #               an address that exists only here) on lo, where socat answers each TCP connection on port 8080
 #               with the source address it sees. It has no route to 10.0.0.0/24: only NAT gets replies back.
+#   -DualStack  adds IPv6 to all of it: eth0 2001:db8:1::1/64 facing wan0 2001:db8:1::fe/64, the server also on
+#               2001:db8:ff::10 (documentation addresses, which exist only here), br0 fd00:0:0:1::1/64 and the client
+#               fd00:0:0:1::2/64 (unique-local: the "internet" has no route to it). Addresses are added with nodad,
+#               so nothing waits for duplicate address detection. -IPv6Only leaves out IPv4 on the bridge and client.
 #
 # Every packet the lab sends goes to an address of these namespaces.
 
@@ -16,6 +20,8 @@ $script:Internet = 'nnl-inet'
 $script:ServerAddress = '203.0.113.10'
 $script:ServerPort = 8080
 $script:UplinkAddress = '198.51.100.1'
+$script:ServerAddress6 = '2001:db8:ff::10'
+$script:UplinkAddress6 = '2001:db8:1::1'
 # Tools are found on the PATH the lab was loaded with, so tests that put wrappers in front of NetnsNat's tools
 # (a failing iptables, a slow one) never change what the lab itself runs or measures.
 $script:LabPath = $env:PATH
@@ -78,7 +84,7 @@ function ipc { Invoke-LabCommand -FilePath ip -ArgumentList $args | Out-Null }
 
 function Add-LabBridge {
     <# A bridge in the lab's host namespace, with an address, up. #>
-    param([string] $Name = 'br0', [string] $Address = '10.0.0.1/24', [switch] $Down)
+    param([string] $Name = 'br0', [string] $Address = '10.0.0.1/24', [string] $Address6, [switch] $Down)
     Assert-LabSandbox
     # A fixed MAC: a bridge that takes its ports' lowest MAC changes it whenever a port comes or goes, and a client's
     # ARP entry for the gateway then points at a MAC nobody answers for until it expires (seconds of lost packets).
@@ -86,19 +92,21 @@ function Add-LabBridge {
     $mac = '02:' + (($hash[0..4] | ForEach-Object { $_.ToString('x2') }) -join ':')
     ipc link add $Name address $mac type bridge
     if ($Address) { ipc addr add $Address dev $Name }
+    if ($Address6) { ipc -6 addr add $Address6 dev $Name nodad }
     if (-not $Down) { ipc link set $Name up }
 }
 
 function Add-LabClient {
     <# A named namespace attached to a bridge by a veth pair, with an address, lo and the veth up, no default route. #>
-    param([string] $Name = 'testnet', [string] $Bridge = 'br0', [string] $Address = '10.0.0.2/24', [string] $HostEnd)
+    param([string] $Name = 'testnet', [string] $Bridge = 'br0', [string] $Address = '10.0.0.2/24', [string] $Address6, [string] $HostEnd)
     Assert-LabSandbox
     if (-not $HostEnd) { $HostEnd = ('v' + $Name) ; if ($HostEnd.Length -gt 15) { $HostEnd = $HostEnd.Substring(0, 15) } }
     ipc netns add $Name
     ipc link add $HostEnd type veth peer name veth1 netns $Name
     ipc link set $HostEnd master $Bridge
     ipc link set $HostEnd up
-    ipc -n $Name addr add $Address dev veth1
+    if ($Address) { ipc -n $Name addr add $Address dev veth1 }
+    if ($Address6) { ipc -n $Name -6 addr add $Address6 dev veth1 nodad }
     ipc -n $Name link set veth1 up
     ipc -n $Name link set lo up
 }
@@ -110,7 +118,8 @@ function Start-LabListener {
     #>
     param([Parameter(Mandatory)][string] $Namespace, [Parameter(Mandatory)][string] $Address, [Parameter(Mandatory)][int] $Port)
     $psi = [System.Diagnostics.ProcessStartInfo]::new((Resolve-LabTool ip))
-    foreach ($a in @('netns', 'exec', $Namespace, 'socat', "TCP-LISTEN:$Port,bind=$Address,fork,reuseaddr", 'SYSTEM:echo $SOCAT_PEERADDR')) { $psi.ArgumentList.Add($a) }
+    $listen = if ($Address.Contains(':')) { "TCP6-LISTEN:$Port,bind=[$Address],fork,reuseaddr" } else { "TCP-LISTEN:$Port,bind=$Address,fork,reuseaddr" }
+    foreach ($a in @('netns', 'exec', $Namespace, 'socat', $listen, 'SYSTEM:echo $SOCAT_PEERADDR')) { $psi.ArgumentList.Add($a) }
     $psi.RedirectStandardInput = $true
     $psi.RedirectStandardOutput = $true
     $psi.RedirectStandardError = $true
@@ -118,12 +127,16 @@ function Start-LabListener {
     $script:Listeners.Add($process)
     $deadline = [DateTime]::UtcNow.AddSeconds(10)
     while ([DateTime]::UtcNow -lt $deadline) {
-        $probe = Invoke-LabCommand ip -ArgumentList @('netns', 'exec', $Namespace, 'socat', '-T', '1', '-', "TCP:${Address}:${Port},connect-timeout=1") -AllowFailure
+        $probe = Invoke-LabCommand ip -ArgumentList @('netns', 'exec', $Namespace, 'socat', '-T', '1', '-', "$(Get-SocatAddress $Address $Port),connect-timeout=1") -AllowFailure
         if ($probe.ExitCode -eq 0 -and $probe.Output.Trim()) { return $process }
         if ($process.HasExited) { throw "socat in $Namespace exited: $($process.StandardError.ReadToEnd())" }
         Start-Sleep -Milliseconds 50
     }
     throw "The listener on ${Address}:$Port in $Namespace did not start within 10 s"
+}
+
+function Get-SocatAddress([string] $Address, [int] $Port) {
+    if ($Address.Contains(':')) { "TCP6:[${Address}]:${Port}" } else { "TCP:${Address}:${Port}" }
 }
 
 function Stop-LabListener {
@@ -165,9 +178,12 @@ function Resolve-LabName {
 
 function New-NetnsNatLab {
     <# Builds the lesson's world (see the top of this file) after clearing what an earlier run left. #>
-    param([string] $Bridge = 'br0', [string] $BridgeAddress = '10.0.0.1/24', [string] $Client = 'testnet', [string] $ClientAddress = '10.0.0.2/24', [string] $Uplink = 'eth0')
+    param([string] $Bridge = 'br0', [string] $BridgeAddress = '10.0.0.1/24', [string] $Client = 'testnet', [string] $ClientAddress = '10.0.0.2/24', [string] $Uplink = 'eth0',
+        [switch] $DualStack, [switch] $IPv6Only)
     Assert-LabSandbox
     Remove-NetnsNatLab
+    $six = $DualStack -or $IPv6Only
+    if ($IPv6Only) { $BridgeAddress = ''; $ClientAddress = '' }
     ipc netns add $script:Internet
     ipc link add $Uplink type veth peer name wan0 netns $script:Internet
     ipc addr add "$($script:UplinkAddress)/24" dev $Uplink
@@ -177,13 +193,22 @@ function New-NetnsNatLab {
     ipc -n $script:Internet link set lo up
     ipc -n $script:Internet addr add "$($script:ServerAddress)/32" dev lo
     ipc route add default via 198.51.100.254 dev $Uplink
-    Add-LabBridge -Name $Bridge -Address $BridgeAddress
-    if ($Client) { Add-LabClient -Name $Client -Bridge $Bridge -Address $ClientAddress }
+    if ($six) {
+        ipc -6 addr add "$($script:UplinkAddress6)/64" dev $Uplink nodad
+        ipc -n $script:Internet -6 addr add 2001:db8:1::fe/64 dev wan0 nodad
+        ipc -n $script:Internet -6 addr add "$($script:ServerAddress6)/128" dev lo nodad
+        ipc -6 route add default via 2001:db8:1::fe dev $Uplink
+    }
+    Add-LabBridge -Name $Bridge -Address $BridgeAddress -Address6 $(if ($six) { 'fd00:0:0:1::1/64' })
+    if ($Client) { Add-LabClient -Name $Client -Bridge $Bridge -Address $ClientAddress -Address6 $(if ($six) { 'fd00:0:0:1::2/64' }) }
     Start-LabListener -Namespace $script:Internet -Address $script:ServerAddress -Port $script:ServerPort | Out-Null
+    if ($six) { Start-LabListener -Namespace $script:Internet -Address $script:ServerAddress6 -Port $script:ServerPort | Out-Null }
     [pscustomobject]@{
         Bridge = $Bridge; BridgeAddress = $BridgeAddress; Client = $Client; ClientAddress = $ClientAddress
         Uplink = $Uplink; UplinkAddress = $script:UplinkAddress; Internet = $script:Internet
         ServerAddress = $script:ServerAddress; ServerPort = $script:ServerPort
+        BridgeAddress6 = $(if ($six) { 'fd00:0:0:1::1/64' }); ClientAddress6 = $(if ($six) { 'fd00:0:0:1::2/64' })
+        UplinkAddress6 = $(if ($six) { $script:UplinkAddress6 }); ServerAddress6 = $(if ($six) { $script:ServerAddress6 })
     }
 }
 
@@ -202,6 +227,7 @@ function Remove-NetnsNatLab {
     }
     Reset-LabFirewall
     [System.IO.File]::WriteAllText('/proc/sys/net/ipv4/ip_forward', "0`n")
+    [System.IO.File]::WriteAllText('/proc/sys/net/ipv6/conf/all/forwarding', "0`n")
 }
 
 function Reset-LabFirewall {
@@ -212,7 +238,7 @@ function Reset-LabFirewall {
     #>
     Assert-LabSandbox
     Remove-Item /var/lib/netnsnat -Recurse -Force -ErrorAction Ignore
-    foreach ($tool in 'iptables', 'iptables-legacy') {
+    foreach ($tool in 'iptables', 'iptables-legacy', 'ip6tables', 'ip6tables-legacy') {
         if (-not (Get-Command $tool -CommandType Application -ErrorAction Ignore)) { continue }
         # Touch a backend only when it has tables: flushing creates them, and iptables then warns about the mix.
         if (-not ((Invoke-LabCommand "$tool-save" -AllowFailure).Output -match '(?m)^\*')) { continue }
@@ -230,8 +256,9 @@ function Test-LabConnection {
       $null when no connection was made (the lesson's "Network is unreachable" or a time-out).
     #>
     param([string] $Namespace = 'testnet', [string] $Address = $script:ServerAddress, [int] $Port = $script:ServerPort, [int] $TimeoutSeconds = 2)
-    $r = Invoke-LabCommand ip -ArgumentList @('netns', 'exec', $Namespace, 'socat', '-T', "$TimeoutSeconds", '-', "TCP:${Address}:${Port},connect-timeout=$TimeoutSeconds") -AllowFailure -TimeoutSeconds ($TimeoutSeconds + 5)
-    if ($r.ExitCode -eq 0 -and $r.Output.Trim()) { $r.Output.Trim() } else { $null }
+    $r = Invoke-LabCommand ip -ArgumentList @('netns', 'exec', $Namespace, 'socat', '-T', "$TimeoutSeconds", '-', "$(Get-SocatAddress $Address $Port),connect-timeout=$TimeoutSeconds") -AllowFailure -TimeoutSeconds ($TimeoutSeconds + 5)
+    # socat prints an IPv6 peer in brackets and in full ([2001:0db8:0001:...]): give it as ip prints it (2001:db8:1::1).
+    if ($r.ExitCode -eq 0 -and $r.Output.Trim()) { $seen = $r.Output.Trim().Trim('[', ']'); $ip = $null; if ([System.Net.IPAddress]::TryParse($seen, [ref] $ip)) { $ip.ToString() } else { $seen } } else { $null }
 }
 
 function ConvertTo-LabRuleset {
@@ -251,20 +278,28 @@ function ConvertTo-LabRuleset {
 }
 
 function Get-LabRuleset {
-    <# The iptables (nf_tables) ruleset of the lab host, normalized by ConvertTo-LabRuleset, one string ('' when empty). #>
-    @(ConvertTo-LabRuleset (Invoke-LabCommand iptables-save).Output) -join "`n"
+    <# The iptables (nf_tables) ruleset of the lab host, normalized by ConvertTo-LabRuleset, one string ('' when empty); -IPv6 for ip6tables'. #>
+    param([switch] $IPv6)
+    @(ConvertTo-LabRuleset (Invoke-LabCommand $(if ($IPv6) { 'ip6tables-save' } else { 'iptables-save' })).Output) -join "`n"
 }
 
 function Get-LabState {
     <# Everything a NetnsNat call may change, as text: rules of both backends, routes here and in every namespace, sysctls. #>
     $lines = [System.Collections.Generic.List[string]]::new()
     $lines.AddRange([string[]]@((Get-LabRuleset) -split "`n" | Where-Object { $_ }))
+    $lines.AddRange([string[]]@(ConvertTo-LabRuleset (Invoke-LabCommand ip6tables-save).Output -Prefix 'ip6 '))
     if (Get-Command iptables-legacy-save -ErrorAction Ignore) {
         $lines.AddRange([string[]]@(ConvertTo-LabRuleset (Invoke-LabCommand iptables-legacy-save).Output -Prefix 'legacy '))
+        $lines.AddRange([string[]]@(ConvertTo-LabRuleset (Invoke-LabCommand ip6tables-legacy-save).Output -Prefix 'legacy ip6 '))
     }
     $lines.AddRange([string[]]@((Invoke-LabCommand ip -ArgumentList @('route')).Output -split "`n" | Where-Object { $_ }))
+    $lines.AddRange([string[]]@((Invoke-LabCommand ip -ArgumentList @('-6', 'route')).Output -split "`n" | Where-Object { $_ -and $_ -notmatch '^(fe80|multicast|ff00)' }))
     foreach ($ns in @(Get-ChildItem /run/netns -ErrorAction SilentlyContinue)) {
         $lines.AddRange([string[]]@((Invoke-LabCommand ip -ArgumentList @('-n', $ns.Name, 'route')).Output -split "`n" | Where-Object { $_ } | ForEach-Object { "$($ns.Name): $_" }))
+        $lines.AddRange([string[]]@((Invoke-LabCommand ip -ArgumentList @('-n', $ns.Name, '-6', 'route')).Output -split "`n" | Where-Object { $_ -and $_ -notmatch '^(fe80|multicast|ff00)' } | ForEach-Object { "$($ns.Name) ip6: $_" }))
+    }
+    foreach ($ra in @(Get-ChildItem /proc/sys/net/ipv6/conf -Directory -ErrorAction SilentlyContinue | Where-Object Name -notin 'all', 'default', 'lo')) {
+        $lines.Add("accept_ra $($ra.Name)=" + [System.IO.File]::ReadAllText((Join-Path $ra.FullName 'accept_ra')).Trim())
     }
     $lines.Add('ip_forward=' + [System.IO.File]::ReadAllText('/proc/sys/net/ipv4/ip_forward').Trim())
     $lines.Add('ipv6_forwarding=' + [System.IO.File]::ReadAllText('/proc/sys/net/ipv6/conf/all/forwarding').Trim())

@@ -93,7 +93,7 @@ Describe 'Scripts and automation' {
             $r = Invoke-Script 'Test-NamespaceNat testnet | ConvertTo-Json'
             $r.ExitCode | Should -Be 0
             $checks = $r.Output | ConvertFrom-Json
-            $checks.Count | Should -Be 14
+            $checks.Count | Should -Be 15
             ($checks.Status | Sort-Object -Unique) | Should -Be @('Pass')
             $r.Output | Should -Not -Match 'passed,'
         }
@@ -101,7 +101,7 @@ Describe 'Scripts and automation' {
         It 'the summary line is on the information stream, shown with -InformationAction Continue' {
             Enable-NamespaceNat testnet br0 eth0 -Dns 203.0.113.53 | Out-Null
             $r = Invoke-Script 'Test-NamespaceNat testnet -InformationAction Continue | Out-Null'
-            $r.Output | Should -Match 'Test-NamespaceNat testnet: 14 passed, 0 warnings, 0 failed'
+            $r.Output | Should -Match 'Test-NamespaceNat testnet: 15 passed, 0 warnings, 0 failed'
         }
 
         It 'Enable-NamespaceNat | ConvertTo-Json is valid JSON, and -Debug narrates to the debug stream only' {
@@ -202,7 +202,8 @@ exec "$REAL" "$@"
         It 'waiting for it is said in -Verbose, bounded by NETNSNAT_TIMEOUT_SECONDS, and the error names the lock' {
             $lock = "/run/netnsnat/netns-$(((Get-Item /proc/self/ns/net).LinkTarget -replace '\D', '')).lock"
             New-Item -ItemType Directory /run/netnsnat -Force | Out-Null
-            $holder = Start-Process -FilePath (Get-Command flock).Source -ArgumentList @($lock, 'sleep', '5') -PassThru
+            # Held until the test ends (killed with its sleep, which holds the lock too): a slow child start cannot outlast it.
+            $holder = Start-Process -FilePath (Get-Command flock).Source -ArgumentList @($lock, 'sleep', '120') -PassThru
             try {
                 Start-Sleep -Milliseconds 300
                 $r = Invoke-Script 'Enable-NamespaceNat testnet br0 eth0 -Verbose' -Environment @{ NETNSNAT_TIMEOUT_SECONDS = '1' }
@@ -210,7 +211,7 @@ exec "$REAL" "$@"
                 $r.Output + $r.Error | Should -Match 'waiting up to 1 s'
                 $r.Error | Should -Match ([regex]::Escape($lock))
             }
-            finally { if (-not $holder.HasExited) { $holder.Kill() } }
+            finally { if (-not $holder.HasExited) { $holder.Kill($true) } }
             Get-Forwarding | Should -Be '0'
         }
 

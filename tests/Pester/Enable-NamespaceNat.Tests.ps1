@@ -227,7 +227,7 @@ exec "$REAL" "$@"
             @{ Case = 'a missing bridge'; Params = @{ Namespace = 'testnet'; Bridge = 'br9'; Outbound = 'eth0' }; ErrorId = 'InterfaceNotFound'; Category = 'ObjectNotFound' }
             @{ Case = 'a veth as bridge'; Params = @{ Namespace = 'testnet'; Bridge = 'vtestnet'; Outbound = 'eth0' }; ErrorId = 'NotABridge'; Category = 'InvalidArgument' }
             @{ Case = 'a bridge that is down'; Params = @{ Namespace = 'testnet'; Bridge = 'brdown'; Outbound = 'eth0' }; ErrorId = 'BridgeDown'; Category = 'InvalidOperation' }
-            @{ Case = 'a bridge without IPv4'; Params = @{ Namespace = 'testnet'; Bridge = 'brbare'; Outbound = 'eth0' }; ErrorId = 'BridgeHasNoIpv4Address'; Category = 'ObjectNotFound' }
+            @{ Case = 'a bridge without an address'; Params = @{ Namespace = 'testnet'; Bridge = 'brbare'; Outbound = 'eth0' }; ErrorId = 'BridgeHasNoAddress'; Category = 'ObjectNotFound' }
             @{ Case = 'a missing uplink'; Params = @{ Namespace = 'testnet'; Bridge = 'br0'; Outbound = 'wlan0' }; ErrorId = 'InterfaceNotFound'; Category = 'ObjectNotFound' }
             @{ Case = 'the bridge as uplink'; Params = @{ Namespace = 'testnet'; Bridge = 'br0'; Outbound = 'br0' }; ErrorId = 'OutboundIsBridge'; Category = 'InvalidArgument' }
             @{ Case = 'a bridge name with ;'; Params = @{ Namespace = 'testnet'; Bridge = 'br0;reboot'; Outbound = 'eth0' }; ErrorId = 'InvalidInterfaceName'; Category = 'InvalidArgument' }

@@ -57,7 +57,7 @@ Describe 'Get-BridgeSubnet' {
         It '<Case> is <ErrorId> (<Category>)' -ForEach @(
             @{ Case = 'a missing interface'; Name = 'nosuch0'; ErrorId = 'InterfaceNotFound'; Category = 'ObjectNotFound' }
             @{ Case = 'a veth, not a bridge'; Name = 'eth0'; ErrorId = 'NotABridge'; Category = 'InvalidArgument' }
-            @{ Case = 'a bridge with no IPv4 address'; Name = 'brbare'; ErrorId = 'BridgeHasNoIpv4Address'; Category = 'ObjectNotFound' }
+            @{ Case = 'a bridge with no address'; Name = 'brbare'; ErrorId = 'BridgeHasNoAddress'; Category = 'ObjectNotFound' }
             @{ Case = 'a name with shell syntax'; Name = 'br0;reboot'; ErrorId = 'InvalidInterfaceName'; Category = 'InvalidArgument' }
             @{ Case = 'a name of 16 characters'; Name = 'abcdefghijklmnop'; ErrorId = 'InvalidInterfaceName'; Category = 'InvalidArgument' }
         ) {

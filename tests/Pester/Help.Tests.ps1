@@ -13,7 +13,8 @@ Describe 'Help for <_>' -ForEach $cmdlets {
         $name = $_
         $help = Get-Help $name -Full
         $examples = @($help.Examples.Example)
-        $lab = New-NetnsNatLab
+        # Dual stack: every example runs against a bridge with IPv4 and IPv6, as many hosts have.
+        $lab = New-NetnsNatLab -DualStack
         Start-LabDns | Out-Null
     }
     AfterAll {

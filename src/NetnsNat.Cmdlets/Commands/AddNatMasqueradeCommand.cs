@@ -37,11 +37,12 @@ namespace NetnsNat.Commands
             var target = new SubnetNat(network, Outbound, Bridge);
             Guard(target.SubnetText, () =>
             {
+                RequireTools(Backend(target.Family).RequiredTools.ToArray());
                 var interfaces = new InterfaceService(this);
                 interfaces.RequireInterface(Outbound, "Outbound");
                 if (Bridge != null)
                 {
-                    interfaces.BridgeSubnets(Bridge, requireUp: false);
+                    interfaces.BridgeSubnets(Bridge, requireUp: false, families: new[] { target.Family });
                     if (Bridge == Outbound)
                     {
                         throw new NetnsNatException($"-Outbound and -Bridge are both '{Bridge}'. -Outbound is the uplink toward the outside, such as eth0.", "OutboundIsBridge", ErrorCategory.InvalidArgument);

@@ -12,7 +12,7 @@ namespace NetnsNat.Commands
     [OutputType(typeof(NamespaceNatResult))]
     public sealed class DisableNamespaceNatCommand : NamespaceNatCmdlet
     {
-        /// <summary>Also turn IPv4 forwarding off (other things on the host may need it on).</summary>
+        /// <summary>Also turn forwarding off for the families disabled, when no namespace NetnsNat enabled still needs it (other things on the host may).</summary>
         [Parameter]
         public SwitchParameter DisableForwarding { get; set; }
 
@@ -23,12 +23,13 @@ namespace NetnsNat.Commands
         {
             if (!CheckInterfaceName(Bridge, "Bridge")) return;
             if (Outbound != null && !CheckInterfaceName(Outbound, "Outbound")) return;
-            var service = new NamespaceNatService(this, Backend(AddressFamilyProfile.IPv4));
+            var service = Service();
+            var families = AddressFamily == "Both" ? null : Families;
             foreach (var ns in Namespaces())
             {
                 Guard(ns.Display, () =>
                 {
-                    var result = service.Disable(ns, Bridge, Outbound, DisableForwarding);
+                    var result = service.Disable(ns, Bridge, Outbound, DisableForwarding, families);
                     if (PassThru && result != null) WriteObject(result);
                 });
             }

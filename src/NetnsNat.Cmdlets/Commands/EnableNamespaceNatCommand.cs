@@ -20,10 +20,10 @@ namespace NetnsNat.Commands
         [Parameter(ValueFromPipelineByPropertyName = true)]
         public string[]? Dns { get; set; }
 
-        /// <summary>Which of the bridge's subnets; by default the one the namespace's address is on.</summary>
+        /// <summary>Which of the bridge's subnets (one per family); by default the one the namespace's address is on.</summary>
         [Parameter(ValueFromPipelineByPropertyName = true)]
         [ArgumentCompleter(typeof(SubnetCompleter))]
-        public string? Subnet { get; set; }
+        public string[]? Subnet { get; set; }
 
         private readonly List<EnableRequest> _requests = new List<EnableRequest>();
 
@@ -33,14 +33,14 @@ namespace NetnsNat.Commands
             if (!CheckInterfaceName(Bridge, "Bridge")) return;
             if (Outbound != null && !CheckInterfaceName(Outbound, "Outbound")) return;
             if (Dns != null && !CheckNameservers(Dns)) return;
-            if (Subnet != null && !TryNormalizeSubnet(Subnet, "Subnet", out _)) return;
+            if (Subnet != null && Subnet.Any(t => !TryNormalizeSubnet(t, "Subnet", out _))) return;
             if (Dns != null && ByPath)
             {
                 WriteError(new ErrorRecord(new ArgumentException("-Dns writes /etc/netns/NAME/resolv.conf, which only 'ip netns exec NAME' reads: it works for named namespaces. Set the resolver of a namespace given by path inside it (its own /etc/resolv.conf).", "Dns"),
                     "DnsNeedsName", ErrorCategory.InvalidArgument, NamespacePath));
                 return;
             }
-            foreach (var ns in Namespaces()) _requests.Add(new EnableRequest(ns, Bridge, Outbound, Dns, Subnet));
+            foreach (var ns in Namespaces()) _requests.Add(new EnableRequest(ns, Bridge, Outbound, Dns, Subnet, Families));
         }
 
         private bool CheckNameservers(string[] servers)
@@ -64,7 +64,7 @@ namespace NetnsNat.Commands
         protected override void EndProcessing()
         {
             if (_requests.Count == 0) return;
-            Guard(null, () => new NamespaceNatService(this, Backend(AddressFamilyProfile.IPv4)).Enable(_requests, WriteObject));
+            Guard(null, () => Service().Enable(_requests, WriteObject));
         }
     }
 }

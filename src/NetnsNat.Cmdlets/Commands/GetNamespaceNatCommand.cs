@@ -40,7 +40,7 @@ namespace NetnsNat.Commands
         {
             var names = Namespace?.Select(n => new WildcardPattern(n, WildcardOptions.IgnoreCase)).ToArray();
             var bridges = Bridge?.Select(n => new WildcardPattern(n, WildcardOptions.IgnoreCase)).ToArray();
-            var service = new NamespaceNatService(this, Backend(AddressFamilyProfile.IPv4));
+            var service = new NamespaceNatService(this, Backend);
             var found = service.List(b =>
                 (names == null || names.Any(p => p.IsMatch(b.Namespace))) &&
                 (NamespacePath == null || NamespacePath.Contains(b.NamespacePath)) &&

@@ -22,6 +22,11 @@ namespace NetnsNat.Commands
         [ArgumentCompleter(typeof(BridgeNameCompleter))]
         public string? Bridge { get; set; }
 
+        /// <summary>Only the rules of this family (iptables or ip6tables); both by default.</summary>
+        [Parameter]
+        [ValidateSet("IPv4", "IPv6")]
+        public string? AddressFamily { get; set; }
+
         protected override void Begin()
         {
             RequireNetAdmin();
@@ -40,16 +45,25 @@ namespace NetnsNat.Commands
             if (Bridge != null && !CheckInterfaceName(Bridge, "Bridge")) return;
             Guard(subnet, () =>
             {
-                var backend = Backend(AddressFamilyProfile.IPv4);
-                var state = backend.Read(Token);
-                foreach (var entry in backend.Masquerades(state))
-                {
-                    if (subnet != null && entry.Subnet != subnet) continue;
-                    if (Outbound != null && entry.Outbound != Outbound) continue;
-                    if (Bridge != null && entry.Bridge != Bridge) continue;
-                    WriteObject(new NatMasqueradeRule(entry.Subnet, entry.Outbound, entry.Bridge, state.BackendName, entry.Rules, 0, entry.Removable, entry.Note));
-                }
+                var families = subnet != null ? new[] { AddressFamilyProfile.Of(System.Net.IPNetwork.Parse(subnet)) }
+                    : AddressFamily != null ? new[] { AddressFamilyProfile.Parse(AddressFamily) }
+                    : Core.InterfaceService.AllFamilies.ToArray();
+                foreach (var family in families) List(family, subnet);
             });
+        }
+
+        /// <summary>The masquerade rules of one family, filtered.</summary>
+        private void List(AddressFamilyProfile family, string? subnet)
+        {
+            var backend = Backend(family);
+            var state = backend.Read(Token);
+            foreach (var entry in backend.Masquerades(state))
+            {
+                if (subnet != null && entry.Subnet != subnet) continue;
+                if (Outbound != null && entry.Outbound != Outbound) continue;
+                if (Bridge != null && entry.Bridge != Bridge) continue;
+                WriteObject(new NatMasqueradeRule(entry.Subnet, entry.Outbound, entry.Bridge, state.BackendName, entry.Rules, 0, entry.Removable, entry.Note));
+            }
         }
     }
 }

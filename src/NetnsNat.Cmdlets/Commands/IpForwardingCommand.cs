@@ -18,8 +18,37 @@ namespace NetnsNat.Commands
 
         protected override void ProcessRecord() => Guard(AddressFamily, () =>
         {
-            var state = new ForwardingService(this).Set(AddressFamilyProfile.Parse(AddressFamily), Value);
+            var family = AddressFamilyProfile.Parse(AddressFamily);
+            var service = new ForwardingService(this);
+            var state = service.Set(family, Value);
+            if (state != null && family == AddressFamilyProfile.IPv6) AfterIpv6(service, state);
             if (state != null) WriteObject(state);
         });
+
+        /// <summary>
+        /// IPv6 forwarding and router advertisements: turned on, a warning when the uplink's accept_ra is 1 (the kernel
+        /// then ignores its router advertisements); turned off, the accept_ra values NetnsNat raised go back.
+        /// </summary>
+        private void AfterIpv6(ForwardingService service, IpForwardingState state)
+        {
+            if (state.Enabled)
+            {
+                var uplink = Linux.IpRoute2.DefaultRouteInterface(AddressFamilyProfile.IPv6);
+                if (uplink != null && ForwardingService.ReadAcceptRa(uplink) == 1)
+                {
+                    WriteWarning($"With IPv6 forwarding on, the kernel ignores router advertisements on {uplink} (net.ipv6.conf.{uplink}.accept_ra = 1): an IPv6 default route it learned by SLAAC is lost when it expires. " +
+                        $"Set it to 2 (sysctl -w net.ipv6.conf.{uplink}.accept_ra=2); Enable-NamespaceNat does that for the uplink it uses.");
+                }
+                return;
+            }
+            if (!state.Changed) return;
+            using var tx = NatTransaction.Begin(this, Linux.Settings.LockTimeout);
+            var store = StateStore.Load(tx.Lock);
+            if (store.AcceptRaChanged.Count == 0 && !store.ForwardingTurnedOn.Contains(AddressFamilyProfile.IPv6.Name)) return;
+            service.RestoreAcceptRa(store, tx);
+            store.ForwardingTurnedOn.Remove(AddressFamilyProfile.IPv6.Name);
+            StateStore.Save(store, tx.Lock);
+            tx.Complete();
+        }
     }
 }

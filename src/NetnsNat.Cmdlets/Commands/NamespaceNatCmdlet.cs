@@ -29,10 +29,24 @@ namespace NetnsNat.Commands
         [ArgumentCompleter(typeof(BridgeNameCompleter))]
         public string Bridge { get; set; } = string.Empty;
 
-        /// <summary>The uplink; by default the interface of this namespace's IPv4 default route.</summary>
+        /// <summary>The uplink; by default the interface of the host's default route of each family.</summary>
         [Parameter(Position = 2, ValueFromPipelineByPropertyName = true)]
         [ArgumentCompleter(typeof(InterfaceNameCompleter))]
         public string? Outbound { get; set; }
+
+        /// <summary>IPv4, IPv6 or Both; by default the families the bridge and the namespace have (Disable: every family NetnsNat enabled).</summary>
+        [Parameter(ValueFromPipelineByPropertyName = true)]
+        [ValidateSet("IPv4", "IPv6", "Both")]
+        public string? AddressFamily { get; set; }
+
+        /// <summary>The families -AddressFamily names; null when it was not given.</summary>
+        internal System.Collections.Generic.IReadOnlyList<AddressFamilyProfile>? Families =>
+            AddressFamily == null ? null
+            : string.Equals(AddressFamily, "Both", StringComparison.OrdinalIgnoreCase) ? Core.InterfaceService.AllFamilies
+            : new[] { AddressFamilyProfile.Parse(AddressFamily) };
+
+        /// <summary>The service of the composite flow, with a backend per family.</summary>
+        internal Core.NamespaceNatService Service() => new Core.NamespaceNatService(this, Backend);
 
         protected override void Begin()
         {

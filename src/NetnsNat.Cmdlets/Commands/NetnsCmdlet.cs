@@ -233,34 +233,45 @@ namespace NetnsNat.Commands
             }
         }
 
-        /// <summary>Parses a subnet and returns it normalized to its network address ("10.0.0.1/24" gives 10.0.0.0/24).</summary>
+        /// <summary>
+        /// Parses a subnet and returns it normalized to its network address ("10.0.0.1/24" gives 10.0.0.0/24; IPv6
+        /// too, except networks NetnsNat never NATs: ::/0, link-local, multicast, IPv4-mapped).
+        /// </summary>
         internal bool TryNormalizeSubnet(string? text, string parameter, out System.Net.IPNetwork network)
         {
             network = default;
-            string reason;
-            if (Cidr.TryParsePrefix(text, out var prefix, out reason))
+            string? reason;
+            bool v6 = text != null && text.IndexOf(':') >= 0;
+            if (Cidr.TryParsePrefix(text, out var prefix, out var error))
             {
-                if (!prefix.IsIPv4)
-                {
-                    reason = "it is an IPv6 network; NAT here is for IPv4 networks such as 10.0.0.0/24";
-                }
-                else
+                reason = prefix.IsIPv4 ? null : Cidr.WhyNotNatNetwork6(prefix.Network);
+                if (reason == null)
                 {
                     network = prefix.Network;
                     return true;
                 }
             }
+            else
+            {
+                reason = error;
+            }
+            var example = v6 ? "fd00:0:0:1::/64" : "10.0.0.0/24";
             WriteError(new ErrorRecord(
-                new ArgumentException($"-{parameter} '{text}' is not an IPv4 network: {reason}.", parameter),
+                new ArgumentException($"-{parameter} '{text}' is not {(v6 ? "an IPv6" : "an IPv4")} network NetnsNat can NAT: {reason}. Give it as ADDRESS/PREFIX, for example {example}.", parameter),
                 "InvalidSubnet", ErrorCategory.InvalidArgument, text));
             return false;
         }
 
         internal bool TryParseGateway(string? text, out System.Net.IPAddress address)
         {
-            if (Cidr.TryParseAddress(text, out address) && AddressFamilyProfile.Of(address) == AddressFamilyProfile.IPv4) return true;
+            string? reason = null;
+            if (Cidr.TryParseAddress(text, out address))
+            {
+                reason = AddressFamilyProfile.Of(address) == AddressFamilyProfile.IPv6 ? Cidr.WhyNotGateway6(address) : null;
+                if (reason == null) return true;
+            }
             WriteError(new ErrorRecord(
-                new ArgumentException($"-Gateway '{text}' is not an IPv4 address. Give the bridge address, for example 10.0.0.1.", "Gateway"),
+                new ArgumentException($"-Gateway '{text}' is not an address a default route can go via{(reason == null ? string.Empty : ": " + reason)}. Give the bridge's address, for example 10.0.0.1 or fd00:0:0:1::1.", "Gateway"),
                 "InvalidGateway", ErrorCategory.InvalidArgument, text));
             return false;
         }

@@ -70,6 +70,7 @@ namespace NetnsNat.Commands
                 var target = new SubnetNat(network, item.Outbound, item.Bridge);
                 Guard(target.SubnetText, () =>
                 {
+                    RequireTools(Backend(target.Family).RequiredTools.ToArray());
                     using var tx = NatTransaction.Begin(this, Linux.Settings.LockTimeout);
                     var removed = new RuleService(this, Backend(target.Family)).Remove(new[] { target }, target.ToString(), tx, null, item.Bridge);
                     if (removed != null) StoreNotes.Removed(target.Family.Name, target.SubnetText, item.Outbound, item.Bridge, tx);

@@ -47,7 +47,7 @@ namespace NetnsNat.Commands
 
         protected override void EndProcessing() => Guard(null, () =>
         {
-            var service = new NamespaceNatService(this, Backend(AddressFamilyProfile.IPv4));
+            var service = new NamespaceNatService(this, Backend);
             service.Restore(b => _filters.Any(f =>
                 (f.Names == null || f.Names.Any(p => p.IsMatch(b.Namespace) || p.IsMatch(b.NamespacePath))) &&
                 (f.Paths == null || f.Paths.Contains(b.NamespacePath)) &&

@@ -34,12 +34,17 @@ namespace NetnsNat.Commands
         [ArgumentCompleter(typeof(BridgeNameCompleter))]
         public string? Bridge { get; set; }
 
-        /// <summary>The uplink; by default the interface of the host's IPv4 default route.</summary>
+        /// <summary>The uplink; by default the interface of the host's default route of each family.</summary>
         [Parameter(Position = 2, ValueFromPipelineByPropertyName = true)]
         [ArgumentCompleter(typeof(InterfaceNameCompleter))]
         public string? Outbound { get; set; }
 
-        /// <summary>An address to probe from inside the namespace (ICMP, or TCP with -Port).</summary>
+        /// <summary>IPv4, IPv6 or Both: which families to check; by default each family the namespace has an address of.</summary>
+        [Parameter(ValueFromPipelineByPropertyName = true)]
+        [ValidateSet("IPv4", "IPv6", "Both")]
+        public string? AddressFamily { get; set; }
+
+        /// <summary>An address to probe from inside the namespace (ICMP, or TCP with -Port); IPv4 or IPv6.</summary>
         [Parameter]
         public string? Target { get; set; }
 
@@ -61,7 +66,7 @@ namespace NetnsNat.Commands
         protected override void Begin()
         {
             RequireNetAdmin();
-            RequireTools("ip", AddressFamilyProfile.IPv4.IptablesSave);
+            RequireTools("ip", AddressFamilyProfile.IPv4.IptablesSave, AddressFamilyProfile.IPv6.IptablesSave);
         }
 
         protected override void ProcessRecord()
@@ -81,19 +86,29 @@ namespace NetnsNat.Commands
             System.Net.IPAddress? target = null;
             if (Target != null)
             {
-                if (!Cidr.TryParseAddress(Target, out var parsed) || AddressFamilyProfile.Of(parsed) != AddressFamilyProfile.IPv4)
+                if (!Cidr.TryParseAddress(Target, out var parsed) || (AddressFamilyProfile.Of(parsed) == AddressFamilyProfile.IPv6 && Cidr.WhyNotGateway6(parsed) != null))
                 {
-                    WriteError(new ErrorRecord(new ArgumentException($"-Target '{Target}' is not an IPv4 address.", "Target"), "InvalidTarget", ErrorCategory.InvalidArgument, Target));
+                    WriteError(new ErrorRecord(new ArgumentException($"-Target '{Target}' is not an address outside to probe. Give an IPv4 or IPv6 address, such as 192.0.2.10 or 2001:db8::10.", "Target"), "InvalidTarget", ErrorCategory.InvalidArgument, Target));
                     return false;
                 }
                 target = parsed;
             }
-            var diagnostics = new NatDiagnostics(this, new IptablesBackend(Runner, AddressFamilyProfile.IPv4), result =>
+            Guard(ns.Display, () =>
             {
-                _results.Add(result);
-                if (!Quiet) WriteObject(result);
+                bool shared = true;
+                foreach (var family in FamiliesOf(ns, target))
+                {
+                    var diagnostics = new NatDiagnostics(this, new IptablesBackend(Runner, family), result =>
+                    {
+                        _results.Add(result);
+                        if (!Quiet) WriteObject(result);
+                    });
+                    // -Target is probed, and routed to, in the run of its own family.
+                    var mine = target != null && AddressFamilyProfile.Of(target) == family ? target : null;
+                    diagnostics.Run(new DiagnosisRequest(ns, Bridge, Outbound, mine, mine == null ? 0 : Port, shared));
+                    shared = false;
+                }
             });
-            Guard(ns.Display, () => diagnostics.Run(new DiagnosisRequest(ns, Bridge, Outbound, target, Port)));
             var failed = _results.Count(r => r.Severity >= NatCheckStatus.Fail);
             var warned = _results.Count(r => r.Severity == NatCheckStatus.Warn);
             if (!Quiet && _results.Count > 0)
@@ -105,6 +120,22 @@ namespace NetnsNat.Commands
                 WriteInformation(new HostInformationMessage { Message = summary }, toHost ? new[] { "PSHOST" } : new[] { "Summary" });
             }
             return _results.Count > 0 && failed == 0;
+        }
+
+        /// <summary>
+        /// The families to check: -AddressFamily; else each family the namespace has an address of (link-local ones do
+        /// not count) and -Target's; IPv4 when it has none (its checks then say what is missing).
+        /// </summary>
+        private IReadOnlyList<AddressFamilyProfile> FamiliesOf(NamespaceRef ns, System.Net.IPAddress? target)
+        {
+            if (AddressFamily != null)
+            {
+                return string.Equals(AddressFamily, "Both", StringComparison.OrdinalIgnoreCase) ? InterfaceService.AllFamilies : new[] { AddressFamilyProfile.Parse(AddressFamily) };
+            }
+            if (!ns.Exists) return new[] { AddressFamilyProfile.IPv4 };
+            var routes = new RouteService(this);
+            var had = InterfaceService.AllFamilies.Where(f => (target != null && AddressFamilyProfile.Of(target) == f) || routes.Addresses(ns, f).Count > 0).ToArray();
+            return had.Length > 0 ? had : new[] { AddressFamilyProfile.IPv4 };
         }
 
         /// <summary>-Quiet answers once for the whole call: $true only when every namespace passed.</summary>

@@ -47,11 +47,18 @@ namespace NetnsNat.Core
         }
 
         /// <summary>The subnets of a bridge by name; throws a clear error when it is missing, not a bridge, unaddressed, or (if asked) down.</summary>
-        public IReadOnlyList<BridgeSubnet> BridgeSubnets(string bridge, bool requireUp, string parameter = "Bridge") =>
-            BridgeSubnets(RequireInterface(bridge, parameter), requireUp);
+        public IReadOnlyList<BridgeSubnet> BridgeSubnets(string bridge, bool requireUp, string parameter = "Bridge", IReadOnlyList<AddressFamilyProfile>? families = null) =>
+            BridgeSubnets(RequireInterface(bridge, parameter), requireUp, families);
 
-        /// <summary>The IPv4 subnets of a bridge; throws a clear error when it is not a bridge, unaddressed, or (if asked) down.</summary>
-        public static IReadOnlyList<BridgeSubnet> BridgeSubnets(LinkInfo link, bool requireUp)
+        /// <summary>Both families, IPv4 first.</summary>
+        public static readonly IReadOnlyList<AddressFamilyProfile> AllFamilies = new[] { AddressFamilyProfile.IPv4, AddressFamilyProfile.IPv6 };
+
+        /// <summary>
+        /// The subnets of a bridge (IPv4 first, then IPv6 global and unique-local; never link-local) of the families asked
+        /// (all by default); throws a clear error when it is not a bridge, has no address of those families, or (if
+        /// asked) is down.
+        /// </summary>
+        public static IReadOnlyList<BridgeSubnet> BridgeSubnets(LinkInfo link, bool requireUp, IReadOnlyList<AddressFamilyProfile>? families = null)
         {
             var name = link.Name;
             if (!link.IsBridge)
@@ -60,12 +67,25 @@ namespace NetnsNat.Core
                     $"'{name}' is a {link.Kind ?? "plain"} interface, not a bridge. Give the bridge the namespaces are attached to (list them with 'ip link show type bridge').",
                     "NotABridge", ErrorCategory.InvalidArgument);
             }
-            var addresses = link.Of(AddressFamilyProfile.IPv4);
-            if (addresses.Count == 0)
+            var wanted = families ?? AllFamilies;
+            var subnets = wanted.SelectMany(f => link.Of(f).Select(a => ToSubnet(name, a, link.IsUp))).ToArray();
+            if (subnets.Length == 0)
             {
+                if (wanted.Count == 1 && wanted[0] == AddressFamilyProfile.IPv6)
+                {
+                    throw new NetnsNatException(
+                        $"The bridge '{name}' has no IPv6 address but link-local ones, so there is no IPv6 subnet to masquerade and no gateway. Give it one (nodad: no wait for duplicate address detection): ip -6 addr add fd00:0:0:1::1/64 dev {name} nodad.",
+                        "BridgeHasNoIpv6Address", ErrorCategory.ObjectNotFound);
+                }
+                if (wanted.Count == 1)
+                {
+                    throw new NetnsNatException(
+                        $"The bridge '{name}' has no IPv4 address, so there is no IPv4 subnet to masquerade and no gateway for the namespaces. Give it one: ip addr add 10.0.0.1/24 dev {name}.",
+                        "BridgeHasNoIpv4Address", ErrorCategory.ObjectNotFound);
+                }
                 throw new NetnsNatException(
-                    $"The bridge '{name}' has no IPv4 address, so there is no subnet to masquerade and no gateway for the namespaces. Give it one: ip addr add 10.0.0.1/24 dev {name}.",
-                    "BridgeHasNoIpv4Address", ErrorCategory.ObjectNotFound);
+                    $"The bridge '{name}' has no address (link-local IPv6 ones do not count), so there is no subnet to masquerade and no gateway for the namespaces. Give it one: ip addr add 10.0.0.1/24 dev {name} (or ip -6 addr add fd00:0:0:1::1/64 dev {name} nodad).",
+                    "BridgeHasNoAddress", ErrorCategory.ObjectNotFound);
             }
             if (requireUp && !link.IsUp)
             {
@@ -73,7 +93,7 @@ namespace NetnsNat.Core
                     $"The bridge '{name}' is down, so nothing can pass through it. Bring it up: ip link set {name} up.",
                     "BridgeDown", ErrorCategory.InvalidOperation);
             }
-            return addresses.Select(a => ToSubnet(name, a, link.IsUp)).ToArray();
+            return subnets;
         }
 
         public static BridgeSubnet ToSubnet(string bridge, IpPrefix address, bool isUp) =>

@@ -13,25 +13,36 @@ namespace NetnsNat.Core
     /// <summary>One namespace of an Enable-NamespaceNat call, as it came down the pipeline, and what the checks found.</summary>
     internal sealed class EnableRequest
     {
-        public EnableRequest(NamespaceRef ns, string bridge, string? outbound, string[]? dns, string? subnet = null)
+        public EnableRequest(NamespaceRef ns, string bridge, string? outbound, string[]? dns, IReadOnlyList<string>? subnets = null,
+            IReadOnlyList<AddressFamilyProfile>? families = null, IReadOnlyDictionary<AddressFamilyProfile, string>? outbounds = null)
         {
             Namespace = ns;
             Bridge = bridge;
             Outbound = outbound;
             Dns = dns;
-            Subnet = subnet;
+            Subnets = subnets ?? Array.Empty<string>();
+            Families = families;
+            Outbounds = outbounds;
         }
 
         public NamespaceRef Namespace { get; }
         public string Bridge { get; }
-        public string? Outbound { get; set; }
+
+        /// <summary>-Outbound: the uplink of every family; null to take each family's default route's.</summary>
+        public string? Outbound { get; }
         public string[]? Dns { get; }
 
-        /// <summary>-Subnet: which of the bridge's subnets; null to take the one the namespace's address is on.</summary>
-        public string? Subnet { get; }
+        /// <summary>-Subnet: which of the bridge's subnets (one per family at most); none to take the one the namespace's address is on.</summary>
+        public IReadOnlyList<string> Subnets { get; }
 
-        public BridgeSubnet? BridgeSubnet { get; set; }
-        public NatBinding? Binding { get; set; }
+        /// <summary>-AddressFamily: the families asked for; null for those the bridge and the namespace both have.</summary>
+        public IReadOnlyList<AddressFamilyProfile>? Families { get; }
+
+        /// <summary>The uplink of each family as the state store recorded it (Restore-NamespaceNat).</summary>
+        public IReadOnlyDictionary<AddressFamilyProfile, string>? Outbounds { get; }
+
+        /// <summary>One binding per family, IPv4 first: what the checks resolved.</summary>
+        public List<NatBinding> Bindings { get; } = new List<NatBinding>();
     }
 
     /// <summary>
@@ -43,33 +54,43 @@ namespace NetnsNat.Core
     internal sealed class NamespaceNatService
     {
         private readonly ICommandHost _host;
+        private readonly Func<AddressFamilyProfile, INatBackend> _backendOf;
+        private readonly Dictionary<AddressFamilyProfile, RuleService> _rules = new Dictionary<AddressFamilyProfile, RuleService>();
         private readonly InterfaceService _interfaces;
         private readonly ForwardingService _forwarding;
-        private readonly RuleService _rules;
         private readonly RouteService _routes;
         private readonly ResolverService _resolver;
 
-        public NamespaceNatService(ICommandHost host, INatBackend backend)
+        public NamespaceNatService(ICommandHost host, Func<AddressFamilyProfile, INatBackend> backendOf)
         {
             _host = host;
+            _backendOf = backendOf;
             _interfaces = new InterfaceService(host);
             _forwarding = new ForwardingService(host);
-            _rules = new RuleService(host, backend);
             _routes = new RouteService(host);
             _resolver = new ResolverService(host);
         }
 
-        private INatBackend Backend => _rules.Backend;
+        /// <summary>The rule service of a family (one backend per family, made when first needed).</summary>
+        private RuleService Rules(AddressFamilyProfile family)
+        {
+            if (!_rules.TryGetValue(family, out var service)) _rules[family] = service = new RuleService(_host, _backendOf(family));
+            return service;
+        }
 
-        private AddressFamilyProfile Family => Backend.Family;
+        private INatBackend Backend(AddressFamilyProfile family) => Rules(family).Backend;
 
         private const string BackendKind = "iptables";
 
+        /// <summary>The families in their order: IPv4 first.</summary>
+        private static IEnumerable<AddressFamilyProfile> Ordered(IEnumerable<AddressFamilyProfile> families) =>
+            families.Distinct().OrderBy(f => f == AddressFamilyProfile.IPv4 ? 0 : 1);
+
         /// <summary>
         /// The whole flow for every namespace of the call: inputs checked per namespace (errors reported per namespace),
-        /// forwarding once, the rules of every bridge in one write (one nf_tables batch or one iptables-restore), then
-        /// each namespace's route and resolver, and the bindings recorded. A bridge whose namespaces all failed has its
-        /// rules rolled back; if nothing succeeded, forwarding too.
+        /// forwarding once per family, the rules of every bridge in one write per family (one nf_tables batch or one
+        /// iptables-restore), then each namespace's routes and resolver, and the bindings recorded. A bridge subnet whose
+        /// namespaces all failed has its rules rolled back; if nothing succeeded, forwarding too.
         /// </summary>
         public void Enable(IReadOnlyList<EnableRequest> requests, Action<NamespaceNatResult> emit)
         {
@@ -79,15 +100,26 @@ namespace NetnsNat.Core
             foreach (var request in requests) _host.Try(request.Namespace.Display, () => { Check(request, links, uplinks); ready.Add(request); });
             if (ready.Count == 0) return;
 
-            var groups = ready.GroupBy(r => r.Binding!.Rules).ToArray();
-            foreach (var g in groups) _host.Verbose($"Setting up NAT on bridge {g.Key.Bridge} ({g.Key.SubnetText}, gateway {g.First().Binding!.Gateway}) via {g.Key.Outbound} for {g.Count()} namespace(s).");
+            var groups = ready.SelectMany(r => r.Bindings.Select(b => (Request: r, Binding: b))).GroupBy(x => x.Binding.Rules).ToArray();
+            foreach (var g in groups) _host.Verbose($"Setting up NAT on bridge {g.Key.Bridge} ({g.Key.SubnetText}, gateway {g.First().Binding.Gateway}) via {g.Key.Outbound} for {g.Count()} namespace(s).");
+            var families = Ordered(groups.Select(g => g.Key.Family)).ToArray();
             using var tx = NatTransaction.Begin(_host, Settings.LockTimeout);
             var store = StateStore.Load(tx.Lock);
-            var forwarding = _forwarding.Set(Family, true, tx);
-            var outcomes = _rules.Add(groups.Select(g => g.Key).ToArray(), tx, target => target);
-            var byTarget = outcomes?.ToDictionary(o => o.Target) ?? new Dictionary<SubnetNat, RuleService.Outcome>();
+            var forwarding = families.ToDictionary(f => f, f => _forwarding.Set(f, true, tx));
+            // IPv6 forwarding makes the kernel ignore router advertisements on uplinks with accept_ra=1: keep them.
+            var acceptRa = new Dictionary<string, AcceptRaState?>(StringComparer.Ordinal);
+            foreach (var uplink in groups.Where(g => g.Key.Family == AddressFamilyProfile.IPv6).Select(g => g.Key.Outbound).Distinct())
+            {
+                acceptRa[uplink] = _forwarding.KeepRouterAdvertisements(uplink, store, tx);
+            }
+            var byTarget = new Dictionary<SubnetNat, RuleService.Outcome>();
+            foreach (var family in families)
+            {
+                var outcomes = Rules(family).Add(groups.Where(g => g.Key.Family == family).Select(g => g.Key).ToArray(), tx, target => target);
+                foreach (var o in outcomes ?? Array.Empty<RuleService.Outcome>()) byTarget[o.Target] = o;
+            }
 
-            // The rules of a bridge are written once for all its namespaces: the first result reports the change.
+            // The rules of a bridge subnet are written once for all its namespaces: the first result reports the change.
             var reported = new HashSet<SubnetNat>();
             NatMasqueradeRule? RuleFor(SubnetNat key)
             {
@@ -98,23 +130,21 @@ namespace NetnsNat.Core
             var progress = new ProgressRecord(1, "Enable-NamespaceNat", "Setting default routes") { PercentComplete = 0 };
             int done = 0;
             var enabled = new List<(EnableRequest Request, bool WroteResolvConf)>();
-            foreach (var g in groups)
+            // Namespaces in the order of their first bridge subnet, as the rules were grouped.
+            foreach (var request in groups.SelectMany(g => g.Select(x => x.Request)).Distinct())
             {
-                foreach (var request in g)
+                if (ready.Count > 20 && done++ % 10 == 0)
                 {
-                    if (ready.Count > 20 && done++ % 10 == 0)
-                    {
-                        progress.StatusDescription = $"{request.Namespace} ({done} of {ready.Count})";
-                        progress.PercentComplete = done * 100 / ready.Count;
-                        _host.Progress(progress);
-                    }
-                    bool wrote = false;
-                    NamespaceNatResult? result = null;
-                    if (_host.Try(request.Namespace.Display, () => result = EnableOne(request, forwarding, () => RuleFor(g.Key), tx, out wrote)) && result != null)
-                    {
-                        enabled.Add((request, wrote));
-                        emit(result);
-                    }
+                    progress.StatusDescription = $"{request.Namespace} ({done} of {ready.Count})";
+                    progress.PercentComplete = done * 100 / ready.Count;
+                    _host.Progress(progress);
+                }
+                bool wrote = false;
+                NamespaceNatResult? result = null;
+                if (_host.Try(request.Namespace.Display, () => result = EnableOne(request, forwarding, acceptRa, RuleFor, tx, out wrote)) && result != null)
+                {
+                    enabled.Add((request, wrote));
+                    emit(result);
                 }
             }
             if (ready.Count > 20)
@@ -122,13 +152,16 @@ namespace NetnsNat.Core
                 progress.RecordType = ProgressRecordType.Completed;
                 _host.Progress(progress);
             }
-            // A bridge none of whose namespaces got through keeps nothing of this call.
-            var succeeded = enabled.Select(e => e.Request.Binding!.Rules).ToHashSet();
+            // A bridge subnet none of whose namespaces got through keeps nothing of this call.
+            var succeeded = enabled.SelectMany(e => e.Request.Bindings.Select(b => b.Rules)).ToHashSet();
             foreach (var g in groups.Where(g => !succeeded.Contains(g.Key))) tx.RollBack(g.Key);
             // With nothing enabled, disposing the transaction rolls back the rest (forwarding); otherwise it is recorded.
             if (enabled.Count == 0) return;
 
-            if (forwarding?.Changed == true) store.ForwardingTurnedOn.Add(Family.Name);
+            foreach (var (family, state) in forwarding)
+            {
+                if (state?.Changed == true) store.ForwardingTurnedOn.Add(family.Name);
+            }
             foreach (var target in succeeded)
             {
                 var outcome = byTarget[target];
@@ -136,7 +169,10 @@ namespace NetnsNat.Core
                 foreach (var table in outcome.CreatedTables) store.CreatedTables.Add(table);
             }
             var now = DateTime.UtcNow.ToString("o", CultureInfo.InvariantCulture);
-            foreach (var (request, wrote) in enabled) Bind(store, request, wrote, now, tx);
+            foreach (var (request, wrote) in enabled)
+            {
+                foreach (var binding in request.Bindings) Bind(store, request, binding, wrote, now, tx);
+            }
             StateStore.Save(store, tx.Lock);
             tx.Complete();
         }
@@ -147,27 +183,28 @@ namespace NetnsNat.Core
         /// </summary>
         private void RecordRules(StoreContent store, SubnetNat target, IReadOnlyList<string> presentBefore)
         {
-            var desired = Backend.Rules(target);
-            var key = StoredRules.KeyOf(Family.Name, target.SubnetText, target.Outbound, target.Bridge!);
+            var family = target.Family;
+            var desired = Backend(family).Rules(target);
+            var key = StoredRules.KeyOf(family.Name, target.SubnetText, target.Outbound, target.Bridge!);
             var existing = store.Rules.FirstOrDefault(r => r.Key == key);
             var before = presentBefore.ToHashSet(StringComparer.Ordinal);
             var found = (existing == null ? desired : existing.Found).Where(before.Contains).ToArray();
             var added = desired.Except(found, StringComparer.Ordinal).ToArray();
             if (existing != null) store.Rules.Remove(existing);
-            store.Rules.Add(new StoredRules(Family.Name, target.SubnetText, target.Outbound, target.Bridge!, BackendKind, added, found));
+            store.Rules.Add(new StoredRules(family.Name, target.SubnetText, target.Outbound, target.Bridge!, BackendKind, added, found));
         }
 
         /// <summary>
-        /// Records a namespace's binding, replacing the one it had on the bridge. When the earlier binding used another
-        /// uplink or subnet, the rules NetnsNat added for it go (unless another binding still uses them), and a warning
-        /// says so: Enable makes the binding what was asked.
+        /// Records a namespace's binding of one family, replacing the one it had on the bridge. When the earlier binding
+        /// used another uplink or subnet, the rules NetnsNat added for it go (unless another binding still uses them),
+        /// and a warning says so: Enable makes the binding what was asked.
         /// </summary>
-        private void Bind(StoreContent store, EnableRequest request, bool wroteResolvConf, string now, NatTransaction tx)
+        private void Bind(StoreContent store, EnableRequest request, NatBinding b, bool wroteResolvConf, string now, NatTransaction tx)
         {
-            var b = request.Binding!;
-            var old = store.Bindings.FirstOrDefault(x => x.SameNamespace(request.Namespace.Path, request.Bridge, Family.Name));
+            var family = b.Family;
+            var old = store.Bindings.FirstOrDefault(x => x.SameNamespace(request.Namespace.Path, request.Bridge, family.Name));
             if (old != null) store.Bindings.Remove(old);
-            var binding = new StoredBinding(request.Namespace.Display, request.Namespace.Path, request.Bridge, Family.Name, b.Rules.SubnetText, b.Gateway.ToString(),
+            var binding = new StoredBinding(request.Namespace.Display, request.Namespace.Path, request.Bridge, family.Name, b.Rules.SubnetText, b.Gateway.ToString(),
                 b.Outbound, BackendKind, request.Dns, wroteResolvConf || (old?.WroteResolvConf ?? false), old?.EnabledAt ?? now);
             store.Bindings.Add(binding);
             if (old == null || old.RulesKey == binding.RulesKey) return;
@@ -177,7 +214,7 @@ namespace NetnsNat.Core
             store.Rules.Remove(entry);
             if (!Cidr.TryParseNetwork(old.Subnet, out var oldSubnet)) return;
             var stale = new SubnetNat(oldSubnet, old.Outbound, old.Bridge);
-            var removed = _rules.RemoveOwned(stale, entry.Added, $"{stale} (no longer used)", tx, null);
+            var removed = Rules(family).RemoveOwned(stale, entry.Added, $"{stale} (no longer used)", tx, null);
             if (removed != null && removed.ChangedRules > 0)
             {
                 _host.Warning($"Removed the {removed.ChangedRules} rules NetnsNat had added for '{request.Namespace}' via {old.Outbound} ({old.Subnet}): " +
@@ -185,48 +222,93 @@ namespace NetnsNat.Core
             }
         }
 
-        /// <summary>Checks one namespace's inputs; bridges and uplinks are looked up once per call.</summary>
+        /// <summary>
+        /// Checks one namespace's inputs and resolves its bindings, one per family; bridges and uplinks are looked up
+        /// once per call. The families: those asked for (each must be on the bridge); else those the bridge has, less
+        /// IPv6 when the namespace has no IPv6 address of its own (every interface has a link-local one, which does not count).
+        /// </summary>
         private void Check(EnableRequest request, Dictionary<string, LinkInfo> links, HashSet<string> uplinks)
         {
             request.Namespace.RequireExists();
-            request.Outbound ??= InterfaceService.DefaultOutbound(Family);
             if (!links.TryGetValue(request.Bridge, out var link))
             {
                 link = _interfaces.RequireInterface(request.Bridge, "Bridge");
-                InterfaceService.BridgeSubnets(link, requireUp: true);
                 links[request.Bridge] = link;
             }
-            var subnets = InterfaceService.BridgeSubnets(link, requireUp: true);
-            request.BridgeSubnet = ChooseSubnet(request, link, subnets);
-            if (!uplinks.Contains(request.Outbound))
+            IReadOnlyList<AddressFamilyProfile> families;
+            if (request.Families != null)
             {
-                _interfaces.RequireInterface(request.Outbound, "Outbound");
-                uplinks.Add(request.Outbound);
+                // Each family asked for must be on the bridge: its own error when it is not.
+                foreach (var f in request.Families) InterfaceService.BridgeSubnets(link, requireUp: true, new[] { f });
+                families = request.Families;
             }
-            if (request.Outbound == request.Bridge)
+            else
             {
-                throw new NetnsNatException($"The uplink would be the bridge '{request.Bridge}' itself. Pass -Outbound with the interface toward the outside, such as eth0.", "OutboundIsBridge", ErrorCategory.InvalidArgument);
+                var all = InterfaceService.BridgeSubnets(link, requireUp: true);
+                var onBridge = Ordered(all.Select(s => AddressFamilyProfile.Parse(s.AddressFamily))).ToArray();
+                // Subnets given name their families; beyond those, a family the namespace has no address of is left out.
+                var named = request.Subnets.Select(t => Cidr.TryParseNetwork(t, out var n) ? AddressFamilyProfile.Of(n) : null).Where(f => f != null).ToArray();
+                families = onBridge.Length == 1 ? onBridge
+                    : onBridge.Where(f => named.Contains(f) || _routes.Addresses(request.Namespace, f).Count > 0).ToArray() is { Length: > 0 } had ? had : onBridge;
             }
-            Cidr.TryParseNetwork(request.BridgeSubnet.Subnet, out var network);
-            Cidr.TryParseAddress(request.BridgeSubnet.Address, out var gateway);
-            request.Binding = new NatBinding(request.Namespace.Display, request.Bridge, network, gateway, request.Outbound);
+            foreach (var family in Ordered(families))
+            {
+                var subnets = InterfaceService.BridgeSubnets(link, requireUp: true, new[] { family });
+                var subnet = ChooseSubnet(request, link, family, subnets);
+                var outbound = Uplink(request, family, families);
+                if (!uplinks.Contains(outbound))
+                {
+                    _interfaces.RequireInterface(outbound, "Outbound");
+                    uplinks.Add(outbound);
+                }
+                if (outbound == request.Bridge)
+                {
+                    throw new NetnsNatException($"The uplink would be the bridge '{request.Bridge}' itself. Pass -Outbound with the interface toward the outside, such as eth0.", "OutboundIsBridge", ErrorCategory.InvalidArgument);
+                }
+                Cidr.TryParseNetwork(subnet.Subnet, out var network);
+                Cidr.TryParseAddress(subnet.Address, out var gateway);
+                request.Bindings.Add(new NatBinding(request.Namespace.Display, request.Bridge, network, gateway, outbound));
+            }
         }
 
         /// <summary>
-        /// The bridge subnet a namespace uses: the one -Subnet names; else the one its own address is on (a bridge
-        /// can have several); else the bridge's first, and the route step then says the namespace has no address there.
+        /// A family's uplink: -Outbound; else the one the store recorded; else the interface of the family's default
+        /// route; else, on a dual-stack call, the other family's (a host with no IPv6 default route yet); else an error.
         /// </summary>
-        private BridgeSubnet ChooseSubnet(EnableRequest request, LinkInfo link, IReadOnlyList<BridgeSubnet> subnets)
+        private string Uplink(EnableRequest request, AddressFamilyProfile family, IReadOnlyList<AddressFamilyProfile> families)
         {
-            if (request.Subnet != null)
+            if (request.Outbound != null) return request.Outbound;
+            if (request.Outbounds != null && request.Outbounds.TryGetValue(family, out var stored)) return stored;
+            var own = IpRoute2.DefaultRouteInterface(family);
+            if (own != null) return own;
+            if (families.Count > 1)
             {
-                var named = Cidr.NormalizeNetwork(request.Subnet);
+                var other = families.First(f => f != family);
+                if (IpRoute2.DefaultRouteInterface(other) is { } theirs)
+                {
+                    _host.Verbose($"The host has no {family.Name} default route: {family.Name} goes out by {theirs}, the {other.Name} uplink. Pass -Outbound to choose.");
+                    return theirs;
+                }
+            }
+            return InterfaceService.DefaultOutbound(family);
+        }
+
+        /// <summary>
+        /// The bridge subnet of a family a namespace uses: the one -Subnet names; else the one its own address is on (a
+        /// bridge can have several); else the bridge's first, and the route step then says the namespace has no address there.
+        /// </summary>
+        private BridgeSubnet ChooseSubnet(EnableRequest request, LinkInfo link, AddressFamilyProfile family, IReadOnlyList<BridgeSubnet> subnets)
+        {
+            var given = request.Subnets.Where(t => Cidr.TryParseNetwork(t, out var n) && AddressFamilyProfile.Of(n) == family).ToArray();
+            if (given.Length > 0)
+            {
+                var named = Cidr.NormalizeNetwork(given[0]);
                 return subnets.FirstOrDefault(s => s.Subnet == named) ?? throw new NetnsNatException(
-                    $"-Subnet {request.Subnet} is not a subnet of the bridge '{link.Name}' (it has {string.Join(", ", subnets.Select(s => s.Subnet))}). Give one of those, or leave -Subnet out to take the one the namespace's address is on.",
+                    $"-Subnet {given[0]} is not a subnet of the bridge '{link.Name}' (it has {string.Join(", ", InterfaceService.BridgeSubnets(link, requireUp: false).Select(s => s.Subnet))}). Give one of those, or leave -Subnet out to take the one the namespace's address is on.",
                     "SubnetNotOnBridge", ErrorCategory.InvalidArgument);
             }
             if (subnets.Count == 1) return subnets[0];
-            var addresses = _routes.Addresses(request.Namespace, Family);
+            var addresses = _routes.Addresses(request.Namespace, family);
             foreach (var subnet in subnets)
             {
                 if (Cidr.TryParseNetwork(subnet.Subnet, out var network) && addresses.Any(a => network.Contains(a.Address.Address))) return subnet;
@@ -234,22 +316,37 @@ namespace NetnsNat.Core
             return subnets[0];
         }
 
-        /// <summary>Route and resolver for one namespace; undoes its own steps when a later one fails. Null under -WhatIf.</summary>
-        private NamespaceNatResult? EnableOne(EnableRequest request, IpForwardingState? forwarding, Func<NatMasqueradeRule?> ruleOf, NatTransaction tx, out bool wroteResolvConf)
+        /// <summary>Routes and resolver for one namespace; undoes its own steps when a later one fails. Null under -WhatIf.</summary>
+        private NamespaceNatResult? EnableOne(EnableRequest request, IReadOnlyDictionary<AddressFamilyProfile, IpForwardingState?> forwarding,
+            IReadOnlyDictionary<string, AcceptRaState?> acceptRa, Func<SubnetNat, NatMasqueradeRule?> ruleOf, NatTransaction tx, out bool wroteResolvConf)
         {
             var ns = request.Namespace;
-            var binding = request.Binding!;
             wroteResolvConf = false;
             try
             {
-                var route = _routes.SetDefault(ns, binding.Gateway, tx, request);
+                var parts = new List<NamespaceNatFamily>();
+                bool whatIf = false;
+                foreach (var binding in request.Bindings)
+                {
+                    var route = _routes.SetDefault(ns, binding.Gateway, tx, request);
+                    var rule = route == null ? null : ruleOf(binding.Rules);
+                    var state = forwarding[binding.Family];
+                    if (state == null || rule == null || route == null)
+                    {
+                        whatIf = true;
+                        continue;
+                    }
+                    parts.Add(new NamespaceNatFamily(binding.Family.Name, binding.Rules.SubnetText, binding.Outbound, binding.Gateway.ToString(), state, rule, route));
+                }
                 if (ns.Name != null) wroteResolvConf = _resolver.Write(ns.Name, request.Dns, tx, request);
-                var rule = route == null ? null : ruleOf();
-                if (forwarding == null || rule == null || route == null) return null; // -WhatIf
+                if (whatIf) return null;
                 _interfaces.RequireBridgeStillThere(request.Bridge);
                 var resolvConf = ns.Name != null ? Resolver.EffectiveResolvConf(ns.Name) : null;
-                return new NamespaceNatResult(ns.Display, request.Bridge, binding.Rules.SubnetText, binding.Outbound, binding.Gateway.ToString(), true, forwarding, rule, route,
-                    resolvConf == null ? null : Resolver.NameserversOf(resolvConf), resolvConf);
+                var first = parts[0];
+                var six = request.Bindings.FirstOrDefault(b => b.Family == AddressFamilyProfile.IPv6);
+                var ra = six != null && acceptRa.TryGetValue(six.Outbound, out var r) ? r : null;
+                return new NamespaceNatResult(ns.Display, request.Bridge, first.Subnet, first.Outbound, first.Gateway, true, first.ForwardingState, first.Rule, first.Route,
+                    resolvConf == null ? null : Resolver.NameserversOf(resolvConf), resolvConf, parts, ra);
             }
             catch (Exception)
             {
@@ -259,100 +356,114 @@ namespace NetnsNat.Core
         }
 
         /// <summary>
-        /// Undoes Enable-NamespaceNat for one namespace on a bridge: the rules NetnsNat added for it, when no other
-        /// namespace it enabled still uses them (never the rules it found); the namespace's default route when it goes
-        /// via the bridge; the resolv.conf NetnsNat wrote; with disableForwarding, forwarding, when no namespace
-        /// NetnsNat enabled still needs it. A namespace NetnsNat never enabled there is an error that changes nothing.
-        /// A failed step puts back the ones before it.
+        /// Undoes Enable-NamespaceNat for one namespace on a bridge, for every family NetnsNat enabled there (or the ones
+        /// asked for): the rules NetnsNat added for it, when no other namespace it enabled still uses them (never the
+        /// rules it found); the namespace's default route when it goes via the bridge; the resolv.conf NetnsNat wrote;
+        /// with disableForwarding, forwarding, when no namespace NetnsNat enabled still needs it (and an uplink's
+        /// accept_ra with IPv6's). A namespace NetnsNat never enabled there is an error that changes nothing. A failed
+        /// step puts back the ones before it.
         /// </summary>
-        public NamespaceNatResult? Disable(NamespaceRef ns, string bridge, string? outbound, bool disableForwarding)
+        public NamespaceNatResult? Disable(NamespaceRef ns, string bridge, string? outbound, bool disableForwarding, IReadOnlyList<AddressFamilyProfile>? families = null)
         {
             using var tx = NatTransaction.Begin(_host, Settings.LockTimeout);
             var store = StateStore.Load(tx.Lock);
-            var binding = store.Bindings.FirstOrDefault(b => b.SameNamespace(ns.Path, bridge, Family.Name));
-            if (binding == null)
+            var bindings = store.Bindings.Where(b => b.NamespacePath == ns.Path && b.Bridge == bridge && (families == null || families.Any(f => f.Name == b.Family)))
+                .OrderBy(b => b.Family == AddressFamilyProfile.IPv4.Name ? 0 : 1).ToArray();
+            if (bindings.Length == 0)
             {
-                var elsewhere = store.Bindings.Where(b => b.NamespacePath == ns.Path && b.Family == Family.Name).Select(b => b.Bridge).ToArray();
+                var elsewhere = store.Bindings.Where(b => b.NamespacePath == ns.Path && (families == null || families.Any(f => f.Name == b.Family))).Select(b => b.Bridge).Distinct().ToArray();
+                var which = families == null || families.Count > 1 ? string.Empty : " " + families[0].Name;
                 throw new NetnsNatException(
-                    $"NetnsNat has not enabled NAT for '{ns}' on the bridge {bridge}{(elsewhere.Length > 0 ? $" (it has on {string.Join(", ", elsewhere)})" : string.Empty)}, so there is nothing of its to disable; nothing was changed. " +
+                    $"NetnsNat has not enabled{which} NAT for '{ns}' on the bridge {bridge}{(elsewhere.Length > 0 ? $" (it has on {string.Join(", ", elsewhere)})" : string.Empty)}, so there is nothing of its to disable; nothing was changed. " +
                     "Get-NamespaceNat lists what it has enabled; rules written some other way are removed with Remove-NatMasquerade.",
                     "NotEnabled", ErrorCategory.ObjectNotFound);
             }
-            if (outbound != null && outbound != binding.Outbound)
+            var mismatch = bindings.FirstOrDefault(b => outbound != null && outbound != b.Outbound);
+            if (mismatch != null)
             {
                 throw new NetnsNatException(
-                    $"'{ns}' on {bridge} goes out by {binding.Outbound}, not {outbound}. Leave -Outbound out, or give {binding.Outbound}.",
+                    $"'{ns}' on {bridge} goes out by {mismatch.Outbound}{(bindings.Length > 1 ? $" for {mismatch.Family}" : string.Empty)}, not {outbound}. Leave -Outbound out, or give {mismatch.Outbound}.",
                     "OutboundMismatch", ErrorCategory.InvalidArgument);
             }
-            store.Bindings.Remove(binding);
-            Cidr.TryParseNetwork(binding.Subnet, out var subnet);
-            var target = new SubnetNat(subnet, binding.Outbound, binding.Bridge);
+            if (!ns.Exists) _host.Warning($"The namespace '{ns}' does not exist any more; removing only what NetnsNat had set up for it on the host.");
 
-            // Rules first, in one write; then the route. If a later step fails, the transaction puts back the earlier ones.
-            NatMasqueradeRule? removed = null;
-            var others = store.Using(binding.RulesKey).Select(b => b.Namespace).ToArray();
-            var entry = store.Rules.FirstOrDefault(r => r.Key == binding.RulesKey);
-            if (others.Length > 0)
+            var parts = new List<NamespaceNatFamily>();
+            foreach (var binding in bindings)
             {
-                _host.Verbose($"The rules for {target} stay: {string.Join(", ", others)} still use{(others.Length == 1 ? "s" : string.Empty)} them.");
-            }
-            else if (entry != null)
-            {
-                if (entry.Found.Count > 0) _host.Verbose($"Leaving the {entry.Found.Count} rules for {target} that stood before NetnsNat came.");
-                removed = _rules.RemoveOwned(target, entry.Added, $"bridge {bridge}", tx, null);
-                store.Rules.Remove(entry);
-            }
+                var family = AddressFamilyProfile.Parse(binding.Family);
+                store.Bindings.Remove(binding);
+                Cidr.TryParseNetwork(binding.Subnet, out var subnet);
+                var target = new SubnetNat(subnet, binding.Outbound, binding.Bridge);
 
-            NamespaceRoute? route = null;
-            Cidr.TryParseAddress(binding.Gateway, out var gateway);
-            if (ns.Exists)
-            {
-                var current = _routes.Read(ns, Family);
-                if (current?.Gateway != null && current.Gateway.Equals(gateway) && _host.ShouldProcess($"namespace {ns}", RouteService.DeleteCommand(ns, Family)))
+                // Rules first, in one write; then the route. If a later step fails, the transaction puts back the earlier ones.
+                NatMasqueradeRule? removed = null;
+                var others = store.Using(binding.RulesKey).Select(b => b.Namespace).ToArray();
+                var entry = store.Rules.FirstOrDefault(r => r.Key == binding.RulesKey);
+                if (others.Length > 0)
                 {
-                    _host.Verbose($"Removing the default route of '{ns}' via {current.Gateway}.");
-                    RouteService.Delete(ns, Family);
-                    var previous = current.Gateway;
-                    tx.Record(null, $"the default route of '{ns}' via {previous}", () => RouteService.Replace(ns, previous));
-                    route = new NamespaceRoute(ns.Display, null, null, previous.ToString(), true);
+                    _host.Verbose($"The rules for {target} stay: {string.Join(", ", others)} still use{(others.Length == 1 ? "s" : string.Empty)} them.");
                 }
-                else
+                else if (entry != null)
                 {
-                    route = new NamespaceRoute(ns.Display, current?.Gateway?.ToString(), current?.Device, current?.Gateway?.ToString(), false);
+                    if (entry.Found.Count > 0) _host.Verbose($"Leaving the {entry.Found.Count} rules for {target} that stood before NetnsNat came.");
+                    removed = Rules(family).RemoveOwned(target, entry.Added, $"bridge {bridge}", tx, null);
+                    store.Rules.Remove(entry);
                 }
-            }
-            else
-            {
-                _host.Warning($"The namespace '{ns}' does not exist any more; removing only what NetnsNat had set up for it on the host.");
-            }
-            if (ns.Name != null && binding.WroteResolvConf) _resolver.Remove(ns.Name);
 
-            IpForwardingState? forwarding = null;
-            var needing = store.Bindings.Where(b => b.Family == Family.Name).Select(b => b.Namespace).Distinct().ToArray();
-            if (disableForwarding && needing.Length > 0)
-            {
-                _host.Warning($"{Family.ForwardingKey} stays on: {needing.Length} other namespace(s) NetnsNat enabled still need it ({string.Join(", ", needing.Take(5))}{(needing.Length > 5 ? ", ..." : string.Empty)}).");
+                NamespaceRoute? route = null;
+                Cidr.TryParseAddress(binding.Gateway, out var gateway);
+                if (ns.Exists)
+                {
+                    var current = _routes.Read(ns, family);
+                    if (current?.Gateway != null && current.Gateway.Equals(gateway) && _host.ShouldProcess($"namespace {ns}", RouteService.DeleteCommand(ns, family)))
+                    {
+                        _host.Verbose($"Removing the {(family == AddressFamilyProfile.IPv6 ? "IPv6 " : string.Empty)}default route of '{ns}' via {current.Gateway}.");
+                        RouteService.Delete(ns, family);
+                        var previous = current.Gateway;
+                        tx.Record(null, $"the default route of '{ns}' via {previous}", () => RouteService.Replace(ns, previous));
+                        route = new NamespaceRoute(ns.Display, null, null, previous.ToString(), true, family.Name);
+                    }
+                    else
+                    {
+                        route = new NamespaceRoute(ns.Display, current?.Gateway?.ToString(), current?.Device, current?.Gateway?.ToString(), false, family.Name);
+                    }
+                }
+
+                IpForwardingState? forwardingState = null;
+                var needing = store.Bindings.Where(b => b.Family == family.Name).Select(b => b.Namespace).Distinct().ToArray();
+                if (disableForwarding && needing.Length > 0)
+                {
+                    _host.Warning($"{family.ForwardingKey} stays on: {needing.Length} other namespace(s) NetnsNat enabled still need it ({string.Join(", ", needing.Take(5))}{(needing.Length > 5 ? ", ..." : string.Empty)}).");
+                }
+                else if (disableForwarding)
+                {
+                    forwardingState = _forwarding.Set(family, false, tx);
+                    if (forwardingState?.Changed == true) store.ForwardingTurnedOn.Remove(family.Name);
+                    if (forwardingState?.Enabled == false && family == AddressFamilyProfile.IPv6) _forwarding.RestoreAcceptRa(store, tx);
+                }
+                forwardingState ??= ForwardingService.Read(family);
+                removed ??= new NatMasqueradeRule(binding.Subnet, binding.Outbound, bridge, BackendName(family), Array.Empty<string>(), 0);
+                parts.Add(new NamespaceNatFamily(family.Name, binding.Subnet, binding.Outbound, null, forwardingState, removed, route));
             }
-            else if (disableForwarding)
-            {
-                forwarding = _forwarding.Set(Family, false, tx);
-                if (forwarding?.Changed == true) store.ForwardingTurnedOn.Remove(Family.Name);
-            }
-            if (needing.Length == 0 && store.CreatedTables.Count > 0
+            if (ns.Name != null && bindings.Any(b => b.WroteResolvConf) && !store.Bindings.Any(b => b.NamespacePath == ns.Path && b.Bridge == bridge)) _resolver.Remove(ns.Name);
+
+            if (store.Bindings.Count == 0 && store.CreatedTables.Count > 0
                 && _host.ShouldProcess(string.Join(", ", store.CreatedTables), "Delete the tables NetnsNat's rules created, when nothing is left in them"))
             {
-                foreach (var table in Backend.DeleteEmptyTables(store.CreatedTables.ToArray(), tx.Lock)) store.CreatedTables.Remove(table);
+                foreach (var family in InterfaceService.AllFamilies)
+                {
+                    foreach (var table in Backend(family).DeleteEmptyTables(store.CreatedTables.ToArray(), tx.Lock)) store.CreatedTables.Remove(table);
+                }
             }
             // Under -WhatIf nothing changed, and the store keeps the binding.
             if (_host.ShouldProcess(StateStore.CurrentPath, $"Record that '{ns}' on {bridge} is no longer enabled")) StateStore.Save(store, tx.Lock);
             tx.Complete();
 
-            forwarding ??= ForwardingService.Read(Family);
-            removed ??= new NatMasqueradeRule(binding.Subnet, binding.Outbound, bridge, BackendName(), Array.Empty<string>(), 0);
-            return new NamespaceNatResult(ns.Display, bridge, binding.Subnet, binding.Outbound, null, false, forwarding, removed, route);
+            var first = parts[0];
+            return new NamespaceNatResult(ns.Display, bridge, first.Subnet, first.Outbound, null, false, first.ForwardingState, first.Rule, first.Route, Families: parts);
         }
 
-        /// <summary>The bindings of the state store that match, each with whether it is in force now.</summary>
+        /// <summary>The bindings of the state store that match (one per family), each with whether it is in force now.</summary>
         public IReadOnlyList<NamespaceNatBinding> List(Func<StoredBinding, bool> match)
         {
             StoreContent store;
@@ -360,14 +471,16 @@ namespace NetnsNat.Core
             {
                 store = StateStore.Load(held);
             }
-            var bindings = store.Bindings.Where(b => b.Family == Family.Name && match(b)).ToArray();
+            var bindings = store.Bindings.Where(match).ToArray();
             if (bindings.Length == 0) return Array.Empty<NamespaceNatBinding>();
-            var state = Backend.Read(_host.Token);
+            var states = new Dictionary<string, NatState>(StringComparer.Ordinal);
             var result = new List<NamespaceNatBinding>(bindings.Length);
             foreach (var b in bindings)
             {
+                var family = AddressFamilyProfile.Parse(b.Family);
+                if (!states.TryGetValue(b.Family, out var state)) states[b.Family] = state = Backend(family).Read(_host.Token);
                 var ns = b.Namespace == b.NamespacePath ? NamespaceRef.AtPath(b.NamespacePath) : NamespaceRef.Named(b.Namespace);
-                var (status, detail) = Health(b, ns, state);
+                var (status, detail) = Health(b, family, ns, state);
                 result.Add(new NamespaceNatBinding(ns.Name, b.NamespacePath, b.Bridge, b.Subnet, b.Gateway, b.Outbound, b.Family, state.BackendName, b.Dns,
                     status == "InForce", status, detail, DateTime.Parse(b.EnabledAt, CultureInfo.InvariantCulture, DateTimeStyles.RoundtripKind)));
             }
@@ -375,23 +488,24 @@ namespace NetnsNat.Core
         }
 
         /// <summary>Whether a binding is in force: its namespace and bridge exist, its rules stand, its route goes via its gateway.</summary>
-        private (string Status, string? Detail) Health(StoredBinding b, NamespaceRef ns, NatState state)
+        private (string Status, string? Detail) Health(StoredBinding b, AddressFamilyProfile family, NamespaceRef ns, NatState state)
         {
             if (!ns.Exists) return ("NamespaceGone", $"{b.NamespacePath} no longer exists.");
             if (!InterfaceTable.Exists(b.Bridge)) return ("BridgeGone", $"The bridge {b.Bridge} no longer exists.");
             if (!Cidr.TryParseNetwork(b.Subnet, out var subnet)) return ("RulesMissing", $"The stored subnet '{b.Subnet}' is not a network.");
             var target = new SubnetNat(subnet, b.Outbound, b.Bridge);
-            var missing = Backend.Rules(target).Except(Backend.Present(state, target), StringComparer.Ordinal).ToArray();
+            var backend = Backend(family);
+            var missing = backend.Rules(target).Except(backend.Present(state, target), StringComparer.Ordinal).ToArray();
             if (missing.Length > 0) return ("RulesMissing", $"{missing.Length} of its rules do not stand: {string.Join("; ", missing)}.");
-            var route = _routes.Read(ns, Family);
-            if (route?.Gateway == null || route.Gateway.ToString() != b.Gateway) return ("RouteMissing", $"Its default route goes {(route?.Gateway == null ? "nowhere" : "via " + route.Gateway)}, not via {b.Gateway}.");
+            var route = _routes.Read(ns, family);
+            if (route?.Gateway == null || route.Gateway.ToString() != b.Gateway) return ("RouteMissing", $"Its {family.Name} default route goes {(route?.Gateway == null ? "nowhere" : "via " + route.Gateway)}, not via {b.Gateway}.");
             return ("InForce", null);
         }
 
         /// <summary>
-        /// Re-applies the bindings that match, as Enable-NamespaceNat would with what they record: after a firewall
-        /// reload, a flushed ruleset or a lost route. Idempotent. A binding whose namespace or bridge is gone is
-        /// reported (a warning) and skipped; it stays recorded.
+        /// Re-applies the bindings that match, as Enable-NamespaceNat would with what they record (every family of a
+        /// namespace on a bridge in one request): after a firewall reload, a flushed ruleset or a lost route.
+        /// Idempotent. A binding whose namespace or bridge is gone is reported (a warning) and skipped; it stays recorded.
         /// </summary>
         public void Restore(Func<StoredBinding, bool> match, Action<NamespaceNatResult> emit)
         {
@@ -401,8 +515,9 @@ namespace NetnsNat.Core
                 store = StateStore.Load(held);
             }
             var requests = new List<EnableRequest>();
-            foreach (var b in store.Bindings.Where(b => b.Family == Family.Name && match(b)))
+            foreach (var group in store.Bindings.Where(match).GroupBy(b => (b.NamespacePath, b.Bridge)))
             {
+                var b = group.First();
                 var ns = b.Namespace == b.NamespacePath ? NamespaceRef.AtPath(b.NamespacePath) : NamespaceRef.Named(b.Namespace);
                 if (!ns.Exists)
                 {
@@ -411,14 +526,16 @@ namespace NetnsNat.Core
                 }
                 if (!InterfaceTable.Exists(b.Bridge))
                 {
-                    _host.Warning($"Skipping '{ns}' on {b.Bridge}: the bridge no longer exists. Create it again (with {b.Gateway} on {b.Subnet}) and run Restore-NamespaceNat again.");
+                    _host.Warning($"Skipping '{ns}' on {b.Bridge}: the bridge no longer exists. Create it again (with {string.Join(" and ", group.Select(x => $"{x.Gateway} on {x.Subnet}"))}) and run Restore-NamespaceNat again.");
                     continue;
                 }
-                requests.Add(new EnableRequest(ns, b.Bridge, b.Outbound, b.Dns?.ToArray(), b.Subnet));
+                var families = Ordered(group.Select(x => AddressFamilyProfile.Parse(x.Family))).ToArray();
+                requests.Add(new EnableRequest(ns, b.Bridge, null, group.Select(x => x.Dns).FirstOrDefault(d => d != null)?.ToArray(), group.Select(x => x.Subnet).ToArray(),
+                    families, group.ToDictionary(x => AddressFamilyProfile.Parse(x.Family), x => x.Outbound)));
             }
             if (requests.Count > 0) Enable(requests, emit);
         }
 
-        private string BackendName() => Backend.Read(_host.Token).BackendName;
+        private string BackendName(AddressFamilyProfile family) => Backend(family).Read(_host.Token).BackendName;
     }
 }

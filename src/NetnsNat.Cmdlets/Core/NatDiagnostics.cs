@@ -9,7 +9,8 @@ using NetnsNat.Model;
 namespace NetnsNat.Core
 {
     /// <summary>What Test-NamespaceNat was asked to check.</summary>
-    internal sealed record DiagnosisRequest(NamespaceRef Namespace, string? Bridge, string? Outbound, IPAddress? Target, int Port);
+    /// <param name="Shared">Whether this run also makes the checks that do not depend on the family (NamespaceExists, LoopbackUp, Resolver): the first family's run does.</param>
+    internal sealed record DiagnosisRequest(NamespaceRef Namespace, string? Bridge, string? Outbound, IPAddress? Target, int Port, bool Shared = true);
 
 
     /// <summary>
@@ -41,18 +42,26 @@ namespace NetnsNat.Core
 
         private AddressFamilyProfile Family => _backend.Family;
 
-        /// <summary>Every check, in the order they run.</summary>
+        /// <summary>Every check, in the order they run (AcceptRa only for IPv6).</summary>
         public static readonly IReadOnlyList<string> Checks = new[]
         {
-            "NamespaceExists", "LoopbackUp", "Bridge", "NamespaceAddress", "HostLink", "DefaultRoute", "IpForwarding", "Masquerade", "Uplink", "Forward", "DuplicateRules", "StaleRules", "BackendMix", "Resolver",
+            "NamespaceExists", "LoopbackUp", "Bridge", "NamespaceAddress", "HostLink", "DefaultRoute", "IpForwarding", "Masquerade", "Uplink", "AcceptRa", "Forward", "Inbound", "DuplicateRules", "StaleRules", "BackendMix", "Resolver",
         };
+
+        /// <summary>The checks that do not depend on the family: made once per namespace.</summary>
+        private static readonly HashSet<string> SharedChecks = new HashSet<string>(StringComparer.Ordinal) { "NamespaceExists", "LoopbackUp", "Resolver" };
+
+        /// <summary>The checks of one run: a family's, with or without the shared ones.</summary>
+        public static IEnumerable<string> ChecksOf(AddressFamilyProfile family, bool shared) =>
+            Checks.Where(c => (shared || !SharedChecks.Contains(c)) && (c != "AcceptRa" || family == AddressFamilyProfile.IPv6));
 
         private readonly HashSet<string> _emitted = new HashSet<string>(StringComparer.Ordinal);
 
         private void Emit(string check, NatCheckStatus status, string detail, string? fix = null)
         {
             _emitted.Add(check);
-            _emit(new NatCheckResult(_request.Namespace.Display, _bridge, _uplink, check, status, detail, status == NatCheckStatus.Pass ? null : fix));
+            if (!_request.Shared && SharedChecks.Contains(check)) return;
+            _emit(new NatCheckResult(_request.Namespace.Display, _bridge, _uplink, check, status, detail, status == NatCheckStatus.Pass ? null : fix, Family.Name));
         }
 
         /// <summary>
@@ -62,13 +71,15 @@ namespace NetnsNat.Core
         public void Run(DiagnosisRequest request)
         {
             _emitted.Clear();
+            _request = request;
             try
             {
                 RunChecks(request);
             }
             catch (Exception ex) when (ex is not OperationCanceledException && ex is not System.Management.Automation.PipelineStoppedException && ex is not ToolNotFoundException)
             {
-                var checks = request.Target != null ? Checks.Append("Probe") : Checks;
+                var checks = ChecksOf(Family, request.Shared);
+                if (request.Target != null) checks = checks.Append("Probe");
                 foreach (var check in checks.Where(c => !_emitted.Contains(c)).ToArray())
                 {
                     Emit(check, NatCheckStatus.Error, $"Could not check: {ex.Message}", "Fix what stopped the check (see the detail), then run Test-NamespaceNat again");
@@ -117,12 +128,12 @@ namespace NetnsNat.Core
             {
                 Emit("Bridge", NatCheckStatus.Fail,
                     request.Bridge != null ? $"There is no interface '{request.Bridge}' on the host." : "No host bridge has a subnet that holds an address of the namespace.",
-                    $"ip link add {request.Bridge ?? "br0"} type bridge; ip addr add 10.0.0.1/24 dev {request.Bridge ?? "br0"}; ip link set {request.Bridge ?? "br0"} up");
+                    $"ip link add {request.Bridge ?? "br0"} type bridge; {AddAddress(request.Bridge ?? "br0")}; ip link set {request.Bridge ?? "br0"} up");
             }
             else if (!bridgeLink.IsBridge || bridgeLink.Of(Family).Count == 0 || !bridgeLink.IsUp)
             {
                 var (detail, fix) = !bridgeLink.IsBridge ? ($"'{bridgeLink.Name}' is a {bridgeLink.Kind ?? "plain"} interface, not a bridge.", "ip link show type bridge")
-                    : bridgeLink.Of(Family).Count == 0 ? ($"The bridge '{bridgeLink.Name}' has no {Family.Name} address.", $"ip addr add 10.0.0.1/24 dev {bridgeLink.Name}")
+                    : bridgeLink.Of(Family).Count == 0 ? ($"The bridge '{bridgeLink.Name}' has no {Family.Name} address{(Family == AddressFamilyProfile.IPv6 ? " but link-local ones" : string.Empty)}.", AddAddress(bridgeLink.Name))
                     : ($"The bridge '{bridgeLink.Name}' is down.", $"ip link set {bridgeLink.Name} up");
                 Emit("Bridge", NatCheckStatus.Fail, detail, fix);
                 if (bridgeLink.IsBridge && bridgeLink.Of(Family).Count > 0) subnet = SubnetFor(bridgeLink, nsAddresses.Select(a => a.Address));
@@ -173,7 +184,7 @@ namespace NetnsNat.Core
 
             // Forwarding in the host kernel.
             if (ForwardingService.Read(Family).Enabled) Emit("IpForwarding", NatCheckStatus.Pass, $"{Family.ForwardingKey} = 1.");
-            else Emit("IpForwarding", NatCheckStatus.Fail, $"{Family.ForwardingKey} = 0: the host drops the namespace's packets.", Family == AddressFamilyProfile.IPv4 ? "Enable-IpForwarding" : "Enable-IpForwarding -AddressFamily IPv6");
+            else Emit("IpForwarding", NatCheckStatus.Fail, $"{Family.ForwardingKey} = 0: the host drops the namespace's {Family.Name} packets.", Family == AddressFamilyProfile.IPv4 ? "Enable-IpForwarding" : "Enable-IpForwarding -AddressFamily IPv6");
 
             // MASQUERADE and the uplink.
             var state = _backend.Read(_host.Token);
@@ -237,6 +248,8 @@ namespace NetnsNat.Core
                 Emit("Uplink", NatCheckStatus.Pass, routeUplink != null ? $"Traffic to {request.Target} leaves by {uplink}, which the MASQUERADE rule names." : $"Traffic leaves by {uplink}, the interface of the host's default route.");
             }
 
+            AcceptRa(uplink);
+
             // FORWARD: out (NEW) and back (ESTABLISHED), in the backend NetnsNat writes to and in the other one.
             var other = _backend.OtherBackend(state, _host.Token);
             if (subnet != null && uplink != null && onBridge.Link != null)
@@ -255,6 +268,10 @@ namespace NetnsNat.Core
                     verdicts.Add((other.Value.Name, ForwardEvaluator.Evaluate(o, new ForwardPacket(bridgeName, uplink, nsAddress, outside, "NEW")),
                         ForwardEvaluator.Evaluate(o, new ForwardPacket(uplink, bridgeName, outside, nsAddress, "ESTABLISHED")), other.Value.Tool.Replace("-save", string.Empty)));
                 }
+                // A new connection from outside to the namespace: the kernel lets it through only when every backend's FORWARD accepts it.
+                var inbound = new ForwardPacket(uplink, bridgeName, outside, nsAddress, "NEW");
+                var inVerdicts = new List<ForwardVerdict> { ForwardEvaluator.Evaluate(snapshot, inbound) };
+                if (other != null) inVerdicts.Add(ForwardEvaluator.Evaluate(other.Value.Snapshot, inbound));
                 var blocked = verdicts.FirstOrDefault(v => !v.Out.Accepted || !v.Reply.Accepted);
                 var uncertain = verdicts.SelectMany(v => v.Out.Uncertain.Concat(v.Reply.Uncertain)).Distinct().ToArray();
                 if (blocked.Backend != null)
@@ -272,10 +289,22 @@ namespace NetnsNat.Core
                 {
                     Emit("Forward", NatCheckStatus.Pass, $"FORWARD accepts new traffic out ({verdicts[0].Out.By}) and replies back in ({verdicts[0].Reply.By}).");
                 }
+                var droppedBy = inVerdicts.FirstOrDefault(v => !v.Accepted);
+                if (droppedBy == null)
+                {
+                    Emit("Inbound", NatCheckStatus.Fail,
+                        $"FORWARD lets a new connection from outside ({outside} in by {uplink}) through to the namespace's {nsAddress} ({inVerdicts[0].By}): anyone who can route to {subnet.Subnet} reaches it.",
+                        $"{fix} (it adds the rule that drops new inbound connections)");
+                }
+                else
+                {
+                    Emit("Inbound", NatCheckStatus.Pass, $"New connections from outside to {nsAddress} are dropped ({droppedBy.By}).");
+                }
             }
             else
             {
                 Emit("Forward", NatCheckStatus.Fail, "FORWARD cannot be checked without the bridge, the uplink and the namespace's address (see the checks above).", "Fix the checks above, then run Test-NamespaceNat again");
+                Emit("Inbound", NatCheckStatus.Fail, "Inbound traffic cannot be checked without the bridge, the uplink and the namespace's address (see the checks above).", "Fix the checks above, then run Test-NamespaceNat again");
             }
 
             // Duplicates.
@@ -319,6 +348,35 @@ namespace NetnsNat.Core
 
             // A real probe from inside.
             if (request.Target != null) Probe(ns, request.Target, request.Port);
+        }
+
+        /// <summary>The command that gives a bridge an address of the family.</summary>
+        private string AddAddress(string bridge) =>
+            Family == AddressFamilyProfile.IPv6 ? $"ip -6 addr add fd00:0:0:1::1/64 dev {bridge} nodad" : $"ip addr add 10.0.0.1/24 dev {bridge}";
+
+        /// <summary>
+        /// AcceptRa (IPv6): with forwarding on, the kernel ignores router advertisements on an interface whose accept_ra
+        /// is 1, so an uplink that learns its IPv6 default route by SLAAC loses it when it expires.
+        /// </summary>
+        private void AcceptRa(string? uplink)
+        {
+            if (Family != AddressFamilyProfile.IPv6) return;
+            var value = uplink == null ? null : ForwardingService.ReadAcceptRa(uplink);
+            var forwarding = ForwardingService.Read(Family).Enabled;
+            if (uplink == null || value == null)
+            {
+                Emit("AcceptRa", NatCheckStatus.Pass, uplink == null ? "No uplink to check." : $"{uplink} has no IPv6 settings.");
+            }
+            else if (value == 1 && forwarding)
+            {
+                Emit("AcceptRa", NatCheckStatus.Warn,
+                    $"net.ipv6.conf.{uplink}.accept_ra = 1 with IPv6 forwarding on: the kernel ignores the router advertisements {uplink} gets, so an IPv6 default route learned by SLAAC is lost when it expires.",
+                    $"sysctl -w net.ipv6.conf.{uplink}.accept_ra=2 (Enable-NamespaceNat does this)");
+            }
+            else
+            {
+                Emit("AcceptRa", NatCheckStatus.Pass, $"net.ipv6.conf.{uplink}.accept_ra = {value}{(value == 2 ? ": router advertisements are accepted with forwarding on" : value == 0 ? ": the uplink does not take router advertisements (a static IPv6 configuration)" : ", forwarding is off")}.");
+            }
         }
 
         private void StaleRules(IptablesSnapshot snapshot, LinkInfo? bridge)
@@ -394,7 +452,7 @@ namespace NetnsNat.Core
         {
             var inside = port > 0
                 ? new[] { "timeout", "3", "bash", "-c", $"exec 3<>/dev/tcp/{target}/{port}" }
-                : new[] { "ping", "-c", "1", "-W", "2", target.ToString() };
+                : new[] { "ping", "-c", "1", "-i", "0.2", "-w", "3", target.ToString() }; // a packet every 0.2 s until the first reply (a port just added to a bridge loses the first ones)
             var what = port > 0 ? $"TCP {target}:{port}" : $"ping {target}";
             var result = ns.IsNamed
                 ? _host.Runner.Run("ip", new[] { "netns", "exec", ns.Display }.Concat(inside).ToArray(), _host.Token, timeout: TimeSpan.FromSeconds(10))

@@ -65,7 +65,7 @@ namespace NetnsNat.Core
             if (gateway.Equals(before?.Gateway))
             {
                 _host.Verbose($"The default route of '{ns}' already goes via {gateway}.");
-                return new NamespaceRoute(ns.Display, gateway.ToString(), before!.Device, gateway.ToString(), false);
+                return new NamespaceRoute(ns.Display, gateway.ToString(), before!.Device, gateway.ToString(), false, family.Name);
             }
             if (!_host.ShouldProcess($"namespace {ns}", ReplaceCommand(ns, gateway))) return null;
             _host.Verbose($"Setting the default route of '{ns}' via {gateway}.");
@@ -77,7 +77,7 @@ namespace NetnsNat.Core
                 else Replace(ns, previous);
             });
             var after = routes.GetDefault(family);
-            return new NamespaceRoute(ns.Display, gateway.ToString(), after?.Device, previous?.ToString(), true);
+            return new NamespaceRoute(ns.Display, gateway.ToString(), after?.Device, previous?.ToString(), true, family.Name);
         }
 
         /// <summary>ip route replace default via GATEWAY in the namespace, on a socket of its own.</summary>

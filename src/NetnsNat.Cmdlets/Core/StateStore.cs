@@ -54,6 +54,11 @@ namespace NetnsNat.Core
         /// <summary>Tables NetnsNat's writes created ("ip nat"), removed when the last binding goes and they are empty.</summary>
         public HashSet<string> CreatedTables { get; } = new HashSet<string>(StringComparer.Ordinal);
 
+        /// <summary>Uplinks whose accept_ra NetnsNat raised from 1 to 2 with IPv6 forwarding, and the value they had.</summary>
+        public Dictionary<string, int> AcceptRaChanged { get; } = new Dictionary<string, int>(StringComparer.Ordinal);
+
+        public bool IsEmpty => Bindings.Count == 0 && Rules.Count == 0 && ForwardingTurnedOn.Count == 0 && CreatedTables.Count == 0 && AcceptRaChanged.Count == 0;
+
         public IEnumerable<StoredBinding> Using(string rulesKey) => Bindings.Where(b => b.RulesKey == rulesKey);
     }
 
@@ -111,6 +116,7 @@ namespace NetnsNat.Core
                 }
                 foreach (var f in Array(root, "forwardingTurnedOn")) content.ForwardingTurnedOn.Add(f.GetString() ?? string.Empty);
                 foreach (var t in Array(root, "createdTables")) content.CreatedTables.Add(t.GetString() ?? string.Empty);
+                foreach (var a in Array(root, "acceptRaChanged")) content.AcceptRaChanged[Text(a, "interface")] = a.GetProperty("previous").GetInt32();
             }
             catch (Exception ex) when (ex is JsonException || ex is InvalidOperationException || ex is KeyNotFoundException || ex is FormatException)
             {
@@ -124,7 +130,7 @@ namespace NetnsNat.Core
         {
             held.Require();
             var path = CurrentPath;
-            if (content.Bindings.Count == 0 && content.Rules.Count == 0 && content.ForwardingTurnedOn.Count == 0 && content.CreatedTables.Count == 0)
+            if (content.IsEmpty)
             {
                 // Nothing left to remember: no file (the .bak keeps the last one).
                 if (File.Exists(path)) File.Move(path, path + ".bak", overwrite: true);
@@ -200,6 +206,15 @@ namespace NetnsNat.Core
             json.WriteEndArray();
             json.WriteStartArray("createdTables");
             foreach (var t in content.CreatedTables.OrderBy(t => t, StringComparer.Ordinal)) json.WriteStringValue(t);
+            json.WriteEndArray();
+            json.WriteStartArray("acceptRaChanged");
+            foreach (var a in content.AcceptRaChanged.OrderBy(a => a.Key, StringComparer.Ordinal))
+            {
+                json.WriteStartObject();
+                json.WriteString("interface", a.Key);
+                json.WriteNumber("previous", a.Value);
+                json.WriteEndObject();
+            }
             json.WriteEndArray();
             json.WriteEndObject();
         }

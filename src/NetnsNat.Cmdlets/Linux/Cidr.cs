@@ -121,6 +121,47 @@ namespace NetnsNat.Linux
             return null;
         }
 
+        private static readonly (byte[] Bytes, int Length) LinkLocal6 = (IPAddress.Parse("fe80::").GetAddressBytes(), 10);
+        private static readonly (byte[] Bytes, int Length) Multicast6 = (IPAddress.Parse("ff00::").GetAddressBytes(), 8);
+        private static readonly (byte[] Bytes, int Length) Mapped6 = (IPAddress.Parse("::ffff:0:0").GetAddressBytes(), 96);
+
+        /// <summary>
+        /// Why NetnsNat will not NAT an IPv6 network, or null when it will: the whole address space (::/0), link-local
+        /// (never routed beyond its link), multicast, and IPv4-mapped addresses (IPv4 traffic, which the IPv4 rules handle).
+        /// </summary>
+        public static string? WhyNotNatNetwork6(IPNetwork network)
+        {
+            if (network.PrefixLength == 0) return "::/0 is every IPv6 address: NetnsNat never masquerades everything; give the bridge's subnet, such as fd00:0:0:1::/64";
+            if (Overlaps(network, LinkLocal6)) return "it is link-local (fe80::/10), which never leaves its link and is never NAT'd; give the bridge's global or unique-local subnet, such as fd00:0:0:1::/64";
+            if (Overlaps(network, Multicast6)) return "it is multicast (ff00::/8), not a subnet of hosts; give the bridge's subnet, such as fd00:0:0:1::/64";
+            if (Overlaps(network, Mapped6)) return "it is IPv4-mapped (::ffff:0:0/96): give the IPv4 subnet itself, such as 10.0.0.0/24";
+            return null;
+        }
+
+        /// <summary>Why an IPv6 address cannot be a namespace's gateway, or null when it can.</summary>
+        public static string? WhyNotGateway6(IPAddress address)
+        {
+            if (address.Equals(IPAddress.IPv6Any)) return "it is the unspecified address ::";
+            if (IPAddress.IsLoopback(address)) return "it is the loopback ::1";
+            if (address.IsIPv6LinkLocal) return "it is link-local, which names no link on its own; give the bridge's global or unique-local address";
+            if (address.IsIPv6Multicast) return "it is multicast";
+            if (address.IsIPv4MappedToIPv6) return "it is IPv4-mapped: give the IPv4 address itself";
+            return null;
+        }
+
+        /// <summary>Whether two IPv6 networks share an address: their bits agree up to the shorter prefix.</summary>
+        private static bool Overlaps(IPNetwork a, (byte[] Bytes, int Length) b)
+        {
+            var x = a.BaseAddress.GetAddressBytes();
+            int bits = Math.Min(a.PrefixLength, b.Length);
+            for (int i = 0; i < bits; i++)
+            {
+                int mask = 0x80 >> (i % 8);
+                if ((x[i / 8] & mask) != (b.Bytes[i / 8] & mask)) return false;
+            }
+            return true;
+        }
+
         /// <summary>Parses a network given by a user or a tool, normalized; false when it is not one.</summary>
         public static bool TryParseNetwork(string? text, out IPNetwork network)
         {

@@ -24,7 +24,8 @@ namespace NetnsNat
     /// <param name="Severity">Pass, Warn, Fail or Error, as the enum (sortable; Status has its name).</param>
     /// <param name="Detail">What the check saw.</param>
     /// <param name="Fix">The exact command or cmdlet that repairs it; null when the check passed.</param>
-    public sealed record NatCheckResult(string Namespace, string? Bridge, string? Outbound, string Check, NatCheckStatus Severity, string Detail, string? Fix)
+    /// <param name="AddressFamily">The family checked (IPv4 or IPv6): a dual-stack namespace gets each family's checks.</param>
+    public sealed record NatCheckResult(string Namespace, string? Bridge, string? Outbound, string Check, NatCheckStatus Severity, string Detail, string? Fix, string AddressFamily = "IPv4")
     {
         /// <summary>"Pass", "Warn", "Fail" or "Error": the verdict as its name, so ConvertTo-Json and CSV show words.</summary>
         public string Status => Severity.ToString();
