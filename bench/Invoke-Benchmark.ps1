@@ -248,6 +248,43 @@ try {
         Add-Row "Remove-NatSession of $count entries (one dump, deletes 64 to a write)" ('{0:0} ms' -f $removed) '' ''
     }
     Measure-NatSessions
+
+    # ---- 7. Dual stack (issue 13): one Enable on a dual-stack bridge against one on an IPv4-only bridge -------------
+    # The same bridges and clients as above, half of them given IPv6 too (unique-local, nodad), measured alternately.
+    function Enable-Ipv6([string] $Interface, [string] $Namespace) {
+        if ($Namespace) { Invoke-LabCommand ip -ArgumentList @('netns', 'exec', $Namespace, 'sh', '-c', "echo 0 > /proc/sys/net/ipv6/conf/$Interface/disable_ipv6") | Out-Null }
+        else { [IO.File]::WriteAllText("/proc/sys/net/ipv6/conf/$Interface/disable_ipv6", "0`n") }
+    }
+    function Measure-DualStack([int] $samples) {
+        Enable-Ipv6 eth0
+        Invoke-LabCommand ip -ArgumentList @('-6', 'addr', 'add', '2001:db8:1::1/64', 'dev', 'eth0', 'nodad') | Out-Null
+        Invoke-LabCommand ip -ArgumentList @('-6', 'route', 'add', 'default', 'via', '2001:db8:1::fe', 'dev', 'eth0') | Out-Null
+        $v4 = New-Bridges ($samples + 5)
+        $dual = New-Bridges ($samples + 5)
+        $k = 0
+        foreach ($d in $dual) {
+            $k++
+            $n = $d.Bridge.Substring(2)
+            Enable-Ipv6 $d.Bridge; Enable-Ipv6 "h$n"; Enable-Ipv6 veth1 $d.Namespace
+            Invoke-LabCommand ip -ArgumentList @('-6', 'addr', 'add', "fd00:0:$('{0:x}' -f $k)::1/64", 'dev', $d.Bridge, 'nodad') | Out-Null
+            Invoke-LabCommand ip -ArgumentList @('-n', $d.Namespace, '-6', 'addr', 'add', "fd00:0:$('{0:x}' -f $k)::2/64", 'dev', 'veth1', 'nodad') | Out-Null
+        }
+        # Warm-up: the IPv6 paths compile on their first calls.
+        foreach ($i in 0..4) {
+            Enable-NamespaceNat -Namespace $v4[$i].Namespace -Bridge $v4[$i].Bridge -Outbound eth0 | Out-Null
+            Enable-NamespaceNat -Namespace $dual[$i].Namespace -Bridge $dual[$i].Bridge -Outbound eth0 | Out-Null
+        }
+        Wait-Quiet
+        $one = [System.Collections.Generic.List[double]]::new(); $both = [System.Collections.Generic.List[double]]::new()
+        foreach ($i in 5..($samples + 4)) {
+            $one.Add((Time { Enable-NamespaceNat -Namespace $v4[$i].Namespace -Bridge $v4[$i].Bridge -Outbound eth0 }))
+            $both.Add((Time { Enable-NamespaceNat -Namespace $dual[$i].Namespace -Bridge $dual[$i].Bridge -Outbound eth0 }))
+        }
+        if ((Enable-NamespaceNat -Namespace $dual[5].Namespace -Bridge $dual[5].Bridge -Outbound eth0).AddressFamily -ne 'Both') { throw 'The dual-stack bridges were not enabled for both families' }
+        $a = Stats $one; $b = Stats $both
+        Add-Row "Enable one namespace: IPv4-only bridge / dual-stack bridge (both families), $samples each" ('{0} / {1}' -f (Fmt $a), (Fmt $b)) '' ('{0:0.00}x dual / IPv4' -f ($b.Median / $a.Median))
+    }
+    Measure-DualStack $Samples
 }
 finally {
     Remove-NetnsNatLab

@@ -18,8 +18,8 @@ function Show-Command([string] $file, [string[]] $arguments) {
 
 $failed = $false
 try {
-    Show-Step 'The lab: host with bridge br0 (10.0.0.1/24) and uplink eth0 (198.51.100.1/24), client namespace testnet (10.0.0.2/24), "internet" namespace with a server on 203.0.113.10:8080'
-    $lab = New-NetnsNatLab
+    Show-Step 'The lab, dual stack: host with bridge br0 (10.0.0.1/24, fd00:0:0:1::1/64) and uplink eth0 (198.51.100.1/24, 2001:db8:1::1/64), client namespace testnet (10.0.0.2/24, fd00:0:0:1::2/64), "internet" namespace with a server on 203.0.113.10:8080 and [2001:db8:ff::10]:8080'
+    $lab = New-NetnsNatLab -DualStack
     Show-Command ip @('-br', 'addr')
 
     Show-Step 'Before: the client cannot reach the server'
@@ -27,6 +27,9 @@ try {
     $before = Test-LabConnection -Namespace testnet
     Write-Host "TCP to $($lab.ServerAddress):$($lab.ServerPort) from testnet: $(if ($before) { "connected, server saw $before" } else { 'no connection' })"
     if ($before) { throw 'The client reached the server before NAT was set up: the lab is wrong.' }
+    $before6 = Test-LabConnection -Namespace testnet -Address $lab.ServerAddress6 -TimeoutSeconds 1
+    Write-Host "TCP to [$($lab.ServerAddress6)]:$($lab.ServerPort) from testnet: $(if ($before6) { "connected, server saw $before6" } else { 'no connection' })"
+    if ($before6) { throw 'The client reached the IPv6 server before NAT was set up: the lab is wrong.' }
 
     Show-Step 'Test-NamespaceNat testnet (before): what is missing, and the fix for each'
     Test-NamespaceNat testnet -Outbound eth0 | Where-Object Status -NE 'Pass' | Format-Table Check, Status, Fix -Wrap | Out-String -Width 120 | Write-Host
@@ -35,22 +38,26 @@ try {
     Show-Step 'Enable-NamespaceNat -Namespace testnet -Bridge br0 -Outbound eth0 -Dns 203.0.113.53 -Verbose'
     $result = Enable-NamespaceNat -Namespace testnet -Bridge br0 -Outbound eth0 -Dns 203.0.113.53 -Verbose
     $result | Format-Table | Out-String | Write-Host
-    $result.ForwardingState | Format-Table | Out-String | Write-Host
-    $result.Rule | Format-Table | Out-String | Write-Host
-    $result.Rule.Rules | ForEach-Object { Write-Host "  $_" }
-    $result.Route | Format-Table | Out-String | Write-Host
+    Write-Host 'Each family of the dual-stack bridge, with its forwarding sysctl, rules and route:'
+    $result.Families | Format-Table AddressFamily, Subnet, Gateway, ForwardingState, Route | Out-String -Width 120 | Write-Host
+    $result.Rules | Format-Table | Out-String | Write-Host
+    $result.Rules.Rules | ForEach-Object { Write-Host "  $_" }
+    if ($result.AcceptRa) { Write-Host "The uplink keeps its router advertisements with IPv6 forwarding on: $($result.AcceptRa)" }
 
     Show-Step 'After: the client reaches the server, which sees the uplink address (the NAT at work)'
     Show-Command ip @('netns', 'exec', 'testnet', 'ping', '-c', '3', '-i', '0.2', '-W', '1', $lab.ServerAddress)
     $after = Test-LabConnection -Namespace testnet
     Write-Host "TCP to $($lab.ServerAddress):$($lab.ServerPort) from testnet: $(if ($after) { "connected, server saw source $after" } else { 'no connection' })"
     if ($after -ne $lab.UplinkAddress) { throw "Expected the server to see $($lab.UplinkAddress), saw '$after'" }
+    $after6 = Test-LabConnection -Namespace testnet -Address $lab.ServerAddress6
+    Write-Host "TCP to [$($lab.ServerAddress6)]:$($lab.ServerPort) from testnet: $(if ($after6) { "connected, server saw source $after6" } else { 'no connection' })"
+    if ($after6 -ne $lab.UplinkAddress6) { throw "Expected the IPv6 server to see $($lab.UplinkAddress6), saw '$after6'" }
 
     $name = Resolve-LabName -Namespace testnet -Name server.lab.test
     Write-Host "DNS from testnet (lab resolver 203.0.113.53, through the NAT): server.lab.test -> $name"
     if ($name -ne $lab.ServerAddress) { throw "Expected server.lab.test to resolve to $($lab.ServerAddress), got '$name'" }
 
-    Show-Step 'Test-NamespaceNat testnet -Target 203.0.113.10 (after)'
+    Show-Step 'Test-NamespaceNat testnet -Target 203.0.113.10 (after; each family the namespace has, IPv6 checks marked v6)'
     Test-NamespaceNat testnet -Target $lab.ServerAddress | Format-Table Check, Status, Detail | Out-String -Width 120 | Write-Host
     if (-not (Test-NamespaceNat testnet -Target $lab.ServerAddress -Quiet)) { throw 'Test-NamespaceNat found a problem after Enable-NamespaceNat' }
 
@@ -59,6 +66,11 @@ try {
     Show-Command iptables @('-t', 'nat', '-L', 'POSTROUTING', '-v', '-n')
     Show-Command iptables @('-L', 'FORWARD', '-v', '-n')
     Show-Command ip @('netns', 'exec', 'testnet', 'ip', 'route')
+    Show-Step 'The same for IPv6'
+    Show-Command cat @('/proc/sys/net/ipv6/conf/all/forwarding')
+    Show-Command ip6tables @('-t', 'nat', '-L', 'POSTROUTING', '-v', '-n')
+    Show-Command ip6tables @('-L', 'FORWARD', '-v', '-n')
+    Show-Command ip @('netns', 'exec', 'testnet', 'ip', '-6', 'route', 'show', 'default')
 
     Show-Step 'The same flow step by step, as a pipeline (a second run changes nothing)'
     Write-Host 'Get-BridgeSubnet br0 | Add-NatMasquerade -Outbound eth0' -ForegroundColor DarkGray
@@ -71,11 +83,13 @@ try {
     Show-Step 'Disable-NamespaceNat -Namespace testnet -Bridge br0 -Verbose'
     Disable-NamespaceNat -Namespace testnet -Bridge br0 -Verbose
     Show-Command iptables-save @()
+    Show-Command ip6tables-save @()
     Show-Command ip @('netns', 'exec', 'testnet', 'ip', 'route')
     $gone = Test-LabConnection -Namespace testnet -TimeoutSeconds 1
-    Write-Host "TCP from testnet after Disable-NamespaceNat: $(if ($gone) { "connected ($gone)" } else { 'no connection, as before' })"
-    if ($gone) { throw 'The client still reaches the server after Disable-NamespaceNat' }
-    Write-Host "`nDemo finished: NAT enabled, verified with real traffic, and undone." -ForegroundColor Green
+    $gone6 = Test-LabConnection -Namespace testnet -Address $lab.ServerAddress6 -TimeoutSeconds 1
+    Write-Host "TCP from testnet after Disable-NamespaceNat: IPv4 $(if ($gone) { "connected ($gone)" } else { 'no connection, as before' }); IPv6 $(if ($gone6) { "connected ($gone6)" } else { 'no connection, as before' })"
+    if ($gone -or $gone6) { throw 'The client still reaches the server after Disable-NamespaceNat' }
+    Write-Host "`nDemo finished: NAT enabled for IPv4 and IPv6, verified with real traffic, and undone." -ForegroundColor Green
 }
 catch {
     $failed = $true
