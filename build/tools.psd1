@@ -35,5 +35,8 @@
         'sed'              = 'sed'
         'env'              = 'coreutils'
         'flock'            = 'util-linux'
+        'sshd'             = 'openssh-server'
+        'ssh'              = 'openssh-client'
+        'ssh-keygen'       = 'openssh-client'
     }
 }
