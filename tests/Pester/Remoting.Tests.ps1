@@ -256,6 +256,7 @@ Describe 'NetnsNat over SSH remoting: two lab hosts, each with its own sshd' {
         $route = $bad | Where-Object Check -eq 'DefaultRoute'
         $route.PSObject.TypeNames[0] | Should -Be 'Deserialized.NetnsNat.NatCheckResult'
         $route.Status | Should -Be 'Fail'
+        $route.Namespace | Should -Be 'h2-testnet' -Because 'results from many hosts and namespaces say which namespace each is about'
         $route.Fix | Should -Not -BeNullOrEmpty
     }
 

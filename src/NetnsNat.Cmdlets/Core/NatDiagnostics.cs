@@ -61,6 +61,7 @@ namespace NetnsNat.Core
         /// </summary>
         public void Run(DiagnosisRequest request)
         {
+            _request = request;
             _emitted.Clear();
             try
             {
