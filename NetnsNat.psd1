@@ -10,6 +10,7 @@
     CompatiblePSEditions = @('Core')
     RequiredAssemblies   = @('CliWrap.dll')
     FormatsToProcess     = @('NetnsNat.Format.ps1xml')
+    TypesToProcess       = @('NetnsNat.Types.ps1xml')
     CmdletsToExport      = @(
         'Enable-IpForwarding'
         'Disable-IpForwarding'

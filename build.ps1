@@ -82,7 +82,7 @@ function Invoke-Build {
     if (Test-Path $moduleRoot) { Remove-Item $moduleRoot -Recurse -Force }
     New-Item -ItemType Directory -Path (Join-Path $dest 'en-US') -Force | Out-Null
     # An explicit list: never the System.Management.Automation.dll of the reference package.
-    foreach ($file in 'NetnsNat.Cmdlets.dll', 'CliWrap.dll', 'NetnsNat.Format.ps1xml') {
+    foreach ($file in 'NetnsNat.Cmdlets.dll', 'CliWrap.dll', 'NetnsNat.Format.ps1xml', 'NetnsNat.Types.ps1xml') {
         Copy-Item (Join-Path $bin $file) $dest
     }
     Copy-Item (Join-Path $Root 'src/NetnsNat.Verify.Tests.ps1') $dest

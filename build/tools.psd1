@@ -37,5 +37,8 @@
         'sed'              = 'sed'
         'env'              = 'coreutils'
         'flock'            = 'util-linux'
+        'sshd'             = 'openssh-server'
+        'ssh'              = 'openssh-client'
+        'ssh-keygen'       = 'openssh-client'
     }
 }

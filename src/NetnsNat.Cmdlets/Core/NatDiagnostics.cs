@@ -70,6 +70,7 @@ namespace NetnsNat.Core
         /// </summary>
         public void Run(DiagnosisRequest request)
         {
+            _request = request;
             _emitted.Clear();
             _request = request;
             try
