@@ -215,8 +215,13 @@ Describe 'NetnsNat over SSH remoting: two lab hosts, each with its own sshd' {
         $r.Subnet | Should -Be '10.0.0.0/24'
         $r.Gateway | Should -Be '10.0.0.1'
         $r.Outbound | Should -Be 'eth0'
-        # Nested objects stay objects (NetnsNat.Types.ps1xml: SerializationDepth 2), not their ToString() text.
+        # Nested objects stay objects (NetnsNat.Types.ps1xml: SerializationDepth 3), not their ToString() text,
+        # down to each family's rule.
         $r.Rule.PSObject.TypeNames[0] | Should -Be 'Deserialized.NetnsNat.NatMasqueradeRule'
+        @($r.Families) | Should -HaveCount 1
+        $r.Families[0].AddressFamily | Should -Be 'IPv4'
+        $r.Families[0].Rule.PSObject.TypeNames[0] | Should -Be 'Deserialized.NetnsNat.NatMasqueradeRule'
+        @($r.Families[0].Rule.Rules) | Should -HaveCount 4
         @($r.Rule.Rules) | Should -HaveCount 4
         @($r.Rule.Rules) | Should -Contain '-t nat -A POSTROUTING -s 10.0.0.0/24 -o eth0 -j MASQUERADE'
         $r.Route.Gateway | Should -Be '10.0.0.1'

@@ -72,7 +72,6 @@ namespace NetnsNat.Core
         {
             _request = request;
             _emitted.Clear();
-            _request = request;
             try
             {
                 RunChecks(request);
