@@ -37,5 +37,9 @@
         'sed'              = 'sed'
         'env'              = 'coreutils'
         'flock'            = 'util-linux'
+        'script'           = 'bsdutils'
+        'stat'             = 'coreutils'
+        'cat'              = 'coreutils'
+        'touch'            = 'coreutils'
     }
 }
