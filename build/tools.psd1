@@ -40,5 +40,9 @@
         'sshd'             = 'openssh-server'
         'ssh'              = 'openssh-client'
         'ssh-keygen'       = 'openssh-client'
+        'script'           = 'bsdutils'
+        'stat'             = 'coreutils'
+        'cat'              = 'coreutils'
+        'touch'            = 'coreutils'
     }
 }
