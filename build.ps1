@@ -64,7 +64,13 @@ function Invoke-Bootstrap {
             Write-Host "Installing system packages: $($missing -join ' ')"
             $env:DEBIAN_FRONTEND = 'noninteractive'
             Invoke-Checked apt-get @('update', '-qq')
-            Invoke-Checked apt-get (@('install', '-y', '-qq', '--no-install-recommends') + $missing)
+            # Install without starting services (openssh-server would start an sshd on the machine): a policy-rc.d that
+            # says no, for the time of the install only, as Debian's container images have it.
+            $policy = '/usr/sbin/policy-rc.d'
+            $ownPolicy = -not (Test-Path $policy)
+            if ($ownPolicy) { Set-Content $policy "#!/bin/sh`nexit 101`n" -NoNewline; & chmod 755 $policy }
+            try { Invoke-Checked apt-get (@('install', '-y', '-qq', '--no-install-recommends') + $missing) }
+            finally { if ($ownPolicy) { Remove-Item $policy -Force -ErrorAction Ignore } }
         }
         else {
             throw "Missing system packages: $($missing -join ' '). Install them (as root: apt-get install $($missing -join ' ')) and run again."

@@ -276,6 +276,15 @@ COMMIT
             Assert.Equal("nsenter --net=/proc/1/ns/net ip route del default", RouteService.DeleteCommand(NamespaceRef.AtPath("/proc/1/ns/net"), AddressFamilyProfile.IPv4));
             Assert.Equal("echo 'a b' 'it'\\''s'", ProcessRunner.FormatCommandLine("echo", new[] { "a b", "it's" }));
         }
+
+        [Fact]
+        public void The_accept_ra_sysctl_of_a_vlan_names_it_with_a_slash()
+        {
+            // sysctl(8) reads dots as separators: eth0.100's is net.ipv6.conf.eth0/100.accept_ra.
+            Assert.Equal("net.ipv6.conf.eth0/100.accept_ra", ForwardingService.AcceptRaKey("eth0.100"));
+            Assert.Equal("net.ipv6.conf.eth0.accept_ra", ForwardingService.AcceptRaKey("eth0"));
+            Assert.Equal("/proc/sys/net/ipv6/conf/eth0.100/accept_ra", ForwardingService.AcceptRaPath("eth0.100"));
+        }
     }
 
     public class IpRoute2Tests

@@ -242,7 +242,7 @@ exec "$REAL" "$@"
             Enable-NamespaceNat testnet br0 eth0 | Out-Null
             $r = Invoke-DocProcess -Argv @('script', '-qec', "$pwsh -NoProfile -NonInteractive -Command 'Test-NamespaceNat testnet'", '/dev/null') -Color -Environment @{ TERM = 'xterm' }
             $r.ExitCode | Should -Be 0 -Because $r.Shown
-            $r.Output | Should -Match 'Test-NamespaceNat testnet: 14 passed, 0 warnings, 0 failed' -Because $r.Shown
+            $r.Output | Should -Match 'Test-NamespaceNat testnet: 15 passed, 0 warnings, 0 failed' -Because $r.Shown
             $r.Output | Should -Match "`e\[[0-9;]*m" -Because 'a terminal gets colour'
         }
 
@@ -256,7 +256,7 @@ exec "$REAL" "$@"
             $r.Output | Should -Not -Match 'passed, 0 warnings'
             $r.Output | Should -Match "`e\[[0-9;]*m" -Because 'the page warns that a redirected stdout alone keeps the colour'
             $r = $info | Wait-DocProcess
-            $r.Output.Trim() | Should -Be 'Test-NamespaceNat testnet: 14 passed, 0 warnings, 0 failed' -Because $r.Shown
+            $r.Output.Trim() | Should -Be 'Test-NamespaceNat testnet: 15 passed, 0 warnings, 0 failed' -Because $r.Shown
         }
 
         It 'NO_COLOR=1, and TERM=dumb, give plain text' {
@@ -336,7 +336,7 @@ exec "$REAL" "$@"
             $checksText = Get-Content (Join-Path $work 'checks.json') -Raw
             $checks = $checksText | ConvertFrom-Json -NoEnumerate
             $checks.GetType().IsArray | Should -BeTrue
-            $checks | Should -HaveCount 14
+            $checks | Should -HaveCount 15
             @($checks[0].PSObject.Properties.Name | Sort-Object) | Should -Be $fields['Test-NamespaceNat']
             ($checks.Status | Sort-Object -Unique) | Should -Be 'Pass'
             ($checks.Severity | Sort-Object -Unique) | Should -Be 0
@@ -493,14 +493,14 @@ exec "$REAL" "$@"
             }
         }
 
-        It 'the job''s script writes a JUnit report where the job says: 19 tests, 0 failures, exit 0' {
+        It 'the job''s script writes a JUnit report where the job says: 20 tests, 0 failures, exit 0' {
             $ciScript | Should -HaveCount 1
             $junit | Should -Be 'out/netnsnat-verify.xml'
             Enable-NamespaceNat testnet br0 eth0 | Out-Null
             $job = Invoke-CiJob
             $job.ExitCode | Should -Be 0 -Because $job.Run.Shown
             $job.Report | Should -Not -BeNullOrEmpty
-            $job.Report.testsuites.tests | Should -Be '19'
+            $job.Report.testsuites.tests | Should -Be '20'
             $job.Report.testsuites.failures | Should -Be '0'
         }
 
@@ -509,7 +509,7 @@ exec "$REAL" "$@"
             Set-Forwarding 0
             $job = Invoke-CiJob
             $job.ExitCode | Should -Be 3 -Because $job.Run.Shown
-            $job.Report.testsuites.tests | Should -Be '19'
+            $job.Report.testsuites.tests | Should -Be '20'
             $job.Report.testsuites.failures | Should -Be '3'
             $failed = @($job.Report.SelectNodes('//testcase[failure]') | ForEach-Object name)
             $failed | Should -HaveCount 3

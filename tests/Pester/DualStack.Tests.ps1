@@ -233,6 +233,85 @@ Describe 'The RA pitfall: accept_ra on the uplink' {
     }
 }
 
+Describe 'Dual stack on real hosts: one family failing, IPv4-only bindings, no IPv6 uplink, a second IPv6 default route' {
+    BeforeAll { $lab = New-NetnsNatLab -DualStack }
+    AfterAll { Remove-NetnsNatLab }
+    BeforeEach { Reset-Forwarding; Set-AcceptRa 1 }
+
+    It 'a call whose IPv6 work all failed keeps no IPv6 forwarding, accept_ra or rules, while its IPv4 work stands' {
+        # testnet's IPv6 address is off the bridge's IPv6 subnet: its IPv6 route cannot be set, so testnet fails; only4,
+        # IPv4 only, succeeds in the same call. Nothing of IPv6 may stay: the host would route IPv6 for no one.
+        $before = Get-LabState
+        ipc -n testnet -6 addr del fd00:0:0:1::2/64 dev veth1
+        ipc -n testnet -6 addr add fd00:0:0:5::2/64 dev veth1 nodad
+        Add-LabClient -Name only4 -Address 10.0.0.7/24
+        try {
+            $r = @('testnet', 'only4' | Enable-NamespaceNat -Bridge br0 -Outbound eth0 -ErrorVariable failed -ErrorAction SilentlyContinue)
+            $r.Namespace | Should -Be 'only4'
+            @($failed) | Should -HaveCount 1
+            $failed[0].FullyQualifiedErrorId | Should -BeLike 'GatewayUnreachable,*'
+            [System.IO.File]::ReadAllText('/proc/sys/net/ipv6/conf/all/forwarding').Trim() | Should -Be '0'
+            Get-AcceptRa | Should -Be '1'
+            Get-Ip6tables @('-S') | Should -Not -Match 'netnsnat|fd00'
+            Get-Ip6tables @('-t', 'nat', '-S') | Should -Not -Match 'MASQUERADE'
+            [System.IO.File]::ReadAllText('/proc/sys/net/ipv4/ip_forward').Trim() | Should -Be '1'
+            Test-LabConnection -Namespace only4 | Should -Be $lab.UplinkAddress
+            @(Get-NamespaceNat).ForEach({ "$($_.Namespace) $($_.AddressFamily)" }) | Should -Be @('only4 IPv4')
+            Disable-NamespaceNat only4 br0 -DisableForwarding
+        }
+        finally {
+            ipc netns del only4
+            ipc -n testnet -6 addr del fd00:0:0:5::2/64 dev veth1
+            ipc -n testnet -6 addr add fd00:0:0:1::2/64 dev veth1 nodad
+        }
+        Get-LabState | Should -Be $before
+    }
+
+    It 'Test-NamespaceNat checks the families NetnsNat enabled: IPv4 NAT for a namespace that also has an IPv6 address is healthy' {
+        Enable-NamespaceNat testnet br0 eth0 -AddressFamily IPv4 | Out-Null
+        try {
+            @(Test-NamespaceNat testnet).AddressFamily | Select-Object -Unique | Should -Be 'IPv4'
+            Test-NamespaceNat testnet -Quiet | Should -BeTrue
+            # Asked for, IPv6 is checked, and fails: it has no rules.
+            Test-NamespaceNat testnet -AddressFamily Both -Quiet | Should -BeFalse
+            # A target of a family -AddressFamily leaves out is an error, not a probe dropped without a word.
+            $r = Test-NamespaceNat testnet -AddressFamily IPv4 -Target $lab.ServerAddress6 -ErrorVariable bad -ErrorAction SilentlyContinue
+            $r | Should -BeNullOrEmpty
+            $bad[0].FullyQualifiedErrorId | Should -BeLike 'TargetFamilyNotChecked,*'
+            $bad[0].CategoryInfo.Category | Should -Be 'InvalidArgument'
+        }
+        finally { Disable-NamespaceNat testnet br0 -DisableForwarding }
+    }
+
+    It 'a host with no IPv6 default route: Enable leaves IPv6 out with a warning that names the fix' {
+        $before = Get-LabState
+        ipc -6 route del default
+        try {
+            $r = Enable-NamespaceNat testnet br0 -WarningVariable warned -WarningAction SilentlyContinue
+            $r.AddressFamily | Should -Be 'IPv4'
+            "$warned" | Should -Match 'no IPv6 default route.*-Outbound'
+            [System.IO.File]::ReadAllText('/proc/sys/net/ipv6/conf/all/forwarding').Trim() | Should -Be '0'
+            Disable-NamespaceNat testnet br0 -DisableForwarding
+        }
+        finally { ipc -6 route add default via 2001:db8:1::fe dev eth0 }
+        Get-LabState | Should -Be $before
+    }
+
+    It 'Disable takes away the IPv6 default route NetnsNat set, and leaves the namespace''s other one (learned from a router)' {
+        Enable-NamespaceNat testnet br0 eth0 | Out-Null
+        # A router's route, as router advertisements give one: via a link-local address, preferred (a lower metric).
+        ipc -n testnet -6 route add default via fe80::99 dev veth1 metric 100
+        try {
+            $r = Disable-NamespaceNat testnet br0 -PassThru
+            ($r.Families | Where-Object AddressFamily -EQ 'IPv6').Route.Changed | Should -BeTrue
+            $routes = (Invoke-LabCommand ip -ArgumentList @('-n', 'testnet', '-6', 'route', 'show', 'default')).Output
+            $routes | Should -Match 'default via fe80::99 dev veth1'
+            $routes | Should -Not -Match 'fd00:0:0:1::1'
+        }
+        finally { ipc -n testnet -6 route del default via fe80::99 dev veth1 }
+    }
+}
+
 Describe 'Test-NamespaceNat on a dual-stack namespace' {
     BeforeAll {
         $lab = New-NetnsNatLab -DualStack

@@ -206,7 +206,7 @@ Describe 'NetnsNat.Verify.Tests.ps1, the verification shipped for users' {
         $r = Invoke-Verify @{ Namespace = 'testnet'; Bridge = 'br0'; Target = $lab.ServerAddress }
         Write-Figure 'NetnsNat.Verify.Tests.ps1 on a good setup' "$($r.Passed) passed, $($r.Failed) failed"
         $r.Failed | Should -Be 0 -Because $r.Error
-        $r.Passed | Should -Be 19
+        $r.Passed | Should -Be 20
     }
 
     It 'fails without a default route in the namespace (ip route then prints one line)' {
@@ -221,5 +221,17 @@ Describe 'NetnsNat.Verify.Tests.ps1, the verification shipped for users' {
         [System.IO.File]::WriteAllText('/proc/sys/net/ipv4/ip_forward', "0`n")
         $r = Invoke-Verify @{ Namespace = 'testnet' }
         $r.Failed | Should -Be 2 -Because 'the IpForwarding check and the lesson''s ip_forward command both fail'
+    }
+
+    Context 'on a dual-stack namespace' {
+        BeforeAll { Remove-NetnsNatLab; $lab = New-NetnsNatLab -DualStack }
+        It 'passes with both families in force, and fails when only the IPv6 default route is gone' {
+            Enable-NamespaceNat testnet br0 eth0 -Dns 203.0.113.53 | Out-Null
+            $r = Invoke-Verify @{ Namespace = 'testnet' }
+            $r.Failed | Should -Be 0 -Because $r.Error
+            Invoke-LabCommand ip -ArgumentList @('-n', 'testnet', '-6', 'route', 'del', 'default') | Out-Null
+            $r = Invoke-Verify @{ Namespace = 'testnet' }
+            $r.Failed | Should -Be 1 -Because 'the DefaultRoute check fails for IPv6 (the lesson''s ip route command is IPv4''s)'
+        }
     }
 }

@@ -92,6 +92,13 @@ namespace NetnsNat.Commands
                     return false;
                 }
                 target = parsed;
+                var targetFamily = AddressFamilyProfile.Of(parsed);
+                if (AddressFamily != null && !string.Equals(AddressFamily, "Both", StringComparison.OrdinalIgnoreCase) && AddressFamilyProfile.Parse(AddressFamily) != targetFamily)
+                {
+                    WriteError(new ErrorRecord(new ArgumentException($"-Target '{Target}' is an {targetFamily.Name} address, and -AddressFamily {AddressFamily} checks no {targetFamily.Name}: give a target of {AddressFamily}, or -AddressFamily {targetFamily.Name} or Both.", "Target"),
+                        "TargetFamilyNotChecked", ErrorCategory.InvalidArgument, Target));
+                    return false;
+                }
             }
             Guard(ns.Display, () =>
             {
@@ -123,8 +130,9 @@ namespace NetnsNat.Commands
         }
 
         /// <summary>
-        /// The families to check: -AddressFamily; else each family the namespace has an address of (link-local ones do
-        /// not count) and -Target's; IPv4 when it has none (its checks then say what is missing).
+        /// The families to check: -AddressFamily; else those NetnsNat enabled for the namespace (a namespace enabled for
+        /// IPv4 alone is not failed for the IPv6 address it also has); else each family the namespace has an address of
+        /// (link-local ones do not count); and -Target's. IPv4 when that leaves none (its checks then say what is missing).
         /// </summary>
         private IReadOnlyList<AddressFamilyProfile> FamiliesOf(NamespaceRef ns, System.Net.IPAddress? target)
         {
@@ -133,8 +141,14 @@ namespace NetnsNat.Commands
                 return string.Equals(AddressFamily, "Both", StringComparison.OrdinalIgnoreCase) ? InterfaceService.AllFamilies : new[] { AddressFamilyProfile.Parse(AddressFamily) };
             }
             if (!ns.Exists) return new[] { AddressFamilyProfile.IPv4 };
+            var targetFamily = target == null ? null : AddressFamilyProfile.Of(target);
+            var bound = new NamespaceNatService(this, Backend).BoundFamilies(ns, Bridge);
+            if (bound.Count > 0)
+            {
+                return InterfaceService.AllFamilies.Where(f => bound.Contains(f) || f == targetFamily).ToArray();
+            }
             var routes = new RouteService(this);
-            var had = InterfaceService.AllFamilies.Where(f => (target != null && AddressFamilyProfile.Of(target) == f) || routes.Addresses(ns, f).Count > 0).ToArray();
+            var had = InterfaceService.AllFamilies.Where(f => f == targetFamily || routes.Addresses(ns, f).Count > 0).ToArray();
             return had.Length > 0 ? had : new[] { AddressFamilyProfile.IPv4 };
         }
 

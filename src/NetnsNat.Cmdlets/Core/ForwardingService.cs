@@ -28,16 +28,25 @@ namespace NetnsNat.Core
             return new IpForwardingState(family.Name, family.ForwardingKey, value, true);
         }
 
-        /// <summary>Sets it inside a transaction, which puts the old value back if the call fails.</summary>
+        /// <summary>
+        /// Sets it inside a transaction, which puts the old value back if the call fails; the change is in the family's
+        /// group, so a call none of whose work of that family got through can roll it back alone.
+        /// </summary>
         public IpForwardingState? Set(AddressFamilyProfile family, bool value, NatTransaction tx)
         {
             var state = Set(family, value);
-            if (state?.Changed == true) tx.Record(null, $"{family.ForwardingKey} back to {(value ? 0 : 1)}", () => Write(family, !value));
+            if (state?.Changed == true) tx.Record(family, $"{family.ForwardingKey} back to {(value ? 0 : 1)}", () => Write(family, !value));
             return state;
         }
 
         /// <summary>The accept_ra sysctl of an interface (/proc/sys/net/ipv6/conf/IFACE/accept_ra).</summary>
         public static string AcceptRaPath(string iface) => $"/proc/sys/net/ipv6/conf/{iface}/accept_ra";
+
+        /// <summary>
+        /// Its name for sysctl(8): the dots of an interface name (a VLAN's eth0.100) become slashes, or sysctl would read
+        /// them as separators (net.ipv6.conf.eth0/100.accept_ra).
+        /// </summary>
+        public static string AcceptRaKey(string iface) => $"net.ipv6.conf.{iface.Replace('.', '/')}.accept_ra";
 
         /// <summary>An interface's accept_ra; null when it has none (no IPv6 on it, or no such interface).</summary>
         public static int? ReadAcceptRa(string iface)
@@ -56,19 +65,19 @@ namespace NetnsNat.Core
         /// With IPv6 forwarding on, the kernel ignores router advertisements on an interface whose accept_ra is 1: an
         /// uplink that learns its IPv6 default route by SLAAC loses it when it expires. Raises accept_ra from 1 to 2
         /// on the uplink (2: accept them even when forwarding); recorded in the store, put back when NetnsNat turns
-        /// IPv6 forwarding off. Null under -WhatIf when a write was needed.
+        /// IPv6 forwarding off (the caller records a change in the store once its IPv6 work got through; the transaction
+        /// undoes it with IPv6's group). Null under -WhatIf when a write was needed.
         /// </summary>
-        public AcceptRaState? KeepRouterAdvertisements(string uplink, StoreContent store, NatTransaction tx)
+        public AcceptRaState? KeepRouterAdvertisements(string uplink, NatTransaction tx)
         {
             var value = ReadAcceptRa(uplink);
             if (value == null) return null;
             if (value != 1) return new AcceptRaState(uplink, value.Value, value.Value, false);
-            var key = $"net.ipv6.conf.{uplink}.accept_ra";
+            var key = AcceptRaKey(uplink);
             if (!_host.ShouldProcess(key, ProcessRunner.FormatCommandLine("sysctl", new[] { "-w", key + "=2" }))) return null;
             _host.Verbose($"Setting {key} to 2: with IPv6 forwarding on, the kernel would otherwise ignore the router advertisements {uplink} learns its IPv6 default route from.");
             WriteAcceptRa(uplink, 2);
-            tx.Record(null, $"{key} back to 1", () => WriteAcceptRa(uplink, 1));
-            if (!store.AcceptRaChanged.ContainsKey(uplink)) store.AcceptRaChanged[uplink] = 1;
+            tx.Record(AddressFamilyProfile.IPv6, $"{key} back to 1", () => WriteAcceptRa(uplink, 1));
             return new AcceptRaState(uplink, 2, 1, true);
         }
 
@@ -79,7 +88,7 @@ namespace NetnsNat.Core
             {
                 store.AcceptRaChanged.Remove(iface);
                 if (ReadAcceptRa(iface) != 2) continue;
-                var key = $"net.ipv6.conf.{iface}.accept_ra";
+                var key = AcceptRaKey(iface);
                 if (!_host.ShouldProcess(key, ProcessRunner.FormatCommandLine("sysctl", new[] { "-w", $"{key}={previous}" }))) continue;
                 _host.Verbose($"Setting {key} back to {previous}, as it was before NetnsNat turned IPv6 forwarding on.");
                 WriteAcceptRa(iface, previous);
@@ -96,7 +105,7 @@ namespace NetnsNat.Core
             catch (Exception ex) when (ex is IOException || ex is UnauthorizedAccessException)
             {
                 throw new NetnsNatException(
-                    $"Could not write net.ipv6.conf.{iface}.accept_ra ({ex.Message}). /proc/sys is read-only here: set it where it can be written, or run with -AddressFamily IPv4.",
+                    $"Could not write {AcceptRaKey(iface)} ({ex.Message}). /proc/sys is read-only here: set it where it can be written, or run with -AddressFamily IPv4.",
                     "SysctlNotWritable", ErrorCategory.PermissionDenied, ex);
             }
         }

@@ -104,7 +104,7 @@ namespace NetnsNat.Core
         {
             return IpRoute2.DefaultRouteInterface(family) ?? throw new NetnsNatException(
                 $"This network namespace has no {family.Name} default route, so there is no uplink to masquerade out of. Pass -Outbound with the uplink interface, " +
-                "or add a default route first (ip route add default via ROUTER dev IFACE).",
+                $"or add a default route first ({(family == AddressFamilyProfile.IPv6 ? "ip -6 route" : "ip route")} add default via ROUTER dev IFACE).",
                 "NoDefaultRoute", ErrorCategory.ObjectNotFound);
         }
     }

@@ -60,6 +60,7 @@ namespace NetnsNat.Core
         private readonly ForwardingService _forwarding;
         private readonly RouteService _routes;
         private readonly ResolverService _resolver;
+        private readonly HashSet<AddressFamilyProfile> _warnedNoRoute = new HashSet<AddressFamilyProfile>();
 
         public NamespaceNatService(ICommandHost host, Func<AddressFamilyProfile, INatBackend> backendOf)
         {
@@ -110,7 +111,7 @@ namespace NetnsNat.Core
             var acceptRa = new Dictionary<string, AcceptRaState?>(StringComparer.Ordinal);
             foreach (var uplink in groups.Where(g => g.Key.Family == AddressFamilyProfile.IPv6).Select(g => g.Key.Outbound).Distinct())
             {
-                acceptRa[uplink] = _forwarding.KeepRouterAdvertisements(uplink, store, tx);
+                acceptRa[uplink] = _forwarding.KeepRouterAdvertisements(uplink, tx);
             }
             var byTarget = new Dictionary<SubnetNat, RuleService.Outcome>();
             foreach (var family in families)
@@ -157,10 +158,20 @@ namespace NetnsNat.Core
             foreach (var g in groups.Where(g => !succeeded.Contains(g.Key))) tx.RollBack(g.Key);
             // With nothing enabled, disposing the transaction rolls back the rest (forwarding); otherwise it is recorded.
             if (enabled.Count == 0) return;
+            // A family none of whose work got through keeps nothing either: its forwarding (and IPv6's accept_ra) go back.
+            var kept = succeeded.Select(t => t.Family).ToHashSet();
+            foreach (var family in families.Where(f => !kept.Contains(f))) tx.RollBack(family);
 
             foreach (var (family, state) in forwarding)
             {
-                if (state?.Changed == true) store.ForwardingTurnedOn.Add(family.Name);
+                if (state?.Changed == true && kept.Contains(family)) store.ForwardingTurnedOn.Add(family.Name);
+            }
+            if (kept.Contains(AddressFamilyProfile.IPv6))
+            {
+                foreach (var ra in acceptRa.Values)
+                {
+                    if (ra?.Changed == true && !store.AcceptRaChanged.ContainsKey(ra.Interface)) store.AcceptRaChanged[ra.Interface] = ra.PreviousValue;
+                }
             }
             foreach (var target in succeeded)
             {
@@ -250,6 +261,21 @@ namespace NetnsNat.Core
                 var named = request.Subnets.Select(t => Cidr.TryParseNetwork(t, out var n) ? AddressFamilyProfile.Of(n) : null).Where(f => f != null).ToArray();
                 families = onBridge.Length == 1 ? onBridge
                     : onBridge.Where(f => named.Contains(f) || _routes.Addresses(request.Namespace, f).Count > 0).ToArray() is { Length: > 0 } had ? had : onBridge;
+                // A family the host has no default route of (and no uplink given or recorded) is left out, with a warning:
+                // NAT out of the other family's uplink would give the namespace a route to nowhere, and its programs
+                // prefer IPv6 to a global address over IPv4.
+                if (families.Count > 1 && request.Outbound == null)
+                {
+                    var routed = families.Where(f => !named.Contains(f) && (request.Outbounds == null || !request.Outbounds.ContainsKey(f)) && IpRoute2.DefaultRouteInterface(f) == null).ToArray();
+                    if (routed.Length > 0 && routed.Length < families.Count)
+                    {
+                        foreach (var f in routed)
+                        {
+                            if (_warnedNoRoute.Add(f)) _host.Warning($"The host has no {f.Name} default route: {f.Name} NAT is left out for '{request.Bridge}'. Pass -Outbound (the uplink for {f.Name}) or -AddressFamily Both to set it up anyway.");
+                        }
+                        families = families.Except(routed).ToArray();
+                    }
+                }
             }
             foreach (var family in Ordered(families))
             {
@@ -286,7 +312,7 @@ namespace NetnsNat.Core
                 var other = families.First(f => f != family);
                 if (IpRoute2.DefaultRouteInterface(other) is { } theirs)
                 {
-                    _host.Verbose($"The host has no {family.Name} default route: {family.Name} goes out by {theirs}, the {other.Name} uplink. Pass -Outbound to choose.");
+                    if (_warnedNoRoute.Add(family)) _host.Warning($"The host has no {family.Name} default route: {family.Name} goes out by {theirs}, the {other.Name} uplink. Pass -Outbound to choose.");
                     return theirs;
                 }
             }
@@ -414,11 +440,11 @@ namespace NetnsNat.Core
                 Cidr.TryParseAddress(binding.Gateway, out var gateway);
                 if (ns.Exists)
                 {
-                    var current = _routes.Read(ns, family);
+                    var current = (gateway == null ? null : _routes.Read(ns, family, gateway)) ?? _routes.Read(ns, family);
                     if (current?.Gateway != null && current.Gateway.Equals(gateway) && _host.ShouldProcess($"namespace {ns}", RouteService.DeleteCommand(ns, family)))
                     {
                         _host.Verbose($"Removing the {(family == AddressFamilyProfile.IPv6 ? "IPv6 " : string.Empty)}default route of '{ns}' via {current.Gateway}.");
-                        RouteService.Delete(ns, family);
+                        RouteService.Delete(ns, family, current.Gateway);
                         var previous = current.Gateway;
                         tx.Record(null, $"the default route of '{ns}' via {previous}", () => RouteService.Replace(ns, previous));
                         route = new NamespaceRoute(ns.Display, null, null, previous.ToString(), true, family.Name);
@@ -461,6 +487,18 @@ namespace NetnsNat.Core
 
             var first = parts[0];
             return new NamespaceNatResult(ns.Display, bridge, first.Subnet, first.Outbound, null, false, first.ForwardingState, first.Rule, first.Route, Families: parts);
+        }
+
+        /// <summary>The families NetnsNat enabled for a namespace (on a bridge, when given), from the state store.</summary>
+        public IReadOnlyList<AddressFamilyProfile> BoundFamilies(NamespaceRef ns, string? bridge)
+        {
+            StoreContent store;
+            using (var held = RulesetLock.Acquire(_host.Token, Settings.LockTimeout, _host.Verbose))
+            {
+                store = StateStore.Load(held);
+            }
+            return Ordered(store.Bindings.Where(b => b.NamespacePath == ns.Path && (bridge == null || b.Bridge == bridge))
+                .Select(b => AddressFamilyProfile.Parse(b.Family))).ToArray();
         }
 
         /// <summary>The bindings of the state store that match (one per family), each with whether it is in force now.</summary>

@@ -216,7 +216,7 @@ namespace NetnsNat.Core
             var uplinkLink = uplink == null ? null : host.FirstOrDefault(l => l.Name == uplink);
             if (uplink == null)
             {
-                Emit("Uplink", NatCheckStatus.Warn, $"The host has no {Family.Name} default route, so the uplink cannot be checked.", "ip route add default via ROUTER dev IFACE, or pass -Outbound");
+                Emit("Uplink", NatCheckStatus.Warn, $"The host has no {Family.Name} default route, so the uplink cannot be checked.", $"{(Family == AddressFamilyProfile.IPv6 ? "ip -6 route" : "ip route")} add default via ROUTER dev IFACE, or pass -Outbound");
             }
             else if (uplinkLink == null || !uplinkLink.IsUp)
             {
@@ -370,12 +370,12 @@ namespace NetnsNat.Core
             else if (value == 1 && forwarding)
             {
                 Emit("AcceptRa", NatCheckStatus.Warn,
-                    $"net.ipv6.conf.{uplink}.accept_ra = 1 with IPv6 forwarding on: the kernel ignores the router advertisements {uplink} gets, so an IPv6 default route learned by SLAAC is lost when it expires.",
-                    $"sysctl -w net.ipv6.conf.{uplink}.accept_ra=2 (Enable-NamespaceNat does this)");
+                    $"{ForwardingService.AcceptRaKey(uplink)} = 1 with IPv6 forwarding on: the kernel ignores the router advertisements {uplink} gets, so an IPv6 default route learned by SLAAC is lost when it expires.",
+                    $"sysctl -w {ForwardingService.AcceptRaKey(uplink)}=2 (Enable-NamespaceNat does this)");
             }
             else
             {
-                Emit("AcceptRa", NatCheckStatus.Pass, $"net.ipv6.conf.{uplink}.accept_ra = {value}{(value == 2 ? ": router advertisements are accepted with forwarding on" : value == 0 ? ": the uplink does not take router advertisements (a static IPv6 configuration)" : ", forwarding is off")}.");
+                Emit("AcceptRa", NatCheckStatus.Pass, $"{ForwardingService.AcceptRaKey(uplink)} = {value}{(value == 2 ? ": router advertisements are accepted with forwarding on" : value == 0 ? ": the uplink does not take router advertisements (a static IPv6 configuration)" : ", forwarding is off")}.");
             }
         }
 

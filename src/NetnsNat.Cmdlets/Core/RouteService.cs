@@ -34,12 +34,12 @@ namespace NetnsNat.Core
             return NamespaceRoutes.Open(ns.Path, ns.Display);
         }
 
-        /// <summary>The namespace's default route of a family, or null.</summary>
-        public DefaultRoute? Read(NamespaceRef ns, AddressFamilyProfile family)
+        /// <summary>The namespace's default route of a family (the one via a gateway, when given), or null.</summary>
+        public DefaultRoute? Read(NamespaceRef ns, AddressFamilyProfile family, IPAddress? via = null)
         {
             _host.Token.ThrowIfCancellationRequested();
             using var routes = Open(ns);
-            return routes.GetDefault(family);
+            return routes.GetDefault(family, via);
         }
 
         /// <summary>The namespace's addresses of a family (not on lo, never link-local), with the interface index.</summary>
@@ -73,7 +73,7 @@ namespace NetnsNat.Core
             var previous = before?.Gateway;
             tx?.Record(group, previous == null ? $"the default route of '{ns}'" : $"the default route of '{ns}' via {previous}", () =>
             {
-                if (previous == null) Delete(ns, family);
+                if (previous == null) Delete(ns, family, gateway);
                 else Replace(ns, previous);
             });
             var after = routes.GetDefault(family);
@@ -87,11 +87,11 @@ namespace NetnsNat.Core
             Replace(routes, ns, gateway);
         }
 
-        /// <summary>ip route del default in the namespace; no error when there is none.</summary>
-        public static void Delete(NamespaceRef ns, AddressFamilyProfile family)
+        /// <summary>ip route del default [via GATEWAY] in the namespace; no error when there is none.</summary>
+        public static void Delete(NamespaceRef ns, AddressFamilyProfile family, IPAddress? via = null)
         {
             using var routes = Open(ns);
-            routes.DeleteDefault(family);
+            routes.DeleteDefault(family, via);
         }
 
         /// <summary>Replaces the default route on an open socket, turning "no such gateway on a link" into a clear error.</summary>

@@ -423,7 +423,7 @@ namespace NetnsNat.Linux
         }
 
         /// <summary>The default route of the main table for a family, or null.</summary>
-        public DefaultRoute? GetDefault(AddressFamilyProfile family)
+        public DefaultRoute? GetDefault(AddressFamilyProfile family, IPAddress? via = null)
         {
             var request = Message(RTM_GETROUTE, NLM_F_REQUEST | NLM_F_DUMP, RouteHeader(family, 0, 0, 0, 0));
             DefaultRoute? found = null;
@@ -441,6 +441,9 @@ namespace NetnsNat.Linux
                     else if (attr == RTA_OIF && data.Length >= 4) oif = BinaryPrimitives.ReadInt32LittleEndian(data);
                 }
                 if (dstLen != 0 || table != RT_TABLE_MAIN || found != null) continue;
+                // With a gateway asked for, the default route through it (an IPv6 namespace can have several: one learned
+                // from router advertisements via fe80::, another NetnsNat set).
+                if (via != null && !via.Equals(gateway)) continue;
                 found = new DefaultRoute(gateway, oif > 0 ? LinkName(oif) : null);
             }
             return found;
@@ -479,12 +482,14 @@ namespace NetnsNat.Linux
             Exchange(Message(RTM_NEWROUTE, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE, body), dump: false, "set the default route");
         }
 
-        /// <summary>ip route del default; false when there was none.</summary>
-        public bool DeleteDefault(AddressFamilyProfile family)
+        /// <summary>ip route del default [via GATEWAY]; false when there was none.</summary>
+        public bool DeleteDefault(AddressFamilyProfile family, IPAddress? via = null)
         {
             try
             {
-                Exchange(Message(RTM_DELROUTE, NLM_F_REQUEST | NLM_F_ACK, RouteHeader(family, RT_TABLE_MAIN, 0, RT_SCOPE_NOWHERE, 0)), dump: false, "delete the default route");
+                var header = RouteHeader(family, RT_TABLE_MAIN, 0, RT_SCOPE_NOWHERE, 0);
+                var body = via == null ? header : Concat(header, Attribute(RTA_GATEWAY, via.GetAddressBytes()));
+                Exchange(Message(RTM_DELROUTE, NLM_F_REQUEST | NLM_F_ACK, body), dump: false, "delete the default route");
                 return true;
             }
             catch (NetlinkException ex) when (ex.Errno == ESRCH)
