@@ -150,6 +150,15 @@ Describe 'Enable-NamespaceNat on a dual-stack bridge' {
         finally { ipc netns del only4 }
     }
 
+    It '-Subnet <Subnet> -AddressFamily <Family>: SubnetFamilyConflict, nothing changed' -ForEach @(
+        @{ Subnet = @('10.0.0.0/24', '10.1.0.0/24'); Family = 'Both' }
+        @{ Subnet = @('fd00:0:0:1::/64'); Family = 'IPv4' }
+        @{ Subnet = @('10.0.0.0/24'); Family = 'IPv6' }
+    ) {
+        $err = Assert-FailsWithoutChange { Enable-NamespaceNat testnet br0 eth0 -Subnet $Subnet -AddressFamily $Family } -ErrorId SubnetFamilyConflict -Category InvalidArgument
+        $err.Exception.Message | Should -Match 'Give one|-AddressFamily'
+    }
+
     It '-Dns with an IPv6 nameserver writes it' {
         Enable-NamespaceNat testnet br0 -Dns 2001:db8:ff::53, 203.0.113.53 | Out-Null
         try {
@@ -361,6 +370,10 @@ Describe 'An IPv6-only bridge' {
 
     It 'Enable -AddressFamily IPv4 is an error that names the fix, and changes nothing' {
         Assert-FailsWithoutChange { Enable-NamespaceNat testnet br0 -AddressFamily IPv4 } -ErrorId BridgeHasNoIpv4Address -Category ObjectNotFound | Out-Null
+    }
+
+    It '-Subnet of a family the bridge does not have is that family''s error, and changes nothing' {
+        Assert-FailsWithoutChange { Enable-NamespaceNat testnet br0 -Subnet 10.0.0.0/24 } -ErrorId BridgeHasNoIpv4Address -Category ObjectNotFound | Out-Null
     }
 
     It 'Set-NamespaceDefaultRoute takes an IPv6 gateway' {

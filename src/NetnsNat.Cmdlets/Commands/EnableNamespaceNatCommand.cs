@@ -33,7 +33,7 @@ namespace NetnsNat.Commands
             if (!CheckInterfaceName(Bridge, "Bridge")) return;
             if (Outbound != null && !CheckInterfaceName(Outbound, "Outbound")) return;
             if (Dns != null && !CheckNameservers(Dns)) return;
-            if (Subnet != null && Subnet.Any(t => !TryNormalizeSubnet(t, "Subnet", out _))) return;
+            if (Subnet != null && !CheckSubnets(Subnet)) return;
             if (Dns != null && ByPath)
             {
                 WriteError(new ErrorRecord(new ArgumentException("-Dns writes /etc/netns/NAME/resolv.conf, which only 'ip netns exec NAME' reads: it works for named namespaces. Set the resolver of a namespace given by path inside it (its own /etc/resolv.conf).", "Dns"),
@@ -41,6 +41,33 @@ namespace NetnsNat.Commands
                 return;
             }
             foreach (var ns in Namespaces()) _requests.Add(new EnableRequest(ns, Bridge, Outbound, Dns, Subnet, Families));
+        }
+
+        /// <summary>-Subnet: networks NetnsNat can NAT, one per family at most, of the families -AddressFamily leaves in.</summary>
+        private bool CheckSubnets(string[] subnets)
+        {
+            var families = new Dictionary<AddressFamilyProfile, string>();
+            foreach (var text in subnets)
+            {
+                if (!TryNormalizeSubnet(text, "Subnet", out var network)) return false;
+                var family = AddressFamilyProfile.Of(network);
+                string? why = null;
+                if (families.TryGetValue(family, out var first))
+                {
+                    why = $"-Subnet names two {family.Name} subnets ({first} and {text}): a namespace has one subnet of each family. Give one {family.Name} subnet (and at most one of the other family).";
+                }
+                else if (Families != null && !Families.Contains(family))
+                {
+                    why = $"-Subnet {text} is {family.Name}, and -AddressFamily {AddressFamily} leaves {family.Name} out. Leave that subnet out, or use -AddressFamily {family.Name} or Both.";
+                }
+                if (why != null)
+                {
+                    WriteError(new ErrorRecord(new ArgumentException(why, "Subnet"), "SubnetFamilyConflict", ErrorCategory.InvalidArgument, text));
+                    return false;
+                }
+                families[family] = text;
+            }
+            return true;
         }
 
         private bool CheckNameservers(string[] servers)

@@ -259,6 +259,8 @@ namespace NetnsNat.Core
                 var onBridge = Ordered(all.Select(s => AddressFamilyProfile.Parse(s.AddressFamily))).ToArray();
                 // Subnets given name their families; beyond those, a family the namespace has no address of is left out.
                 var named = request.Subnets.Select(t => Cidr.TryParseNetwork(t, out var n) ? AddressFamilyProfile.Of(n) : null).Where(f => f != null).ToArray();
+                // A family -Subnet names must be on the bridge: its own error (BridgeHasNoIpv6Address, ...) when it is not.
+                foreach (var f in named.Where(f => !onBridge.Contains(f))) InterfaceService.BridgeSubnets(link, requireUp: true, new[] { f! });
                 families = onBridge.Length == 1 ? onBridge
                     : onBridge.Where(f => named.Contains(f) || _routes.Addresses(request.Namespace, f).Count > 0).ToArray() is { Length: > 0 } had ? had : onBridge;
                 // A family the host has no default route of (and no uplink given or recorded) is left out, with a warning:
