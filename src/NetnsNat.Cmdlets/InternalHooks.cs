@@ -50,6 +50,24 @@ namespace NetnsNat
         public static Tuple<ulong, byte[], byte[]>[] DumpRules(string family, string table, string chain) =>
             NftRuleWriter.Dump(AddressFamilyProfile.Parse(family), table, chain).Select(r => Tuple.Create(r.Handle, r.Expressions, r.UserData)).ToArray();
 
+        /// <summary>
+        /// The ruleset of a family as the nf_tables netlink reader lists it (":table/CHAIN POLICY" lines, then each rule in
+        /// iptables-save form), or null when the reader leaves the read to iptables-save.
+        /// </summary>
+        public static string[]? ReadRulesetOverNetlink(string family)
+        {
+            var profile = AddressFamilyProfile.Parse(family);
+            if (NftGeneration.Read() is not uint generation) return null;
+            var snapshot = NftRulesetReader.TryRead(profile, generation);
+            return snapshot == null ? null : Listing(snapshot);
+        }
+
+        /// <summary>The same listing of iptables-save output.</summary>
+        public static string[] ParseRuleset(string save) => Listing(IptablesSnapshot.Parse(save));
+
+        private static string[] Listing(IptablesSnapshot snapshot) =>
+            snapshot.Policies.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => $":{p.Key} {p.Value}").Concat(snapshot.Rules.Select(r => r.ToString())).ToArray();
+
         private static SubnetNat Target(string subnet, string outbound, string? bridge)
         {
             if (!Cidr.TryParsePrefix(subnet, out var prefix, out var error)) throw new ArgumentException($"'{subnet}': {error}", nameof(subnet));

@@ -50,6 +50,47 @@ namespace NetnsNat.Tests
             Assert.Null(NftRuleWriter.Encode(Rule(table, chain, spec), AddressFamilyProfile.IPv4));
         }
 
+        // The reader of the ruleset over netlink (NftRulesetReader) turns the kernel's expressions back into the tokens
+        // iptables-save prints; against iptables-save itself it is checked in tests/Pester/NftRules.Tests.ps1.
+        [Theory]
+        [InlineData("10.0.0.0/24", "eth0", "br0")]
+        [InlineData("172.16.0.0/12", "e", "abcdefghijklmno")]
+        [InlineData("192.168.128.0/17", "wlp0s20f3", "br-lan.7")]
+        [InlineData("10.0.0.4/30", "eth0", "br0")]
+        [InlineData("10.0.0.7/32", "eth0", "br0")]
+        [InlineData("10.3.0.0/24", "eth+", "veth+")]
+        public void Reads_back_each_rule_this_module_writes(string subnet, string outbound, string bridge)
+        {
+            Assert.True(Cidr.TryParsePrefix(subnet, out var p, out _));
+            foreach (var rule in MasqueradeRules.For(new SubnetNat(p.Network, outbound, bridge)))
+            {
+                var encoding = NftRuleWriter.Encode(rule, AddressFamilyProfile.IPv4)!;
+                var tokens = NftRulesetReader.Decode(AddressFamilyProfile.IPv4, encoding.Expressions, encoding.UserData);
+                Assert.NotNull(tokens);
+                Assert.Equal(rule.Specification, tokens);
+            }
+        }
+
+        [Fact]
+        public void Reads_back_the_conntrack_states_in_iptables_order()
+        {
+            var rule = Rule("filter", "FORWARD", "-d 10.0.0.0/24 -o br0 -m conntrack --ctstate ESTABLISHED,INVALID,NEW,RELATED -j DROP");
+            var encoding = NftRuleWriter.Encode(rule, AddressFamilyProfile.IPv4)!;
+            Assert.Equal("-d 10.0.0.0/24 -o br0 -m conntrack --ctstate INVALID,NEW,RELATED,ESTABLISHED -j DROP",
+                string.Join(" ", NftRulesetReader.Decode(AddressFamilyProfile.IPv4, encoding.Expressions, encoding.UserData)!));
+        }
+
+        [Fact]
+        public void Leaves_a_rule_it_does_not_know_to_iptables_save()
+        {
+            var encoding = NftRuleWriter.Encode(MasqueradeRules.Masquerade("10.0.0.0/24", "eth0"), AddressFamilyProfile.IPv4)!;
+            // The same rule with an expression the reader does not know ("limit") before the target.
+            var limit = NetlinkAttributes.Attribute(1 | 0x8000, NetlinkAttributes.Concat(NetlinkAttributes.Attribute(1, Encoding.ASCII.GetBytes("limit\0")), NetlinkAttributes.Attribute(2 | 0x8000, new byte[0])));
+            Assert.Null(NftRulesetReader.Decode(AddressFamilyProfile.IPv4, NetlinkAttributes.Concat(limit, encoding.Expressions), encoding.UserData));
+            // User data that is not a comment.
+            Assert.Null(NftRulesetReader.Decode(AddressFamilyProfile.IPv4, encoding.Expressions, new byte[] { 1, 2, 65, 0 }));
+        }
+
         [Fact]
         public void A_plan_that_deletes_is_not_for_the_netlink_path()
         {

@@ -146,17 +146,28 @@ Describe 'Writing rules straight to nf_tables' {
         Add-LabClient -Name testnet -Bridge br0 -Address 10.0.0.2/24
     }
 
-    It 'leaves a table or chain that does not exist yet to iptables-restore, which creates it' {
+    It 'creates filter FORWARD and nat POSTROUTING (and their tables) in the same batch when they do not exist yet, as iptables-nft creates them' {
         Invoke-LabCommand nft -ArgumentList @('flush', 'ruleset') | Out-Null
         $plan = New-Plan '10.0.0.0/24' 'eth0' 'br0'
-        Write-Plan $plan | Should -BeFalse
-        Get-LabRuleset | Should -BeNullOrEmpty -Because 'a refused batch changes nothing'
-        $verbose = Invoke-Verbose { Get-BridgeSubnet br0 | Add-NatMasquerade -Outbound eth0 -Verbose | Out-Null }
-        @($verbose) -match '^Wrote 4 rule changes in one iptables-restore \(\d+\.\d\d ms\)\.$' | Should -HaveCount 1
-        Get-ForwardRules | Should -HaveCount 3
-        $verbose = Invoke-Verbose { Add-NatMasquerade -Subnet 10.9.0.0/24 -Outbound eth0 -Bridge br0 -Verbose | Out-Null }
+        Invoke-Restore $plan.Script
+        $chainsByIptables = (Invoke-LabCommand nft -ArgumentList @('list', 'chains')).Output
+        $tablesByIptables = (Invoke-LabCommand nft -ArgumentList @('list', 'tables')).Output
+        $saveByIptables = Get-LabRuleset
+        Invoke-LabCommand nft -ArgumentList @('flush', 'ruleset') | Out-Null
+        Write-Plan $plan | Should -BeTrue
+        (Invoke-LabCommand nft -ArgumentList @('list', 'chains')).Output | Should -Be $chainsByIptables
+        (Invoke-LabCommand nft -ArgumentList @('list', 'tables')).Output | Should -Be $tablesByIptables
+        Get-LabRuleset | Should -Be $saveByIptables
+        foreach ($rule in Get-RuleArguments $plan '-D') {
+            (Invoke-LabCommand iptables -ArgumentList $rule -AllowFailure).ExitCode | Should -Be 0 -Because "iptables $($rule -join ' ') removes it"
+        }
+        # Through the cmdlets: the first write to an empty ruleset is one batch, and Disable takes the tables away again.
+        Invoke-LabCommand nft -ArgumentList @('flush', 'ruleset') | Out-Null
+        $verbose = Invoke-Verbose { Enable-NamespaceNat testnet br0 eth0 -Verbose | Out-Null }
         @($verbose) -match '^Wrote 4 rule changes in one nf_tables netlink batch \(\d+\.\d\d ms\)\.$' | Should -HaveCount 1
-        Get-ForwardRules | Should -HaveCount 6
+        Test-LabConnection | Should -Be '198.51.100.1'
+        Disable-NamespaceNat testnet br0 | Out-Null
+        (Invoke-LabCommand nft -ArgumentList @('list', 'ruleset')).Output | Should -BeNullOrEmpty -Because 'the tables NetnsNat created go with its last rules'
     }
 
     It 'is one transaction across tables: a FORWARD chain another program owns refuses the batch, and the nat rule is not written either' {
@@ -210,5 +221,93 @@ Describe 'Writing rules straight to nf_tables' {
         Invoke-LabCommand iptables -ArgumentList @('-A', 'FORWARD', '-j', 'ACCEPT') | Out-Null
         Add-NatMasquerade -Subnet 10.0.0.0/24 -Outbound eth0 -Bridge br0 | Select-Object -ExpandProperty ChangedRules | Should -Be 0 -Because 'a change by someone else is seen: the ruleset is read again'
         Get-ForwardRules | Should -HaveCount 5
+    }
+}
+
+Describe 'Reading the ruleset over nf_tables netlink' {
+    BeforeAll {
+        $lab = New-NetnsNatLab
+        function Get-SaveListing([string] $Tool = 'iptables-save') { [NetnsNat.InternalHooks]::ParseRuleset((Invoke-LabCommand $Tool).Output) }
+    }
+    AfterAll { Remove-NetnsNatLab }
+    BeforeEach { Reset-LabFirewall }
+
+    It 'lists what iptables-save lists: policies, every table''s chains, and rules of each shape it reads, in order' {
+        Enable-NamespaceNat testnet br0 eth0 | Out-Null
+        Invoke-Restore @'
+*mangle
+-A PREROUTING -i eth0 -j ACCEPT
+COMMIT
+*nat
+-A POSTROUTING -s 10.1.0.0/16 ! -o br+ -j MASQUERADE
+-A POSTROUTING -s 10.2.0.0/16 -d 10.3.0.0/16 -j RETURN
+COMMIT
+*filter
+:FORWARD DROP [0:0]
+:USERC - [0:0]
+:zeta - [0:0]
+-A FORWARD -j USERC
+-A FORWARD ! -s 10.1.0.0/16 ! -o eth+ -g USERC
+-A FORWARD -s 10.0.0.4/30 -d 192.0.2.7/32 -i br0 -o eth0 -m comment --comment "two words" -j DROP
+-A FORWARD -d 10.0.0.0/24 -o br0 -m conntrack --ctstate INVALID,NEW,RELATED,ESTABLISHED -j ACCEPT
+-A FORWARD -s 10.128.0.0/9 ! -d 10.0.0.0/8 -m comment --comment netnsnat -j ACCEPT
+-A FORWARD -i veth+
+-A USERC -j RETURN
+-A zeta -o x -j DROP
+COMMIT
+'@
+        # A chain and a rule written by nft, which iptables-save lists as its own.
+        Invoke-LabCommand nft -ArgumentList @('add', 'chain', 'ip', 'filter', 'mine') | Out-Null
+        Invoke-LabCommand nft -ArgumentList @('add', 'rule', 'ip', 'filter', 'mine', 'ip', 'saddr', '192.0.2.1', 'accept') | Out-Null
+        $expected = Get-SaveListing
+        $expected | Should -Contain ':filter/FORWARD DROP'
+        $expected | Should -Contain ':nat/PREROUTING ACCEPT' -Because 'iptables-save lists every built-in chain of a table, whether nf_tables has it or not'
+        [NetnsNat.InternalHooks]::ReadRulesetOverNetlink('IPv4') | Should -Be $expected
+    }
+
+    It 'lists the IPv6 ruleset as ip6tables-save does' {
+        Invoke-LabCommand ip6tables-restore -ArgumentList @('--noflush') -InputObject "*filter`n:USERC - [0:0]`n-A FORWARD -s fd00::/64 ! -d fd00:1::/48 -i br0 -m comment --comment netnsnat -j ACCEPT`n-A FORWARD -d fd00::7/128 -o br+ -j USERC`nCOMMIT`n*nat`n-A POSTROUTING -s fd00::/64 -o eth0 -j MASQUERADE`nCOMMIT`n" | Out-Null
+        try {
+            [NetnsNat.InternalHooks]::ReadRulesetOverNetlink('IPv6') | Should -Be (Get-SaveListing ip6tables-save)
+        }
+        finally { Invoke-LabCommand nft -ArgumentList @('delete', 'table', 'ip6', 'filter') -AllowFailure | Out-Null; Invoke-LabCommand nft -ArgumentList @('delete', 'table', 'ip6', 'nat') -AllowFailure | Out-Null }
+    }
+
+    It 'leaves a ruleset with a rule of another shape to iptables-save' {
+        Invoke-Restore $OtherRules
+        [NetnsNat.InternalHooks]::ReadRulesetOverNetlink('IPv4') | Should -BeNullOrEmpty
+        $debug = @(Get-NatMasquerade -Debug 5>&1 | Where-Object { $_ -is [System.Management.Automation.DebugRecord] } | ForEach-Object Message)
+        $debug -match 'ruleset: read with iptables-save' | Should -HaveCount 1
+    }
+
+    It 'an empty ruleset is an empty listing' {
+        Invoke-LabCommand nft -ArgumentList @('flush', 'ruleset') | Out-Null
+        [NetnsNat.InternalHooks]::ReadRulesetOverNetlink('IPv4') | Should -BeNullOrEmpty
+        Get-SaveListing | Should -BeNullOrEmpty
+    }
+
+    It 'a fresh pwsh''s first Enable-NamespaceNat starts no process (strace): <Case>' -ForEach @(
+        @{ Case = 'the chains exist, the route and one rule are missing'; Empty = $false; Changes = 1 }
+        @{ Case = 'an empty ruleset'; Empty = $true; Changes = 4 }
+    ) {
+        if ($Empty) {
+            Invoke-LabCommand nft -ArgumentList @('flush', 'ruleset') | Out-Null
+        }
+        else {
+            Enable-NamespaceNat testnet br0 eth0 | Out-Null
+            Invoke-LabCommand ip -ArgumentList @('-n', 'testnet', 'route', 'del', 'default') | Out-Null
+            Invoke-Restore "*nat`n-D POSTROUTING -s 10.0.0.0/24 -o eth0 -j MASQUERADE`nCOMMIT`n"
+        }
+        $trace = "/run/netnsnat-strace-$PID"
+        try {
+            $r = Invoke-ChildPwsh -Script 'Enable-NamespaceNat testnet br0 eth0 -Verbose -Debug 5>&1 4>&1 | ForEach-Object { "$_" }' -Prefix @('strace', '-f', '-qq', '-e', 'trace=execve', '-o', $trace)
+            $r.ExitCode | Should -Be 0 -Because $r.Error
+            $r.Output | Should -Match 'ruleset: read over nf_tables netlink'
+            $r.Output | Should -Match "Wrote $Changes rule changes in one nf_tables netlink batch"
+            $execs = @(Get-Content $trace | Where-Object { $_ -match 'execve\(' -and $_ -notmatch '= -1 ' })
+            $execs | Where-Object { $_ -notmatch 'execve\("[^"]*(pwsh|dotnet)"' } | Should -BeNullOrEmpty
+        }
+        finally { Remove-Item $trace -ErrorAction Ignore }
+        Test-LabConnection | Should -Be '198.51.100.1'
     }
 }

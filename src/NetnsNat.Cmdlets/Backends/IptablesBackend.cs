@@ -178,11 +178,20 @@ namespace NetnsNat.Backends
                 return new IptablesState(cached, g, BackendOf(cached));
             }
             var clock = Stopwatch.StartNew();
-            var result = _runner.Run(Family.IptablesSave, Array.Empty<string>(), token);
-            if (!result.Succeeded) throw new IptablesException(result.CommandLine, result.Diagnostic);
-            var snapshot = IptablesSnapshot.Parse(result.StandardOutput);
+            // With iptables-nft's own iptables-save on PATH, the same listing straight from nf_tables (no process: a
+            // fresh session's first call starts none); iptables-save for a rule of a shape the reader does not know, for
+            // the legacy backend and for a wrapper on PATH.
+            string how = "over nf_tables netlink";
+            var snapshot = generation is uint atGeneration && IsStockNft(Family.IptablesSave) ? NftRulesetReader.TryRead(Family, atGeneration) : null;
+            if (snapshot == null)
+            {
+                var result = _runner.Run(Family.IptablesSave, Array.Empty<string>(), token);
+                if (!result.Succeeded) throw new IptablesException(result.CommandLine, result.Diagnostic);
+                snapshot = IptablesSnapshot.Parse(result.StandardOutput);
+                how = "with " + Family.IptablesSave;
+            }
             var backend = BackendOf(snapshot);
-            _debug($"{Family.Name} ruleset: read with {Family.IptablesSave} ({snapshot.Rules.Count} rules, {backend}, generation {generation?.ToString(CultureInfo.InvariantCulture) ?? "unknown"}, {clock.Elapsed.TotalMilliseconds.ToString("0.00", CultureInfo.InvariantCulture)} ms).");
+            _debug($"{Family.Name} ruleset: read {how} ({snapshot.Rules.Count} rules, {backend}, generation {generation?.ToString(CultureInfo.InvariantCulture) ?? "unknown"}, {clock.Elapsed.TotalMilliseconds.ToString("0.00", CultureInfo.InvariantCulture)} ms).");
             // The generation was read before the dump: a change during the dump only makes the cache miss next time
             // (and the kernel refuse a batch that carries this generation).
             if (generation is uint read && backend != "legacy")
@@ -494,11 +503,14 @@ namespace NetnsNat.Backends
         private string BackendOf(IptablesSnapshot snapshot) => snapshot.Backend ?? BackendFromPath();
 
         /// <summary>Whether the family's iptables-restore on PATH is iptables-nft's own (xtables-nft-multi), not a wrapper or legacy.</summary>
-        private bool IsStockNftRestore()
+        private bool IsStockNftRestore() => IsStockNft(Family.IptablesRestore);
+
+        /// <summary>Whether a tool on PATH is iptables-nft's own (xtables-nft-multi), not a wrapper or legacy.</summary>
+        private static bool IsStockNft(string tool)
         {
             try
             {
-                var path = ProcessRunner.Resolve(Family.IptablesRestore);
+                var path = ProcessRunner.Resolve(tool);
                 var target = new FileInfo(path).ResolveLinkTarget(returnFinalTarget: true)?.Name ?? Path.GetFileName(path);
                 return target == "xtables-nft-multi";
             }

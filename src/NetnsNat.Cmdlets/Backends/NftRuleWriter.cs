@@ -110,8 +110,9 @@ namespace NetnsNat.Backends
         /// this batch adds it). A plan that deletes or inserts below a rule it did not write reads the chains it
         /// touches first and goes only with the generation it was planned at, which the batch carries: the kernel
         /// refuses it when anything changed in between. Anything else (a rule the encoder does not know, a rule to
-        /// delete that is not found, a table or chain iptables-nft has not created yet) is not for this path, and
-        /// nothing changes. Throws NftablesException when the kernel refuses the batch for another reason.
+        /// delete that is not found, a chain iptables-nft has not created yet other than filter FORWARD and nat
+        /// POSTROUTING, which the batch creates as iptables-nft would) is not for this path, and nothing changes.
+        /// Throws NftablesException when the kernel refuses the batch for another reason.
         /// </summary>
         public static NftWriteResult TryWrite(RulePlan plan, AddressFamilyProfile family, uint? generation = null)
         {
@@ -138,10 +139,18 @@ namespace NetnsNat.Backends
 
             int bytes = encodings.Values.Sum(e => e.Expressions.Length + e.UserData.Length + 160);
             using var socket = NetfilterSocket.Open(bytes);
-            // A chain iptables-nft has not created yet: leave the plan to iptables-restore, which creates it.
-            foreach (var (table, chain) in plan.Changes.Select(c => (c.Rule.Table, c.Rule.Chain)).Distinct())
+            // A chain iptables-nft has not created yet: the built-in chains NetnsNat writes to (filter FORWARD, nat
+            // POSTROUTING) are created in the same batch, with their table, as iptables-nft creates them; any other is
+            // left to iptables-restore.
+            var create = new List<string>();
+            foreach (var change in plan.Changes)
             {
-                if (!socket.ChainExists(family.NfProto, table, chain)) return NftWriteResult.NotForThisPath;
+                var key = Key(change.Rule);
+                if (create.Contains(key) || socket.ChainExists(family.NfProto, change.Rule.Table, change.Rule.Chain)) continue;
+                // Into a chain made by this batch only appends and inserts at its head (a deletion or an insert below an old
+                // rule needs rules that are not there).
+                if (full.Contains(key) || BaseChain(change.Rule.Table, change.Rule.Chain) == null) return NftWriteResult.NotForThisPath;
+                create.Add(key);
             }
             var chains = new Dictionary<string, List<Entry>>(StringComparer.Ordinal);
             foreach (var chain in full)
@@ -153,9 +162,16 @@ namespace NetnsNat.Backends
                 chains[chain] = dump.Select(r => new Entry(r.Handle, 0, NftRuleSignature.Of(r.Expressions, r.UserData))).ToList();
             }
 
-            uint seq = socket.Reserve(plan.Count + 2);
-            uint first = seq, last = seq + (uint)plan.Count;
-            var messages = new List<byte[]>(plan.Count + 2) { BatchBegin(seq, generation) };
+            int count = plan.Count + 2 * create.Count;
+            uint seq = socket.Reserve(count + 2);
+            uint first = seq, last = seq + (uint)count;
+            var messages = new List<byte[]>(count + 2) { BatchBegin(seq, generation) };
+            foreach (var key in create)
+            {
+                var parts = key.Split('/');
+                messages.Add(Message(NftMessage(0), (ushort)(NLM_F_REQUEST | NLM_F_CREATE), ++seq, family.NfProto, 0, Attribute(1 /* NFTA_TABLE_NAME */, Text(parts[0]))));
+                messages.Add(Message(NftMessage(3), (ushort)(NLM_F_REQUEST | NLM_F_CREATE), ++seq, family.NfProto, 0, BaseChain(parts[0], parts[1])!));
+            }
             uint nextId = 0;
             foreach (var change in plan.Changes)
             {
@@ -211,6 +227,8 @@ namespace NetnsNat.Backends
             messages.Add(BatchEnd(++seq));
             var (errno, index) = socket.SendBatch(Concat(messages.ToArray()), first, last, "write the rules to nf_tables");
             if (errno == 0) return NftWriteResult.Written;
+            // The index of a refused rule counts the table and chain messages before the rules.
+            index -= 2 * create.Count;
             if (errno == ERESTART && index < 0) return NftWriteResult.RulesetMoved;
             // ENOENT: a chain or rule went away between the look-up and the batch; ENOBUFS: too many errors to read.
             // Either way nothing was applied, and iptables-restore writes the plan or reports why it cannot.
@@ -242,6 +260,29 @@ namespace NetnsNat.Backends
         }
 
         private static string Key(IptablesRule rule) => rule.Table + "/" + rule.Chain;
+
+        /// <summary>
+        /// NFT_MSG_NEWCHAIN's attributes for a built-in chain NetnsNat writes to, as iptables-nft creates it on first use
+        /// (a base chain of type filter or nat at iptables' hook and priority, policy ACCEPT); null for any other chain.
+        /// </summary>
+        private static byte[]? BaseChain(string table, string chain)
+        {
+            const ushort NFTA_CHAIN_TABLE = 1, NFTA_CHAIN_NAME = 3, NFTA_CHAIN_HOOK = 4, NFTA_CHAIN_POLICY = 5, NFTA_CHAIN_TYPE = 7;
+            const ushort NFTA_HOOK_HOOKNUM = 1, NFTA_HOOK_PRIORITY = 2;
+            (uint Hook, int Priority, string Type)? spec = (table, chain) switch
+            {
+                ("filter", "FORWARD") => (2u /* NF_INET_FORWARD */, 0 /* NF_IP_PRI_FILTER */, "filter"),
+                ("nat", "POSTROUTING") => (4u /* NF_INET_POST_ROUTING */, 100 /* NF_IP_PRI_NAT_SRC */, "nat"),
+                _ => null,
+            };
+            if (spec is not { } s) return null;
+            return Concat(
+                Attribute(NFTA_CHAIN_TABLE, Text(table)),
+                Attribute(NFTA_CHAIN_NAME, Text(chain)),
+                Attribute(NFTA_CHAIN_HOOK | NLA_F_NESTED, Concat(U32(NFTA_HOOK_HOOKNUM, s.Hook), U32(NFTA_HOOK_PRIORITY, (uint)s.Priority))),
+                U32(NFTA_CHAIN_POLICY, NF_ACCEPT),
+                Attribute(NFTA_CHAIN_TYPE, Text(s.Type)));
+        }
 
         private static IReadOnlyList<NftRuleDump> Dump(NetfilterSocket socket, AddressFamilyProfile family, string table, string chain, out ushort generation)
         {
@@ -327,7 +368,10 @@ namespace NetnsNat.Backends
             Expression("cmp", U32(1, NFT_REG_1), U32(2, 0 /* NFT_CMP_EQ */), Attribute(3 | NLA_F_NESTED, Attribute(NFTA_DATA_VALUE, data)));
 
         // -m conntrack --ctstate: struct xt_conntrack_mtinfo3 with match_flags XT_CONNTRACK_STATE and the state bits.
-        private static byte[]? Conntrack(string states)
+        private static byte[]? Conntrack(string states) => ConntrackInfo(states) is { } info ? XtExtension("match", "conntrack", 3, info) : null;
+
+        /// <summary>struct xt_conntrack_mtinfo3 for --ctstate alone (INVALID, ESTABLISHED, RELATED, NEW), or null for another state.</summary>
+        internal static byte[]? ConntrackInfo(string states)
         {
             ushort mask = 0;
             foreach (var state in states.Split(','))
@@ -339,7 +383,7 @@ namespace NetnsNat.Backends
             var info = new byte[ConntrackInfoSize];
             BinaryPrimitives.WriteUInt16LittleEndian(info.AsSpan(146), 1);
             BinaryPrimitives.WriteUInt16LittleEndian(info.AsSpan(150), mask);
-            return XtExtension("match", "conntrack", 3, info);
+            return info;
         }
 
         private static byte[] XtExtension(string kind, string name, uint revision, byte[] info) =>
