@@ -127,6 +127,25 @@ function Measure-Single([object[]] $bridges) {
     [pscustomobject]@{ Ours = Stats $ours; Theirs = Stats $theirs; Write = Stats $write; Own = Stats $own; RouteOnly = Stats $routeOnly }
 }
 
+function Measure-ColdStart([string] $Module, [int] $Count = 7) {
+    # Import-Module and the first Enable-NamespaceNat of a fresh pwsh, each timed from inside it (Stopwatch), with the
+    # methods .NET JIT-compiled meanwhile; the Enable is undone after, so each sample starts from the same ruleset.
+    $b = (New-Bridges 1)[0]
+    $probe = "`$j0 = [System.Runtime.JitInfo]::GetCompiledMethodCount(); `$sw = [Diagnostics.Stopwatch]::StartNew(); Import-Module '$Module'; `$import = `$sw.Elapsed.TotalMilliseconds; " +
+        "`$j1 = [System.Runtime.JitInfo]::GetCompiledMethodCount(); `$sw.Restart(); Enable-NamespaceNat -Namespace $($b.Namespace) -Bridge $($b.Bridge) -Outbound eth0 | Out-Null; `$first = `$sw.Elapsed.TotalMilliseconds; " +
+        "`$j2 = [System.Runtime.JitInfo]::GetCompiledMethodCount(); '{0} {1} {2} {3}' -f `$import, `$first, (`$j1 - `$j0), (`$j2 - `$j1); Disable-NamespaceNat -Namespace $($b.Namespace) -Bridge $($b.Bridge)"
+    $samples = foreach ($i in 1..$Count) {
+        $f = ("$(& $pwsh -NoProfile -NonInteractive -Command $probe)".Trim() -split ' ')
+        if ($f.Count -ne 4) { throw "The cold-start probe failed: $f" }
+        [pscustomobject]@{ Import = [double]$f[0]; First = [double]$f[1]; JitImport = [int]$f[2]; JitFirst = [int]$f[3] }
+    }
+    [pscustomobject]@{
+        Import = (Stats $samples.Import).Median; First = (Stats $samples.First).Median
+        Sum = (Stats ($samples | ForEach-Object { $_.Import + $_.First })).Median
+        JitImport = (Stats $samples.JitImport).Median; JitFirst = (Stats $samples.JitFirst).Median
+    }
+}
+
 function Count-Execs([string[]] $command) {
     $trace = "/run/bench-strace-$PID"
     Invoke-LabCommand strace -ArgumentList (@('-f', '-qq', '-e', 'trace=execve', '-e', 'signal=none', '-o', $trace, '--') + $command) -TimeoutSeconds 120 | Out-Null
@@ -152,6 +171,11 @@ try {
         $with.Add((Time { & $pwsh -NoProfile -NonInteractive -Command "Import-Module '$ModulePath'" }))
     }
     Add-Row 'Import-Module NetnsNat: in the session / pwsh start with minus without' ('{0:0} ms / {1:0} ms' -f (Stats $inProcess).Median, ((Stats $with).Median - (Stats $without).Median)) '' ''
+    # Cold start (issue 14): a fresh pwsh times its Import-Module and its first Enable-NamespaceNat from inside, then undoes
+    # the Enable, so that every sample starts from the same ruleset. Median of 7 each, and of the sums.
+    $cold = Measure-ColdStart $ModulePath
+    Add-Row 'Cold start, fresh pwsh: Import-Module / first Enable-NamespaceNat / sum (median of 7)' ('{0:0.0} ms / {1:0.0} ms / {2:0.0} ms' -f $cold.Import, $cold.First, $cold.Sum) '' ''
+    Add-Row '... methods JIT-compiled in them: Import-Module / first Enable' ('{0} / {1}' -f $cold.JitImport, $cold.JitFirst) '' ''
 
     # 1. One namespace, warm session, fresh bridges.
     # Warm-up: .NET compiles a method again, optimized, after about 30 calls (tiered JIT), in the background. Run the

@@ -306,6 +306,29 @@ Describe 'Dual stack on real hosts: one family failing, IPv4-only bindings, no I
         Get-LabState | Should -Be $before
     }
 
+    It 'a family per uplink (IPv4 by eth0, IPv6 by up6): Enable''s result piped to Disable undoes both; an uplink of neither is OutboundMismatch' {
+        # A second uplink (a veth pair: this kernel has no dummy links), with the host's IPv6 default route.
+        ipc link add up6 type veth peer name up6p
+        ipc link set up6p up
+        ipc link set up6 up
+        ipc -6 addr add 2001:db8:2::1/64 dev up6 nodad
+        ipc -6 route replace default via 2001:db8:2::fe dev up6
+        try {
+            $before = Get-LabState
+            $r = Enable-NamespaceNat testnet br0
+            ($r.Families | ForEach-Object { "$($_.AddressFamily) $($_.Outbound)" }) | Should -Be @('IPv4 eth0', 'IPv6 up6')
+            Get-Ip6tables @('-t', 'nat', '-S', 'POSTROUTING') | Should -Match '-s fd00:0:0:1::/64 -o up6 -j MASQUERADE'
+            Assert-FailsWithoutChange { Disable-NamespaceNat testnet br0 -Outbound lo } -ErrorId OutboundMismatch -Category InvalidArgument | Out-Null
+            $r | Disable-NamespaceNat -DisableForwarding
+            Get-NamespaceNat | Should -BeNullOrEmpty
+            Get-LabState | Should -Be $before
+        }
+        finally {
+            ipc -6 route replace default via 2001:db8:1::fe dev eth0
+            ipc link del up6
+        }
+    }
+
     It 'Disable takes away the IPv6 default route NetnsNat set, and leaves the namespace''s other one (learned from a router)' {
         Enable-NamespaceNat testnet br0 eth0 | Out-Null
         # A router's route, as router advertisements give one: via a link-local address, preferred (a lower metric).

@@ -49,14 +49,15 @@ namespace NetnsNat.Commands
         protected override IEnumerable<string> Candidates() => SysClassNet(p => Directory.Exists(Path.Combine(p, "bridge"))).Where(n => Names.IsValidInterface(n, out _));
     }
 
-    /// <summary>Completes interface names, the one of the default route first.</summary>
+    /// <summary>Completes interface names, those of the default routes (IPv4's, then IPv6's) first.</summary>
     public sealed class InterfaceNameCompleter : NameCompleter
     {
         protected override IEnumerable<string> Candidates()
         {
-            var first = IpRoute2.DefaultRouteInterface();
             var all = SysClassNet(p => Path.GetFileName(p) != "lo").Where(n => Names.IsValidInterface(n, out _)).ToList();
-            return first != null && all.Remove(first) ? new[] { first }.Concat(all) : all;
+            var first = new[] { IpRoute2.DefaultRouteInterface(AddressFamilyProfile.IPv4), IpRoute2.DefaultRouteInterface(AddressFamilyProfile.IPv6) }
+                .Where(n => n != null && all.Contains(n)).Select(n => n!).Distinct().ToArray();
+            return first.Concat(all.Except(first));
         }
     }
 
@@ -86,7 +87,9 @@ namespace NetnsNat.Commands
         {
             if (ProcessRunner.Which("ip") == null) return Enumerable.Empty<string>();
             var links = new IpRoute2(new ProcessRunner()).Links(default);
-            return links.Where(l => l.IsBridge).SelectMany(l => l.Of(AddressFamilyProfile.IPv4)).Select(a => Cidr.Format(a.Network)).Distinct();
+            return links.Where(l => l.IsBridge)
+                .SelectMany(l => l.Of(AddressFamilyProfile.IPv4).Concat(l.Of(AddressFamilyProfile.IPv6).Where(a => !a.Address.IsIPv6LinkLocal)))
+                .Select(a => Cidr.Format(a.Network)).Distinct();
         }
     }
 }

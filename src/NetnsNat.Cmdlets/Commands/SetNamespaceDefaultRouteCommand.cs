@@ -3,7 +3,7 @@ using NetnsNat.Core;
 
 namespace NetnsNat.Commands
 {
-    /// <summary>Sets (replaces) the IPv4 default route inside a network namespace.</summary>
+    /// <summary>Sets (replaces) the default route of the gateway's family (IPv4 or IPv6) inside a network namespace.</summary>
     [Cmdlet(VerbsCommon.Set, "NamespaceDefaultRoute", SupportsShouldProcess = true)]
     [OutputType(typeof(NamespaceRoute))]
     public sealed class SetNamespaceDefaultRouteCommand : NetnsCmdlet

@@ -406,7 +406,9 @@ namespace NetnsNat.Core
                     "Get-NamespaceNat lists what it has enabled; rules written some other way are removed with Remove-NatMasquerade.",
                     "NotEnabled", ErrorCategory.ObjectNotFound);
             }
-            var mismatch = bindings.FirstOrDefault(b => outbound != null && outbound != b.Outbound);
+            // -Outbound names the binding's uplink; with a family per uplink (IPv4 by eth0, IPv6 by eth1) it is enough that
+            // one family's matches: Enable's result, piped in, carries the first family's.
+            var mismatch = outbound != null && bindings.All(b => b.Outbound != outbound) ? bindings[0] : null;
             if (mismatch != null)
             {
                 throw new NetnsNatException(
