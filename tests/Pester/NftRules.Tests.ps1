@@ -305,7 +305,14 @@ COMMIT
             $r.Output | Should -Match 'ruleset: read over nf_tables netlink'
             $r.Output | Should -Match "Wrote $Changes rule changes in one nf_tables netlink batch"
             $execs = @(Get-Content $trace | Where-Object { $_ -match 'execve\(' -and $_ -notmatch '= -1 ' })
-            $execs | Where-Object { $_ -notmatch 'execve\("[^"]*(pwsh|dotnet)"' } | Should -BeNullOrEmpty
+            $others = @($execs | Where-Object { $_ -notmatch 'execve\("[^"]*(pwsh|dotnet)"' })
+            # Once the legacy backend has tables in this namespace (an earlier test of the run read or wrote them, and
+            # they stay), Enable reads them to warn about rules there: one iptables-legacy-save, by design. Nothing else.
+            if ((Get-Content /proc/net/ip_tables_names -Raw -ErrorAction Ignore) -match '\S') {
+                @($others | Where-Object { $_ -match 'execve\("[^"]*/iptables-legacy-save"' }).Count | Should -BeLessOrEqual 1
+                $others = @($others | Where-Object { $_ -notmatch 'execve\("[^"]*/iptables-legacy-save"' })
+            }
+            $others | Should -BeNullOrEmpty
         }
         finally { Remove-Item $trace -ErrorAction Ignore }
         Test-LabConnection | Should -Be '198.51.100.1'
