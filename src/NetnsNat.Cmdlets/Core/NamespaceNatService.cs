@@ -61,6 +61,14 @@ namespace NetnsNat.Core
         private readonly RouteService _routes;
         private readonly ResolverService _resolver;
         private readonly HashSet<AddressFamilyProfile> _warnedNoRoute = new HashSet<AddressFamilyProfile>();
+        private readonly Dictionary<AddressFamilyProfile, string?> _defaultUplinks = new Dictionary<AddressFamilyProfile, string?>();
+
+        /// <summary>The interface of the host's default route of a family, read once per call.</summary>
+        private string? DefaultUplink(AddressFamilyProfile family)
+        {
+            if (!_defaultUplinks.TryGetValue(family, out var name)) _defaultUplinks[family] = name = IpRoute2.DefaultRouteInterface(family);
+            return name;
+        }
 
         public NamespaceNatService(ICommandHost host, Func<AddressFamilyProfile, INatBackend> backendOf)
         {
@@ -268,7 +276,7 @@ namespace NetnsNat.Core
                 // prefer IPv6 to a global address over IPv4.
                 if (families.Count > 1 && request.Outbound == null)
                 {
-                    var routed = families.Where(f => !named.Contains(f) && (request.Outbounds == null || !request.Outbounds.ContainsKey(f)) && IpRoute2.DefaultRouteInterface(f) == null).ToArray();
+                    var routed = families.Where(f => !named.Contains(f) && (request.Outbounds == null || !request.Outbounds.ContainsKey(f)) && DefaultUplink(f) == null).ToArray();
                     if (routed.Length > 0 && routed.Length < families.Count)
                     {
                         foreach (var f in routed)
@@ -307,12 +315,12 @@ namespace NetnsNat.Core
         {
             if (request.Outbound != null) return request.Outbound;
             if (request.Outbounds != null && request.Outbounds.TryGetValue(family, out var stored)) return stored;
-            var own = IpRoute2.DefaultRouteInterface(family);
+            var own = DefaultUplink(family);
             if (own != null) return own;
             if (families.Count > 1)
             {
                 var other = families.First(f => f != family);
-                if (IpRoute2.DefaultRouteInterface(other) is { } theirs)
+                if (DefaultUplink(other) is { } theirs)
                 {
                     if (_warnedNoRoute.Add(family)) _host.Warning($"The host has no {family.Name} default route: {family.Name} goes out by {theirs}, the {other.Name} uplink. Pass -Outbound to choose.");
                     return theirs;
@@ -480,9 +488,13 @@ namespace NetnsNat.Core
             if (store.Bindings.Count == 0 && store.CreatedTables.Count > 0
                 && _host.ShouldProcess(string.Join(", ", store.CreatedTables), "Delete the tables NetnsNat's rules created, when nothing is left in them"))
             {
+                // Only the families that have such a table ("ip nat", "ip6 filter"): a host without ip6tables never runs it.
                 foreach (var family in InterfaceService.AllFamilies)
                 {
-                    foreach (var table in Backend(family).DeleteEmptyTables(store.CreatedTables.ToArray(), tx.Lock)) store.CreatedTables.Remove(table);
+                    var prefix = family == AddressFamilyProfile.IPv6 ? "ip6 " : "ip ";
+                    var mine = store.CreatedTables.Where(t => t.StartsWith(prefix, StringComparison.Ordinal)).ToArray();
+                    if (mine.Length == 0) continue;
+                    foreach (var table in Backend(family).DeleteEmptyTables(mine, tx.Lock)) store.CreatedTables.Remove(table);
                 }
             }
             // Under -WhatIf nothing changed, and the store keeps the binding.
