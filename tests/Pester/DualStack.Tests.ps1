@@ -329,6 +329,44 @@ Describe 'Dual stack on real hosts: one family failing, IPv4-only bindings, no I
         }
     }
 
+    It 'Enable-NamespaceNat piped straight into Disable-NamespaceNat: no wait on its own lock, both families undone' {
+        $before = Get-LabState
+        $env:NETNSNAT_TIMEOUT_SECONDS = '5'
+        try {
+            $clock = [Diagnostics.Stopwatch]::StartNew()
+            $r = Enable-NamespaceNat testnet br0 eth0 | Disable-NamespaceNat -DisableForwarding -PassThru -ErrorAction Stop
+            $clock.Elapsed.TotalSeconds | Should -BeLessThan 4 -Because 'Disable must not wait for the lock of the Enable before it in the pipeline'
+            $r.Enabled | Should -BeFalse
+            Get-NamespaceNat | Should -BeNullOrEmpty
+        }
+        finally { Remove-Item env:NETNSNAT_TIMEOUT_SECONDS }
+        Get-LabState | Should -Be $before
+    }
+
+    It 'masquerading everything is refused in IPv4 as in IPv6, and a user''s own "-o eth0 -j MASQUERADE" can still be listed and removed' {
+        Assert-FailsWithoutChange { Add-NatMasquerade -Subnet 0.0.0.0/0 -Outbound eth0 } -ErrorId InvalidSubnet -Category InvalidArgument | Out-Null
+        Assert-FailsWithoutChange { Enable-NamespaceNat testnet br0 eth0 -Subnet 0.0.0.0/0 } -ErrorId InvalidSubnet -Category InvalidArgument | Out-Null
+        Assert-FailsWithoutChange { Add-NatMasquerade -Subnet 127.0.0.0/8 -Outbound eth0 } -ErrorId InvalidSubnet -Category InvalidArgument | Out-Null
+        $before = Get-LabState
+        Invoke-LabCommand iptables -ArgumentList @('-t', 'nat', '-A', 'POSTROUTING', '-o', 'eth0', '-j', 'MASQUERADE') | Out-Null
+        $listed = @(Get-NatMasquerade -Subnet 0.0.0.0/0)
+        $listed.Subnet | Should -Be '0.0.0.0/0'
+        $listed | Remove-NatMasquerade -ErrorAction SilentlyContinue -ErrorVariable err
+        # Not NetnsNat's shape (no -s): Remove says so rather than refusing the subnet.
+        @($err).ForEach({ $_.FullyQualifiedErrorId }) | Should -Not -BeLike 'InvalidSubnet*'
+        Invoke-LabCommand iptables -ArgumentList @('-t', 'nat', '-D', 'POSTROUTING', '-o', 'eth0', '-j', 'MASQUERADE') -AllowFailure | Out-Null
+        Get-LabState | Should -Be $before
+    }
+
+    It '-Dns with a link-local nameserver is InvalidDns, nothing changed; a link-local -Target says why it is refused' {
+        $err = Assert-FailsWithoutChange { Enable-NamespaceNat testnet br0 eth0 -Dns fe80::1 } -ErrorId InvalidDns -Category InvalidArgument
+        $err.Exception.Message | Should -Match 'link-local'
+        Test-Path /etc/netns/testnet/resolv.conf | Should -BeFalse
+        $r = Test-NamespaceNat testnet -Target fe80::1 -ErrorVariable bad -ErrorAction SilentlyContinue
+        $bad[0].FullyQualifiedErrorId | Should -BeLike 'InvalidTarget,*'
+        $bad[0].Exception.Message | Should -Match 'link-local'
+    }
+
     It 'Disable takes away the IPv6 default route NetnsNat set, and leaves the namespace''s other one (learned from a router)' {
         Enable-NamespaceNat testnet br0 eth0 | Out-Null
         # A router's route, as router advertisements give one: via a link-local address, preferred (a lower metric).
@@ -411,6 +449,18 @@ Describe 'An IPv6-only bridge' {
 Describe 'Masquerade cmdlets with IPv6 subnets' {
     BeforeAll { $lab = New-NetnsNatLab -DualStack }
     AfterAll { Remove-NetnsNatLab }
+
+    It 'the IPv6 rules are one nf_tables netlink batch, as IPv4''s, and the lesson''s ip6tables -C finds them' {
+        $before = Get-LabState
+        $verbose = @(Get-BridgeSubnet br0 -AddressFamily IPv6 | Add-NatMasquerade -Outbound eth0 -Verbose 4>&1 |
+            Where-Object { $_ -is [System.Management.Automation.VerboseRecord] } | ForEach-Object Message)
+        @($verbose) -match '^Wrote 4 rule changes in one nf_tables netlink batch' | Should -HaveCount 1
+        # ip6tables -C exits non-zero (Invoke-LabCommand then throws) when the rule is not there as written.
+        Invoke-LabCommand ip6tables -ArgumentList @('-t', 'nat', '-C', 'POSTROUTING', '-s', 'fd00:0:0:1::/64', '-o', 'eth0', '-j', 'MASQUERADE') | Out-Null
+        Invoke-LabCommand ip6tables -ArgumentList @('-C', 'FORWARD', '-d', 'fd00:0:0:1::/64', '-i', 'eth0', '-o', 'br0', '-m', 'comment', '--comment', 'netnsnat', '-j', 'DROP') | Out-Null
+        Get-NatMasquerade -AddressFamily IPv6 | Remove-NatMasquerade
+        Get-LabState | Should -Be $before
+    }
 
     It 'Add, Get, Remove: one transaction, idempotent, and nothing left' {
         $before = Get-LabState

@@ -74,7 +74,14 @@ namespace NetnsNat.Commands
         {
             foreach (var server in servers)
             {
-                if (Cidr.TryParseAddress(server, out _)) continue;
+                var parsed = Cidr.TryParseAddress(server, out var address);
+                if (parsed && address.IsIPv6LinkLocal)
+                {
+                    WriteError(new ErrorRecord(new ArgumentException($"-Dns '{server}' is link-local: resolv.conf cannot say which link it is on, so the namespace cannot reach it. Give a global or unique-local address of the nameserver, or an IPv4 one.", "Dns"),
+                        "InvalidDns", ErrorCategory.InvalidArgument, server));
+                    return false;
+                }
+                if (parsed) continue;
                 WriteError(new ErrorRecord(new ArgumentException($"-Dns '{server}' is not an IP address. Give the nameservers' addresses, for example -Dns 192.0.2.53.", "Dns"),
                     "InvalidDns", ErrorCategory.InvalidArgument, server));
                 return false;

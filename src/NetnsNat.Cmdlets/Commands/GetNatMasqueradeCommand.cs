@@ -38,7 +38,7 @@ namespace NetnsNat.Commands
             string? subnet = null;
             if (Subnet != null)
             {
-                if (!TryNormalizeSubnet(Subnet, "Subnet", out var network)) return;
+                if (!TryNormalizeSubnet(Subnet, "Subnet", out var network, forNat: false)) return;
                 subnet = Cidr.Format(network);
             }
             if (Outbound != null && !CheckInterfaceName(Outbound, "Outbound")) return;

@@ -237,14 +237,18 @@ namespace NetnsNat.Commands
         /// Parses a subnet and returns it normalized to its network address ("10.0.0.1/24" gives 10.0.0.0/24; IPv6
         /// too, except networks NetnsNat never NATs: ::/0, link-local, multicast, IPv4-mapped).
         /// </summary>
-        internal bool TryNormalizeSubnet(string? text, string parameter, out System.Net.IPNetwork network)
+        /// <remarks>
+        /// With forNat false (Get- and Remove-NatMasquerade, which list and take away rules that may be anyone's), an
+        /// IPv4 0.0.0.0/0 is taken: the lesson's readers often have "-o eth0 -j MASQUERADE" to list and remove.
+        /// </remarks>
+        internal bool TryNormalizeSubnet(string? text, string parameter, out System.Net.IPNetwork network, bool forNat = true)
         {
             network = default;
             string? reason;
             bool v6 = text != null && text.IndexOf(':') >= 0;
             if (Cidr.TryParsePrefix(text, out var prefix, out var error))
             {
-                reason = prefix.IsIPv4 ? null : Cidr.WhyNotNatNetwork6(prefix.Network);
+                reason = prefix.IsIPv4 ? (forNat ? Cidr.WhyNotNatNetwork4(prefix.Network) : null) : Cidr.WhyNotNatNetwork6(prefix.Network);
                 if (reason == null)
                 {
                     network = prefix.Network;
@@ -257,7 +261,7 @@ namespace NetnsNat.Commands
             }
             var example = v6 ? "fd00:0:0:1::/64" : "10.0.0.0/24";
             WriteError(new ErrorRecord(
-                new ArgumentException($"-{parameter} '{text}' is not {(v6 ? "an IPv6" : "an IPv4")} network NetnsNat can NAT: {reason}. Give it as ADDRESS/PREFIX, for example {example}.", parameter),
+                new ArgumentException($"-{parameter} '{text}' is not {(v6 ? "an IPv6" : "an IPv4")} network NetnsNat can NAT: {reason}{(reason != null && reason.Contains("for example", StringComparison.Ordinal) ? "." : $". Give it as ADDRESS/PREFIX, for example {example}.")}", parameter),
                 "InvalidSubnet", ErrorCategory.InvalidArgument, text));
             return false;
         }

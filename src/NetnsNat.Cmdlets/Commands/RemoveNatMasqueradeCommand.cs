@@ -65,7 +65,7 @@ namespace NetnsNat.Commands
             }
             foreach (var item in items)
             {
-                if (!TryNormalizeSubnet(item.Subnet, "Subnet", out var network) || !CheckInterfaceName(item.Outbound, "Outbound")) continue;
+                if (!TryNormalizeSubnet(item.Subnet, "Subnet", out var network, forNat: false) || !CheckInterfaceName(item.Outbound, "Outbound")) continue;
                 if (item.Bridge != null && !CheckInterfaceName(item.Bridge, "Bridge")) continue;
                 var target = new SubnetNat(network, item.Outbound, item.Bridge);
                 Guard(target.SubnetText, () =>

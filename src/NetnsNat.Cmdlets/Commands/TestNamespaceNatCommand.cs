@@ -86,9 +86,10 @@ namespace NetnsNat.Commands
             System.Net.IPAddress? target = null;
             if (Target != null)
             {
-                if (!Cidr.TryParseAddress(Target, out var parsed) || (AddressFamilyProfile.Of(parsed) == AddressFamilyProfile.IPv6 && Cidr.WhyNotGateway6(parsed) != null))
+                var why = Cidr.TryParseAddress(Target, out var parsed) ? (AddressFamilyProfile.Of(parsed) == AddressFamilyProfile.IPv6 ? Cidr.WhyNotGateway6(parsed) : null) : "it is not an IP address";
+                if (why != null)
                 {
-                    WriteError(new ErrorRecord(new ArgumentException($"-Target '{Target}' is not an address outside to probe. Give an IPv4 or IPv6 address, such as 192.0.2.10 or 2001:db8::10.", "Target"), "InvalidTarget", ErrorCategory.InvalidArgument, Target));
+                    WriteError(new ErrorRecord(new ArgumentException($"-Target '{Target}' is not an address outside to probe: {why}. Give an IPv4 or IPv6 address beyond the uplink, such as 192.0.2.10 or 2001:db8::10.", "Target"), "InvalidTarget", ErrorCategory.InvalidArgument, Target));
                     return false;
                 }
                 target = parsed;

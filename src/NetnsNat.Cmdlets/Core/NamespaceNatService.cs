@@ -103,6 +103,16 @@ namespace NetnsNat.Core
         /// </summary>
         public void Enable(IReadOnlyList<EnableRequest> requests, Action<NamespaceNatResult> emit)
         {
+            // The results go down the pipeline once the transaction is over and the lock released: a cmdlet after this one
+            // (Enable-NamespaceNat ... | Disable-NamespaceNat) runs inside each WriteObject, and would otherwise wait for
+            // the lock this call holds. A call that fails as a whole emits nothing: what it did was rolled back.
+            var results = new List<NamespaceNatResult>();
+            EnableAll(requests, results.Add);
+            foreach (var result in results) emit(result);
+        }
+
+        private void EnableAll(IReadOnlyList<EnableRequest> requests, Action<NamespaceNatResult> emit)
+        {
             var ready = new List<EnableRequest>();
             var links = new Dictionary<string, LinkInfo>(StringComparer.Ordinal);
             var uplinks = new HashSet<string>(StringComparer.Ordinal);

@@ -453,7 +453,7 @@ namespace NetnsNat.Core
             var inside = port > 0
                 ? new[] { "timeout", "3", "bash", "-c", $"exec 3<>/dev/tcp/{target}/{port}" }
                 : new[] { "ping", "-c", "1", "-i", "0.2", "-w", "3", target.ToString() }; // a packet every 0.2 s until the first reply (a port just added to a bridge loses the first ones)
-            var what = port > 0 ? $"TCP {target}:{port}" : $"ping {target}";
+            var what = port > 0 ? (target.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? $"TCP [{target}]:{port}" : $"TCP {target}:{port}") : $"ping {target}";
             var result = ns.IsNamed
                 ? _host.Runner.Run("ip", new[] { "netns", "exec", ns.Display }.Concat(inside).ToArray(), _host.Token, timeout: TimeSpan.FromSeconds(10))
                 : _host.Runner.Run("nsenter", new[] { "--net=" + ns.Path }.Concat(inside).ToArray(), _host.Token, timeout: TimeSpan.FromSeconds(10));

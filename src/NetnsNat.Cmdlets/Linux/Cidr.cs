@@ -66,7 +66,7 @@ namespace NetnsNat.Linux
             var slash = text.IndexOf('/');
             if (slash < 0)
             {
-                error = "it has no prefix length; write it as ADDRESS/PREFIX, for example 10.0.0.0/24";
+                error = "it has no prefix length";
                 return false;
             }
             var addressText = text.Substring(0, slash);
@@ -131,10 +131,25 @@ namespace NetnsNat.Linux
         /// </summary>
         public static string? WhyNotNatNetwork6(IPNetwork network)
         {
-            if (network.PrefixLength == 0) return "::/0 is every IPv6 address: NetnsNat never masquerades everything; give the bridge's subnet, such as fd00:0:0:1::/64";
-            if (Overlaps(network, LinkLocal6)) return "it is link-local (fe80::/10), which never leaves its link and is never NAT'd; give the bridge's global or unique-local subnet, such as fd00:0:0:1::/64";
-            if (Overlaps(network, Multicast6)) return "it is multicast (ff00::/8), not a subnet of hosts; give the bridge's subnet, such as fd00:0:0:1::/64";
-            if (Overlaps(network, Mapped6)) return "it is IPv4-mapped (::ffff:0:0/96): give the IPv4 subnet itself, such as 10.0.0.0/24";
+            if (network.PrefixLength == 0) return "::/0 is every IPv6 address: NetnsNat never masquerades everything; give the bridge's subnet, for example fd00:0:0:1::/64";
+            if (Overlaps(network, LinkLocal6)) return "it is link-local (fe80::/10), which never leaves its link and is never NAT'd; give the bridge's global or unique-local subnet, for example fd00:0:0:1::/64";
+            if (Overlaps(network, Multicast6)) return "it is multicast (ff00::/8), not a subnet of hosts; give the bridge's subnet, for example fd00:0:0:1::/64";
+            if (Overlaps(network, Mapped6)) return "it is IPv4-mapped (::ffff:0:0/96): give the IPv4 subnet itself, for example 10.0.0.0/24";
+            return null;
+        }
+
+        /// <summary>
+        /// Why an IPv4 network is not one NetnsNat sets NAT up for, or null when it is: everything (0.0.0.0/0: the
+        /// blog posts' "-o eth0 -j MASQUERADE", which masquerades the host's own traffic too), loopback, link-local and
+        /// multicast networks.
+        /// </summary>
+        public static string? WhyNotNatNetwork4(IPNetwork network)
+        {
+            if (network.PrefixLength == 0) return "0.0.0.0/0 is every IPv4 address: NetnsNat never masquerades everything; give the bridge's subnet, for example 10.0.0.0/24";
+            var first = network.BaseAddress.GetAddressBytes()[0];
+            if (first == 127) return "it is loopback (127.0.0.0/8), which never leaves the host; give the bridge's subnet, for example 10.0.0.0/24";
+            if (first >= 224) return "it is multicast or reserved (224.0.0.0/3), not a subnet of hosts; give the bridge's subnet, for example 10.0.0.0/24";
+            if (network.PrefixLength >= 16 && first == 169 && network.BaseAddress.GetAddressBytes()[1] == 254) return "it is link-local (169.254.0.0/16), which never leaves its link and is never NAT'd; give the bridge's subnet, for example 10.0.0.0/24";
             return null;
         }
 
