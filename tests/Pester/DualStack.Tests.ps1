@@ -455,7 +455,7 @@ Describe 'Masquerade cmdlets with IPv6 subnets' {
         $verbose = @(Get-BridgeSubnet br0 -AddressFamily IPv6 | Add-NatMasquerade -Outbound eth0 -Verbose 4>&1 |
             Where-Object { $_ -is [System.Management.Automation.VerboseRecord] } | ForEach-Object Message)
         @($verbose) -match '^Wrote 4 rule changes in one nf_tables netlink batch' | Should -HaveCount 1
-        # ip6tables -C exits non-zero (Invoke-LabCommand then throws) when the rule is not there as written.
+        # ip6tables -C exits non-zero when the rule is not there as written, and the lab helper throws.
         Invoke-LabCommand ip6tables -ArgumentList @('-t', 'nat', '-C', 'POSTROUTING', '-s', 'fd00:0:0:1::/64', '-o', 'eth0', '-j', 'MASQUERADE') | Out-Null
         Invoke-LabCommand ip6tables -ArgumentList @('-C', 'FORWARD', '-d', 'fd00:0:0:1::/64', '-i', 'eth0', '-o', 'br0', '-m', 'comment', '--comment', 'netnsnat', '-j', 'DROP') | Out-Null
         Get-NatMasquerade -AddressFamily IPv6 | Remove-NatMasquerade
