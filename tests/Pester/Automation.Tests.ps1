@@ -18,14 +18,8 @@ BeforeAll {
             $argv.Add('-File'); $argv.Add($scriptFile)
         }
         else { $argv.Add('-Command'); $argv.Add($text) }
-        $psi = [System.Diagnostics.ProcessStartInfo]::new($argv[0])
-        foreach ($a in ($argv | Select-Object -Skip 1)) { $psi.ArgumentList.Add($a) }
-        $psi.Environment['NO_COLOR'] = '1'
-        foreach ($k in $Environment.Keys) { $psi.Environment[$k] = $Environment[$k] }
-        $psi.RedirectStandardOutput = $true; $psi.RedirectStandardError = $true; $psi.RedirectStandardInput = $true
-        $p = [System.Diagnostics.Process]::Start($psi)
-        $p.StandardInput.Close()
-        $out = $p.StandardOutput.ReadToEndAsync(); $err = $p.StandardError.ReadToEndAsync()
+        $started = Start-CapturedProcess -Argv $argv -Environment $Environment
+        $p = $started.Process; $out = $started.Output; $err = $started.Error
         try {
             if (-not $p.WaitForExit($TimeoutSeconds * 1000)) { $p.Kill($true); throw "script timed out: $Script" }
             $p.WaitForExit()

@@ -39,18 +39,9 @@ BeforeAll {
           name, NO_COLOR=1 unless -Color (then NO_COLOR is unset, and TERM as -Environment says).
         #>
         param([Parameter(Mandatory)][string[]] $Argv, [hashtable] $Environment = @{}, [string[]] $Unset = @(), [switch] $Color)
-        $psi = [System.Diagnostics.ProcessStartInfo]::new($Argv[0])
-        foreach ($a in ($Argv | Select-Object -Skip 1)) { $psi.ArgumentList.Add($a) }
-        $psi.WorkingDirectory = $work
-        $psi.Environment['PATH'] = "$root/bin:$env:PATH"
-        $psi.Environment['PSModulePath'] = "$root/modules"
-        if ($Color) { $psi.Environment.Remove('NO_COLOR') | Out-Null } else { $psi.Environment['NO_COLOR'] = '1' }
-        foreach ($k in $Environment.Keys) { $psi.Environment[$k] = $Environment[$k] }
-        foreach ($k in $Unset) { $psi.Environment.Remove($k) | Out-Null }
-        $psi.RedirectStandardOutput = $true; $psi.RedirectStandardError = $true; $psi.RedirectStandardInput = $true
-        $p = [System.Diagnostics.Process]::Start($psi)
-        $p.StandardInput.Close()
-        [pscustomobject]@{ Process = $p; Output = $p.StandardOutput.ReadToEndAsync(); Error = $p.StandardError.ReadToEndAsync(); Argv = $Argv }
+        $all = @{ PATH = "$root/bin:$env:PATH"; PSModulePath = "$root/modules" }
+        foreach ($k in $Environment.Keys) { $all[$k] = $Environment[$k] }
+        Start-CapturedProcess -Argv $Argv -Environment $all -Unset $Unset -WorkingDirectory $work -Color:$Color
     }
 
     function Wait-DocProcess {

@@ -5,6 +5,24 @@ if (-not (Get-Module NetnsNat)) { Import-Module $modulePath }
 Import-Module (Join-Path $PSScriptRoot '../Lab/NetnsNatLab.psm1') -Force
 Assert-LabSandbox
 
+function Start-CapturedProcess {
+    <#
+      Starts a program with its stdout and stderr captured (read as they come, so a full pipe never stalls it) and its
+      stdin closed; NO_COLOR=1 unless -Color. Returns the process and the two reads (tasks).
+    #>
+    param([Parameter(Mandatory)][string[]] $Argv, [hashtable] $Environment = @{}, [string[]] $Unset = @(), [string] $WorkingDirectory, [switch] $Color)
+    $psi = [System.Diagnostics.ProcessStartInfo]::new($Argv[0])
+    foreach ($a in ($Argv | Select-Object -Skip 1)) { $psi.ArgumentList.Add($a) }
+    if ($WorkingDirectory) { $psi.WorkingDirectory = $WorkingDirectory }
+    if ($Color) { $psi.Environment.Remove('NO_COLOR') | Out-Null } else { $psi.Environment['NO_COLOR'] = '1' }
+    foreach ($k in $Environment.Keys) { $psi.Environment[$k] = $Environment[$k] }
+    foreach ($k in $Unset) { $psi.Environment.Remove($k) | Out-Null }
+    $psi.RedirectStandardOutput = $true; $psi.RedirectStandardError = $true; $psi.RedirectStandardInput = $true
+    $p = [System.Diagnostics.Process]::Start($psi)
+    $p.StandardInput.Close()
+    [pscustomobject]@{ Process = $p; Output = $p.StandardOutput.ReadToEndAsync(); Error = $p.StandardError.ReadToEndAsync(); Argv = $Argv }
+}
+
 function Start-ChildPwsh {
     <# Starts a fresh pwsh (module imported) on a script's text, optionally behind a prefix command (setpriv, unshare). #>
     param([Parameter(Mandatory)][string] $Script, [string[]] $Prefix = @(), [hashtable] $Environment = @{})
@@ -14,14 +32,7 @@ function Start-ChildPwsh {
     $argv = [System.Collections.Generic.List[string]]::new()
     foreach ($a in $Prefix) { $argv.Add($a) }
     foreach ($a in @($pwsh, '-NoProfile', '-NonInteractive', '-Command', $full)) { $argv.Add($a) }
-    $psi = [System.Diagnostics.ProcessStartInfo]::new($argv[0])
-    foreach ($a in ($argv | Select-Object -Skip 1)) { $psi.ArgumentList.Add($a) }
-    $psi.Environment['NO_COLOR'] = '1'
-    foreach ($k in $Environment.Keys) { $psi.Environment[$k] = $Environment[$k] }
-    $psi.RedirectStandardOutput = $true; $psi.RedirectStandardError = $true; $psi.RedirectStandardInput = $true
-    $p = [System.Diagnostics.Process]::Start($psi)
-    $p.StandardInput.Close()
-    [pscustomobject]@{ Process = $p; Output = $p.StandardOutput.ReadToEndAsync(); Error = $p.StandardError.ReadToEndAsync(); Script = $Script }
+    Start-CapturedProcess -Argv $argv -Environment $Environment | Add-Member -NotePropertyName Script -NotePropertyValue $Script -PassThru
 }
 
 function Wait-ChildPwsh {

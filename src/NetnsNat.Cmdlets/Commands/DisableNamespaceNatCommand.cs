@@ -24,7 +24,8 @@ namespace NetnsNat.Commands
             if (!CheckInterfaceName(Bridge, "Bridge")) return;
             if (Outbound != null && !CheckInterfaceName(Outbound, "Outbound")) return;
             var service = Service();
-            var families = AddressFamily == "Both" ? null : Families;
+            // Both is every family NetnsNat enabled there, as no -AddressFamily is.
+            var families = Families?.Count > 1 ? null : Families;
             foreach (var ns in Namespaces())
             {
                 Guard(ns.Display, () =>

@@ -23,7 +23,7 @@ namespace NetnsNat.Commands
         public string? AddressFamily { get; set; }
 
         private System.Collections.Generic.IReadOnlyList<AddressFamilyProfile> Wanted =>
-            AddressFamily == null ? InterfaceService.AllFamilies : new[] { AddressFamilyProfile.Parse(AddressFamily) };
+            AddressFamilyProfile.Select(AddressFamily) ?? AddressFamilyProfile.All;
 
         protected override void ProcessRecord() => Guard(Name, () =>
         {

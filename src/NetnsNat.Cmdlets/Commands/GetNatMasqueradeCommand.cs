@@ -46,8 +46,7 @@ namespace NetnsNat.Commands
             Guard(subnet, () =>
             {
                 var families = subnet != null ? new[] { AddressFamilyProfile.Of(System.Net.IPNetwork.Parse(subnet)) }
-                    : AddressFamily != null ? new[] { AddressFamilyProfile.Parse(AddressFamily) }
-                    : Core.InterfaceService.AllFamilies.ToArray();
+                    : AddressFamilyProfile.Select(AddressFamily) ?? AddressFamilyProfile.All;
                 foreach (var family in families) List(family, subnet);
             });
         }

@@ -40,10 +40,7 @@ namespace NetnsNat.Commands
         public string? AddressFamily { get; set; }
 
         /// <summary>The families -AddressFamily names; null when it was not given.</summary>
-        internal System.Collections.Generic.IReadOnlyList<AddressFamilyProfile>? Families =>
-            AddressFamily == null ? null
-            : string.Equals(AddressFamily, "Both", StringComparison.OrdinalIgnoreCase) ? Core.InterfaceService.AllFamilies
-            : new[] { AddressFamilyProfile.Parse(AddressFamily) };
+        internal System.Collections.Generic.IReadOnlyList<AddressFamilyProfile>? Families => AddressFamilyProfile.Select(AddressFamily);
 
         /// <summary>The service of the composite flow, with a backend per family.</summary>
         internal Core.NamespaceNatService Service() => new Core.NamespaceNatService(this, Backend);

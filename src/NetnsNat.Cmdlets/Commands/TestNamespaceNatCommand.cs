@@ -94,7 +94,7 @@ namespace NetnsNat.Commands
                 }
                 target = parsed;
                 var targetFamily = AddressFamilyProfile.Of(parsed);
-                if (AddressFamily != null && !string.Equals(AddressFamily, "Both", StringComparison.OrdinalIgnoreCase) && AddressFamilyProfile.Parse(AddressFamily) != targetFamily)
+                if (AddressFamilyProfile.Select(AddressFamily) is { } chosen && !chosen.Contains(targetFamily))
                 {
                     WriteError(new ErrorRecord(new ArgumentException($"-Target '{Target}' is an {targetFamily.Name} address, and -AddressFamily {AddressFamily} checks no {targetFamily.Name}: give a target of {AddressFamily}, or -AddressFamily {targetFamily.Name} or Both.", "Target"),
                         "TargetFamilyNotChecked", ErrorCategory.InvalidArgument, Target));
@@ -104,7 +104,10 @@ namespace NetnsNat.Commands
             Guard(ns.Display, () =>
             {
                 bool shared = true;
-                foreach (var family in FamiliesOf(ns, target))
+                // The state store, read once for the families' choice and every family's StaleRules check (which reads
+                // it itself when -AddressFamily made the choice).
+                var store = ns.Exists && AddressFamily == null ? StateStore.Read(this) : null;
+                foreach (var family in FamiliesOf(ns, target, store))
                 {
                     var diagnostics = new NatDiagnostics(this, new IptablesBackend(Runner, family), result =>
                     {
@@ -113,7 +116,7 @@ namespace NetnsNat.Commands
                     });
                     // -Target is probed, and routed to, in the run of its own family.
                     var mine = target != null && AddressFamilyProfile.Of(target) == family ? target : null;
-                    diagnostics.Run(new DiagnosisRequest(ns, Bridge, Outbound, mine, mine == null ? 0 : Port, shared));
+                    diagnostics.Run(new DiagnosisRequest(ns, Bridge, Outbound, mine, mine == null ? 0 : Port, shared, store));
                     shared = false;
                 }
             });
@@ -135,15 +138,12 @@ namespace NetnsNat.Commands
         /// IPv4 alone is not failed for the IPv6 address it also has); else each family the namespace has an address of
         /// (link-local ones do not count); and -Target's. IPv4 when that leaves none (its checks then say what is missing).
         /// </summary>
-        private IReadOnlyList<AddressFamilyProfile> FamiliesOf(NamespaceRef ns, System.Net.IPAddress? target)
+        private IReadOnlyList<AddressFamilyProfile> FamiliesOf(NamespaceRef ns, System.Net.IPAddress? target, StoreContent? store)
         {
-            if (AddressFamily != null)
-            {
-                return string.Equals(AddressFamily, "Both", StringComparison.OrdinalIgnoreCase) ? InterfaceService.AllFamilies : new[] { AddressFamilyProfile.Parse(AddressFamily) };
-            }
-            if (!ns.Exists) return new[] { AddressFamilyProfile.IPv4 };
+            if (AddressFamilyProfile.Select(AddressFamily) is { } chosen) return chosen;
+            if (!ns.Exists || store == null) return new[] { AddressFamilyProfile.IPv4 };
             var targetFamily = target == null ? null : AddressFamilyProfile.Of(target);
-            var bound = new NamespaceNatService(this, Backend).BoundFamilies(ns, Bridge);
+            var bound = NamespaceNatService.BoundFamilies(store, ns, Bridge);
             if (bound.Count > 0)
             {
                 return InterfaceService.AllFamilies.Where(f => bound.Contains(f) || f == targetFamily).ToArray();

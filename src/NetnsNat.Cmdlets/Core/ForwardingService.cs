@@ -42,11 +42,8 @@ namespace NetnsNat.Core
         /// <summary>The accept_ra sysctl of an interface (/proc/sys/net/ipv6/conf/IFACE/accept_ra).</summary>
         public static string AcceptRaPath(string iface) => $"/proc/sys/net/ipv6/conf/{iface}/accept_ra";
 
-        /// <summary>
-        /// Its name for sysctl(8): the dots of an interface name (a VLAN's eth0.100) become slashes, or sysctl would read
-        /// them as separators (net.ipv6.conf.eth0/100.accept_ra).
-        /// </summary>
-        public static string AcceptRaKey(string iface) => $"net.ipv6.conf.{iface.Replace('.', '/')}.accept_ra";
+        /// <summary>Its name for sysctl(8) (Sysctl.InterfaceKey: a VLAN's dots become slashes).</summary>
+        public static string AcceptRaKey(string iface) => Sysctl.InterfaceKey("ipv6", iface, "accept_ra");
 
         /// <summary>An interface's accept_ra; null when it has none (no IPv6 on it, or no such interface).</summary>
         public static int? ReadAcceptRa(string iface)

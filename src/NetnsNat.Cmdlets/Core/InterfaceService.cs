@@ -51,7 +51,7 @@ namespace NetnsNat.Core
             BridgeSubnets(RequireInterface(bridge, parameter), requireUp, families);
 
         /// <summary>Both families, IPv4 first.</summary>
-        public static readonly IReadOnlyList<AddressFamilyProfile> AllFamilies = new[] { AddressFamilyProfile.IPv4, AddressFamilyProfile.IPv6 };
+        public static readonly IReadOnlyList<AddressFamilyProfile> AllFamilies = AddressFamilyProfile.All;
 
         /// <summary>
         /// The subnets of a bridge (IPv4 first, then IPv6 global and unique-local; never link-local) of the families asked

@@ -516,13 +516,8 @@ namespace NetnsNat.Core
         }
 
         /// <summary>The families NetnsNat enabled for a namespace (on a bridge, when given), from the state store.</summary>
-        public IReadOnlyList<AddressFamilyProfile> BoundFamilies(NamespaceRef ns, string? bridge)
+        public static IReadOnlyList<AddressFamilyProfile> BoundFamilies(StoreContent store, NamespaceRef ns, string? bridge)
         {
-            StoreContent store;
-            using (var held = RulesetLock.Acquire(_host.Token, Settings.LockTimeout, _host.Verbose))
-            {
-                store = StateStore.Load(held);
-            }
             return Ordered(store.Bindings.Where(b => b.NamespacePath == ns.Path && (bridge == null || b.Bridge == bridge))
                 .Select(b => AddressFamilyProfile.Parse(b.Family))).ToArray();
         }
@@ -530,11 +525,7 @@ namespace NetnsNat.Core
         /// <summary>The bindings of the state store that match (one per family), each with whether it is in force now.</summary>
         public IReadOnlyList<NamespaceNatBinding> List(Func<StoredBinding, bool> match)
         {
-            StoreContent store;
-            using (var held = RulesetLock.Acquire(_host.Token, Settings.LockTimeout, _host.Verbose))
-            {
-                store = StateStore.Load(held);
-            }
+            var store = StateStore.Read(_host);
             var bindings = store.Bindings.Where(match).ToArray();
             if (bindings.Length == 0) return Array.Empty<NamespaceNatBinding>();
             var states = new Dictionary<string, NatState>(StringComparer.Ordinal);
@@ -573,11 +564,7 @@ namespace NetnsNat.Core
         /// </summary>
         public void Restore(Func<StoredBinding, bool> match, Action<NamespaceNatResult> emit)
         {
-            StoreContent store;
-            using (var held = RulesetLock.Acquire(_host.Token, Settings.LockTimeout, _host.Verbose))
-            {
-                store = StateStore.Load(held);
-            }
+            var store = StateStore.Read(_host);
             var requests = new List<EnableRequest>();
             foreach (var group in store.Bindings.Where(match).GroupBy(b => (b.NamespacePath, b.Bridge)))
             {

@@ -10,7 +10,8 @@ namespace NetnsNat.Core
 {
     /// <summary>What Test-NamespaceNat was asked to check.</summary>
     /// <param name="Shared">Whether this run also makes the checks that do not depend on the family (NamespaceExists, LoopbackUp, Resolver): the first family's run does.</param>
-    internal sealed record DiagnosisRequest(NamespaceRef Namespace, string? Bridge, string? Outbound, IPAddress? Target, int Port, bool Shared = true);
+    /// <param name="Store">The state store as the caller read it (once for every family's run); read here when null.</param>
+    internal sealed record DiagnosisRequest(NamespaceRef Namespace, string? Bridge, string? Outbound, IPAddress? Target, int Port, bool Shared = true, StoreContent? Store = null);
 
 
     /// <summary>
@@ -386,11 +387,7 @@ namespace NetnsNat.Core
                 Emit("StaleRules", NatCheckStatus.Pass, "No bridge to look for rules of.");
                 return;
             }
-            StoreContent store;
-            using (var held = RulesetLock.Acquire(_host.Token, Settings.LockTimeout, _host.Verbose))
-            {
-                store = StateStore.Load(held);
-            }
+            var store = _request.Store ?? StateStore.Read(_host);
             var subnets = bridge.Of(Family).Select(a => Cidr.Format(a.Network)).ToHashSet(StringComparer.Ordinal);
             var bound = store.Bindings.Where(b => b.Bridge == bridge.Name && b.Family == Family.Name).ToArray();
             var stale = snapshot.Chain("filter", "FORWARD").Where(r => MasqueradeRules.IsOwnForward(r) && MasqueradeRules.BridgeOf(r) == bridge.Name)

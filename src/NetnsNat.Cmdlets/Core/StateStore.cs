@@ -78,6 +78,16 @@ namespace NetnsNat.Core
 
         public static string CurrentPath => PathOf(NetnsIdentity.Current());
 
+        /// <summary>
+        /// The store as it is now, for a caller that only reads it: the ruleset lock is taken for the read (so no write is
+        /// half seen) and released at once.
+        /// </summary>
+        public static StoreContent Read(ICommandHost host)
+        {
+            using var held = RulesetLock.Acquire(host.Token, Settings.LockTimeout, host.Verbose);
+            return Load(held);
+        }
+
         /// <summary>The store of this network namespace; empty when there is none yet. Needs the ruleset lock.</summary>
         public static StoreContent Load(RulesetLock held)
         {
@@ -155,6 +165,13 @@ namespace NetnsNat.Core
             File.Move(temp, path, overwrite: true);
         }
 
+        private static void WriteStrings(Utf8JsonWriter json, string name, IEnumerable<string> values)
+        {
+            json.WriteStartArray(name);
+            foreach (var v in values) json.WriteStringValue(v);
+            json.WriteEndArray();
+        }
+
         private static void Write(Utf8JsonWriter json, StoreContent content)
         {
             json.WriteStartObject();
@@ -172,12 +189,7 @@ namespace NetnsNat.Core
                 json.WriteString("gateway", b.Gateway);
                 json.WriteString("outbound", b.Outbound);
                 json.WriteString("backend", b.Backend);
-                if (b.Dns != null)
-                {
-                    json.WriteStartArray("dns");
-                    foreach (var d in b.Dns) json.WriteStringValue(d);
-                    json.WriteEndArray();
-                }
+                if (b.Dns != null) WriteStrings(json, "dns", b.Dns);
                 json.WriteBoolean("wroteResolvConf", b.WroteResolvConf);
                 json.WriteString("enabledAt", b.EnabledAt);
                 json.WriteEndObject();
@@ -192,21 +204,13 @@ namespace NetnsNat.Core
                 json.WriteString("outbound", r.Outbound);
                 json.WriteString("bridge", r.Bridge);
                 json.WriteString("backend", r.Backend);
-                json.WriteStartArray("added");
-                foreach (var a in r.Added) json.WriteStringValue(a);
-                json.WriteEndArray();
-                json.WriteStartArray("found");
-                foreach (var f in r.Found) json.WriteStringValue(f);
-                json.WriteEndArray();
+                WriteStrings(json, "added", r.Added);
+                WriteStrings(json, "found", r.Found);
                 json.WriteEndObject();
             }
             json.WriteEndArray();
-            json.WriteStartArray("forwardingTurnedOn");
-            foreach (var f in content.ForwardingTurnedOn.OrderBy(f => f, StringComparer.Ordinal)) json.WriteStringValue(f);
-            json.WriteEndArray();
-            json.WriteStartArray("createdTables");
-            foreach (var t in content.CreatedTables.OrderBy(t => t, StringComparer.Ordinal)) json.WriteStringValue(t);
-            json.WriteEndArray();
+            WriteStrings(json, "forwardingTurnedOn", content.ForwardingTurnedOn.OrderBy(f => f, StringComparer.Ordinal));
+            WriteStrings(json, "createdTables", content.CreatedTables.OrderBy(t => t, StringComparer.Ordinal));
             json.WriteStartArray("acceptRaChanged");
             foreach (var a in content.AcceptRaChanged.OrderBy(a => a.Key, StringComparer.Ordinal))
             {

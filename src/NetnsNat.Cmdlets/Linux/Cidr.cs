@@ -164,7 +164,10 @@ namespace NetnsNat.Linux
             return null;
         }
 
-        /// <summary>Whether two IPv6 networks share an address: their bits agree up to the shorter prefix.</summary>
+        /// <summary>
+        /// Whether two IPv6 networks share an address: their bits agree up to the shorter prefix. Not IPNetwork.Contains:
+        /// tried, it took fd00:0:0:1::/64 for part of ::ffff:0:0/96 and missed ::ffff:10.0.0.0/120.
+        /// </summary>
         private static bool Overlaps(IPNetwork a, (byte[] Bytes, int Length) b)
         {
             var x = a.BaseAddress.GetAddressBytes();

@@ -9,6 +9,12 @@ namespace NetnsNat.Linux
         public static bool ReadFlag(string path) => File.ReadAllText(path).Trim() == "1";
 
         /// <summary>
+        /// An interface's sysctl as sysctl(8) names it: net.ipv6.conf.IFACE.accept_ra, with the dots of a VLAN's name
+        /// (eth0.100) as slashes, or sysctl would read them as separators.
+        /// </summary>
+        public static string InterfaceKey(string protocol, string iface, string setting) => $"net.{protocol}.conf.{iface.Replace('.', '/')}.{setting}";
+
+        /// <summary>
         /// Writes "1" or "0". File.WriteAllText, not PowerShell's Set-Content: the latter writes nothing to /proc/sys.
         /// </summary>
         public static void WriteFlag(string path, bool value)

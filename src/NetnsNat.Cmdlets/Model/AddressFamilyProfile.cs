@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 using System.Net;
 using System.Net.Sockets;
 
@@ -97,6 +98,13 @@ namespace NetnsNat.Model
         public static AddressFamilyProfile Of(IPAddress address) => address.AddressFamily == AddressFamily.InterNetworkV6 ? IPv6 : IPv4;
 
         public static AddressFamilyProfile Of(IPNetwork network) => Of(network.BaseAddress);
+
+        /// <summary>Both families, IPv4 first.</summary>
+        public static readonly IReadOnlyList<AddressFamilyProfile> All = new[] { IPv4, IPv6 };
+
+        /// <summary>The families an -AddressFamily value names ("IPv4", "IPv6" or "Both", any case); null when none was given.</summary>
+        public static IReadOnlyList<AddressFamilyProfile>? Select(string? value) =>
+            value == null ? null : string.Equals(value, "Both", StringComparison.OrdinalIgnoreCase) ? All : new[] { Parse(value) };
 
         public static AddressFamilyProfile Parse(string name) =>
             string.Equals(name, "IPv6", StringComparison.OrdinalIgnoreCase) ? IPv6 : IPv4;

@@ -21,7 +21,7 @@ namespace NetnsNat
     /// <param name="Changed">True when this call wrote it.</param>
     public sealed record AcceptRaState(string Interface, int Value, int PreviousValue, bool Changed)
     {
-        public override string ToString() => $"net.ipv6.conf.{Interface.Replace('.', '/')}.accept_ra = {Value}{(Changed ? $" (was {PreviousValue})" : string.Empty)}";
+        public override string ToString() => $"{Linux.Sysctl.InterfaceKey("ipv6", Interface, "accept_ra")} = {Value}{(Changed ? $" (was {PreviousValue})" : string.Empty)}";
     }
 
     /// <summary>One address of a bridge (IPv4, or IPv6 global or unique-local) and the subnet it is on.</summary>
