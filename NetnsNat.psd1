@@ -26,6 +26,9 @@
         'Restore-NamespaceNat'
         'Get-NatSession'
         'Remove-NatSession'
+        'Add-NatPortMapping'
+        'Get-NatPortMapping'
+        'Remove-NatPortMapping'
     )
     FunctionsToExport    = @()
     VariablesToExport    = @()

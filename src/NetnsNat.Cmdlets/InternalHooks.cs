@@ -75,6 +75,6 @@ namespace NetnsNat
         }
 
         private static RulePlan Plan(string subnet, string outbound, string? bridge) =>
-            RulePlanner.PlanAdd(IptablesSnapshot.Parse(string.Empty), Backends.MasqueradeRules.Describe(Target(subnet, outbound, bridge)));
+            RulePlanner.PlanAdd(IptablesSnapshot.Parse(string.Empty), Backends.MasqueradeRules.Describe(Target(subnet, outbound, bridge), IptablesSnapshot.Parse(string.Empty)));
     }
 }

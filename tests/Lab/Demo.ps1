@@ -80,6 +80,21 @@ try {
     Write-Host 'Get-NatMasquerade' -ForegroundColor DarkGray
     Get-NatMasquerade | Format-Table | Out-String | Write-Host
 
+    Show-Step 'Publish a port: Add-NatPortMapping testnet -Protocol Tcp -ExternalPort 8080 -InternalPort 80 (a web server in testnet)'
+    $web = Start-LabListener -Namespace testnet -Address 10.0.0.2 -Port 80
+    $web6 = Start-LabListener -Namespace testnet -Address fd00:0:0:1::2 -Port 80
+    Add-NatPortMapping testnet -Protocol Tcp -ExternalPort 8080 -InternalPort 80 | Format-Table | Out-String | Write-Host
+    $seen = Test-LabConnection -Namespace $lab.Internet -Address $lab.UplinkAddress -Port 8080
+    $seen6 = Test-LabConnection -Namespace $lab.Internet -Address $lab.UplinkAddress6 -Port 8080
+    Write-Host "TCP from the internet to $($lab.UplinkAddress):8080 and [$($lab.UplinkAddress6)]:8080: the web server in testnet sees the client as $seen and $seen6 (no SNAT)"
+    if ($seen -ne '198.51.100.254' -or $seen6 -ne '2001:db8:1::fe') { throw 'The published port did not reach testnet with the client''s own address' }
+    $closed = Test-LabConnection -Namespace $lab.Internet -Address $lab.UplinkAddress -Port 8081 -TimeoutSeconds 1
+    Write-Host "An unpublished port (8081): $(if ($closed) { "open ($closed)" } else { 'closed, as it should be' })"
+    if ($closed) { throw 'An unpublished port is open' }
+    Show-Command iptables @('-t', 'nat', '-S', 'PREROUTING')
+    Stop-LabListener $web
+    Stop-LabListener $web6
+
     Show-Step 'Disable-NamespaceNat -Namespace testnet -Bridge br0 -Verbose'
     Disable-NamespaceNat -Namespace testnet -Bridge br0 -Verbose
     Show-Command iptables-save @()

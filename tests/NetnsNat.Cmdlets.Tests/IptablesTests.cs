@@ -16,7 +16,7 @@ namespace NetnsNat.Tests
             return new SubnetNat(p.Network, outbound, bridge);
         }
 
-        private static RulePlan PlanAdd(IptablesSnapshot s, string subnet, string outbound, string? bridge) => RulePlanner.PlanAdd(s, MasqueradeRules.Describe(T(subnet, outbound, bridge)));
+        private static RulePlan PlanAdd(IptablesSnapshot s, string subnet, string outbound, string? bridge) => RulePlanner.PlanAdd(s, MasqueradeRules.Describe(T(subnet, outbound, bridge), s));
 
         private static RulePlan PlanRemove(IptablesSnapshot s, string subnet, string outbound, string? bridge) => RulePlanner.PlanRemove(s, MasqueradeRules.DescribeRemoval(T(subnet, outbound, bridge)));
 

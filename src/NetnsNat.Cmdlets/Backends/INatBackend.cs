@@ -68,6 +68,24 @@ namespace NetnsNat.Backends
 
         /// <summary>The subnet NATs whose FORWARD rules of NetnsNat's name this bridge.</summary>
         IReadOnlyList<SubnetNat> OwnTargetsOnBridge(NatState state, string bridge);
+
+        /// <summary>
+        /// NetnsNat's port mappings in the rules; complete gives what the state store knows of one (its bridge, subnet
+        /// and uplink), or null, and the rules are asked then.
+        /// </summary>
+        IReadOnlyList<PortMapping> Mappings(NatState state, Func<PortMapping, PortMapping?> complete);
+
+        /// <summary>What makes the state hold the mappings' rules (nothing when they stand as they should).</summary>
+        NatPlan PlanAddMappings(NatState state, IReadOnlyList<PortMapping> mappings);
+
+        /// <summary>What takes a mapping's rules away, but not those that mappings which stay share with it.</summary>
+        NatPlan PlanRemoveMapping(NatState state, PortMapping mapping, IReadOnlyList<PortMapping> staying);
+
+        /// <summary>Every rule of a mapping, in the backend's own text.</summary>
+        IReadOnlyList<string> MappingRules(PortMapping mapping);
+
+        /// <summary>The rules of a mapping that do not stand now, in the backend's own text.</summary>
+        IReadOnlyList<string> MissingMappingRules(NatState state, PortMapping mapping);
     }
 
     /// <summary>A backend's view of the rules at one moment; never changed once read.</summary>

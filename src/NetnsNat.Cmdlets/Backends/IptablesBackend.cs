@@ -202,7 +202,7 @@ namespace NetnsNat.Backends
             return new IptablesState(snapshot, null, backend);
         }
 
-        public NatPlan PlanAdd(NatState state, SubnetNat target) => Plan(state, RulePlanner.PlanAdd(Snapshot(state), MasqueradeRules.Describe(target)));
+        public NatPlan PlanAdd(NatState state, SubnetNat target) => Plan(state, RulePlanner.PlanAdd(Snapshot(state), MasqueradeRules.Describe(target, Snapshot(state))));
 
         public NatPlan PlanRemove(NatState state, SubnetNat target) => Plan(state, RulePlanner.PlanRemove(Snapshot(state), MasqueradeRules.DescribeRemoval(target)));
 
@@ -422,7 +422,7 @@ namespace NetnsNat.Backends
         {
             var snapshot = Snapshot(state);
             var entries = new List<MasqueradeEntry>();
-            foreach (var rule in snapshot.Chain("nat", "POSTROUTING").Where(MasqueradeRules.IsMasquerade))
+            foreach (var rule in snapshot.Chain("nat", "POSTROUTING").Where(r => MasqueradeRules.IsMasquerade(r) && !PortMappingRules.IsOwn(r)))
             {
                 var subnet = (rule.SourceNegated ? "!" : string.Empty) + (rule.Source ?? Family.Everything);
                 var outbound = (rule.OutNegated ? "!" : string.Empty) + (rule.OutInterface ?? string.Empty);
@@ -446,6 +446,22 @@ namespace NetnsNat.Backends
                 entries.Add(new MasqueradeEntry(subnet, outbound, bridge, lines, plain, note));
             }
             return entries;
+        }
+
+        public IReadOnlyList<PortMapping> Mappings(NatState state, Func<PortMapping, PortMapping?> complete) => PortMappingRules.Parse(Snapshot(state), complete);
+
+        public NatPlan PlanAddMappings(NatState state, IReadOnlyList<PortMapping> mappings) =>
+            Plan(state, mappings.Count == 0 ? RulePlan.Empty : RulePlanner.PlanAdd(Snapshot(state), PortMappingRules.Describe(mappings)));
+
+        public NatPlan PlanRemoveMapping(NatState state, PortMapping mapping, IReadOnlyList<PortMapping> staying) =>
+            Plan(state, RulePlan.Of(PortMappingRules.Removal(Snapshot(state), mapping, staying), Array.Empty<IptablesRule>(), Array.Empty<IptablesRule>()));
+
+        public IReadOnlyList<string> MappingRules(PortMapping mapping) => PortMappingRules.For(mapping).Select(r => r.ToString()).ToArray();
+
+        public IReadOnlyList<string> MissingMappingRules(NatState state, PortMapping mapping)
+        {
+            var snapshot = Snapshot(state);
+            return PortMappingRules.For(mapping).Where(r => snapshot.Count(r) == 0).Select(r => r.ToString()).ToArray();
         }
 
         public IReadOnlyList<SubnetNat> OwnTargetsOnBridge(NatState state, string bridge)

@@ -44,9 +44,10 @@ namespace NetnsNat.Backends
 
         /// <summary>
         /// The rules to add for the target: the MASQUERADE rule anywhere in POSTROUTING, and, with a bridge, the three
-        /// FORWARD rules at the top of FORWARD.
+        /// FORWARD rules at the top of FORWARD. The FORWARD rules of NetnsNat's port mappings to the subnet stand above
+        /// them (they let in what the inbound drop would stop): when the group is laid again, they are laid with it, first.
         /// </summary>
-        public static RuleDescription Describe(SubnetNat target)
+        public static RuleDescription Describe(SubnetNat target, IptablesSnapshot snapshot)
         {
             var subnet = target.SubnetText;
             var masquerade = Masquerade(subnet, target.Outbound);
@@ -54,9 +55,18 @@ namespace NetnsNat.Backends
             if (target.Bridge != null)
             {
                 var bridge = target.Bridge;
-                groups.Add(new RuleGroup("filter", "FORWARD", Forward(subnet, bridge, target.Outbound), AtTop: true,
-                    s => OwnForwardRules(s, subnet, target.Outbound, bridge).ToArray(),
-                    (s, found) => BlockedAbove(s, found, target)));
+                var mappings = PortMappingRules.ForwardOnBridge(snapshot, bridge, target.Subnet);
+                IReadOnlyList<IptablesRule> Existing(IptablesSnapshot s)
+                {
+                    var own = OwnForwardRules(s, subnet, target.Outbound, bridge).ToArray();
+                    if (mappings.Count == 0) return own;
+                    var chain = s.Chain("filter", "FORWARD");
+                    var index = new Dictionary<IptablesRule, int>(ReferenceEqualityComparer.Instance);
+                    for (int i = 0; i < chain.Count; i++) index[chain[i]] = i;
+                    return PortMappingRules.ForwardOnBridge(s, bridge, target.Subnet).Concat(own).OrderBy(r => index[r]).ToArray();
+                }
+                groups.Add(new RuleGroup("filter", "FORWARD", mappings.Concat(Forward(subnet, bridge, target.Outbound)).ToArray(), AtTop: true,
+                    Existing, (s, found) => BlockedAbove(s, found, target)));
             }
             return new RuleDescription(target.ToString(), groups);
         }

@@ -11,10 +11,11 @@ namespace NetnsNat.Backends
     /// </summary>
     /// <remarks>
     /// Blocked, for a group on top: whether a rule that stands above the group's first rule stops what the group lets
-    /// through (a DROP inserted above it); the planner then lays the group on top again.
+    /// through (a DROP inserted above it); the planner then lays the group on top again. AnyOrder, for a group on
+    /// top: its rules may stand in any order among themselves (each port mapping's rules were laid on top in turn).
     /// </remarks>
     internal sealed record RuleGroup(string Table, string Chain, IReadOnlyList<IptablesRule> Rules, bool AtTop, Func<IptablesSnapshot, IReadOnlyList<IptablesRule>> Existing,
-        Func<IptablesSnapshot, IReadOnlyList<IptablesRule>, bool>? Blocked = null);
+        Func<IptablesSnapshot, IReadOnlyList<IptablesRule>, bool>? Blocked = null, bool AnyOrder = false);
 
     /// <summary>The rules of one binding, group by group: what the planner makes stand (Add) or go (Remove).</summary>
     internal sealed record RuleDescription(string Name, IReadOnlyList<RuleGroup> Groups);
@@ -44,7 +45,9 @@ namespace NetnsNat.Backends
                     continue;
                 }
                 var found = group.Existing(snapshot);
-                bool inOrder = found.Count == group.Rules.Count && found.Zip(group.Rules, (a, b) => a.SameAs(b)).All(x => x);
+                bool inOrder = found.Count == group.Rules.Count && (group.AnyOrder
+                    ? found.Select(f => f.Key).ToHashSet(StringComparer.Ordinal).SetEquals(group.Rules.Select(r => r.Key))
+                    : found.Zip(group.Rules, (a, b) => a.SameAs(b)).All(x => x));
                 if (inOrder && (group.Blocked == null || !group.Blocked(snapshot, found))) continue;
                 delete.AddRange(found);
                 top.AddRange(group.Rules);

@@ -435,6 +435,9 @@ namespace NetnsNat.Core
             }
             if (!ns.Exists) _host.Warning($"The namespace '{ns}' does not exist any more; removing only what NetnsNat had set up for it on the host.");
 
+            // Its published ports first: they go through the bridge's NAT, and stand above its FORWARD rules.
+            new PortMappingService(_host, _backendOf).RemoveForNamespace(ns, bridge, bindings.Select(b => b.Family).ToArray(), store, tx);
+
             var parts = new List<NamespaceNatFamily>();
             foreach (var binding in bindings)
             {
@@ -584,7 +587,16 @@ namespace NetnsNat.Core
                 requests.Add(new EnableRequest(ns, b.Bridge, null, group.Select(x => x.Dns).FirstOrDefault(d => d != null)?.ToArray(), group.Select(x => x.Subnet).ToArray(),
                     families, group.ToDictionary(x => AddressFamilyProfile.Parse(x.Family), x => x.Outbound)));
             }
-            if (requests.Count > 0) Enable(requests, emit);
+            if (requests.Count == 0) return;
+            var restored = new List<NamespaceNatResult>();
+            Enable(requests, r =>
+            {
+                restored.Add(r);
+                emit(r);
+            });
+            // Their published ports too, once their bridges' rules stand again.
+            var paths = requests.Where(q => restored.Any(r => r.Namespace == q.Namespace.Display && r.Bridge == q.Bridge)).Select(q => (q.Namespace.Path, q.Bridge)).ToHashSet();
+            if (paths.Count > 0) new PortMappingService(_host, _backendOf).Reapply(m => paths.Contains((m.NamespacePath, m.Bridge)));
         }
 
         private string BackendName(AddressFamilyProfile family) => Backend(family).Read(_host.Token).BackendName;

@@ -130,6 +130,35 @@ namespace NetnsNat.Core
             }
         }
 
+        /// <summary>
+        /// A plan the caller makes from a fresh read (made again when another program moved the rules before the write):
+        /// -WhatIf/-Confirm asked per change, the approved changes written in one write, their undo recorded under group.
+        /// Returns the approved plan (empty when everything stood), or null when changes were needed and none was approved.
+        /// </summary>
+        public NatPlan? Apply(Func<NatState, NatPlan> planner, string what, NatTransaction tx, object? group)
+        {
+            for (int attempt = 1; ; attempt++)
+            {
+                var state = Backend.Read(_host.Token);
+                var plan = planner(state);
+                if (plan.IsEmpty) _host.Verbose($"The rules for {what} are all in place.");
+                var approved = Approve(plan, what);
+                if (approved == null) return null;
+                if (approved.IsEmpty) return approved;
+                try
+                {
+                    var applied = Backend.Apply(approved, tx.Lock, _host.Token);
+                    _host.Verbose($"Wrote {approved.Count} rule changes in {applied.How}.");
+                    tx.Record(group, $"the {approved.Count} rule changes for {what}", () => Backend.Undo(applied, approved, tx.Lock));
+                    return approved;
+                }
+                catch (RulesetMovedException) when (attempt < Attempts)
+                {
+                    _host.Verbose("Another program changed the rules between the read and the write; reading them again.");
+                }
+            }
+        }
+
         /// <summary>The outcomes' plans as one write; each target's undo recorded in the transaction.</summary>
         private void Write(IReadOnlyList<Outcome> outcomes, NatTransaction tx, Func<SubnetNat, object?> group)
         {

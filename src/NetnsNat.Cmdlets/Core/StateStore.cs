@@ -41,12 +41,39 @@ namespace NetnsNat.Core
         public static string KeyOf(string family, string subnet, string outbound, string bridge) => $"{family} {subnet} {outbound} {bridge}";
     }
 
+    /// <summary>A port mapping NetnsNat added, and the namespace it is for.</summary>
+    internal sealed record StoredMapping(string Namespace, string NamespacePath, string Protocol, string ExternalAddress, int ExternalPort, string InternalAddress,
+        int InternalPort, string? Remote, string Bridge, string Subnet, string Outbound, string AddedAt)
+    {
+        public string Family => InternalAddress.IndexOf(':') >= 0 ? "IPv6" : "IPv4";
+
+        /// <summary>The mapping as the core works with it; null when the record does not parse.</summary>
+        public Model.PortMapping? ToMapping()
+        {
+            if (!Cidr.TryParseAddress(InternalAddress, out var inside) || !Cidr.TryParseAddress(ExternalAddress, out var outside) || !Cidr.TryParseNetwork(Subnet, out var subnet)) return null;
+            System.Net.IPNetwork? remote = null;
+            if (Remote != null)
+            {
+                if (!Cidr.TryParseNetwork(Remote, out var r)) return null;
+                remote = r;
+            }
+            var any = outside.Equals(System.Net.IPAddress.Any) || outside.Equals(System.Net.IPAddress.IPv6Any);
+            return new Model.PortMapping(Protocol, any ? null : outside, ExternalPort, inside, InternalPort, remote, Bridge, subnet, Outbound);
+        }
+
+        public static StoredMapping Of(Model.PortMapping m, NamespaceRef ns, string addedAt) =>
+            new StoredMapping(ns.Display, ns.Path, m.Protocol, m.ExternalText, m.ExternalPort, m.InternalAddress.ToString(), m.InternalPort,
+                m.Remote is System.Net.IPNetwork r ? Cidr.Format(r) : null, m.Bridge, Cidr.Format(m.Subnet), m.Outbound, addedAt);
+    }
+
     /// <summary>What the store holds for one network namespace of the host.</summary>
     internal sealed class StoreContent
     {
         public List<StoredBinding> Bindings { get; } = new List<StoredBinding>();
 
         public List<StoredRules> Rules { get; } = new List<StoredRules>();
+
+        public List<StoredMapping> Mappings { get; } = new List<StoredMapping>();
 
         /// <summary>The families whose forwarding NetnsNat turned on (it was off before).</summary>
         public HashSet<string> ForwardingTurnedOn { get; } = new HashSet<string>(StringComparer.Ordinal);
@@ -57,7 +84,7 @@ namespace NetnsNat.Core
         /// <summary>Uplinks whose accept_ra NetnsNat raised from 1 to 2 with IPv6 forwarding, and the value they had.</summary>
         public Dictionary<string, int> AcceptRaChanged { get; } = new Dictionary<string, int>(StringComparer.Ordinal);
 
-        public bool IsEmpty => Bindings.Count == 0 && Rules.Count == 0 && ForwardingTurnedOn.Count == 0 && CreatedTables.Count == 0 && AcceptRaChanged.Count == 0;
+        public bool IsEmpty => Bindings.Count == 0 && Rules.Count == 0 && Mappings.Count == 0 && ForwardingTurnedOn.Count == 0 && CreatedTables.Count == 0 && AcceptRaChanged.Count == 0;
 
         public IEnumerable<StoredBinding> Using(string rulesKey) => Bindings.Where(b => b.RulesKey == rulesKey);
     }
@@ -123,6 +150,13 @@ namespace NetnsNat.Core
                 {
                     content.Rules.Add(new StoredRules(Text(r, "family"), Text(r, "subnet"), Text(r, "outbound"), Text(r, "bridge"), Text(r, "backend"),
                         Strings(r.GetProperty("added")), Strings(r.GetProperty("found"))));
+                }
+                foreach (var m in Array(root, "mappings"))
+                {
+                    content.Mappings.Add(new StoredMapping(Text(m, "namespace"), Text(m, "namespacePath"), Text(m, "protocol"), Text(m, "externalAddress"),
+                        m.GetProperty("externalPort").GetInt32(), Text(m, "internalAddress"), m.GetProperty("internalPort").GetInt32(),
+                        m.TryGetProperty("remote", out var remote) && remote.ValueKind == JsonValueKind.String ? remote.GetString() : null,
+                        Text(m, "bridge"), Text(m, "subnet"), Text(m, "outbound"), Text(m, "addedAt")));
                 }
                 foreach (var f in Array(root, "forwardingTurnedOn")) content.ForwardingTurnedOn.Add(f.GetString() ?? string.Empty);
                 foreach (var t in Array(root, "createdTables")) content.CreatedTables.Add(t.GetString() ?? string.Empty);
@@ -206,6 +240,25 @@ namespace NetnsNat.Core
                 json.WriteString("backend", r.Backend);
                 WriteStrings(json, "added", r.Added);
                 WriteStrings(json, "found", r.Found);
+                json.WriteEndObject();
+            }
+            json.WriteEndArray();
+            json.WriteStartArray("mappings");
+            foreach (var m in content.Mappings)
+            {
+                json.WriteStartObject();
+                json.WriteString("namespace", m.Namespace);
+                json.WriteString("namespacePath", m.NamespacePath);
+                json.WriteString("protocol", m.Protocol);
+                json.WriteString("externalAddress", m.ExternalAddress);
+                json.WriteNumber("externalPort", m.ExternalPort);
+                json.WriteString("internalAddress", m.InternalAddress);
+                json.WriteNumber("internalPort", m.InternalPort);
+                if (m.Remote != null) json.WriteString("remote", m.Remote);
+                json.WriteString("bridge", m.Bridge);
+                json.WriteString("subnet", m.Subnet);
+                json.WriteString("outbound", m.Outbound);
+                json.WriteString("addedAt", m.AddedAt);
                 json.WriteEndObject();
             }
             json.WriteEndArray();

@@ -1,0 +1,83 @@
+using System;
+using System.Collections;
+using System.Collections.Generic;
+using System.Linq;
+using System.Management.Automation;
+using System.Management.Automation.Language;
+using System.Net;
+using NetnsNat.Core;
+using NetnsNat.Linux;
+
+namespace NetnsNat.Commands
+{
+    /// <summary>What the port mapping cmdlets share: root, and strict checks of ports, protocols and addresses.</summary>
+    public abstract class PortMappingCmdlet : NetnsCmdlet
+    {
+        internal static readonly IReadOnlyList<string> ProtocolNames = new[] { "Tcp", "Udp" };
+
+        internal PortMappingService Service() => new PortMappingService(this, Backend);
+
+        protected override void Begin()
+        {
+            RequireNetAdmin();
+            RequireTools(Backend(Model.AddressFamilyProfile.IPv4).RequiredTools.ToArray());
+        }
+
+        /// <summary>Tcp or Udp (any case), as iptables writes it: "tcp", "udp".</summary>
+        internal bool TryParseProtocol(string? text, out string protocol)
+        {
+            protocol = text?.Trim().ToLowerInvariant() ?? string.Empty;
+            if (protocol == "tcp" || protocol == "udp") return true;
+            WriteError(new ErrorRecord(
+                new ArgumentException($"-Protocol '{text}' cannot be published: a port mapping is for Tcp or Udp (ports belong to those). Use -Protocol Tcp or -Protocol Udp.", "Protocol"),
+                "InvalidProtocol", ErrorCategory.InvalidArgument, text));
+            return false;
+        }
+
+        /// <summary>A port from 1 to 65535 in digits; service names such as http are not looked up.</summary>
+        internal bool TryParsePort(string? text, string parameter, out int port)
+        {
+            if (SessionFilter.TryParsePort(text, out port)) return true;
+            WriteError(new ErrorRecord(
+                new ArgumentException($"-{parameter} '{text}' is not a port number: give a number from 1 to 65535, for example -{parameter} 8080 (service names such as http are not looked up).", parameter),
+                "InvalidPort", ErrorCategory.InvalidArgument, text));
+            return false;
+        }
+
+        internal bool TryParseAddress(string? text, string parameter, out IPAddress address)
+        {
+            if (Cidr.TryParseAddress(text, out address)) return true;
+            WriteError(new ErrorRecord(
+                new ArgumentException($"-{parameter} '{text}' is not an IP address. Give one such as 198.51.100.1 or 2001:db8::1{(parameter == "ExternalAddress" ? ", or 0.0.0.0 (::) for every address of the host" : string.Empty)}.", parameter),
+                "InvalidAddress", ErrorCategory.InvalidArgument, text));
+            return false;
+        }
+
+        internal bool TryParsePrefix(string? text, out IPNetwork network)
+        {
+            network = default;
+            if (Cidr.TryParsePrefix(text, out var prefix, out var reason))
+            {
+                network = prefix.Network;
+                return true;
+            }
+            WriteError(new ErrorRecord(
+                new ArgumentException($"-RemoteAddressPrefix '{text}' is not a network: {reason}. Write it as ADDRESS/PREFIX, for example 192.0.2.0/24 or 2001:db8::/32 (a single address: 192.0.2.7/32).", "RemoteAddressPrefix"),
+                "InvalidPrefix", ErrorCategory.InvalidArgument, text));
+            return false;
+        }
+    }
+
+    /// <summary>Completes -Protocol of the port mapping cmdlets: Tcp, Udp.</summary>
+    public sealed class PortMappingProtocolCompleter : IArgumentCompleter
+    {
+        public IEnumerable<CompletionResult> CompleteArgument(string commandName, string parameterName, string wordToComplete, CommandAst commandAst, IDictionary fakeBoundParameters)
+        {
+            var prefix = (wordToComplete ?? string.Empty).Trim('\'', '"');
+            foreach (var name in PortMappingCmdlet.ProtocolNames.Where(n => n.StartsWith(prefix, StringComparison.OrdinalIgnoreCase)))
+            {
+                yield return new CompletionResult(name, name, CompletionResultType.ParameterValue, name);
+            }
+        }
+    }
+}

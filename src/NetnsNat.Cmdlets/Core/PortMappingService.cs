@@ -1,0 +1,435 @@
+using System;
+using System.Collections.Generic;
+using System.Globalization;
+using System.Linq;
+using System.Management.Automation;
+using System.Net;
+using System.Net.Sockets;
+using NetnsNat.Backends;
+using NetnsNat.Linux;
+using NetnsNat.Model;
+
+namespace NetnsNat.Core
+{
+    /// <summary>One mapping asked of Add-NatPortMapping: by namespace or by internal address, with what the user gave.</summary>
+    internal sealed record MappingRequest(NamespaceRef? Namespace, IPAddress? InternalAddress, string Protocol, int ExternalPort, int InternalPort,
+        IPAddress? ExternalAddress, IPNetwork? Remote, IReadOnlyList<AddressFamilyProfile>? Families = null);
+
+    /// <summary>
+    /// Publishes namespaces' ports (DNAT) and takes them away: the requests resolved against the state store (which
+    /// namespace, bridge, subnet and uplink), checked against the mappings that stand (a port another mapping takes is
+    /// an error that changes nothing), written per family in one write under the ruleset lock, recorded in the store,
+    /// and the connections the change concerns dropped from conntrack.
+    /// </summary>
+    internal sealed class PortMappingService
+    {
+        private readonly ICommandHost _host;
+        private readonly Func<AddressFamilyProfile, INatBackend> _backendOf;
+        private readonly Dictionary<AddressFamilyProfile, RuleService> _rules = new Dictionary<AddressFamilyProfile, RuleService>();
+        private IReadOnlySet<IPAddress>? _hostAddresses;
+        private IReadOnlyList<(string Name, IPAddress Address)>? _hostInterfaceAddresses;
+
+        public PortMappingService(ICommandHost host, Func<AddressFamilyProfile, INatBackend> backendOf)
+        {
+            _host = host;
+            _backendOf = backendOf;
+        }
+
+        private RuleService Rules(AddressFamilyProfile family)
+        {
+            if (!_rules.TryGetValue(family, out var service)) _rules[family] = service = new RuleService(_host, _backendOf(family));
+            return service;
+        }
+
+        private INatBackend Backend(AddressFamilyProfile family) => Rules(family).Backend;
+
+        /// <summary>The host's addresses, by interface (read once per call).</summary>
+        private IReadOnlyList<(string Name, IPAddress Address)> HostInterfaceAddresses()
+        {
+            if (_hostInterfaceAddresses != null) return _hostInterfaceAddresses;
+            using var routes = NamespaceRoutes.OpenCurrent();
+            var names = routes.AllLinks().ToDictionary(l => l.Index, l => l.Name);
+            _hostInterfaceAddresses = routes.AllAddresses().Select(a => (names.TryGetValue(a.Index, out var n) ? n : string.Empty, a.Address.Address)).ToArray();
+            _hostAddresses = _hostInterfaceAddresses.Select(a => a.Address).ToHashSet();
+            return _hostInterfaceAddresses;
+        }
+
+        private IReadOnlySet<IPAddress> HostAddresses()
+        {
+            HostInterfaceAddresses();
+            return _hostAddresses!;
+        }
+
+        /// <summary>
+        /// Adds the mappings of the requests: each request resolved and checked on its own (its errors reported, the
+        /// others go on), then all of a family's in one write. Emits each mapping (or nothing under -WhatIf) once the
+        /// transaction has ended and its lock is released, so that a command the output is piped into can take it.
+        /// </summary>
+        public void Add(IReadOnlyList<MappingRequest> requests, Action<NatPortMapping> emit)
+        {
+            foreach (var r in AddInTransaction(requests)) emit(r);
+        }
+
+        private IReadOnlyList<NatPortMapping> AddInTransaction(IReadOnlyList<MappingRequest> requests)
+        {
+            using var tx = NatTransaction.Begin(_host, Settings.LockTimeout);
+            var store = StateStore.Load(tx.Lock);
+            var resolved = new List<(PortMapping Mapping, NamespaceRef Namespace)>();
+            foreach (var request in requests)
+            {
+                _host.Try(request.Namespace?.Display ?? request.InternalAddress?.ToString(), () =>
+                {
+                    foreach (var m in Resolve(request, store))
+                    {
+                        // The same mapping twice in one call is one mapping; another target on the same port is the conflict below.
+                        if (!resolved.Any(r => r.Mapping.SameAs(m.Mapping))) resolved.Add(m);
+                    }
+                });
+            }
+            if (resolved.Count == 0) return Array.Empty<NatPortMapping>();
+            var results = new List<NatPortMapping>();
+            var now = DateTime.UtcNow.ToString("o", CultureInfo.InvariantCulture);
+            foreach (var family in AddressFamilyProfile.All)
+            {
+                var mine = resolved.Where(r => r.Mapping.Family == family).ToList();
+                if (mine.Count == 0) continue;
+                var backend = Backend(family);
+                NatState? read = null;
+                var approved = Rules(family).Apply(state =>
+                {
+                    read = state;
+                    var standing = backend.Mappings(state, m => Complete(m, store));
+                    // A port another mapping takes: that request's error, the others go on.
+                    var accepted = new List<PortMapping>();
+                    foreach (var item in mine.ToArray())
+                    {
+                        var other = standing.Concat(accepted).FirstOrDefault(s => s.Overlaps(item.Mapping) && !s.SameAs(item.Mapping));
+                        if (other == null)
+                        {
+                            accepted.Add(item.Mapping);
+                            continue;
+                        }
+                        mine.Remove(item);
+                        var owner = NamespaceOf(other, store);
+                        _host.Try(item.Namespace.Display, () => throw new NetnsNatException(
+                            $"{item.Mapping.ExternalEndpoint} is taken: it goes to {other.TargetText}{(owner == null ? string.Empty : $" ('{owner}')")}. Nothing was changed for {item.Mapping}. " +
+                            $"Remove that mapping first (Remove-NatPortMapping -Protocol {Title(other.Protocol)} -ExternalPort {other.ExternalPort}{(other.ExternalAddress == null ? string.Empty : " -ExternalAddress " + other.ExternalAddress)}), " +
+                            "or publish on another -ExternalPort or -ExternalAddress.", "PortMappingConflict", ErrorCategory.ResourceExists));
+                    }
+                    return backend.PlanAddMappings(state, mine.Select(x => x.Mapping).ToArray());
+                }, string.Join(", ", mine.Select(x => x.Mapping)), tx, null);
+                if (approved == null || read == null) continue;
+                var added = new HashSet<string>(approved.Changes.Where(c => c.IsAddition).Select(c => c.RuleText), StringComparer.Ordinal);
+                foreach (var (mapping, ns) in mine)
+                {
+                    var stored = store.Mappings.FirstOrDefault(s => s.ToMapping() is { } m && m.SameAs(mapping));
+                    if (stored == null) store.Mappings.Add(StoredMapping.Of(mapping, ns, now));
+                    var rules = backend.MappingRules(mapping);
+                    results.Add(ToObject(mapping, ns.Display, read.BackendName, rules, rules.Count(added.Contains)));
+                }
+                // Connections made before the mapping (a UDP flow to the port, answered by the host or dropped) would keep
+                // their old way: conntrack never looks at a new rule for them.
+                foreach (var (mapping, _) in mine) DropConnections(mapping);
+            }
+            if (results.Count == 0) return results;
+            if (_host.ShouldProcess(StateStore.CurrentPath, "Record the port mappings")) StateStore.Save(store, tx.Lock);
+            tx.Complete();
+            return results;
+        }
+
+        /// <summary>What a request asks for: one mapping per family (and per address of the uplink) it resolves to.</summary>
+        private IEnumerable<(PortMapping Mapping, NamespaceRef Namespace)> Resolve(MappingRequest request, StoreContent store)
+        {
+            var families = request.Families != null && request.InternalAddress == null && request.ExternalAddress == null && request.Remote == null ? request.Families.ToArray()
+                : request.InternalAddress != null ? new[] { AddressFamilyProfile.Of(request.InternalAddress) }
+                : request.ExternalAddress != null ? new[] { AddressFamilyProfile.Of(request.ExternalAddress) }
+                : request.Remote is IPNetwork r ? new[] { AddressFamilyProfile.Of(r) }
+                : null;
+            if (request.Remote is IPNetwork remote && request.InternalAddress != null && AddressFamilyProfile.Of(remote) != AddressFamilyProfile.Of(request.InternalAddress))
+            {
+                throw new NetnsNatException($"-RemoteAddressPrefix {Cidr.Format(remote)} and -InternalAddress {request.InternalAddress} are of different address families. Give a prefix of the internal address's family.",
+                    "AddressFamilyMismatch", ErrorCategory.InvalidArgument);
+            }
+            if (request.ExternalAddress != null && families != null && request.ExternalAddress.AddressFamily != families[0].Family)
+            {
+                throw new NetnsNatException($"-ExternalAddress {request.ExternalAddress} is {AddressFamilyProfile.Of(request.ExternalAddress).Name}, and the mapping's other addresses are {families[0].Name}. Give addresses of one family.",
+                    "AddressFamilyMismatch", ErrorCategory.InvalidArgument);
+            }
+            if (request.ExternalAddress != null) CheckExternalAddress(request.ExternalAddress);
+
+            List<(StoredBinding Binding, IPAddress Address, NamespaceRef Namespace)> targets;
+            if (request.Namespace is NamespaceRef ns)
+            {
+                ns.RequireExists();
+                var bindings = store.Bindings.Where(b => b.NamespacePath == ns.Path && (families == null || families.Any(f => f.Name == b.Family))).ToArray();
+                if (bindings.Length == 0)
+                {
+                    var any = store.Bindings.Any(b => b.NamespacePath == ns.Path);
+                    throw new NetnsNatException(
+                        any ? $"NetnsNat has not enabled {families![0].Name} NAT for '{ns}', and a port mapping goes through it. Run Enable-NamespaceNat -Namespace {ns} -Bridge BRIDGE -AddressFamily {families[0].Name} first, or give an address of the family NetnsNat enabled."
+                            : $"NetnsNat has not enabled NAT for '{ns}', and a port mapping goes through it (its route back, its bridge's rules). Run Enable-NamespaceNat -Namespace {ns} -Bridge BRIDGE first; nothing was changed.",
+                        "NamespaceNotEnabled", ErrorCategory.ObjectNotFound, null);
+                }
+                var addresses = NamespaceAddresses(ns);
+                targets = new List<(StoredBinding, IPAddress, NamespaceRef)>();
+                foreach (var b in bindings)
+                {
+                    Cidr.TryParseNetwork(b.Subnet, out var subnet);
+                    var address = addresses.FirstOrDefault(a => a.AddressFamily == subnet.BaseAddress.AddressFamily && subnet.Contains(a) && !a.IsIPv6LinkLocal);
+                    if (address == null)
+                    {
+                        throw new NetnsNatException(
+                            $"'{ns}' has no address on {b.Subnet}, the subnet of {b.Bridge} its {b.Family} NAT is for, so there is nothing to send the mapping's connections to. " +
+                            $"Give it one (ip -n {ns.Name ?? "NAME"} addr add ADDRESS/PREFIX dev IFACE), or map another namespace.",
+                            "NamespaceHasNoAddress", ErrorCategory.InvalidOperation);
+                    }
+                    targets.Add((b, address, ns));
+                }
+            }
+            else
+            {
+                var inside = request.InternalAddress!;
+                var bindings = store.Bindings.Where(b => Cidr.TryParseNetwork(b.Subnet, out var s) && s.BaseAddress.AddressFamily == inside.AddressFamily && s.Contains(inside)).ToArray();
+                if (bindings.Length == 0)
+                {
+                    throw new NetnsNatException(
+                        $"-InternalAddress {inside} is on no bridge subnet NetnsNat has enabled NAT for. Enable-NamespaceNat the namespace that has it first, or give the address of a namespace NetnsNat enabled (Get-NamespaceNat lists them).",
+                        "AddressNotOnNatBridge", ErrorCategory.ObjectNotFound);
+                }
+                // Which namespace has the address: the store says who is on the subnet, each namespace's addresses say who is this.
+                var owner = bindings.FirstOrDefault(b => NamespaceRefOf(b).Exists && NamespaceAddresses(NamespaceRefOf(b)).Contains(inside));
+                if (owner == null)
+                {
+                    throw new NetnsNatException(
+                        $"None of the namespaces NetnsNat enabled on {bindings[0].Subnet} ({string.Join(", ", bindings.Select(b => b.Namespace).Distinct())}) has the address {inside}. " +
+                        "Give the address a namespace has (ip -n NAME addr), or -Namespace NAME.",
+                        "NamespaceHasNoAddress", ErrorCategory.ObjectNotFound);
+                }
+                targets = new List<(StoredBinding, IPAddress, NamespaceRef)> { (owner, inside, NamespaceRefOf(owner)) };
+            }
+
+            foreach (var (binding, address, owner) in targets)
+            {
+                var family = AddressFamilyProfile.Parse(binding.Family);
+                Cidr.TryParseNetwork(binding.Subnet, out var subnet);
+                var allowed = request.Remote is IPNetwork rp && AddressFamilyProfile.Of(rp) == family ? rp : (IPNetwork?)null;
+                if (request.Remote != null && allowed == null) continue;
+                IReadOnlyList<IPAddress?> externals;
+                if (request.ExternalAddress == null)
+                {
+                    // By default the addresses of the uplink the bridge's NAT goes out by: what the outside reaches.
+                    var uplink = HostInterfaceAddresses().Where(a => a.Name == binding.Outbound && a.Address.AddressFamily == family.Family && !a.Address.IsIPv6LinkLocal)
+                        .Select(a => (IPAddress?)a.Address).ToArray();
+                    if (uplink.Length == 0)
+                    {
+                        throw new NetnsNatException(
+                            $"The uplink {binding.Outbound} of '{owner}' has no {family.Name} address to publish on. Give -ExternalAddress (an address of this host), or {(family == AddressFamilyProfile.IPv6 ? "::" : "0.0.0.0")} for every address of the host.",
+                            "NoExternalAddress", ErrorCategory.InvalidOperation);
+                    }
+                    externals = uplink;
+                }
+                else
+                {
+                    externals = new[] { request.ExternalAddress.Equals(family.Any) ? null : request.ExternalAddress };
+                }
+                foreach (var external in externals)
+                {
+                    yield return (new PortMapping(request.Protocol, external, request.ExternalPort, address, request.InternalPort, allowed, binding.Bridge, subnet, binding.Outbound), owner);
+                }
+            }
+        }
+
+        /// <summary>An -ExternalAddress must be one of this host's (or every address), and never loopback.</summary>
+        private void CheckExternalAddress(IPAddress address)
+        {
+            if (IPAddress.IsLoopback(address))
+            {
+                throw new NetnsNatException(
+                    $"-ExternalAddress {address} is loopback. NetnsNat does not publish on loopback: a namespace is reached from 127.0.0.1 only with route_localnet, which also lets other machines reach it (moby#45610). " +
+                    "Leave -ExternalAddress out (the uplink's address; the host reaches the mapping there too), or give another address of this host.",
+                    "LoopbackExternalAddress", ErrorCategory.InvalidArgument);
+            }
+            if (address.Equals(IPAddress.Any) || address.Equals(IPAddress.IPv6Any)) return;
+            if (address.IsIPv6LinkLocal || address.IsIPv6Multicast || (address.AddressFamily == AddressFamily.InterNetwork && (address.GetAddressBytes()[0] >= 224 || address.Equals(IPAddress.Broadcast))))
+            {
+                throw new NetnsNatException($"-ExternalAddress {address} is not an address a mapping can listen on (link-local, multicast or broadcast). Give a unicast address of this host, or leave -ExternalAddress out.",
+                    "InvalidExternalAddress", ErrorCategory.InvalidArgument);
+            }
+            if (!HostAddresses().Contains(address))
+            {
+                var own = HostInterfaceAddresses().Where(a => a.Address.AddressFamily == address.AddressFamily && !IPAddress.IsLoopback(a.Address) && !a.Address.IsIPv6LinkLocal)
+                    .Select(a => $"{a.Address} ({a.Name})").Take(6).ToArray();
+                throw new NetnsNatException(
+                    $"-ExternalAddress {address} is not an address of this host, so no connection to it would arrive here. " +
+                    $"Give one of the host's addresses{(own.Length == 0 ? string.Empty : " (" + string.Join(", ", own) + ")")}, or {(address.AddressFamily == AddressFamily.InterNetworkV6 ? "::" : "0.0.0.0")} for every address.",
+                    "ExternalAddressNotLocal", ErrorCategory.InvalidArgument);
+            }
+        }
+
+        private IReadOnlySet<IPAddress> NamespaceAddresses(NamespaceRef ns)
+        {
+            _host.Token.ThrowIfCancellationRequested();
+            using var routes = NamespaceRoutes.Open(ns.Path, ns.Display, "NamespaceReadFailed");
+            return routes.AllAddresses().Select(p => p.Address.Address).Where(a => !IPAddress.IsLoopback(a)).ToHashSet();
+        }
+
+        private static NamespaceRef NamespaceRefOf(StoredBinding b) => b.Namespace == b.NamespacePath ? NamespaceRef.AtPath(b.NamespacePath) : NamespaceRef.Named(b.Namespace);
+
+        private static NamespaceRef NamespaceRefOf(StoredMapping m) => m.Namespace == m.NamespacePath ? NamespaceRef.AtPath(m.NamespacePath) : NamespaceRef.Named(m.Namespace);
+
+        /// <summary>A mapping read from the rules, with the bridge, subnet and uplink the store recorded for it; null when the store does not know it.</summary>
+        private static PortMapping? Complete(PortMapping bare, StoreContent store) =>
+            store.Mappings.Select(s => s.ToMapping()).FirstOrDefault(m => m != null && m.SameAs(bare));
+
+        private static string? NamespaceOf(PortMapping mapping, StoreContent store) =>
+            store.Mappings.FirstOrDefault(s => s.ToMapping() is { } m && m.SameAs(mapping))?.Namespace;
+
+        private static string Title(string protocol) => protocol == "udp" ? "Udp" : "Tcp";
+
+        private NatPortMapping ToObject(PortMapping m, string? ns, string backend, IReadOnlyList<string> rules, int changed, string status = "InForce", string? detail = null) =>
+            new NatPortMapping(ns, Title(m.Protocol), m.ExternalText, m.ExternalPort, m.InternalAddress.ToString(), m.InternalPort,
+                m.Remote is IPNetwork r ? Cidr.Format(r) : null, m.Bridge, m.Outbound, backend, rules, changed, status, detail);
+
+        /// <summary>
+        /// Drops the conntrack entries of connections to the mapping's external side (or, for every address, to any of
+        /// the host's addresses at that port): after a change, no connection keeps the way it had.
+        /// </summary>
+        private void DropConnections(PortMapping m)
+        {
+            var protocol = m.Protocol == "udp" ? (byte)ProtocolType.Udp : (byte)ProtocolType.Tcp;
+            var local = m.ExternalAddress == null ? HostAddresses() : null;
+            var service = new ConntrackService(_host);
+            var entries = service.Read(e => e.Protocol == protocol && e.Original.DestinationPort == m.ExternalPort
+                && (m.ExternalAddress != null ? m.ExternalAddress.Equals(e.Original.Destination) : local!.Contains(e.Original.Destination)));
+            if (entries.Count > 0) service.Remove(entries);
+        }
+
+        /// <summary>A mapping to list or remove, with the namespace the store knows it for.</summary>
+        internal sealed record Listed(PortMapping Mapping, string? Namespace, string? NamespacePath, string Backend, IReadOnlyList<string> Missing, bool InRules);
+
+        /// <summary>
+        /// The mappings of NetnsNat's that the rules hold, and those the store records whose rules are gone (RulesMissing),
+        /// of the families given.
+        /// </summary>
+        public IReadOnlyList<Listed> List(IEnumerable<AddressFamilyProfile> families, StoreContent store)
+        {
+            var listed = new List<Listed>();
+            foreach (var family in families)
+            {
+                var backend = Backend(family);
+                bool haveTools = backend.ReadTools.All(t => ProcessRunner.Which(t) != null);
+                var storedOfFamily = store.Mappings.Where(s => s.Family == family.Name).ToArray();
+                if (!haveTools && storedOfFamily.Length == 0) continue;
+                var state = backend.Read(_host.Token);
+                var standing = backend.Mappings(state, m => Complete(m, store));
+                foreach (var m in standing)
+                {
+                    var stored = store.Mappings.FirstOrDefault(s => s.ToMapping() is { } x && x.SameAs(m));
+                    listed.Add(new Listed(m, stored?.Namespace, stored?.NamespacePath, state.BackendName, backend.MissingMappingRules(state, m), true));
+                }
+                foreach (var s in storedOfFamily)
+                {
+                    if (s.ToMapping() is not { } m || standing.Any(x => x.SameAs(m))) continue;
+                    listed.Add(new Listed(m, s.Namespace, s.NamespacePath, state.BackendName, backend.MissingMappingRules(state, m), false));
+                }
+            }
+            return listed;
+        }
+
+        /// <summary>A listed mapping as Get-NatPortMapping emits it.</summary>
+        public NatPortMapping ToObject(Listed l)
+        {
+            var backend = Backend(l.Mapping.Family);
+            var status = l.Missing.Count == 0 ? "InForce" : "RulesMissing";
+            var detail = l.Missing.Count == 0 ? null : $"{l.Missing.Count} of its rules do not stand: {string.Join("; ", l.Missing)}. Add-NatPortMapping (or Restore-NamespaceNat) lays them again.";
+            return ToObject(l.Mapping, l.Namespace, l.Backend, backend.MappingRules(l.Mapping), 0, status, detail);
+        }
+
+        /// <summary>
+        /// Removes mappings (the rules they do not share with mappings that stay, their store records, their connections),
+        /// each family's in one write, inside the caller's transaction. Returns what was removed, or null under -WhatIf.
+        /// </summary>
+        public IReadOnlyList<NatPortMapping>? Remove(IReadOnlyList<PortMapping> mappings, StoreContent store, NatTransaction tx, object? group)
+        {
+            var results = new List<NatPortMapping>();
+            bool any = false;
+            foreach (var family in AddressFamilyProfile.All)
+            {
+                var mine = mappings.Where(m => m.Family == family).ToArray();
+                if (mine.Length == 0) continue;
+                var backend = Backend(family);
+                NatState? read = null;
+                var approved = Rules(family).Apply(state =>
+                {
+                    read = state;
+                    var staying = backend.Mappings(state, m => Complete(m, store)).Where(s => !mine.Any(m => m.SameAs(s))).ToArray();
+                    return backend.Merge(mine.Select(m => backend.PlanRemoveMapping(state, m, staying)).ToArray());
+                }, string.Join(", ", mine.Select(m => m.ToString())), tx, group);
+                if (approved == null || read == null) continue;
+                any = true;
+                var removed = approved.Changes.Select(c => c.RuleText).ToHashSet(StringComparer.Ordinal);
+                foreach (var m in mine)
+                {
+                    var stored = store.Mappings.FirstOrDefault(s => s.ToMapping() is { } x && x.SameAs(m));
+                    if (stored != null) store.Mappings.Remove(stored);
+                    var rules = backend.MappingRules(m);
+                    results.Add(ToObject(m, stored?.Namespace, read.BackendName, rules, rules.Count(removed.Contains)));
+                    DropConnections(m);
+                }
+            }
+            return any ? results : null;
+        }
+
+        /// <summary>
+        /// Remove-NatPortMapping: the mappings of NetnsNat's that select takes (what names them in the error when there
+        /// is none), removed in one transaction. Returns them, or null under -WhatIf.
+        /// </summary>
+        public IReadOnlyList<NatPortMapping>? RemoveWhere(Func<Listed, bool> select, string what)
+        {
+            using var tx = NatTransaction.Begin(_host, Settings.LockTimeout);
+            var store = StateStore.Load(tx.Lock);
+            var selected = List(AddressFamilyProfile.All, store).Where(select).ToArray();
+            if (selected.Length == 0)
+            {
+                throw new NetnsNatException($"NetnsNat has no port mapping {what}; nothing was changed. Get-NatPortMapping lists the mappings it has.",
+                    "PortMappingNotFound", ErrorCategory.ObjectNotFound);
+            }
+            var removed = Remove(selected.Select(l => l.Mapping).ToArray(), store, tx, null);
+            if (removed != null && _host.ShouldProcess(StateStore.CurrentPath, "Forget the port mappings")) StateStore.Save(store, tx.Lock);
+            tx.Complete();
+            return removed;
+        }
+
+        /// <summary>
+        /// Disable-NamespaceNat's part: the mappings the store records for a namespace on a bridge (of the families
+        /// given), removed inside its transaction.
+        /// </summary>
+        public void RemoveForNamespace(NamespaceRef ns, string bridge, IReadOnlyCollection<string> families, StoreContent store, NatTransaction tx)
+        {
+            var stored = store.Mappings.Where(m => m.NamespacePath == ns.Path && m.Bridge == bridge && families.Contains(m.Family)).ToArray();
+            var mappings = stored.Select(s => s.ToMapping()).Where(m => m != null).Select(m => m!).ToArray();
+            if (mappings.Length == 0) return;
+            _host.Verbose($"Removing the {mappings.Length} port mapping(s) of '{ns}': {string.Join(", ", mappings.Select(m => m.ToString()))}.");
+            Remove(mappings, store, tx, null);
+        }
+
+        /// <summary>
+        /// Restore-NamespaceNat's part: lays the rules of the mappings the store records for the namespaces restored
+        /// again, each family in one write, inside the caller's transaction.
+        /// </summary>
+        public void Reapply(Func<StoredMapping, bool> match)
+        {
+            using var tx = NatTransaction.Begin(_host, Settings.LockTimeout);
+            var store = StateStore.Load(tx.Lock);
+            var mappings = store.Mappings.Where(match).Where(s => NamespaceRefOf(s).Exists).Select(s => s.ToMapping()).Where(m => m != null).Select(m => m!).ToArray();
+            foreach (var family in AddressFamilyProfile.All)
+            {
+                var mine = mappings.Where(m => m.Family == family).ToArray();
+                if (mine.Length == 0) continue;
+                var backend = Backend(family);
+                Rules(family).Apply(state => backend.PlanAddMappings(state, mine), string.Join(", ", mine.Select(m => m.ToString())), tx, null);
+            }
+            tx.Complete();
+        }
+    }
+}

@@ -1,0 +1,241 @@
+# Issue 15: published ports (Add-, Get-, Remove-NatPortMapping). Every behaviour is proven with real connections in the
+# lab: from the "internet" namespace to the host's uplink address, from the host itself, and from a second namespace on
+# the same bridge (hairpin); each listener answers with the source address it saw.
+BeforeAll {
+    . (Join-Path $PSScriptRoot 'Common.ps1')
+    $script:udp = [System.Collections.Generic.List[System.Diagnostics.Process]]::new()
+
+    function Get-PeerSeen {
+        <# Opens a TCP connection (from a namespace, or from the host when -Namespace is empty); the source the listener saw, or $null. #>
+        param([string] $Namespace, [string] $Address, [int] $Port, [string] $Bind, [int] $TimeoutSeconds = 2)
+        $target = if ($Address.Contains(':')) { "TCP6:[${Address}]:$Port" } else { "TCP:${Address}:$Port" }
+        $target += ",connect-timeout=$TimeoutSeconds"
+        if ($Bind) { $target += ",bind=$Bind" }
+        $argv = @('socat', '-T', "$TimeoutSeconds", '-', $target)
+        $r = if ($Namespace) { Invoke-LabCommand ip -ArgumentList (@('netns', 'exec', $Namespace) + $argv) -AllowFailure -TimeoutSeconds ($TimeoutSeconds + 5) }
+             else { Invoke-LabCommand socat -ArgumentList ($argv | Select-Object -Skip 1) -AllowFailure -TimeoutSeconds ($TimeoutSeconds + 5) }
+        $seen = $r.Output.Trim().Trim('[', ']')
+        if ($r.ExitCode -ne 0 -or -not $seen) { return $null }
+        ([System.Net.IPAddress]::Parse($seen)).ToString()
+    }
+
+    function Start-UdpEcho {
+        # In testnet: a UDP server on 10.0.0.2:53 that answers with the source it saw.
+        $psi = [System.Diagnostics.ProcessStartInfo]::new((Get-Command ip -CommandType Application)[0].Source)
+        foreach ($a in @('netns', 'exec', 'testnet', 'socat', 'UDP-RECVFROM:53,bind=10.0.0.2,fork', 'SYSTEM:echo $SOCAT_PEERADDR')) { $psi.ArgumentList.Add($a) }
+        $psi.RedirectStandardInput = $true; $psi.RedirectStandardOutput = $true; $psi.RedirectStandardError = $true
+        $script:udp.Add([System.Diagnostics.Process]::Start($psi))
+        $deadline = [DateTime]::UtcNow.AddSeconds(10)
+        while (-not ((Invoke-LabCommand ip -ArgumentList @('netns', 'exec', 'testnet', 'ss', '-lun')).Output -match '10\.0\.0\.2:53\b')) {
+            if ([DateTime]::UtcNow -gt $deadline) { throw 'the UDP server did not start' }
+            Start-Sleep -Milliseconds 50
+        }
+    }
+
+    function Send-Udp([string] $Namespace, [string] $Address, [int] $Port) {
+        # One datagram out, the answer (the source the server saw) back, or '' when none comes within 3 s.
+        $exchange = "exec 3<>/dev/udp/$Address/$Port; echo ping >&3; timeout 3 head -n 1 <&3"
+        (Invoke-LabCommand ip -ArgumentList @('netns', 'exec', $Namespace, 'bash', '-c', $exchange) -AllowFailure).Output.Trim()
+    }
+
+    function Get-NatRules { @((Get-LabRuleset) -split "`n" | Where-Object { $_ -match 'DNAT' }) }
+}
+
+Describe 'Port mappings: Add-, Get-, Remove-NatPortMapping' {
+    BeforeAll {
+        $lab = New-NetnsNatLab -DualStack
+        Add-LabClient -Name other -Bridge br0 -Address 10.0.0.3/24 -Address6 fd00:0:0:1::3/64
+        # A second source in the "internet", for -RemoteAddressPrefix.
+        Invoke-LabCommand ip -ArgumentList @('-n', $lab.Internet, 'addr', 'add', '198.51.100.253/24', 'dev', 'wan0') | Out-Null
+        Start-LabListener -Namespace testnet -Address 10.0.0.2 -Port 80 | Out-Null
+        Start-LabListener -Namespace testnet -Address 10.0.0.2 -Port 81 | Out-Null
+        Start-LabListener -Namespace testnet -Address fd00:0:0:1::2 -Port 80 | Out-Null
+        Start-UdpEcho
+    }
+    AfterAll {
+        foreach ($p in $script:udp) { if (-not $p.HasExited) { $p.Kill($true); $p.WaitForExit(5000) | Out-Null } }
+        Remove-NetnsNatLab
+    }
+    BeforeEach {
+        Reset-LabFirewall
+        foreach ($ns in 'testnet', 'other') {
+            Invoke-LabCommand ip -ArgumentList @('-n', $ns, 'route', 'del', 'default') -AllowFailure | Out-Null
+            Invoke-LabCommand ip -ArgumentList @('-n', $ns, '-6', 'route', 'del', 'default') -AllowFailure | Out-Null
+        }
+        'testnet', 'other' | Enable-NamespaceNat -Bridge br0 -Outbound eth0 | Out-Null
+    }
+
+    Context 'what a mapping opens' {
+        It 'a connection from outside reaches the namespace with its real source address, for IPv4 and IPv6' {
+            $m = Add-NatPortMapping testnet -Protocol Tcp -ExternalPort 8080 -InternalPort 80
+            $m | Should -HaveCount 2
+            $m[0] | Should -BeOfType NetnsNat.NatPortMapping
+            ($m | ForEach-Object { "$_" }) | Should -Be @('Tcp 198.51.100.1:8080 -> 10.0.0.2:80', 'Tcp [2001:db8:1::1]:8080 -> [fd00:0:0:1::2]:80')
+            $m.ChangedRules | Should -Be @(5, 5)
+            Get-PeerSeen $lab.Internet 198.51.100.1 8080 | Should -Be '198.51.100.254' -Because 'no SNAT: the namespace sees the client'
+            Get-PeerSeen $lab.Internet 2001:db8:1::1 8080 | Should -Be '2001:db8:1::fe'
+        }
+
+        It 'the host reaches the mapping at its own address (nat OUTPUT)' {
+            Add-NatPortMapping testnet -Protocol Tcp -ExternalPort 8080 -InternalPort 80 | Out-Null
+            Get-PeerSeen '' 198.51.100.1 8080 | Should -Be '198.51.100.1'
+        }
+
+        It 'another namespace on the bridge reaches it through the host''s address (hairpin, masqueraded to the bridge address)' {
+            Add-NatPortMapping testnet -Protocol Tcp -ExternalPort 8080 -InternalPort 80 | Out-Null
+            Get-PeerSeen other 198.51.100.1 8080 | Should -Be '10.0.0.1'
+            Get-PeerSeen other 2001:db8:1::1 8080 | Should -Be 'fd00:0:0:1::1'
+        }
+
+        It 'nothing else opens: an unmapped port, and the namespace''s own address, stay closed to the outside' {
+            Add-NatPortMapping testnet -Protocol Tcp -ExternalPort 8080 -InternalPort 80 | Out-Null
+            Get-PeerSeen $lab.Internet 198.51.100.1 81 -TimeoutSeconds 1 | Should -BeNullOrEmpty
+            Invoke-LabCommand ip -ArgumentList @('-n', $lab.Internet, 'route', 'replace', '10.0.0.0/24', 'via', '198.51.100.1') | Out-Null
+            try {
+                Get-PeerSeen $lab.Internet 10.0.0.2 81 -TimeoutSeconds 1 | Should -BeNullOrEmpty -Because 'the inbound drop stays in force'
+                Get-PeerSeen $lab.Internet 10.0.0.2 80 -TimeoutSeconds 1 | Should -BeNullOrEmpty -Because 'the mapped port is reached by the host''s address only'
+            }
+            finally { Invoke-LabCommand ip -ArgumentList @('-n', $lab.Internet, 'route', 'del', '10.0.0.0/24') -AllowFailure | Out-Null }
+        }
+
+        It '-RemoteAddressPrefix lets in only the sources it names' {
+            Add-NatPortMapping testnet -Protocol Tcp -ExternalPort 8080 -InternalPort 80 -RemoteAddressPrefix 198.51.100.253/32 | Out-Null
+            Get-PeerSeen $lab.Internet 198.51.100.1 8080 -Bind 198.51.100.253 | Should -Be '198.51.100.253'
+            Get-PeerSeen $lab.Internet 198.51.100.1 8080 -TimeoutSeconds 1 | Should -BeNullOrEmpty -Because '198.51.100.254 is not in the prefix'
+            (Get-NatPortMapping).RemoteAddressPrefix | Should -Be @('198.51.100.253/32')
+        }
+
+        It 'a UDP mapping answers, and its removal drops the flow''s conntrack entry' {
+            Add-NatPortMapping testnet -Protocol Udp -ExternalPort 5353 -InternalPort 53 | Out-Null
+            Send-Udp $lab.Internet 198.51.100.1 5353 | Should -Be '198.51.100.254'
+            @(Get-NatSession -Protocol Udp -Port 5353).Count | Should -BeGreaterOrEqual 1
+            Remove-NatPortMapping -Protocol Udp -ExternalPort 5353
+            @(Get-NatSession -Protocol Udp -Port 5353 -IncludeUntranslated) | Should -BeNullOrEmpty -Because 'a stale UDP entry would keep the old way (moby#8795)'
+            Send-Udp $lab.Internet 198.51.100.1 5353 | Should -BeNullOrEmpty
+        }
+
+        It 'on every address of the host (0.0.0.0), the host''s other addresses reach it too' {
+            Add-NatPortMapping testnet -Protocol Tcp -ExternalPort 8080 -InternalPort 80 -ExternalAddress 0.0.0.0 | Out-Null
+            Get-PeerSeen $lab.Internet 198.51.100.1 8080 | Should -Be '198.51.100.254'
+            Get-PeerSeen other 10.0.0.1 8080 | Should -Be '10.0.0.1' -Because 'the bridge address is one of the host''s'
+        }
+
+        It 'works behind Docker''s FORWARD policy DROP, and after a DROP was put above NetnsNat''s rules and Enable laid them again' {
+            Add-NatPortMapping testnet -Protocol Tcp -ExternalPort 8080 -InternalPort 80 | Out-Null
+            Invoke-LabCommand iptables -ArgumentList @('-P', 'FORWARD', 'DROP') | Out-Null
+            Get-PeerSeen $lab.Internet 198.51.100.1 8080 | Should -Be '198.51.100.254'
+            Get-PeerSeen other 198.51.100.1 8080 | Should -Be '10.0.0.1'
+            Invoke-LabCommand iptables -ArgumentList @('-I', 'FORWARD', '1', '-o', 'br0', '-j', 'DROP') | Out-Null
+            Enable-NamespaceNat testnet br0 eth0 -AddressFamily IPv4 | Out-Null
+            Get-PeerSeen $lab.Internet 198.51.100.1 8080 | Should -Be '198.51.100.254' -Because 'the mapping''s FORWARD rules were laid again with the bridge''s, above its inbound drop'
+            (Get-ForwardRules)[0] | Should -Match 'DNAT'
+        }
+    }
+
+    Context 'idempotence, conflicts and bad input' {
+        It 'the same mapping again changes nothing' {
+            Add-NatPortMapping testnet -Protocol Tcp -ExternalPort 8080 -InternalPort 80 | Out-Null
+            $before = Get-LabState
+            (Add-NatPortMapping testnet -Protocol Tcp -ExternalPort 8080 -InternalPort 80).ChangedRules | Should -Be @(0, 0)
+            Get-LabState | Should -Be $before
+        }
+
+        It 'a port another mapping takes is PortMappingConflict, naming it, and nothing changes' {
+            Add-NatPortMapping -InternalAddress 10.0.0.2 -Protocol Tcp -ExternalPort 9090 -InternalPort 80 | Out-Null
+            $e = Assert-FailsWithoutChange { Add-NatPortMapping -InternalAddress 10.0.0.3 -Protocol Tcp -ExternalPort 9090 } -ErrorId PortMappingConflict -Category ResourceExists
+            $e.Exception.Message | Should -Match '10\.0\.0\.2:80 \(''testnet''\)'
+            $e.Exception.Message | Should -Match 'Remove-NatPortMapping -Protocol Tcp -ExternalPort 9090'
+        }
+
+        It 'two external ports to one namespace port share rules; removing one leaves the other working' {
+            Add-NatPortMapping -InternalAddress 10.0.0.2 -Protocol Tcp -ExternalPort 8080 -InternalPort 80 | Out-Null
+            Add-NatPortMapping -InternalAddress 10.0.0.2 -Protocol Tcp -ExternalPort 8088 -InternalPort 80 | Out-Null
+            Remove-NatPortMapping -Protocol Tcp -ExternalPort 8080
+            Get-PeerSeen $lab.Internet 198.51.100.1 8088 | Should -Be '198.51.100.254'
+            Get-PeerSeen $lab.Internet 198.51.100.1 8080 -TimeoutSeconds 1 | Should -BeNullOrEmpty
+        }
+
+        It 'bad input is a clear error with nothing changed: <Case>' -ForEach @(
+            @{ Case = 'port 0'; Call = { Add-NatPortMapping testnet -Protocol Tcp -ExternalPort 0 }; Id = 'InvalidPort'; Category = 'InvalidArgument' }
+            @{ Case = 'port 65536'; Call = { Add-NatPortMapping testnet -Protocol Tcp -ExternalPort 65536 }; Id = 'InvalidPort'; Category = 'InvalidArgument' }
+            @{ Case = 'http'; Call = { Add-NatPortMapping testnet -Protocol Tcp -ExternalPort http }; Id = 'InvalidPort'; Category = 'InvalidArgument' }
+            @{ Case = 'a negative port'; Call = { Add-NatPortMapping testnet -Protocol Tcp -ExternalPort 8080 -InternalPort -1 }; Id = 'InvalidPort'; Category = 'InvalidArgument' }
+            @{ Case = 'icmp'; Call = { Add-NatPortMapping testnet -Protocol Icmp -ExternalPort 8080 }; Id = 'InvalidProtocol'; Category = 'InvalidArgument' }
+            @{ Case = 'an external address not on this host'; Call = { Add-NatPortMapping testnet -Protocol Tcp -ExternalPort 8080 -ExternalAddress 192.0.2.99 }; Id = 'ExternalAddressNotLocal'; Category = 'InvalidArgument' }
+            @{ Case = 'loopback'; Call = { Add-NatPortMapping testnet -Protocol Tcp -ExternalPort 8080 -ExternalAddress 127.0.0.1 }; Id = 'LoopbackExternalAddress'; Category = 'InvalidArgument' }
+            @{ Case = 'a malformed prefix'; Call = { Add-NatPortMapping testnet -Protocol Tcp -ExternalPort 8080 -RemoteAddressPrefix 10.0.0.0/33 }; Id = 'InvalidPrefix'; Category = 'InvalidArgument' }
+            @{ Case = 'an address no namespace has'; Call = { Add-NatPortMapping -InternalAddress 10.0.0.99 -Protocol Tcp -ExternalPort 8080 }; Id = 'NamespaceHasNoAddress'; Category = 'ObjectNotFound' }
+            @{ Case = 'an address on no NAT''d bridge'; Call = { Add-NatPortMapping -InternalAddress 172.16.0.2 -Protocol Tcp -ExternalPort 8080 }; Id = 'AddressNotOnNatBridge'; Category = 'ObjectNotFound' }
+            @{ Case = 'a mapping NetnsNat does not have'; Call = { Remove-NatPortMapping -Protocol Tcp -ExternalPort 7777 }; Id = 'PortMappingNotFound'; Category = 'ObjectNotFound' }
+        ) {
+            $e = Assert-FailsWithoutChange $Call -ErrorId $Id -Category $Category
+            $e.Exception.Message | Should -Match 'Give|Use|Remove|Enable|lists|Leave|Write'
+        }
+
+        It 'a namespace NetnsNat did not enable is NamespaceNotEnabled; one with no address on its NAT''d bridge is NamespaceHasNoAddress' {
+            Disable-NamespaceNat other br0 | Out-Null
+            Assert-FailsWithoutChange { Add-NatPortMapping other -Protocol Tcp -ExternalPort 8080 } -ErrorId NamespaceNotEnabled -Category ObjectNotFound | Out-Null
+            Enable-NamespaceNat other br0 eth0 -AddressFamily IPv4 | Out-Null
+            Invoke-LabCommand ip -ArgumentList @('-n', 'other', 'addr', 'del', '10.0.0.3/24', 'dev', 'veth1') | Out-Null
+            try {
+                Assert-FailsWithoutChange { Add-NatPortMapping other -Protocol Tcp -ExternalPort 8080 } -ErrorId NamespaceHasNoAddress -Category InvalidOperation | Out-Null
+            }
+            finally {
+                Invoke-LabCommand ip -ArgumentList @('-n', 'other', 'addr', 'add', '10.0.0.3/24', 'dev', 'veth1') | Out-Null
+            }
+        }
+
+        It '-WhatIf shows the iptables commands and changes nothing' {
+            $before = Get-LabState
+            $out = (Invoke-ChildPwsh -Script 'Add-NatPortMapping testnet -Protocol Tcp -ExternalPort 8080 -InternalPort 80 -WhatIf').Output
+            $out | Should -Match 'iptables -t nat -A PREROUTING -d 198\.51\.100\.1/32 -p tcp -m tcp --dport 8080 -m comment --comment netnsnat -j DNAT --to-destination 10\.0\.0\.2:80'
+            Get-LabState | Should -Be $before
+            Get-NatPortMapping | Should -BeNullOrEmpty
+        }
+    }
+
+    Context 'the mapping''s life with its namespace' {
+        It 'Get-NatPortMapping lists it from the rules with its namespace; after a flush it is RulesMissing, and Restore-NamespaceNat lays it again' {
+            Add-NatPortMapping testnet -Protocol Tcp -ExternalPort 8080 -InternalPort 80 | Out-Null
+            $g = Get-NatPortMapping -Namespace testnet -AddressFamily IPv4
+            "$g" | Should -Be 'Tcp 198.51.100.1:8080 -> 10.0.0.2:80'
+            $g.Status | Should -Be 'InForce'
+            $g.Rules | Should -HaveCount 5
+            foreach ($table in 'nat', 'filter') { Invoke-LabCommand iptables -ArgumentList @('-t', $table, '-F') | Out-Null }
+            $g = Get-NatPortMapping -AddressFamily IPv4
+            $g.Status | Should -Be 'RulesMissing'
+            $g.Detail | Should -Match 'PREROUTING'
+            Restore-NamespaceNat | Out-Null
+            (Get-NatPortMapping -AddressFamily IPv4).Status | Should -Be 'InForce'
+            Get-PeerSeen $lab.Internet 198.51.100.1 8080 | Should -Be '198.51.100.254'
+        }
+
+        It 'Disable-NamespaceNat removes the namespace''s mappings and leaves a neighbour''s' {
+            Add-NatPortMapping testnet -Protocol Tcp -ExternalPort 8080 -InternalPort 80 | Out-Null
+            Add-NatPortMapping other -Protocol Tcp -ExternalPort 9090 -InternalPort 80 | Out-Null
+            Disable-NamespaceNat testnet br0 | Out-Null
+            (Get-NatPortMapping).Namespace | Sort-Object -Unique | Should -Be @('other')
+            Get-PeerSeen $lab.Internet 198.51.100.1 8080 -TimeoutSeconds 1 | Should -BeNullOrEmpty
+            Disable-NamespaceNat other br0 | Out-Null
+            Get-LabRuleset | Should -BeNullOrEmpty
+        }
+
+        It 'Remove-NatPortMapping takes Get-NatPortMapping''s objects and -PassThru emits them' {
+            Add-NatPortMapping testnet -Protocol Tcp -ExternalPort 8080 -InternalPort 80 | Out-Null
+            $removed = Get-NatPortMapping -AddressFamily IPv6 | Remove-NatPortMapping -PassThru
+            "$removed" | Should -Be 'Tcp [2001:db8:1::1]:8080 -> [fd00:0:0:1::2]:80'
+            $removed.ChangedRules | Should -Be 5
+            (Get-NatPortMapping).AddressFamily | Should -Be @('IPv4')
+            Get-NatRules | Should -HaveCount 5
+            (Invoke-LabCommand ip6tables-save).Output | Should -Not -Match 'DNAT'
+        }
+
+        It 'a pipeline of mappings is one write per family' {
+            $out = 8081..8090 | ForEach-Object { [pscustomobject]@{ Namespace = 'testnet'; Protocol = 'Tcp'; ExternalPort = $_; InternalPort = 80 } } |
+                Add-NatPortMapping -Verbose 4>&1
+            @($out | Where-Object { $_ -is [NetnsNat.NatPortMapping] }) | Should -HaveCount 20
+            @($out | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] -and "$_" -match '^Wrote \d+ rule changes' }) | Should -HaveCount 2
+            Get-PeerSeen $lab.Internet 198.51.100.1 8090 | Should -Be '198.51.100.254'
+        }
+    }
+}
