@@ -314,6 +314,9 @@ finally {
     Remove-NetnsNatLab
 }
 
+# ---- 8. Port mappings (issue 15), in a lab of their own: 1000 piped into one call, one added at 10 and at 1000 ----------
+foreach ($r in & (Join-Path $PSScriptRoot 'PortMappings.ps1') -ModulePath $ModulePath -Samples $Samples) { Add-Row $r.Measurement $r.NetnsNat $r.Lesson $r.Ratio }
+
 $md = [System.Text.StringBuilder]::new()
 [void]$md.AppendLine("# NetnsNat benchmark ($(Get-Date -Format 'yyyy-MM-dd HH:mm'), $([Environment]::ProcessorCount) cores)").AppendLine()
 [void]$md.AppendLine("| measurement | NetnsNat | lesson's commands | lesson / NetnsNat |").AppendLine('| --- | --- | --- | --- |')

@@ -95,7 +95,7 @@ Describe 'Scripts and automation' {
         It 'the summary line is on the information stream, shown with -InformationAction Continue' {
             Enable-NamespaceNat testnet br0 eth0 -Dns 203.0.113.53 | Out-Null
             $r = Invoke-Script 'Test-NamespaceNat testnet -InformationAction Continue | Out-Null'
-            $r.Output | Should -Match 'Test-NamespaceNat testnet: 15 passed, 0 warnings, 0 failed'
+            $r.Output | Should -Match 'Test-NamespaceNat testnet: 16 passed, 0 warnings, 0 failed'
         }
 
         It 'Enable-NamespaceNat | ConvertTo-Json is valid JSON, and -Debug narrates to the debug stream only' {

@@ -233,7 +233,7 @@ exec "$REAL" "$@"
             Enable-NamespaceNat testnet br0 eth0 | Out-Null
             $r = Invoke-DocProcess -Argv @('script', '-qec', "$pwsh -NoProfile -NonInteractive -Command 'Test-NamespaceNat testnet'", '/dev/null') -Color -Environment @{ TERM = 'xterm' }
             $r.ExitCode | Should -Be 0 -Because $r.Shown
-            $r.Output | Should -Match 'Test-NamespaceNat testnet: 15 passed, 0 warnings, 0 failed' -Because $r.Shown
+            $r.Output | Should -Match 'Test-NamespaceNat testnet: 16 passed, 0 warnings, 0 failed' -Because $r.Shown
             $r.Output | Should -Match "`e\[[0-9;]*m" -Because 'a terminal gets colour'
         }
 
@@ -247,7 +247,7 @@ exec "$REAL" "$@"
             $r.Output | Should -Not -Match 'passed, 0 warnings'
             $r.Output | Should -Match "`e\[[0-9;]*m" -Because 'the page warns that a redirected stdout alone keeps the colour'
             $r = $info | Wait-DocProcess
-            $r.Output.Trim() | Should -Be 'Test-NamespaceNat testnet: 15 passed, 0 warnings, 0 failed' -Because $r.Shown
+            $r.Output.Trim() | Should -Be 'Test-NamespaceNat testnet: 16 passed, 0 warnings, 0 failed' -Because $r.Shown
         }
 
         It 'NO_COLOR=1, and TERM=dumb, give plain text' {

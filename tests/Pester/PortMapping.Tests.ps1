@@ -210,6 +210,26 @@ Describe 'Port mappings: Add-, Get-, Remove-NatPortMapping' {
             Get-PeerSeen $lab.Internet 198.51.100.1 8080 | Should -Be '198.51.100.254'
         }
 
+        It 'Get-NamespaceNat names the mappings; Test-NamespaceNat checks them (rules gone, a DROP above them)' {
+            Add-NatPortMapping testnet -Protocol Tcp -ExternalPort 8080 -InternalPort 80 | Out-Null
+            (Get-NamespaceNat testnet).PortMappings | Should -Be @('Tcp 198.51.100.1:8080 -> 10.0.0.2:80', 'Tcp [2001:db8:1::1]:8080 -> [fd00:0:0:1::2]:80')
+            @(Test-NamespaceNat testnet | Where-Object Check -EQ PortMappings).Status | Should -Be @('Pass', 'Pass')
+            Test-NamespaceNat testnet -Quiet | Should -BeTrue
+            Invoke-LabCommand iptables -ArgumentList @('-t', 'nat', '-D', 'OUTPUT', '-d', '198.51.100.1/32', '-p', 'tcp', '-m', 'tcp', '--dport', '8080', '-m', 'comment', '--comment', 'netnsnat', '-j', 'DNAT', '--to-destination', '10.0.0.2:80') | Out-Null
+            $check = Test-NamespaceNat testnet -AddressFamily IPv4 | Where-Object Check -EQ PortMappings
+            $check.Status | Should -Be 'Fail'
+            $check.Detail | Should -Match 'OUTPUT'
+            $check.Fix | Should -Be 'Restore-NamespaceNat -Namespace testnet'
+            Restore-NamespaceNat | Out-Null
+            Invoke-LabCommand iptables -ArgumentList @('-I', 'FORWARD', '1', '-i', 'eth0', '-o', 'br0', '-j', 'DROP') | Out-Null
+            $check = Test-NamespaceNat testnet -AddressFamily IPv4 | Where-Object Check -EQ PortMappings
+            $check.Status | Should -Be 'Fail'
+            $check.Fix | Should -Match '^Add-NatPortMapping -Namespace testnet -Protocol Tcp -ExternalPort 8080 -InternalPort 80'
+            Add-NatPortMapping testnet -Protocol Tcp -ExternalPort 8080 -InternalPort 80 -AddressFamily IPv4 | Out-Null
+            (Test-NamespaceNat testnet -AddressFamily IPv4 | Where-Object Check -EQ PortMappings).Status | Should -Be 'Pass'
+            Get-PeerSeen $lab.Internet 198.51.100.1 8080 | Should -Be '198.51.100.254'
+        }
+
         It 'Disable-NamespaceNat removes the namespace''s mappings and leaves a neighbour''s' {
             Add-NatPortMapping testnet -Protocol Tcp -ExternalPort 8080 -InternalPort 80 | Out-Null
             Add-NatPortMapping other -Protocol Tcp -ExternalPort 9090 -InternalPort 80 | Out-Null

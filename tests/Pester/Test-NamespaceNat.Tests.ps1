@@ -1,6 +1,6 @@
 BeforeAll {
     . (Join-Path $PSScriptRoot 'Common.ps1')
-    $allChecks = @('NamespaceExists', 'LoopbackUp', 'Bridge', 'NamespaceAddress', 'HostLink', 'DefaultRoute', 'IpForwarding', 'Masquerade', 'Uplink', 'Forward', 'Inbound', 'DuplicateRules', 'StaleRules', 'BackendMix', 'Resolver')
+    $allChecks = @('NamespaceExists', 'LoopbackUp', 'Bridge', 'NamespaceAddress', 'HostLink', 'DefaultRoute', 'IpForwarding', 'Masquerade', 'Uplink', 'Forward', 'Inbound', 'PortMappings', 'DuplicateRules', 'StaleRules', 'BackendMix', 'Resolver')
     function Restore-Good {
         Reset-LabFirewall
         Remove-Item /etc/netns/testnet -Recurse -Force -ErrorAction Ignore
@@ -44,7 +44,7 @@ Describe 'Test-NamespaceNat' {
 
         It 'prints a summary line on the host' {
             $info = Test-NamespaceNat testnet 6>&1 | Where-Object { $_ -is [System.Management.Automation.InformationRecord] }
-            "$info" | Should -Match 'Test-NamespaceNat testnet: 15 passed, 0 warnings, 0 failed'
+            "$info" | Should -Match 'Test-NamespaceNat testnet: 16 passed, 0 warnings, 0 failed'
         }
 
         It 'changes nothing' {

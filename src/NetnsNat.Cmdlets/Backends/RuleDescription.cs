@@ -41,7 +41,14 @@ namespace NetnsNat.Backends
             {
                 if (!group.AtTop)
                 {
-                    append.AddRange(group.Rules.Where(r => snapshot.Count(r) == 0));
+                    if (group.Rules.Count <= 8)
+                    {
+                        append.AddRange(group.Rules.Where(r => snapshot.Count(r) == 0));
+                        continue;
+                    }
+                    // Many rules (a pipeline of port mappings): the chain's rules once, by identity, not a walk per rule.
+                    var present = snapshot.Chain(group.Table, group.Chain).Select(r => r.Key).ToHashSet(StringComparer.Ordinal);
+                    append.AddRange(group.Rules.Where(r => !present.Contains(r.Key)));
                     continue;
                 }
                 var found = group.Existing(snapshot);

@@ -540,7 +540,9 @@ namespace NetnsNat.Core
                 var ns = b.Namespace == b.NamespacePath ? NamespaceRef.AtPath(b.NamespacePath) : NamespaceRef.Named(b.Namespace);
                 var (status, detail) = Health(b, family, ns, state);
                 result.Add(new NamespaceNatBinding(ns.Name, b.NamespacePath, b.Bridge, b.Subnet, b.Gateway, b.Outbound, b.Family, state.BackendName, b.Dns,
-                    status == "InForce", status, detail, DateTime.Parse(b.EnabledAt, CultureInfo.InvariantCulture, DateTimeStyles.RoundtripKind)));
+                    status == "InForce", status, detail, DateTime.Parse(b.EnabledAt, CultureInfo.InvariantCulture, DateTimeStyles.RoundtripKind),
+                    store.Mappings.Where(m => m.NamespacePath == b.NamespacePath && m.Bridge == b.Bridge && m.Family == b.Family)
+                        .Select(m => m.ToMapping()).Where(m => m != null).Select(m => PortMappingService.Describe(m!)).ToArray()));
             }
             return result;
         }

@@ -46,7 +46,7 @@ namespace NetnsNat.Core
         /// <summary>Every check, in the order they run (AcceptRa only for IPv6).</summary>
         public static readonly IReadOnlyList<string> Checks = new[]
         {
-            "NamespaceExists", "LoopbackUp", "Bridge", "NamespaceAddress", "HostLink", "DefaultRoute", "IpForwarding", "Masquerade", "Uplink", "AcceptRa", "Forward", "Inbound", "DuplicateRules", "StaleRules", "BackendMix", "Resolver",
+            "NamespaceExists", "LoopbackUp", "Bridge", "NamespaceAddress", "HostLink", "DefaultRoute", "IpForwarding", "Masquerade", "Uplink", "AcceptRa", "Forward", "Inbound", "PortMappings", "DuplicateRules", "StaleRules", "BackendMix", "Resolver",
         };
 
         /// <summary>The checks that do not depend on the family: made once per namespace.</summary>
@@ -308,6 +308,8 @@ namespace NetnsNat.Core
                 Emit("Inbound", NatCheckStatus.Fail, "Inbound traffic cannot be checked without the bridge, the uplink and the namespace's address (see the checks above).", "Fix the checks above, then run Test-NamespaceNat again");
             }
 
+            PortMappings(snapshot, ns, nsAddresses.Select(a => a.Address.Address).ToArray(), uplink);
+
             // Duplicates.
             var dupes = subnet == null ? Array.Empty<IGrouping<string, IptablesRule>>()
                 : snapshot.Rules.Where(r => (r.Chain == "FORWARD" || r.Chain == "POSTROUTING") && (r.Source == subnet.Subnet || r.Destination == subnet.Subnet))
@@ -378,6 +380,56 @@ namespace NetnsNat.Core
             {
                 Emit("AcceptRa", NatCheckStatus.Pass, $"{ForwardingService.AcceptRaKey(uplink)} = {value}{(value == 2 ? ": router advertisements are accepted with forwarding on" : value == 0 ? ": the uplink does not take router advertisements (a static IPv6 configuration)" : ", forwarding is off")}.");
             }
+        }
+
+        /// <summary>
+        /// PortMappings: each port the state store says NetnsNat published for the namespace (of this family) has its
+        /// rules, still goes to an address the namespace has, and nothing above its FORWARD rule drops its connections.
+        /// </summary>
+        private void PortMappings(IptablesSnapshot snapshot, NamespaceRef ns, IReadOnlyCollection<IPAddress> nsAddresses, string? uplink)
+        {
+            var store = _request.Store ?? StateStore.Read(_host);
+            var mappings = store.Mappings.Where(m => m.NamespacePath == ns.Path && m.Family == Family.Name).Select(m => m.ToMapping()).Where(m => m != null).Select(m => m!).ToArray();
+            if (mappings.Length == 0)
+            {
+                Emit("PortMappings", NatCheckStatus.Pass, "NetnsNat publishes no port of the namespace.");
+                return;
+            }
+            var problems = new List<string>();
+            var fixes = new List<string>();
+            foreach (var m in mappings)
+            {
+                var missing = PortMappingRules.For(m).Where(r => snapshot.Count(r) == 0).ToArray();
+                if (missing.Length > 0)
+                {
+                    problems.Add($"{m}: {missing.Length} of its rules do not stand ({string.Join("; ", missing.Select(r => r.ToString()))})");
+                    fixes.Add($"Restore-NamespaceNat -Namespace {ns}");
+                    continue;
+                }
+                if (!nsAddresses.Contains(m.InternalAddress))
+                {
+                    problems.Add($"{m}: the namespace no longer has the address {m.InternalAddress}{(nsAddresses.Count == 0 ? string.Empty : $" (it has {string.Join(", ", nsAddresses)})")}");
+                    fixes.Add($"Remove-NatPortMapping -Protocol {(m.Protocol == "udp" ? "Udp" : "Tcp")} -ExternalPort {m.ExternalPort}; Add-NatPortMapping -Namespace {ns} -Protocol {(m.Protocol == "udp" ? "Udp" : "Tcp")} -ExternalPort {m.ExternalPort} -InternalPort {m.InternalPort}");
+                    continue;
+                }
+                var chain = snapshot.Chain("filter", "FORWARD");
+                var forwardIn = PortMappingRules.ForwardIn(m);
+                int at = 0;
+                while (at < chain.Count && !chain[at].SameAs(forwardIn)) at++;
+                var outside = m.Remote?.BaseAddress ?? (Family == AddressFamilyProfile.IPv4 ? OutsideExample : IPAddress.Parse("2001:db8::1"));
+                var verdict = ForwardEvaluator.Decides(snapshot, chain.Take(at).ToArray(), new ForwardPacket(uplink ?? m.Outbound, m.Bridge, outside, m.InternalAddress, "NEW"));
+                if (verdict is { Accepted: false })
+                {
+                    problems.Add($"{m}: '{verdict.Value.By}' stands above its FORWARD rule and drops its connections");
+                    fixes.Add($"Add-NatPortMapping -Namespace {ns} -Protocol {(m.Protocol == "udp" ? "Udp" : "Tcp")} -ExternalPort {m.ExternalPort} -InternalPort {m.InternalPort} (lays its rules on top again)");
+                }
+            }
+            if (problems.Count == 0)
+            {
+                Emit("PortMappings", NatCheckStatus.Pass, $"{mappings.Length} published port(s) in force: {string.Join(", ", mappings.Select(m => m.ToString()))}.");
+                return;
+            }
+            Emit("PortMappings", NatCheckStatus.Fail, string.Join("; ", problems) + ".", string.Join("; ", fixes.Distinct()));
         }
 
         private void StaleRules(IptablesSnapshot snapshot, LinkInfo? bridge)

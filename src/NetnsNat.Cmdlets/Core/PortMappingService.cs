@@ -23,6 +23,57 @@ namespace NetnsNat.Core
     /// </summary>
     internal sealed class PortMappingService
     {
+        /// <summary>The store's mappings, parsed once and found by their external side (not a parse and a walk per lookup).</summary>
+        private sealed class StoreIndex
+        {
+            private readonly Dictionary<string, List<(StoredMapping Stored, PortMapping Mapping)>> _byPort = new Dictionary<string, List<(StoredMapping, PortMapping)>>(StringComparer.Ordinal);
+
+            public StoreIndex(StoreContent store)
+            {
+                foreach (var s in store.Mappings)
+                {
+                    if (s.ToMapping() is { } m) Add(s, m);
+                }
+            }
+
+            private static string KeyOf(PortMapping m) => m.Family.Name + " " + m.Protocol + " " + m.ExternalPort.ToString(CultureInfo.InvariantCulture);
+
+            public void Add(StoredMapping stored, PortMapping mapping)
+            {
+                if (!_byPort.TryGetValue(KeyOf(mapping), out var list)) _byPort[KeyOf(mapping)] = list = new List<(StoredMapping, PortMapping)>();
+                list.Add((stored, mapping));
+            }
+
+            public (StoredMapping Stored, PortMapping Mapping)? Find(PortMapping mapping) =>
+                _byPort.TryGetValue(KeyOf(mapping), out var list) && list.FindIndex(x => x.Mapping.SameAs(mapping)) is int i && i >= 0 ? list[i] : null;
+
+            /// <summary>A mapping read from the rules, with the bridge, subnet and uplink the store recorded for it; null when the store does not know it.</summary>
+            public PortMapping? Complete(PortMapping bare) => Find(bare)?.Mapping;
+        }
+
+        /// <summary>Mappings by family, protocol and port: the ones a new mapping may overlap.</summary>
+        private sealed class PortTable
+        {
+            private readonly Dictionary<string, List<PortMapping>> _byPort = new Dictionary<string, List<PortMapping>>(StringComparer.Ordinal);
+
+            public PortTable(IEnumerable<PortMapping> mappings)
+            {
+                foreach (var m in mappings) Add(m);
+            }
+
+            private static string KeyOf(PortMapping m) => m.Family.Name + " " + m.Protocol + " " + m.ExternalPort.ToString(CultureInfo.InvariantCulture);
+
+            public void Add(PortMapping m)
+            {
+                if (!_byPort.TryGetValue(KeyOf(m), out var list)) _byPort[KeyOf(m)] = list = new List<PortMapping>();
+                list.Add(m);
+            }
+
+            public PortMapping? InTheWay(PortMapping m) => _byPort.TryGetValue(KeyOf(m), out var list) ? list.FirstOrDefault(x => x.Overlaps(m) && !x.SameAs(m)) : null;
+        }
+
+        private readonly Dictionary<string, IReadOnlySet<IPAddress>> _namespaceAddresses = new Dictionary<string, IReadOnlySet<IPAddress>>(StringComparer.Ordinal);
+
         private readonly ICommandHost _host;
         private readonly Func<AddressFamilyProfile, INatBackend> _backendOf;
         private readonly Dictionary<AddressFamilyProfile, RuleService> _rules = new Dictionary<AddressFamilyProfile, RuleService>();
@@ -74,6 +125,7 @@ namespace NetnsNat.Core
         {
             using var tx = NatTransaction.Begin(_host, Settings.LockTimeout);
             var store = StateStore.Load(tx.Lock);
+            var index = new StoreIndex(store);
             var resolved = new List<(PortMapping Mapping, NamespaceRef Namespace)>();
             foreach (var request in requests)
             {
@@ -82,7 +134,7 @@ namespace NetnsNat.Core
                     foreach (var m in Resolve(request, store))
                     {
                         // The same mapping twice in one call is one mapping; another target on the same port is the conflict below.
-                        if (!resolved.Any(r => r.Mapping.SameAs(m.Mapping))) resolved.Add(m);
+                        if (!resolved.Any(r => r.Mapping.ExternalPort == m.Mapping.ExternalPort && r.Mapping.SameAs(m.Mapping))) resolved.Add(m);
                     }
                 });
             }
@@ -98,19 +150,18 @@ namespace NetnsNat.Core
                 var approved = Rules(family).Apply(state =>
                 {
                     read = state;
-                    var standing = backend.Mappings(state, m => Complete(m, store));
+                    var taken = new PortTable(backend.Mappings(state, index.Complete));
                     // A port another mapping takes: that request's error, the others go on.
-                    var accepted = new List<PortMapping>();
                     foreach (var item in mine.ToArray())
                     {
-                        var other = standing.Concat(accepted).FirstOrDefault(s => s.Overlaps(item.Mapping) && !s.SameAs(item.Mapping));
+                        var other = taken.InTheWay(item.Mapping);
                         if (other == null)
                         {
-                            accepted.Add(item.Mapping);
+                            taken.Add(item.Mapping);
                             continue;
                         }
                         mine.Remove(item);
-                        var owner = NamespaceOf(other, store);
+                        var owner = index.Find(other)?.Stored.Namespace;
                         _host.Try(item.Namespace.Display, () => throw new NetnsNatException(
                             $"{item.Mapping.ExternalEndpoint} is taken: it goes to {other.TargetText}{(owner == null ? string.Empty : $" ('{owner}')")}. Nothing was changed for {item.Mapping}. " +
                             $"Remove that mapping first (Remove-NatPortMapping -Protocol {Title(other.Protocol)} -ExternalPort {other.ExternalPort}{(other.ExternalAddress == null ? string.Empty : " -ExternalAddress " + other.ExternalAddress)}), " +
@@ -122,14 +173,18 @@ namespace NetnsNat.Core
                 var added = new HashSet<string>(approved.Changes.Where(c => c.IsAddition).Select(c => c.RuleText), StringComparer.Ordinal);
                 foreach (var (mapping, ns) in mine)
                 {
-                    var stored = store.Mappings.FirstOrDefault(s => s.ToMapping() is { } m && m.SameAs(mapping));
-                    if (stored == null) store.Mappings.Add(StoredMapping.Of(mapping, ns, now));
+                    if (index.Find(mapping) == null)
+                    {
+                        var stored = StoredMapping.Of(mapping, ns, now);
+                        store.Mappings.Add(stored);
+                        index.Add(stored, mapping);
+                    }
                     var rules = backend.MappingRules(mapping);
                     results.Add(ToObject(mapping, ns.Display, read.BackendName, rules, rules.Count(added.Contains)));
                 }
                 // Connections made before the mapping (a UDP flow to the port, answered by the host or dropped) would keep
                 // their old way: conntrack never looks at a new rule for them.
-                foreach (var (mapping, _) in mine) DropConnections(mapping);
+                DropConnections(mine.Select(x => x.Mapping).ToArray());
             }
             if (results.Count == 0) return results;
             if (_host.ShouldProcess(StateStore.CurrentPath, "Record the port mappings")) StateStore.Save(store, tx.Lock);
@@ -266,41 +321,42 @@ namespace NetnsNat.Core
             }
         }
 
+        /// <summary>A namespace's addresses, read once per call (a pipeline of a thousand mappings of one namespace reads them once).</summary>
         private IReadOnlySet<IPAddress> NamespaceAddresses(NamespaceRef ns)
         {
             _host.Token.ThrowIfCancellationRequested();
+            if (_namespaceAddresses.TryGetValue(ns.Path, out var known)) return known;
             using var routes = NamespaceRoutes.Open(ns.Path, ns.Display, "NamespaceReadFailed");
-            return routes.AllAddresses().Select(p => p.Address.Address).Where(a => !IPAddress.IsLoopback(a)).ToHashSet();
+            return _namespaceAddresses[ns.Path] = routes.AllAddresses().Select(p => p.Address.Address).Where(a => !IPAddress.IsLoopback(a)).ToHashSet();
         }
 
         private static NamespaceRef NamespaceRefOf(StoredBinding b) => b.Namespace == b.NamespacePath ? NamespaceRef.AtPath(b.NamespacePath) : NamespaceRef.Named(b.Namespace);
 
         private static NamespaceRef NamespaceRefOf(StoredMapping m) => m.Namespace == m.NamespacePath ? NamespaceRef.AtPath(m.NamespacePath) : NamespaceRef.Named(m.Namespace);
 
-        /// <summary>A mapping read from the rules, with the bridge, subnet and uplink the store recorded for it; null when the store does not know it.</summary>
-        private static PortMapping? Complete(PortMapping bare, StoreContent store) =>
-            store.Mappings.Select(s => s.ToMapping()).FirstOrDefault(m => m != null && m.SameAs(bare));
-
-        private static string? NamespaceOf(PortMapping mapping, StoreContent store) =>
-            store.Mappings.FirstOrDefault(s => s.ToMapping() is { } m && m.SameAs(mapping))?.Namespace;
-
         private static string Title(string protocol) => protocol == "udp" ? "Udp" : "Tcp";
+
+        /// <summary>A mapping as Get-NamespaceNat names it: "Tcp 198.51.100.1:8080 -> 10.0.0.2:80" (the NatPortMapping's text).</summary>
+        public static string Describe(PortMapping m) => new NatPortMapping(null, Title(m.Protocol), m.ExternalText, m.ExternalPort, m.InternalAddress.ToString(), m.InternalPort,
+            null, m.Bridge, m.Outbound, string.Empty, Array.Empty<string>(), 0).ToString();
 
         private NatPortMapping ToObject(PortMapping m, string? ns, string backend, IReadOnlyList<string> rules, int changed, string status = "InForce", string? detail = null) =>
             new NatPortMapping(ns, Title(m.Protocol), m.ExternalText, m.ExternalPort, m.InternalAddress.ToString(), m.InternalPort,
                 m.Remote is IPNetwork r ? Cidr.Format(r) : null, m.Bridge, m.Outbound, backend, rules, changed, status, detail);
 
         /// <summary>
-        /// Drops the conntrack entries of connections to the mapping's external side (or, for every address, to any of
-        /// the host's addresses at that port): after a change, no connection keeps the way it had.
+        /// Drops the conntrack entries of connections to the mappings' external sides (for a mapping on every address, to
+        /// any of the host's addresses at its port), in one read of the table: after a change, no connection keeps the
+        /// way it had.
         /// </summary>
-        private void DropConnections(PortMapping m)
+        private void DropConnections(IReadOnlyList<PortMapping> mappings)
         {
-            var protocol = m.Protocol == "udp" ? (byte)ProtocolType.Udp : (byte)ProtocolType.Tcp;
-            var local = m.ExternalAddress == null ? HostAddresses() : null;
+            if (mappings.Count == 0) return;
+            var byPort = mappings.GroupBy(m => ((byte)(m.Protocol == "udp" ? ProtocolType.Udp : ProtocolType.Tcp), m.ExternalPort)).ToDictionary(g => g.Key, g => g.ToArray());
+            var local = mappings.Any(m => m.ExternalAddress == null) ? HostAddresses() : null;
             var service = new ConntrackService(_host);
-            var entries = service.Read(e => e.Protocol == protocol && e.Original.DestinationPort == m.ExternalPort
-                && (m.ExternalAddress != null ? m.ExternalAddress.Equals(e.Original.Destination) : local!.Contains(e.Original.Destination)));
+            var entries = service.Read(e => e.Original.DestinationPort is ushort port && byPort.TryGetValue((e.Protocol, port), out var ms)
+                && ms.Any(m => m.ExternalAddress != null ? m.ExternalAddress.Equals(e.Original.Destination) : local!.Contains(e.Original.Destination)));
             if (entries.Count > 0) service.Remove(entries);
         }
 
@@ -321,15 +377,18 @@ namespace NetnsNat.Core
                 var storedOfFamily = store.Mappings.Where(s => s.Family == family.Name).ToArray();
                 if (!haveTools && storedOfFamily.Length == 0) continue;
                 var state = backend.Read(_host.Token);
-                var standing = backend.Mappings(state, m => Complete(m, store));
+                var index = new StoreIndex(store);
+                var standing = backend.Mappings(state, index.Complete);
+                var inRules = new StoreIndex(new StoreContent());
                 foreach (var m in standing)
                 {
-                    var stored = store.Mappings.FirstOrDefault(s => s.ToMapping() is { } x && x.SameAs(m));
+                    var stored = index.Find(m)?.Stored;
+                    if (stored != null) inRules.Add(stored, m);
                     listed.Add(new Listed(m, stored?.Namespace, stored?.NamespacePath, state.BackendName, backend.MissingMappingRules(state, m), true));
                 }
                 foreach (var s in storedOfFamily)
                 {
-                    if (s.ToMapping() is not { } m || standing.Any(x => x.SameAs(m))) continue;
+                    if (s.ToMapping() is not { } m || inRules.Find(m) != null) continue;
                     listed.Add(new Listed(m, s.Namespace, s.NamespacePath, state.BackendName, backend.MissingMappingRules(state, m), false));
                 }
             }
@@ -362,20 +421,22 @@ namespace NetnsNat.Core
                 var approved = Rules(family).Apply(state =>
                 {
                     read = state;
-                    var staying = backend.Mappings(state, m => Complete(m, store)).Where(s => !mine.Any(m => m.SameAs(s))).ToArray();
+                    var index = new StoreIndex(store);
+                    var staying = backend.Mappings(state, index.Complete).Where(s => !mine.Any(m => m.ExternalPort == s.ExternalPort && m.SameAs(s))).ToArray();
                     return backend.Merge(mine.Select(m => backend.PlanRemoveMapping(state, m, staying)).ToArray());
                 }, string.Join(", ", mine.Select(m => m.ToString())), tx, group);
                 if (approved == null || read == null) continue;
                 any = true;
                 var removed = approved.Changes.Select(c => c.RuleText).ToHashSet(StringComparer.Ordinal);
+                var known = new StoreIndex(store);
                 foreach (var m in mine)
                 {
-                    var stored = store.Mappings.FirstOrDefault(s => s.ToMapping() is { } x && x.SameAs(m));
+                    var stored = known.Find(m)?.Stored;
                     if (stored != null) store.Mappings.Remove(stored);
                     var rules = backend.MappingRules(m);
                     results.Add(ToObject(m, stored?.Namespace, read.BackendName, rules, rules.Count(removed.Contains)));
-                    DropConnections(m);
                 }
+                DropConnections(mine);
             }
             return any ? results : null;
         }

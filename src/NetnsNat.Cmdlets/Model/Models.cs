@@ -139,9 +139,12 @@ namespace NetnsNat
     /// <param name="Status">InForce, NamespaceGone, BridgeGone, RulesMissing or RouteMissing.</param>
     /// <param name="Detail">What is missing, when it is not in force.</param>
     /// <param name="EnabledAt">When Enable-NamespaceNat first enabled it (UTC).</param>
+    /// <param name="PortMappings">The ports NetnsNat published for it in this family ("Tcp 198.51.100.1:8080 -> 10.0.0.2:80"); Get-NatPortMapping has them whole.</param>
     public sealed record NamespaceNatBinding(string? Namespace, string NamespacePath, string Bridge, string Subnet, string Gateway, string Outbound,
-        string AddressFamily, string Backend, IReadOnlyList<string>? Dns, bool InForce, string Status, string? Detail, DateTime EnabledAt)
+        string AddressFamily, string Backend, IReadOnlyList<string>? Dns, bool InForce, string Status, string? Detail, DateTime EnabledAt, IReadOnlyList<string>? PortMappings = null)
     {
+        public IReadOnlyList<string> PortMappings { get; } = PortMappings ?? Array.Empty<string>();
+
         public override string ToString() => $"{Namespace ?? NamespacePath} on {Bridge} ({Subnet}) via {Outbound}: {Status}";
     }
 }
