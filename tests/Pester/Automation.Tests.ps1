@@ -87,7 +87,7 @@ Describe 'Scripts and automation' {
             $r = Invoke-Script 'Test-NamespaceNat testnet | ConvertTo-Json'
             $r.ExitCode | Should -Be 0
             $checks = $r.Output | ConvertFrom-Json
-            $checks.Count | Should -Be 15
+            $checks.Count | Should -Be 16
             ($checks.Status | Sort-Object -Unique) | Should -Be @('Pass')
             $r.Output | Should -Not -Match 'passed,'
         }

@@ -327,7 +327,7 @@ exec "$REAL" "$@"
             $checksText = Get-Content (Join-Path $work 'checks.json') -Raw
             $checks = $checksText | ConvertFrom-Json -NoEnumerate
             $checks.GetType().IsArray | Should -BeTrue
-            $checks | Should -HaveCount 15
+            $checks | Should -HaveCount 16
             @($checks[0].PSObject.Properties.Name | Sort-Object) | Should -Be $fields['Test-NamespaceNat']
             ($checks.Status | Sort-Object -Unique) | Should -Be 'Pass'
             ($checks.Severity | Sort-Object -Unique) | Should -Be 0

@@ -273,6 +273,35 @@ COMMIT
         finally { Invoke-LabCommand nft -ArgumentList @('delete', 'table', 'ip6', 'filter') -AllowFailure | Out-Null; Invoke-LabCommand nft -ArgumentList @('delete', 'table', 'ip6', 'nat') -AllowFailure | Out-Null }
     }
 
+    It 'lists the rules of port mappings (DNAT, ports, addrtype, --ctstate DNAT) as iptables-save and ip6tables-save do' {
+        Add-LabBridge -Name br6 -Address 10.6.0.1/24 -Address6 fd00:6::1/64
+        Add-LabClient -Name ns6 -Bridge br6 -Address 10.6.0.2/24 -Address6 fd00:6::2/64
+        Invoke-LabCommand ip -ArgumentList @('-6', 'addr', 'add', '2001:db8:1::1/64', 'dev', 'eth0', 'nodad') | Out-Null
+        Invoke-LabCommand ip -ArgumentList @('-6', 'route', 'add', 'default', 'via', '2001:db8:1::fe', 'dev', 'eth0') | Out-Null
+        try {
+            Enable-NamespaceNat ns6 br6 eth0 | Out-Null
+            Add-NatPortMapping ns6 -Protocol Tcp -ExternalPort 8080 -InternalPort 80 -RemoteAddressPrefix 198.51.100.0/24 | Out-Null
+            Add-NatPortMapping ns6 -Protocol Udp -ExternalPort 5353 -InternalPort 53 -ExternalAddress 0.0.0.0 | Out-Null
+            Add-NatPortMapping ns6 -Protocol Tcp -ExternalPort 8443 -InternalPort 443 -AddressFamily IPv6 | Out-Null
+            Add-NatPortMapping ns6 -Protocol Udp -ExternalPort 5353 -InternalPort 53 -ExternalAddress :: | Out-Null
+            $v4 = [NetnsNat.InternalHooks]::ReadRulesetOverNetlink('IPv4')
+            $v4 | Should -Not -BeNullOrEmpty -Because 'the reader knows every shape of a mapping''s rules'
+            $v4 | Should -Be (Get-SaveListing)
+            @($v4 | Where-Object { $_ -match 'DNAT' }).Count | Should -Be 10
+            $v6 = [NetnsNat.InternalHooks]::ReadRulesetOverNetlink('IPv6')
+            $v6 | Should -Not -BeNullOrEmpty
+            $v6 | Should -Be (Get-SaveListing ip6tables-save)
+            $debug = @(Enable-NamespaceNat ns6 br6 eth0 -Debug 5>&1 | Where-Object { $_ -is [System.Management.Automation.DebugRecord] } | ForEach-Object Message)
+            $debug -match 'ruleset: read with' | Should -BeNullOrEmpty -Because 'with mappings in place, Enable still reads over netlink, with no process'
+        }
+        finally {
+            Invoke-LabCommand ip -ArgumentList @('netns', 'del', 'ns6') -AllowFailure | Out-Null
+            Invoke-LabCommand ip -ArgumentList @('link', 'del', 'br6') -AllowFailure | Out-Null
+            Invoke-LabCommand ip -ArgumentList @('-6', 'route', 'del', 'default') -AllowFailure | Out-Null
+            Invoke-LabCommand ip -ArgumentList @('-6', 'addr', 'del', '2001:db8:1::1/64', 'dev', 'eth0') -AllowFailure | Out-Null
+        }
+    }
+
     It 'leaves a ruleset with a rule of another shape to iptables-save' {
         Invoke-Restore $OtherRules
         [NetnsNat.InternalHooks]::ReadRulesetOverNetlink('IPv4') | Should -BeNullOrEmpty

@@ -462,6 +462,8 @@ namespace NetnsNat.Backends
         private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<IptablesSnapshot, HashSet<string>> RuleKeys =
             new System.Runtime.CompilerServices.ConditionalWeakTable<IptablesSnapshot, HashSet<string>>();
 
+        public string? MappingShadowedBy(NatState state, PortMapping mapping) => PortMappingRules.ShadowedBy(Snapshot(state), mapping)?.ToString();
+
         public IReadOnlyList<string> MissingMappingRules(NatState state, PortMapping mapping)
         {
             var keys = RuleKeys.GetValue(Snapshot(state), s => s.Rules.Select(r => r.Key).ToHashSet(StringComparer.Ordinal));

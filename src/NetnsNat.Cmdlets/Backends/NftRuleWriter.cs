@@ -370,13 +370,13 @@ namespace NetnsNat.Backends
         // -m conntrack --ctstate: struct xt_conntrack_mtinfo3 with match_flags XT_CONNTRACK_STATE and the state bits.
         private static byte[]? Conntrack(string states) => ConntrackInfo(states) is { } info ? XtExtension("match", "conntrack", 3, info) : null;
 
-        /// <summary>struct xt_conntrack_mtinfo3 for --ctstate alone (INVALID, ESTABLISHED, RELATED, NEW), or null for another state.</summary>
+        /// <summary>struct xt_conntrack_mtinfo3 for --ctstate alone (INVALID, ESTABLISHED, RELATED, NEW, DNAT), or null for another state.</summary>
         internal static byte[]? ConntrackInfo(string states)
         {
             ushort mask = 0;
             foreach (var state in states.Split(','))
             {
-                ushort bit = state switch { "INVALID" => 1, "ESTABLISHED" => 2, "RELATED" => 4, "NEW" => 8, _ => 0 };
+                ushort bit = state switch { "INVALID" => 1, "ESTABLISHED" => 2, "RELATED" => 4, "NEW" => 8, "DNAT" => 128, _ => 0 };
                 if (bit == 0) return null;
                 mask |= bit;
             }

@@ -25,7 +25,8 @@ namespace NetnsNat.Backends
         private const ushort NFTA_CHAIN_TABLE = 1, NFTA_CHAIN_NAME = 3, NFTA_CHAIN_HOOK = 4, NFTA_CHAIN_POLICY = 5;
         private const ushort NFTA_RULE_TABLE = 1, NFTA_RULE_CHAIN = 2, NFTA_RULE_EXPRESSIONS = 4, NFTA_RULE_COMPAT = 5, NFTA_RULE_USERDATA = 7;
         private const ushort NFTA_LIST_ELEM = 1, NFTA_EXPR_NAME = 1, NFTA_EXPR_DATA = 2, NFTA_DATA_VALUE = 1, NFTA_DATA_VERDICT = 2;
-        private const uint NFT_META_IIFNAME = 6, NFT_META_OIFNAME = 7, NFT_PAYLOAD_NETWORK_HEADER = 1, NFT_CMP_EQ = 0, NFT_CMP_NEQ = 1;
+        private const uint NFT_META_IIFNAME = 6, NFT_META_OIFNAME = 7, NFT_META_L4PROTO = 16, NFT_PAYLOAD_NETWORK_HEADER = 1, NFT_PAYLOAD_TRANSPORT_HEADER = 2;
+        private const uint NFT_CMP_EQ = 0, NFT_CMP_NEQ = 1;
         private const int NF_DROP = 0, NF_ACCEPT = 1, NFT_JUMP = -3, NFT_GOTO = -4, NFT_RETURN = -5;
 
         /// <summary>iptables' tables in the order iptables-nft-save lists them, each with its built-in chains.</summary>
@@ -96,8 +97,9 @@ namespace NetnsNat.Backends
                         else if (attr == NFTA_RULE_COMPAT) compat = data;
                     }
                     if (table == null || chain == null || BuiltinChains(table) == null) continue;
-                    if (!CompatIsEmpty(compat)) return null;
-                    var tokens = Decode(family, expressions, userData);
+                    var compatProtocol = CompatProtocol(compat);
+                    if (compatProtocol == null) return null;
+                    var tokens = Decode(family, expressions, userData, compatProtocol.Value);
                     if (tokens == null) return null;
                     var key = table + "/" + chain;
                     if (!rulesByChain.TryGetValue(key, out var rules)) rulesByChain[key] = rules = new List<IptablesRule>();
@@ -143,9 +145,10 @@ namespace NetnsNat.Backends
         /// The tokens iptables-save prints after "-A CHAIN" for a rule's expressions and user data, in its order (-s, -d,
         /// -i, -o, the matches, the comment, the target); null for a rule of a shape not known here.
         /// </summary>
-        internal static List<string>? Decode(AddressFamilyProfile family, byte[] expressions, byte[] userData)
+        internal static List<string>? Decode(AddressFamilyProfile family, byte[] expressions, byte[] userData, uint compatProtocol = 0)
         {
-            string? source = null, destination = null, inInterface = null, outInterface = null;
+            string? source = null, destination = null, inInterface = null, outInterface = null, protocol = null;
+            uint protocolNumber = 0;
             bool notSource = false, notDestination = false, notIn = false, notOut = false;
             var matches = new List<string>();
             var target = new List<string>();
@@ -171,9 +174,16 @@ namespace NetnsNat.Backends
                     case "meta" when loaded == null:
                         // NFTA_META_DREG 1, NFTA_META_KEY 2
                         var key = U32(fields, 2);
-                        loaded = key == NFT_META_IIFNAME ? "-i" : key == NFT_META_OIFNAME ? "-o" : null;
+                        loaded = key == NFT_META_IIFNAME ? "-i" : key == NFT_META_OIFNAME ? "-o" : key == NFT_META_L4PROTO ? "-p" : null;
                         loadedRegister = U32(fields, 1) ?? 0;
                         if (loaded == null) return null;
+                        break;
+                    case "payload" when loaded == null && U32(fields, 2) == NFT_PAYLOAD_TRANSPORT_HEADER:
+                        // A port of -p tcp/udp (-m tcp --dport 80): 2 bytes at offset 0 (source) or 2 (destination).
+                        if (protocol == null || U32(fields, 4) != 2 || U32(fields, 3) is not (0 or 2)) return null;
+                        loaded = U32(fields, 3) == 0 ? "--sport" : "--dport";
+                        length = 2;
+                        loadedRegister = U32(fields, 1) ?? 0;
                         break;
                     case "payload" when loaded == null:
                         // NFTA_PAYLOAD_DREG 1, BASE 2, OFFSET 3, LEN 4
@@ -197,7 +207,19 @@ namespace NetnsNat.Backends
                         var compared = Value(Find(fields, 3));
                         if (U32(fields, 1) != loadedRegister || (op != NFT_CMP_EQ && op != NFT_CMP_NEQ) || compared == null) return null;
                         bool negated = op == NFT_CMP_NEQ;
-                        if (loaded == "-i" || loaded == "-o")
+                        if (loaded == "-p")
+                        {
+                            // Only -p tcp and -p udp, as NetnsNat's port mappings write them.
+                            if (negated || protocol != null || compared.Length != 1 || compared[0] is not (6 or 17)) return null;
+                            protocolNumber = compared[0];
+                            protocol = protocolNumber == 6 ? "tcp" : "udp";
+                        }
+                        else if (loaded == "--sport" || loaded == "--dport")
+                        {
+                            if (negated || compared.Length != 2) return null;
+                            matches.AddRange(new[] { "-m", protocol!, loaded, BinaryPrimitives.ReadUInt16BigEndian(compared).ToString(System.Globalization.CultureInfo.InvariantCulture) });
+                        }
+                        else if (loaded == "-i" || loaded == "-o")
                         {
                             var text = Interface(compared);
                             if (text == null) return null;
@@ -228,6 +250,12 @@ namespace NetnsNat.Backends
                         {
                             matches.AddRange(new[] { "-m", "conntrack", "--ctstate", states });
                         }
+                        else if (match == "addrtype" && revision == 1 && info.Length == 8 && BinaryPrimitives.ReadUInt16LittleEndian(info) == 0
+                            && BinaryPrimitives.ReadUInt16LittleEndian(info.AsSpan(2)) == XT_ADDRTYPE_LOCAL && BinaryPrimitives.ReadUInt32LittleEndian(info.AsSpan(4)) == 0)
+                        {
+                            // struct xt_addrtype_info_v1: source, dest, flags; --dst-type LOCAL alone.
+                            matches.AddRange(new[] { "-m", "addrtype", "--dst-type", "LOCAL" });
+                        }
                         else
                         {
                             return null;
@@ -252,16 +280,30 @@ namespace NetnsNat.Backends
                         }
                         break;
                     case "target" when loaded == null:
-                        // NFTA_TARGET_NAME 1, REV 2, INFO 3: MASQUERADE with no options, as NetnsNat writes it.
+                        // NFTA_TARGET_NAME 1, REV 2, INFO 3: MASQUERADE with no options, or DNAT to one address and port
+                        // (as NetnsNat's port mappings write them).
                         var targetInfo = Find(fields, 3) ?? Array.Empty<byte>();
-                        if (Text(Find(fields, 1)) != "MASQUERADE" || U32(fields, 2) != 0 || !targetInfo.AsSpan().SequenceEqual(family.MasqueradeInfo)) return null;
-                        target.AddRange(new[] { "-j", "MASQUERADE" });
+                        var targetName = Text(Find(fields, 1));
+                        if (targetName == "MASQUERADE" && U32(fields, 2) == 0 && targetInfo.AsSpan().SequenceEqual(family.MasqueradeInfo))
+                        {
+                            target.AddRange(new[] { "-j", "MASQUERADE" });
+                        }
+                        else if (targetName == "DNAT" && U32(fields, 2) == 2 && DnatDestination(family, targetInfo) is { } to)
+                        {
+                            target.AddRange(new[] { "-j", "DNAT", "--to-destination", to });
+                        }
+                        else
+                        {
+                            return null;
+                        }
                         break;
                     default:
                         return null;
                 }
             }
-            if (loaded != null) return null;
+            // NFTA_RULE_COMPAT is not in the kernel's dumps (it only checks an xt extension when the rule is made); a
+            // protocol given there by a caller must be the rule's.
+            if (loaded != null || (compatProtocol != 0 && compatProtocol != protocolNumber)) return null;
             var comment = UserDataComment(userData, out bool userDataKnown);
             if (!userDataKnown) return null;
             var tokens = new List<string>(16);
@@ -269,6 +311,7 @@ namespace NetnsNat.Backends
             Add(tokens, notDestination, "-d", destination);
             Add(tokens, notIn, "-i", inInterface);
             Add(tokens, notOut, "-o", outInterface);
+            Add(tokens, false, "-p", protocol);
             tokens.AddRange(matches);
             if (comment != null) tokens.AddRange(new[] { "-m", "comment", "--comment", comment });
             tokens.AddRange(target);
@@ -298,13 +341,42 @@ namespace NetnsNat.Backends
         }
 
         /// <summary>NFTA_RULE_COMPAT (protocol, flags): iptables-nft sets it for -p; only a rule without one is known here.</summary>
-        private static bool CompatIsEmpty(byte[] compat)
+        /// <summary>
+        /// NFTA_RULE_COMPAT's protocol (NFTA_RULE_COMPAT_PROTO 1; 0 when there is none), or null when it has flags (a
+        /// negated -p), which the reader does not know.
+        /// </summary>
+        private static uint? CompatProtocol(byte[] compat)
         {
-            foreach (var (_, data) in Attributes(compat, 0))
+            uint protocol = 0;
+            foreach (var (type, data) in Attributes(compat, 0))
             {
-                if (data.Length == 4 && BinaryPrimitives.ReadUInt32BigEndian(data) != 0) return false;
+                if (data.Length != 4) continue;
+                var value = BinaryPrimitives.ReadUInt32BigEndian(data);
+                if (type == 1) protocol = value;
+                else if (value != 0) return null;
             }
-            return true;
+            return protocol;
+        }
+
+        private const ushort XT_ADDRTYPE_LOCAL = 1 << 2;
+        private const uint NF_NAT_RANGE_MAP_IPS = 1, NF_NAT_RANGE_PROTO_SPECIFIED = 2;
+
+        /// <summary>
+        /// struct nf_nat_range2 (flags; min_addr, max_addr: 16 bytes each; min_proto, max_proto, base_proto: 2 bytes
+        /// each) of a DNAT to one address and one port, as "10.0.0.2:80" or "[fd00::2]:80"; null for anything else.
+        /// </summary>
+        internal static string? DnatDestination(AddressFamilyProfile family, byte[] info)
+        {
+            if (info.Length < 42) return null;
+            var span = info.AsSpan();
+            if (BinaryPrimitives.ReadUInt32LittleEndian(span) != (NF_NAT_RANGE_MAP_IPS | NF_NAT_RANGE_PROTO_SPECIFIED)) return null;
+            if (!span.Slice(4, 16).SequenceEqual(span.Slice(20, 16)) || !span.Slice(36, 2).SequenceEqual(span.Slice(38, 2))) return null;
+            if (span.Slice(4 + family.AddressBytes, 16 - family.AddressBytes).IndexOfAnyExcept((byte)0) >= 0 || span.Slice(40).IndexOfAnyExcept((byte)0) >= 0) return null;
+            var address = new System.Net.IPAddress(span.Slice(4, family.AddressBytes));
+            var port = BinaryPrimitives.ReadUInt16BigEndian(span.Slice(36, 2));
+            if (port == 0) return null;
+            var text = family == AddressFamilyProfile.IPv6 ? "[" + address + "]" : address.ToString();
+            return text + ":" + port.ToString(System.Globalization.CultureInfo.InvariantCulture);
         }
 
         /// <summary>An interface name as cmp compares it: up to a NUL exactly, or without one a prefix, which iptables writes as NAME+.</summary>
@@ -371,7 +443,8 @@ namespace NetnsNat.Backends
             if ((states & 8) != 0) names.Add("NEW");
             if ((states & 4) != 0) names.Add("RELATED");
             if ((states & 2) != 0) names.Add("ESTABLISHED");
-            if (names.Count == 0 || (states & ~15) != 0) return null;
+            if ((states & 128) != 0) names.Add("DNAT");
+            if (names.Count == 0 || (states & ~(15 | 128)) != 0) return null;
             // Nothing else in the struct: the same bytes the encoder writes for these states, or not a shape known here.
             var expected = NftRuleWriter.ConntrackInfo(string.Join(",", names));
             return expected != null && expected.AsSpan().SequenceEqual(info) ? string.Join(",", names) : null;

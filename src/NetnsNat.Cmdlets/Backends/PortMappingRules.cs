@@ -228,6 +228,31 @@ namespace NetnsNat.Backends
             return false;
         }
 
+        /// <summary>
+        /// A rule of another's in nat PREROUTING that takes the mapping's connections before its own DNAT rule does (a DNAT
+        /// or REDIRECT of the same protocol and port, or of every port, to the same destination or any): the first such
+        /// rule, or null. The kernel uses the first DNAT that matches, so the mapping does nothing while that rule stands.
+        /// </summary>
+        public static IptablesRule? ShadowedBy(IptablesSnapshot snapshot, PortMapping m)
+        {
+            var own = Prerouting(m);
+            var port = Port(m.ExternalPort);
+            foreach (var r in snapshot.Chain("nat", "PREROUTING"))
+            {
+                if (r.SameAs(own)) return null;
+                if (IsOwn(r) || (r.Target != "DNAT" && r.Target != "REDIRECT") || r.HasNegation) continue;
+                if (r.Protocol != null && r.Protocol != m.Protocol) continue;
+                var spec = r.Specification;
+                int at = -1;
+                for (int i = 0; i + 1 < spec.Count; i++) if (spec[i] == "--dport" || spec[i] == "--dports") at = i;
+                if (at >= 0 && spec[at + 1] != port) continue;
+                if (r.Destination != null && (m.ExternalAddress == null || !Cidr.TryParseNetwork(r.Destination, out var d) || !d.Contains(m.ExternalAddress))) continue;
+                if (r.Source != null && m.Remote != null && Cidr.TryParseNetwork(r.Source, out var src) && !src.Contains(m.Remote.Value.BaseAddress)) continue;
+                return r;
+            }
+            return null;
+        }
+
         /// <summary>"10.0.0.2:80" or "[fd00::2]:80".</summary>
         public static bool TryParseEndpoint(string text, out IPAddress address, out int port)
         {

@@ -75,7 +75,7 @@ namespace NetnsNat.Commands
             if (ParameterSetName == ByAddressSet)
             {
                 if (!TryParseAddress(InternalAddress, "InternalAddress", out var address)) return;
-                _requests.Add(new MappingRequest(null, address, protocol, external, inside, externalAddress, remote));
+                _requests.Add(new MappingRequest(null, address, protocol, external, inside, externalAddress, remote, Model.AddressFamilyProfile.Select(AddressFamily)));
                 return;
             }
             foreach (var ns in NamespaceRefs(ParameterSetName == ByNameSet ? new[] { Namespace } : null, ParameterSetName == ByPathSet ? new[] { NamespacePath } : null))

@@ -67,17 +67,31 @@ namespace NetnsNat.Commands
         protected override IEnumerable<string> Candidates() => IpRoute2.Namespaces().Where(n => Names.IsValidNamespace(n, out _));
     }
 
-    /// <summary>Completes the protocols Get-NatSession and Remove-NatSession filter on, whatever the case typed.</summary>
-    public sealed class SessionProtocolCompleter : IArgumentCompleter
+    /// <summary>Completes a fixed list of names, whatever the case typed.</summary>
+    public abstract class ListCompleter : IArgumentCompleter
     {
+        protected abstract IEnumerable<string> Names { get; }
+
         public IEnumerable<CompletionResult> CompleteArgument(string commandName, string parameterName, string wordToComplete, CommandAst commandAst, IDictionary fakeBoundParameters)
         {
             var prefix = (wordToComplete ?? string.Empty).Trim('\'', '"');
-            foreach (var name in Core.SessionFilter.ProtocolNames.Where(n => n.StartsWith(prefix, StringComparison.OrdinalIgnoreCase)))
+            foreach (var name in Names.Where(n => n.StartsWith(prefix, StringComparison.OrdinalIgnoreCase)))
             {
                 yield return new CompletionResult(name, name, CompletionResultType.ParameterValue, name);
             }
         }
+    }
+
+    /// <summary>Completes the protocols Get-NatSession and Remove-NatSession filter on.</summary>
+    public sealed class SessionProtocolCompleter : ListCompleter
+    {
+        protected override IEnumerable<string> Names => Core.SessionFilter.ProtocolNames;
+    }
+
+    /// <summary>Completes -Protocol of the port mapping cmdlets: Tcp, Udp.</summary>
+    public sealed class PortMappingProtocolCompleter : ListCompleter
+    {
+        protected override IEnumerable<string> Names => PortMappingCmdlet.ProtocolNames;
     }
 
     /// <summary>Completes the subnets of the bridges (needs ip; no process is started for the other completers).</summary>

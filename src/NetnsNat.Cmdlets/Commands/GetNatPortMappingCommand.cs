@@ -1,3 +1,5 @@
+using System;
+using System.Collections.Generic;
 using System.Linq;
 using System.Management.Automation;
 using NetnsNat.Core;
@@ -15,6 +17,10 @@ namespace NetnsNat.Commands
         [ArgumentCompleter(typeof(NamespaceNameCompleter))]
         public string? Namespace { get; set; }
 
+        /// <summary>Only the mappings of this namespace, by the file that holds it (Get-NamespaceNat's objects bind it).</summary>
+        [Parameter(ValueFromPipelineByPropertyName = true)]
+        public string? NamespacePath { get; set; }
+
         /// <summary>Only Tcp or only Udp mappings.</summary>
         [Parameter]
         [ArgumentCompleter(typeof(PortMappingProtocolCompleter))]
@@ -25,11 +31,14 @@ namespace NetnsNat.Commands
         public string? ExternalPort { get; set; }
 
         /// <summary>IPv4, IPv6 or Both (the default).</summary>
-        [Parameter]
+        [Parameter(ValueFromPipelineByPropertyName = true)]
         [ValidateSet("IPv4", "IPv6", "Both")]
         public string? AddressFamily { get; set; }
 
         protected override void Begin() => RequireNetAdmin();
+
+        /// <summary>Mappings already written: a pipeline of Get-NamespaceNat's bindings (one per family) lists each once.</summary>
+        private readonly HashSet<string> _emitted = new HashSet<string>(StringComparer.Ordinal);
 
         protected override void ProcessRecord()
         {
@@ -48,8 +57,10 @@ namespace NetnsNat.Commands
                     var m = listed.Mapping;
                     if (protocol != null && m.Protocol != protocol) continue;
                     if (ExternalPort != null && m.ExternalPort != port) continue;
-                    if (Namespace != null && listed.Namespace != Namespace) continue;
-                    WriteObject(service.ToObject(listed));
+                    // A namespace named and given by path (Get-NamespaceNat's objects): the path decides.
+                    if (NamespacePath != null ? listed.NamespacePath != NamespacePath : Namespace != null && listed.Namespace != Namespace) continue;
+                    var output = service.ToObject(listed);
+                    if (_emitted.Add(output.AddressFamily + " " + output + " " + output.RemoteAddressPrefix)) WriteObject(output);
                 }
             });
         }

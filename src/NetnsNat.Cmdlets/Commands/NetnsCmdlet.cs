@@ -80,6 +80,10 @@ namespace NetnsNat.Commands
 
         bool ICommandHost.ShouldProcess(string target, string action) => ShouldProcess(target, action);
 
+        bool ICommandHost.WhatIf =>
+            MyInvocation.BoundParameters.TryGetValue("WhatIf", out var given) ? given is SwitchParameter { IsPresent: true }
+            : SessionState.PSVariable.GetValue("WhatIfPreference") is { } preference && LanguagePrimitives.IsTrue(preference);
+
         bool ICommandHost.Try(object? target, Action action) => Guard(target, action);
 
         /// <summary>The backend for a family (the iptables backend for now).</summary>

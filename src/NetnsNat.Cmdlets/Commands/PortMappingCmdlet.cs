@@ -1,9 +1,7 @@
 using System;
-using System.Collections;
 using System.Collections.Generic;
 using System.Linq;
 using System.Management.Automation;
-using System.Management.Automation.Language;
 using System.Net;
 using NetnsNat.Core;
 using NetnsNat.Linux;
@@ -26,10 +24,14 @@ namespace NetnsNat.Commands
         /// <summary>Tcp or Udp (any case), as iptables writes it: "tcp", "udp".</summary>
         internal bool TryParseProtocol(string? text, out string protocol)
         {
-            protocol = text?.Trim().ToLowerInvariant() ?? string.Empty;
-            if (protocol == "tcp" || protocol == "udp") return true;
+            protocol = string.Empty;
+            if (SessionFilter.TryParseProtocol(text, out var parsed) && (parsed == System.Net.Sockets.ProtocolType.Tcp || parsed == System.Net.Sockets.ProtocolType.Udp))
+            {
+                protocol = parsed == System.Net.Sockets.ProtocolType.Tcp ? "tcp" : "udp";
+                return true;
+            }
             WriteError(new ErrorRecord(
-                new ArgumentException($"-Protocol '{text}' cannot be published: a port mapping is for Tcp or Udp (ports belong to those). Use -Protocol Tcp or -Protocol Udp.", "Protocol"),
+                new ArgumentException($"-Protocol '{text}' is not a protocol of port mappings: they are Tcp or Udp (ports belong to those). Use -Protocol Tcp or -Protocol Udp.", "Protocol"),
                 "InvalidProtocol", ErrorCategory.InvalidArgument, text));
             return false;
         }
@@ -65,19 +67,6 @@ namespace NetnsNat.Commands
                 new ArgumentException($"-RemoteAddressPrefix '{text}' is not a network: {reason}. Write it as ADDRESS/PREFIX, for example 192.0.2.0/24 or 2001:db8::/32 (a single address: 192.0.2.7/32).", "RemoteAddressPrefix"),
                 "InvalidPrefix", ErrorCategory.InvalidArgument, text));
             return false;
-        }
-    }
-
-    /// <summary>Completes -Protocol of the port mapping cmdlets: Tcp, Udp.</summary>
-    public sealed class PortMappingProtocolCompleter : IArgumentCompleter
-    {
-        public IEnumerable<CompletionResult> CompleteArgument(string commandName, string parameterName, string wordToComplete, CommandAst commandAst, IDictionary fakeBoundParameters)
-        {
-            var prefix = (wordToComplete ?? string.Empty).Trim('\'', '"');
-            foreach (var name in PortMappingCmdlet.ProtocolNames.Where(n => n.StartsWith(prefix, StringComparison.OrdinalIgnoreCase)))
-            {
-                yield return new CompletionResult(name, name, CompletionResultType.ParameterValue, name);
-            }
         }
     }
 }

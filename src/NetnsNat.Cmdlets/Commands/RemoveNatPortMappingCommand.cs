@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 using System.Globalization;
 using System.Management.Automation;
 using System.Net;
@@ -31,7 +32,7 @@ namespace NetnsNat.Commands
         public string? ExternalAddress { get; set; }
 
         /// <summary>Only the mappings of this namespace.</summary>
-        [Parameter(ValueFromPipelineByPropertyName = true, ParameterSetName = ByFieldsSet)]
+        [Parameter(Position = 0, ValueFromPipelineByPropertyName = true, ParameterSetName = ByFieldsSet)]
         [ArgumentCompleter(typeof(NamespaceNameCompleter))]
         public string? Namespace { get; set; }
 
@@ -43,6 +44,9 @@ namespace NetnsNat.Commands
         [Parameter]
         public SwitchParameter PassThru { get; set; }
 
+        private readonly List<(Func<PortMappingService.Listed, bool> Select, string What, object Target)> _items = new List<(Func<PortMappingService.Listed, bool>, string, object)>();
+
+        /// <summary>Checks and collects; the work is done in EndProcessing, so a pipeline of mappings is one transaction.</summary>
         protected override void ProcessRecord()
         {
             if (ParameterSetName == ByObjectSet)
@@ -50,8 +54,8 @@ namespace NetnsNat.Commands
                 foreach (var item in InputObject)
                 {
                     var protocol = item.Protocol.ToLowerInvariant();
-                    Run(l => l.Mapping.Protocol == protocol && l.Mapping.ExternalPort == item.ExternalPort && l.Mapping.ExternalText == item.ExternalAddress
-                        && l.Mapping.InternalAddress.ToString() == item.InternalAddress && l.Mapping.InternalPort == item.InternalPort, $"for {item}", item);
+                    _items.Add((l => l.Mapping.Protocol == protocol && l.Mapping.ExternalPort == item.ExternalPort && l.Mapping.ExternalText == item.ExternalAddress
+                        && l.Mapping.InternalAddress.ToString() == item.InternalAddress && l.Mapping.InternalPort == item.InternalPort, $"for {item}", item));
                 }
                 return;
             }
@@ -60,15 +64,16 @@ namespace NetnsNat.Commands
             if (ExternalAddress != null && !TryParseAddress(ExternalAddress, "ExternalAddress", out address)) return;
             if (Namespace != null && !CheckNamespaceName(Namespace)) return;
             var what = $"for {Protocol} port {port.ToString(CultureInfo.InvariantCulture)}{(address == null ? string.Empty : " on " + address)}{(Namespace == null ? string.Empty : $" of '{Namespace}'")}";
-            Run(l => l.Mapping.Protocol == p && l.Mapping.ExternalPort == port && (address == null || l.Mapping.ExternalText == address.ToString())
-                && (Namespace == null || l.Namespace == Namespace), what, ExternalPort);
+            _items.Add((l => l.Mapping.Protocol == p && l.Mapping.ExternalPort == port && (address == null || l.Mapping.ExternalText == address.ToString())
+                && (Namespace == null || l.Namespace == Namespace), what, ExternalPort));
         }
 
-        private void Run(Func<PortMappingService.Listed, bool> select, string what, object target)
+        protected override void EndProcessing()
         {
-            Guard(target, () =>
+            if (_items.Count == 0) return;
+            Guard(null, () =>
             {
-                var removed = Service().RemoveWhere(select, what);
+                var removed = Service().RemoveWhere(_items);
                 if (removed != null && PassThru) WriteObject(removed, enumerateCollection: true);
             });
         }

@@ -129,12 +129,15 @@ namespace NetnsNat.Core
         /// Deletes entries: every ShouldProcess question first, then the approved entries over one socket. Returns the
         /// entries this call deleted; one already gone is not an error, one the kernel refuses is that entry's error.
         /// </summary>
-        public List<ConntrackEntry> Remove(IReadOnlyList<ConntrackEntry> entries)
+        public List<ConntrackEntry> Remove(IReadOnlyList<ConntrackEntry> entries) => Remove(entries, ask: true);
+
+        /// <summary>Deletes entries; with ask false, without a question of their own (the caller's question covered them).</summary>
+        private List<ConntrackEntry> Remove(IReadOnlyList<ConntrackEntry> entries, bool ask)
         {
             var approved = new List<ConntrackEntry>();
             foreach (var entry in entries)
             {
-                if (_host.ShouldProcess($"conntrack entry {entry}", DeleteCommand(entry))) approved.Add(entry);
+                if (!ask || _host.ShouldProcess($"conntrack entry {entry}", DeleteCommand(entry))) approved.Add(entry);
             }
             var removed = new List<ConntrackEntry>();
             if (approved.Count == 0) return removed;
@@ -166,17 +169,23 @@ namespace NetnsNat.Core
         }
 
         /// <summary>
-        /// Drops the connections of a protocol to address:port, as the client asked for it (original destination) or as
-        /// reached after a port mapping (translated destination), translated by the NAT or not; any address when it is
-        /// null. What a port mapping's change calls, so that no connection keeps going by the mapping it had before (an
-        /// entry made before a DNAT rule existed never sees the rule). Asks ShouldProcess for each; returns the deleted.
+        /// Drops the connections to any of the endpoints (a protocol, an address or, when it is null, any address of
+        /// anyOf (any address at all without it), and a port), as the client asked for them (original destination) or as
+        /// reached after a port mapping, translated by the NAT or not: what a port mapping's change calls, so that no
+        /// connection keeps going by the mapping it had before (an entry made before a DNAT rule existed never sees the
+        /// rule). One read of the table; no question per entry (the mapping's question covered them). Returns the deleted.
         /// </summary>
-        public List<ConntrackEntry> Delete(ProtocolType protocol, IPAddress? address, int port) => Remove(Read(ConnectionsTo(protocol, address, port)));
-
-        /// <summary>What Delete selects: connections of the protocol to address:port before or after DNAT, translated or not.</summary>
-        public static Func<ConntrackEntry, bool> ConnectionsTo(ProtocolType protocol, IPAddress? address, int port)
+        public List<ConntrackEntry> DeleteConnectionsTo(IReadOnlyList<(ProtocolType Protocol, IPAddress? Address, int Port)> endpoints, IReadOnlySet<IPAddress>? anyOf = null)
         {
-            bool To(IPAddress destination, ushort? destinationPort) => destinationPort == port && (address == null || address.Equals(destination));
+            var selectors = endpoints.Select(e => ConnectionsTo(e.Protocol, e.Address, e.Port, anyOf)).ToArray();
+            var entries = Read(e => Array.Exists(selectors, select => select(e)));
+            return entries.Count == 0 ? entries : Remove(entries, ask: false);
+        }
+
+        /// <summary>What DeleteConnectionsTo selects for one endpoint: connections of the protocol to address:port before or after DNAT, translated or not.</summary>
+        public static Func<ConntrackEntry, bool> ConnectionsTo(ProtocolType protocol, IPAddress? address, int port, IReadOnlySet<IPAddress>? anyOf = null)
+        {
+            bool To(IPAddress destination, ushort? destinationPort) => destinationPort == port && (address == null ? anyOf == null || anyOf.Contains(destination) : address.Equals(destination));
             return e => e.Protocol == (byte)protocol && (To(e.Original.Destination, e.Original.DestinationPort) || To(e.Reply.Source, e.Reply.SourcePort));
         }
     }

@@ -23,6 +23,9 @@ namespace NetnsNat.Core
 
         void Progress(System.Management.Automation.ProgressRecord record);
 
+        /// <summary>True under -WhatIf (or $WhatIfPreference): every ShouldProcess says no, and nothing changes.</summary>
+        bool WhatIf { get; }
+
         /// <summary>-WhatIf/-Confirm: true when the change may be made.</summary>
         bool ShouldProcess(string target, string action);
 

@@ -596,8 +596,8 @@ namespace NetnsNat.Core
                 restored.Add(r);
                 emit(r);
             });
-            // Their published ports too, once their bridges' rules stand again.
-            var paths = requests.Where(q => restored.Any(r => r.Namespace == q.Namespace.Display && r.Bridge == q.Bridge)).Select(q => (q.Namespace.Path, q.Bridge)).ToHashSet();
+            // Their published ports too, once their bridges' rules stand again (under -WhatIf, shown for every namespace asked for).
+            var paths = requests.Where(q => _host.WhatIf || restored.Any(r => r.Namespace == q.Namespace.Display && r.Bridge == q.Bridge)).Select(q => (q.Namespace.Path, q.Bridge)).ToHashSet();
             if (paths.Count > 0) new PortMappingService(_host, _backendOf).Reapply(m => paths.Contains((m.NamespacePath, m.Bridge)));
         }
 

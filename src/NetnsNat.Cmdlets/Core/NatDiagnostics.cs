@@ -22,6 +22,7 @@ namespace NetnsNat.Core
     {
         /// <summary>An outside address used only to evaluate the FORWARD chain when -Target is not given (no packet is sent).</summary>
         private static readonly IPAddress OutsideExample = IPAddress.Parse("192.0.2.1");
+        private static readonly IPAddress OutsideExample6 = IPAddress.Parse("2001:db8::1");
 
         private readonly ICommandHost _host;
         private readonly IptablesBackend _backend;
@@ -255,7 +256,7 @@ namespace NetnsNat.Core
             var other = _backend.OtherBackend(state, _host.Token);
             if (subnet != null && uplink != null && onBridge.Link != null)
             {
-                var outside = request.Target ?? (Family == AddressFamilyProfile.IPv4 ? OutsideExample : IPAddress.Parse("2001:db8::1"));
+                var outside = request.Target ?? (Family == AddressFamilyProfile.IPv4 ? OutsideExample : OutsideExample6);
                 var nsAddress = onBridge.Address.Address;
                 var fix = $"Get-BridgeSubnet {bridgeName} | Add-NatMasquerade -Outbound {uplink}";
                 var verdicts = new List<(string Backend, ForwardVerdict Out, ForwardVerdict Reply, string Lister)>
@@ -308,7 +309,7 @@ namespace NetnsNat.Core
                 Emit("Inbound", NatCheckStatus.Fail, "Inbound traffic cannot be checked without the bridge, the uplink and the namespace's address (see the checks above).", "Fix the checks above, then run Test-NamespaceNat again");
             }
 
-            PortMappings(snapshot, ns, nsAddresses.Select(a => a.Address.Address).ToArray(), uplink);
+            PortMappings(state, ns, nsAddresses.Select(a => a.Address.Address).ToArray(), uplink);
 
             // Duplicates.
             var dupes = subnet == null ? Array.Empty<IGrouping<string, IptablesRule>>()
@@ -386,7 +387,7 @@ namespace NetnsNat.Core
         /// PortMappings: each port the state store says NetnsNat published for the namespace (of this family) has its
         /// rules, still goes to an address the namespace has, and nothing above its FORWARD rule drops its connections.
         /// </summary>
-        private void PortMappings(IptablesSnapshot snapshot, NamespaceRef ns, IReadOnlyCollection<IPAddress> nsAddresses, string? uplink)
+        private void PortMappings(IptablesState state, NamespaceRef ns, IReadOnlyCollection<IPAddress> nsAddresses, string? uplink)
         {
             var store = _request.Store ?? StateStore.Read(_host);
             var mappings = store.Mappings.Where(m => m.NamespacePath == ns.Path && m.Family == Family.Name).Select(m => m.ToMapping()).Where(m => m != null).Select(m => m!).ToArray();
@@ -395,33 +396,55 @@ namespace NetnsNat.Core
                 Emit("PortMappings", NatCheckStatus.Pass, "NetnsNat publishes no port of the namespace.");
                 return;
             }
+            var snapshot = state.Snapshot;
+            HashSet<IPAddress>? hostAddresses = null;
             var problems = new List<string>();
             var fixes = new List<string>();
             foreach (var m in mappings)
             {
-                var missing = PortMappingRules.For(m).Where(r => snapshot.Count(r) == 0).ToArray();
-                if (missing.Length > 0)
+                var missing = _backend.MissingMappingRules(state, m);
+                if (missing.Count > 0)
                 {
-                    problems.Add($"{m}: {missing.Length} of its rules do not stand ({string.Join("; ", missing.Select(r => r.ToString()))})");
-                    fixes.Add($"Restore-NamespaceNat -Namespace {ns}");
+                    problems.Add($"{m}: {missing.Count} of its rules do not stand ({string.Join("; ", missing)})");
+                    fixes.Add(ns.IsNamed ? $"Restore-NamespaceNat -Namespace {ns}" : $"Restore-NamespaceNat -NamespacePath {ns.Path}");
                     continue;
                 }
                 if (!nsAddresses.Contains(m.InternalAddress))
                 {
                     problems.Add($"{m}: the namespace no longer has the address {m.InternalAddress}{(nsAddresses.Count == 0 ? string.Empty : $" (it has {string.Join(", ", nsAddresses)})")}");
-                    fixes.Add($"Remove-NatPortMapping -Protocol {(m.Protocol == "udp" ? "Udp" : "Tcp")} -ExternalPort {m.ExternalPort}; Add-NatPortMapping -Namespace {ns} -Protocol {(m.Protocol == "udp" ? "Udp" : "Tcp")} -ExternalPort {m.ExternalPort} -InternalPort {m.InternalPort}");
+                    fixes.Add($"{PortMappingService.RemoveCommand(m)}; {PortMappingService.AddCommand(m, ns)}");
+                    continue;
+                }
+                if (m.ExternalAddress != null)
+                {
+                    if (hostAddresses == null)
+                    {
+                        using var host = NamespaceRoutes.OpenCurrent();
+                        hostAddresses = host.AllAddresses().Select(a => a.Address.Address).ToHashSet();
+                    }
+                    if (!hostAddresses.Contains(m.ExternalAddress))
+                    {
+                        problems.Add($"{m}: the host no longer has the address {m.ExternalAddress}, so no connection to it arrives");
+                        fixes.Add($"{PortMappingService.RemoveCommand(m)}, then publish on an address the host has");
+                        continue;
+                    }
+                }
+                if (_backend.MappingShadowedBy(state, m) is { } shadow)
+                {
+                    problems.Add($"{m}: '{shadow}' stands above its DNAT rule in nat PREROUTING and takes its connections");
+                    fixes.Add($"{Family.Iptables} {shadow.Replace(" -A ", " -D ", StringComparison.Ordinal)}");
                     continue;
                 }
                 var chain = snapshot.Chain("filter", "FORWARD");
                 var forwardIn = PortMappingRules.ForwardIn(m);
                 int at = 0;
                 while (at < chain.Count && !chain[at].SameAs(forwardIn)) at++;
-                var outside = m.Remote?.BaseAddress ?? (Family == AddressFamilyProfile.IPv4 ? OutsideExample : IPAddress.Parse("2001:db8::1"));
+                var outside = m.Remote?.BaseAddress ?? (Family == AddressFamilyProfile.IPv4 ? OutsideExample : OutsideExample6);
                 var verdict = ForwardEvaluator.Decides(snapshot, chain.Take(at).ToArray(), new ForwardPacket(uplink ?? m.Outbound, m.Bridge, outside, m.InternalAddress, "NEW"));
                 if (verdict is { Accepted: false })
                 {
                     problems.Add($"{m}: '{verdict.Value.By}' stands above its FORWARD rule and drops its connections");
-                    fixes.Add($"Add-NatPortMapping -Namespace {ns} -Protocol {(m.Protocol == "udp" ? "Udp" : "Tcp")} -ExternalPort {m.ExternalPort} -InternalPort {m.InternalPort} (lays its rules on top again)");
+                    fixes.Add($"{PortMappingService.AddCommand(m, ns)} (lays its rules on top again)");
                 }
             }
             if (problems.Count == 0)

@@ -23,6 +23,9 @@ namespace NetnsNat.Core
     /// </summary>
     internal sealed class PortMappingService
     {
+        /// <summary>What mappings that may overlap share: family, protocol and external port.</summary>
+        private static string KeyOf(PortMapping m) => m.Family.Name + " " + m.Protocol + " " + m.ExternalPort.ToString(CultureInfo.InvariantCulture);
+
         /// <summary>The store's mappings, parsed once and found by their external side (not a parse and a walk per lookup).</summary>
         private sealed class StoreIndex
         {
@@ -36,8 +39,6 @@ namespace NetnsNat.Core
                 }
             }
 
-            private static string KeyOf(PortMapping m) => m.Family.Name + " " + m.Protocol + " " + m.ExternalPort.ToString(CultureInfo.InvariantCulture);
-
             public void Add(StoredMapping stored, PortMapping mapping)
             {
                 if (!_byPort.TryGetValue(KeyOf(mapping), out var list)) _byPort[KeyOf(mapping)] = list = new List<(StoredMapping, PortMapping)>();
@@ -49,6 +50,9 @@ namespace NetnsNat.Core
 
             /// <summary>A mapping read from the rules, with the bridge, subnet and uplink the store recorded for it; null when the store does not know it.</summary>
             public PortMapping? Complete(PortMapping bare) => Find(bare)?.Mapping;
+
+            /// <summary>Every mapping the store records of a family.</summary>
+            public IEnumerable<PortMapping> Of(AddressFamilyProfile family) => _byPort.Values.SelectMany(l => l).Select(x => x.Mapping).Where(m => m.Family == family);
         }
 
         /// <summary>Mappings by family, protocol and port: the ones a new mapping may overlap.</summary>
@@ -60,8 +64,6 @@ namespace NetnsNat.Core
             {
                 foreach (var m in mappings) Add(m);
             }
-
-            private static string KeyOf(PortMapping m) => m.Family.Name + " " + m.Protocol + " " + m.ExternalPort.ToString(CultureInfo.InvariantCulture);
 
             public void Add(PortMapping m)
             {
@@ -141,37 +143,47 @@ namespace NetnsNat.Core
             if (resolved.Count == 0) return Array.Empty<NatPortMapping>();
             var results = new List<NatPortMapping>();
             var now = DateTime.UtcNow.ToString("o", CultureInfo.InvariantCulture);
+            bool record = false;
             foreach (var family in AddressFamilyProfile.All)
             {
                 var mine = resolved.Where(r => r.Mapping.Family == family).ToList();
                 if (mine.Count == 0) continue;
                 var backend = Backend(family);
-                NatState? read = null;
-                var approved = Rules(family).Apply(state =>
+                var state = backend.Read(_host.Token);
+                // Mappings that stand (and those the store records whose rules are gone, which Restore lays again) take their ports.
+                var taken = new PortTable(backend.Mappings(state, index.Complete).Concat(index.Of(family)));
+                // One question per mapping, with all of its commands: a mapping is added whole or not at all.
+                var approved = new List<(PortMapping Mapping, NamespaceRef Namespace)>();
+                foreach (var item in mine)
                 {
-                    read = state;
-                    var taken = new PortTable(backend.Mappings(state, index.Complete));
-                    // A port another mapping takes: that request's error, the others go on.
-                    foreach (var item in mine.ToArray())
+                    var other = taken.InTheWay(item.Mapping);
+                    if (other != null)
                     {
-                        var other = taken.InTheWay(item.Mapping);
-                        if (other == null)
-                        {
-                            taken.Add(item.Mapping);
-                            continue;
-                        }
-                        mine.Remove(item);
                         var owner = index.Find(other)?.Stored.Namespace;
                         _host.Try(item.Namespace.Display, () => throw new NetnsNatException(
-                            $"{item.Mapping.ExternalEndpoint} is taken: it goes to {other.TargetText}{(owner == null ? string.Empty : $" ('{owner}')")}. Nothing was changed for {item.Mapping}. " +
-                            $"Remove that mapping first (Remove-NatPortMapping -Protocol {Title(other.Protocol)} -ExternalPort {other.ExternalPort}{(other.ExternalAddress == null ? string.Empty : " -ExternalAddress " + other.ExternalAddress)}), " +
-                            "or publish on another -ExternalPort or -ExternalAddress.", "PortMappingConflict", ErrorCategory.ResourceExists));
+                            $"{item.Mapping.ExternalEndpoint} is taken: {other.ExternalEndpoint} goes to {other.TargetText}{(owner == null ? string.Empty : $" ('{owner}')")}. Nothing was changed for {item.Mapping}. " +
+                            $"Remove that mapping first ({RemoveCommand(other)}), or publish on another -ExternalPort or -ExternalAddress.", "PortMappingConflict", ErrorCategory.ResourceExists));
+                        continue;
                     }
-                    return backend.PlanAddMappings(state, mine.Select(x => x.Mapping).ToArray());
-                }, string.Join(", ", mine.Select(x => x.Mapping)), tx, null);
-                if (approved == null || read == null) continue;
-                var added = new HashSet<string>(approved.Changes.Where(c => c.IsAddition).Select(c => c.RuleText), StringComparer.Ordinal);
-                foreach (var (mapping, ns) in mine)
+                    taken.Add(item.Mapping);
+                    var own = backend.PlanAddMappings(state, new[] { item.Mapping });
+                    if (own.IsEmpty && index.Find(item.Mapping) != null)
+                    {
+                        _host.Verbose($"{item.Mapping} stands as it should: nothing to change.");
+                        approved.Add(item);
+                        continue;
+                    }
+                    var action = own.IsEmpty ? $"Record the mapping, whose rules stand, in {StateStore.CurrentPath}" : string.Join("; ", own.Changes.Select(c => c.CommandLine));
+                    if (_host.ShouldProcess(item.Mapping.ToString(), action))
+                    {
+                        approved.Add(item);
+                        record = true;
+                    }
+                }
+                if (approved.Count == 0) continue;
+                var applied = Rules(family).ApplyApproved(s => backend.PlanAddMappings(s, approved.Select(x => x.Mapping).ToArray()), $"{approved.Count} port mapping(s)", tx, null);
+                var added = new HashSet<string>(applied.Changes.Where(c => c.IsAddition).Select(c => c.RuleText), StringComparer.Ordinal);
+                foreach (var (mapping, ns) in approved)
                 {
                     if (index.Find(mapping) == null)
                     {
@@ -180,14 +192,21 @@ namespace NetnsNat.Core
                         index.Add(stored, mapping);
                     }
                     var rules = backend.MappingRules(mapping);
-                    results.Add(ToObject(mapping, ns.Display, read.BackendName, rules, rules.Count(added.Contains)));
+                    results.Add(ToObject(mapping, ns.Display, state.BackendName, rules, rules.Count(added.Contains)));
+                }
+                var after = backend.Read(_host.Token);
+                foreach (var (mapping, _) in approved)
+                {
+                    if (backend.MappingShadowedBy(after, mapping) is { } shadow)
+                    {
+                        _host.Warning($"{mapping} does nothing while '{shadow}' stands above it in nat PREROUTING: that rule takes its connections first. Delete it ({family.Iptables} {shadow.Replace(" -A ", " -D ", StringComparison.Ordinal)}), or publish on another port.");
+                    }
                 }
                 // Connections made before the mapping (a UDP flow to the port, answered by the host or dropped) would keep
                 // their old way: conntrack never looks at a new rule for them.
-                DropConnections(mine.Select(x => x.Mapping).ToArray());
+                DropConnections(approved.Select(x => x.Mapping).ToArray());
             }
-            if (results.Count == 0) return results;
-            if (_host.ShouldProcess(StateStore.CurrentPath, "Record the port mappings")) StateStore.Save(store, tx.Lock);
+            if (record) StateStore.Save(store, tx.Lock);
             tx.Complete();
             return results;
         }
@@ -200,14 +219,20 @@ namespace NetnsNat.Core
                 : request.ExternalAddress != null ? new[] { AddressFamilyProfile.Of(request.ExternalAddress) }
                 : request.Remote is IPNetwork r ? new[] { AddressFamilyProfile.Of(r) }
                 : null;
-            if (request.Remote is IPNetwork remote && request.InternalAddress != null && AddressFamilyProfile.Of(remote) != AddressFamilyProfile.Of(request.InternalAddress))
+            // Every address given, and -AddressFamily, must name one family: a mapping is of one family.
+            var given = new List<(string Parameter, string Value, AddressFamilyProfile Family)>();
+            if (request.InternalAddress != null) given.Add(("-InternalAddress", request.InternalAddress.ToString(), AddressFamilyProfile.Of(request.InternalAddress)));
+            if (request.ExternalAddress != null) given.Add(("-ExternalAddress", request.ExternalAddress.ToString(), AddressFamilyProfile.Of(request.ExternalAddress)));
+            if (request.Remote is IPNetwork remote) given.Add(("-RemoteAddressPrefix", Cidr.Format(remote), AddressFamilyProfile.Of(remote)));
+            var split = given.FirstOrDefault(g => g.Family != given[0].Family);
+            if (split.Parameter != null)
             {
-                throw new NetnsNatException($"-RemoteAddressPrefix {Cidr.Format(remote)} and -InternalAddress {request.InternalAddress} are of different address families. Give a prefix of the internal address's family.",
+                throw new NetnsNatException($"{given[0].Parameter} {given[0].Value} is {given[0].Family.Name} and {split.Parameter} {split.Value} is {split.Family.Name}: a mapping is of one address family. Give addresses of one family (two calls for two families).",
                     "AddressFamilyMismatch", ErrorCategory.InvalidArgument);
             }
-            if (request.ExternalAddress != null && families != null && request.ExternalAddress.AddressFamily != families[0].Family)
+            if (request.Families != null && given.Count > 0 && !request.Families.Contains(given[0].Family))
             {
-                throw new NetnsNatException($"-ExternalAddress {request.ExternalAddress} is {AddressFamilyProfile.Of(request.ExternalAddress).Name}, and the mapping's other addresses are {families[0].Name}. Give addresses of one family.",
+                throw new NetnsNatException($"-AddressFamily {string.Join(" and ", request.Families.Select(f => f.Name))} leaves out {given[0].Family.Name}, and {given[0].Parameter} {given[0].Value} is {given[0].Family.Name}. Leave -AddressFamily out, or give an address of its family.",
                     "AddressFamilyMismatch", ErrorCategory.InvalidArgument);
             }
             if (request.ExternalAddress != null) CheckExternalAddress(request.ExternalAddress);
@@ -258,7 +283,7 @@ namespace NetnsNat.Core
                     throw new NetnsNatException(
                         $"None of the namespaces NetnsNat enabled on {bindings[0].Subnet} ({string.Join(", ", bindings.Select(b => b.Namespace).Distinct())}) has the address {inside}. " +
                         "Give the address a namespace has (ip -n NAME addr), or -Namespace NAME.",
-                        "NamespaceHasNoAddress", ErrorCategory.ObjectNotFound);
+                        "AddressNotInNamespace", ErrorCategory.ObjectNotFound);
                 }
                 targets = new List<(StoredBinding, IPAddress, NamespaceRef)> { (owner, inside, NamespaceRefOf(owner)) };
             }
@@ -334,30 +359,32 @@ namespace NetnsNat.Core
 
         private static NamespaceRef NamespaceRefOf(StoredMapping m) => m.Namespace == m.NamespacePath ? NamespaceRef.AtPath(m.NamespacePath) : NamespaceRef.Named(m.Namespace);
 
-        private static string Title(string protocol) => protocol == "udp" ? "Udp" : "Tcp";
+        /// <summary>The command that removes exactly this mapping.</summary>
+        public static string RemoveCommand(PortMapping m) => $"Remove-NatPortMapping -Protocol {m.ProtocolName} -ExternalPort {m.ExternalPort} -ExternalAddress {m.ExternalText}";
+
+        /// <summary>The command that adds this very mapping (again): every parameter that makes it what it is.</summary>
+        public static string AddCommand(PortMapping m, NamespaceRef ns) =>
+            $"Add-NatPortMapping {(ns.IsNamed ? "-Namespace " + ns.Display : "-NamespacePath " + ns.Path)} -Protocol {m.ProtocolName} -ExternalPort {m.ExternalPort} -InternalPort {m.InternalPort} -ExternalAddress {m.ExternalText}"
+            + (m.Remote is IPNetwork r ? " -RemoteAddressPrefix " + Cidr.Format(r) : string.Empty);
 
         /// <summary>A mapping as Get-NamespaceNat names it: "Tcp 198.51.100.1:8080 -> 10.0.0.2:80" (the NatPortMapping's text).</summary>
-        public static string Describe(PortMapping m) => new NatPortMapping(null, Title(m.Protocol), m.ExternalText, m.ExternalPort, m.InternalAddress.ToString(), m.InternalPort,
+        public static string Describe(PortMapping m) => new NatPortMapping(null, m.ProtocolName, m.ExternalText, m.ExternalPort, m.InternalAddress.ToString(), m.InternalPort,
             null, m.Bridge, m.Outbound, string.Empty, Array.Empty<string>(), 0).ToString();
 
         private NatPortMapping ToObject(PortMapping m, string? ns, string backend, IReadOnlyList<string> rules, int changed, string status = "InForce", string? detail = null) =>
-            new NatPortMapping(ns, Title(m.Protocol), m.ExternalText, m.ExternalPort, m.InternalAddress.ToString(), m.InternalPort,
+            new NatPortMapping(ns, m.ProtocolName, m.ExternalText, m.ExternalPort, m.InternalAddress.ToString(), m.InternalPort,
                 m.Remote is IPNetwork r ? Cidr.Format(r) : null, m.Bridge, m.Outbound, backend, rules, changed, status, detail);
 
         /// <summary>
         /// Drops the conntrack entries of connections to the mappings' external sides (for a mapping on every address, to
-        /// any of the host's addresses at its port), in one read of the table: after a change, no connection keeps the
-        /// way it had.
+        /// any of the host's addresses at its port), in one read of the table, without a question of its own (the
+        /// mapping's question covered it): after a change, no connection keeps the way it had.
         /// </summary>
         private void DropConnections(IReadOnlyList<PortMapping> mappings)
         {
             if (mappings.Count == 0) return;
-            var byPort = mappings.GroupBy(m => ((byte)(m.Protocol == "udp" ? ProtocolType.Udp : ProtocolType.Tcp), m.ExternalPort)).ToDictionary(g => g.Key, g => g.ToArray());
-            var local = mappings.Any(m => m.ExternalAddress == null) ? HostAddresses() : null;
-            var service = new ConntrackService(_host);
-            var entries = service.Read(e => e.Original.DestinationPort is ushort port && byPort.TryGetValue((e.Protocol, port), out var ms)
-                && ms.Any(m => m.ExternalAddress != null ? m.ExternalAddress.Equals(e.Original.Destination) : local!.Contains(e.Original.Destination)));
-            if (entries.Count > 0) service.Remove(entries);
+            var endpoints = mappings.Select(m => (m.Protocol == "udp" ? ProtocolType.Udp : ProtocolType.Tcp, m.ExternalAddress, m.ExternalPort)).ToArray();
+            new ConntrackService(_host).DeleteConnectionsTo(endpoints, mappings.Any(m => m.ExternalAddress == null) ? HostAddresses() : null);
         }
 
         /// <summary>A mapping to list or remove, with the namespace the store knows it for.</summary>
@@ -412,51 +439,67 @@ namespace NetnsNat.Core
         {
             var results = new List<NatPortMapping>();
             bool any = false;
+            var known = new StoreIndex(store);
             foreach (var family in AddressFamilyProfile.All)
             {
                 var mine = mappings.Where(m => m.Family == family).ToArray();
                 if (mine.Length == 0) continue;
                 var backend = Backend(family);
-                NatState? read = null;
-                var approved = Rules(family).Apply(state =>
-                {
-                    read = state;
-                    var index = new StoreIndex(store);
-                    var staying = backend.Mappings(state, index.Complete).Where(s => !mine.Any(m => m.ExternalPort == s.ExternalPort && m.SameAs(s))).ToArray();
-                    return backend.Merge(mine.Select(m => backend.PlanRemoveMapping(state, m, staying)).ToArray());
-                }, string.Join(", ", mine.Select(m => m.ToString())), tx, group);
-                if (approved == null || read == null) continue;
-                any = true;
-                var removed = approved.Changes.Select(c => c.RuleText).ToHashSet(StringComparer.Ordinal);
-                var known = new StoreIndex(store);
+                var state = backend.Read(_host.Token);
+                var standing = backend.Mappings(state, known.Complete);
+                // One question per mapping, with all of its commands: a mapping is removed whole (rules, record, connections) or not at all.
+                var approved = new List<PortMapping>();
                 foreach (var m in mine)
+                {
+                    var own = backend.PlanRemoveMapping(state, m, standing.Where(s => !(s.ExternalPort == m.ExternalPort && s.SameAs(m))).ToArray());
+                    var action = string.Join("; ", own.Changes.Select(c => c.CommandLine).Append($"forget the mapping in {StateStore.CurrentPath} and drop its connections from conntrack"));
+                    if (_host.ShouldProcess(m.ToString(), action)) approved.Add(m);
+                }
+                if (approved.Count == 0) continue;
+                any = true;
+                var applied = Rules(family).ApplyApproved(s =>
+                {
+                    var staying = backend.Mappings(s, known.Complete).Where(x => !approved.Any(m => m.ExternalPort == x.ExternalPort && m.SameAs(x))).ToArray();
+                    return backend.Merge(approved.Select(m => backend.PlanRemoveMapping(s, m, staying)).ToArray());
+                }, $"{approved.Count} port mapping(s)", tx, group);
+                var removed = applied.Changes.Select(c => c.RuleText).ToHashSet(StringComparer.Ordinal);
+                foreach (var m in approved)
                 {
                     var stored = known.Find(m)?.Stored;
                     if (stored != null) store.Mappings.Remove(stored);
                     var rules = backend.MappingRules(m);
-                    results.Add(ToObject(m, stored?.Namespace, read.BackendName, rules, rules.Count(removed.Contains)));
+                    results.Add(ToObject(m, stored?.Namespace, state.BackendName, rules, rules.Count(removed.Contains), "Removed"));
                 }
-                DropConnections(mine);
+                DropConnections(approved);
             }
             return any ? results : null;
         }
 
         /// <summary>
-        /// Remove-NatPortMapping: the mappings of NetnsNat's that select takes (what names them in the error when there
-        /// is none), removed in one transaction. Returns them, or null under -WhatIf.
+        /// Remove-NatPortMapping: the mappings of NetnsNat's that the items select (a pipeline's, all of them), removed
+        /// in one transaction; an item that selects none is its error (what names it), and the others go on. Returns
+        /// the removed mappings, or null under -WhatIf.
         /// </summary>
-        public IReadOnlyList<NatPortMapping>? RemoveWhere(Func<Listed, bool> select, string what)
+        public IReadOnlyList<NatPortMapping>? RemoveWhere(IReadOnlyList<(Func<Listed, bool> Select, string What, object Target)> items)
         {
             using var tx = NatTransaction.Begin(_host, Settings.LockTimeout);
             var store = StateStore.Load(tx.Lock);
-            var selected = List(AddressFamilyProfile.All, store).Where(select).ToArray();
-            if (selected.Length == 0)
+            var listed = List(AddressFamilyProfile.All, store);
+            var selected = new List<Listed>();
+            foreach (var (select, what, target) in items)
             {
-                throw new NetnsNatException($"NetnsNat has no port mapping {what}; nothing was changed. Get-NatPortMapping lists the mappings it has.",
-                    "PortMappingNotFound", ErrorCategory.ObjectNotFound);
+                var mine = listed.Where(select).ToArray();
+                if (mine.Length == 0)
+                {
+                    _host.Try(target, () => throw new NetnsNatException($"NetnsNat has no port mapping {what}; nothing was changed for it. Get-NatPortMapping lists the mappings it has.",
+                        "PortMappingNotFound", ErrorCategory.ObjectNotFound));
+                    continue;
+                }
+                selected.AddRange(mine.Where(m => !selected.Contains(m)));
             }
+            if (selected.Count == 0) return null;
             var removed = Remove(selected.Select(l => l.Mapping).ToArray(), store, tx, null);
-            if (removed != null && _host.ShouldProcess(StateStore.CurrentPath, "Forget the port mappings")) StateStore.Save(store, tx.Lock);
+            if (removed != null) StateStore.Save(store, tx.Lock);
             tx.Complete();
             return removed;
         }
@@ -483,12 +526,22 @@ namespace NetnsNat.Core
             using var tx = NatTransaction.Begin(_host, Settings.LockTimeout);
             var store = StateStore.Load(tx.Lock);
             var mappings = store.Mappings.Where(match).Where(s => NamespaceRefOf(s).Exists).Select(s => s.ToMapping()).Where(m => m != null).Select(m => m!).ToArray();
+            var index = new StoreIndex(store);
             foreach (var family in AddressFamilyProfile.All)
             {
                 var mine = mappings.Where(m => m.Family == family).ToArray();
                 if (mine.Length == 0) continue;
                 var backend = Backend(family);
-                Rules(family).Apply(state => backend.PlanAddMappings(state, mine), string.Join(", ", mine.Select(m => m.ToString())), tx, null);
+                // A mapping of another's that took the port while this one's rules were gone stays; this one is skipped, with a warning.
+                var taken = new PortTable(backend.Mappings(backend.Read(_host.Token), index.Complete));
+                var free = mine.Where(m =>
+                {
+                    if (taken.InTheWay(m) is not { } other) return true;
+                    _host.Warning($"Not restoring {m}: {other.ExternalEndpoint} now goes to {other.TargetText}. Remove that mapping ({RemoveCommand(other)}) and run Restore-NamespaceNat again, or {RemoveCommand(m)}.");
+                    return false;
+                }).ToArray();
+                if (free.Length == 0) continue;
+                Rules(family).Apply(state => backend.PlanAddMappings(state, free), $"{free.Length} port mapping(s)", tx, null);
             }
             tx.Complete();
         }

@@ -159,6 +159,31 @@ namespace NetnsNat.Core
             }
         }
 
+        /// <summary>
+        /// A plan of changes the caller has had approved as a whole (one question per port mapping), made from a fresh
+        /// read (made again when another program moved the rules before the write) and written in one write, its undo
+        /// recorded under group. Returns what was applied (empty when everything stood).
+        /// </summary>
+        public NatPlan ApplyApproved(Func<NatState, NatPlan> planner, string what, NatTransaction tx, object? group)
+        {
+            for (int attempt = 1; ; attempt++)
+            {
+                var plan = planner(Backend.Read(_host.Token));
+                if (plan.IsEmpty) return plan;
+                try
+                {
+                    var applied = Backend.Apply(plan, tx.Lock, _host.Token);
+                    _host.Verbose($"Wrote {plan.Count} rule changes for {what} in {applied.How}.");
+                    tx.Record(group, $"the {plan.Count} rule changes for {what}", () => Backend.Undo(applied, plan, tx.Lock));
+                    return plan;
+                }
+                catch (RulesetMovedException) when (attempt < Attempts)
+                {
+                    _host.Verbose("Another program changed the rules between the read and the write; reading them again.");
+                }
+            }
+        }
+
         /// <summary>The outcomes' plans as one write; each target's undo recorded in the transaction.</summary>
         private void Write(IReadOnlyList<Outcome> outcomes, NatTransaction tx, Func<SubnetNat, object?> group)
         {

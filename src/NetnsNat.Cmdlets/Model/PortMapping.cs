@@ -20,6 +20,9 @@ namespace NetnsNat.Model
     {
         public AddressFamilyProfile Family => AddressFamilyProfile.Of(InternalAddress);
 
+        /// <summary>Tcp or Udp, as parameters and objects name the protocol.</summary>
+        public string ProtocolName => Protocol == "udp" ? "Udp" : "Tcp";
+
         /// <summary>The external address as objects show it: 0.0.0.0 or :: for every address of the host.</summary>
         public string ExternalText => (ExternalAddress ?? Family.Any).ToString();
 
@@ -58,7 +61,7 @@ namespace NetnsNat
     /// <param name="Backend">Which firewall backend holds the rules (nf_tables, legacy).</param>
     /// <param name="Rules">The mapping's rules in iptables-save form.</param>
     /// <param name="ChangedRules">How many rules the call added (Add-) or deleted (Remove-); 0 for Get-NatPortMapping.</param>
-    /// <param name="Status">InForce, or RulesMissing when some of its rules do not stand (Get-NatPortMapping).</param>
+    /// <param name="Status">InForce; RulesMissing when some of its rules do not stand (Get-NatPortMapping); Removed (Remove-NatPortMapping -PassThru).</param>
     /// <param name="Detail">What is missing, when not in force.</param>
     public sealed record NatPortMapping(string? Namespace, string Protocol, string ExternalAddress, int ExternalPort, string InternalAddress, int InternalPort,
         string? RemoteAddressPrefix, string Bridge, string Outbound, string Backend, IReadOnlyList<string> Rules, int ChangedRules, string Status = "InForce", string? Detail = null)
