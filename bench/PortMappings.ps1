@@ -29,7 +29,7 @@ function Time([scriptblock] $block) { $sw = [Diagnostics.Stopwatch]::StartNew();
 function Row([string] $what, [string] $ours, [string] $theirs, [string] $ratio) {
     [pscustomobject]@{ Measurement = $what; NetnsNat = $ours; Lesson = $theirs; Ratio = $ratio }
 }
-function Mapping([int] $port) { [pscustomobject]@{ Namespace = 'testnet'; Protocol = 'Tcp'; ExternalPort = $port; InternalPort = 80; AddressFamily = 'IPv4' } }
+function Mapping([int] $port) { [pscustomobject]@{ Namespace = 'testnet'; Protocol = 'Tcp'; ExternalPort = $port; InternalPort = $port; AddressFamily = 'IPv4' } }
 
 # By hand: the three commands a script types per mapping (what docker-style scripts and blog posts do).
 function Add-ByHand([int] $port) {

@@ -170,6 +170,7 @@ Describe 'Port mappings: Add-, Get-, Remove-NatPortMapping' {
             @{ Case = '-AddressFamily and -InternalAddress of two families'; Call = { Add-NatPortMapping -InternalAddress 10.0.0.2 -Protocol Tcp -ExternalPort 8080 -AddressFamily IPv6 }; Id = 'AddressFamilyMismatch'; Category = 'InvalidArgument' }
             @{ Case = 'an address on no NAT''d bridge'; Call = { Add-NatPortMapping -InternalAddress 172.16.0.2 -Protocol Tcp -ExternalPort 8080 }; Id = 'AddressNotOnNatBridge'; Category = 'ObjectNotFound' }
             @{ Case = 'a mapping NetnsNat does not have'; Call = { Remove-NatPortMapping -Protocol Tcp -ExternalPort 7777 }; Id = 'PortMappingNotFound'; Category = 'ObjectNotFound' }
+            @{ Case = 'Get-NatPortMapping of a namespace that does not exist'; Call = { Get-NatPortMapping -Namespace nosuchns }; Id = 'NamespaceNotFound'; Category = 'ObjectNotFound' }
         ) {
             Assert-FailsWithoutChange $Call -ErrorId $Id -Category $Category | Out-Null
         }

@@ -52,6 +52,7 @@ namespace NetnsNat.Commands
                 var service = Service();
                 var store = StateStore.Read(this);
                 var families = AddressFamilyProfile.Select(AddressFamily) ?? AddressFamilyProfile.All;
+                bool found = false;
                 foreach (var listed in service.List(families, store))
                 {
                     var m = listed.Mapping;
@@ -61,7 +62,10 @@ namespace NetnsNat.Commands
                     if (NamespacePath != null ? listed.NamespacePath != NamespacePath : Namespace != null && listed.Namespace != Namespace) continue;
                     var output = service.ToObject(listed);
                     if (_emitted.Add(output.AddressFamily + " " + output + " " + output.RemoteAddressPrefix)) WriteObject(output);
+                    found = true;
                 }
+                // A name that is no namespace at all (a typo) is an error, not an empty list.
+                if (!found && Namespace != null && NamespacePath == null) NamespaceRef.Named(Namespace).RequireExists();
             });
         }
     }

@@ -88,11 +88,14 @@ namespace NetnsNat.Core
         public ConntrackService(ICommandHost host) => _host = host;
 
         /// <summary>The addresses of a named namespace, read over rtnetlink inside it; loopback addresses left out (every namespace has them).</summary>
-        public IReadOnlySet<IPAddress> NamespaceAddresses(string ns)
+        public IReadOnlySet<IPAddress> NamespaceAddresses(string ns) => NamespaceAddresses(NamespaceRef.Named(ns));
+
+        /// <summary>The addresses of a namespace (by name or by path), read over rtnetlink inside it; loopback addresses left out.</summary>
+        public IReadOnlySet<IPAddress> NamespaceAddresses(NamespaceRef ns)
         {
             _host.Token.ThrowIfCancellationRequested();
-            if (!IpRoute2.NamespaceExists(ns)) throw new NamespaceNotFoundException(ns);
-            using var routes = NamespaceRoutes.Open(IpRoute2.NamespacePath(ns), ns, "NamespaceReadFailed");
+            ns.RequireExists();
+            using var routes = NamespaceRoutes.Open(ns.Path, ns.Display, "NamespaceReadFailed");
             var addresses = routes.AllAddresses().Select(p => p.Address.Address).Where(a => !IPAddress.IsLoopback(a)).ToHashSet();
             _host.Verbose($"The namespace '{ns}' has the addresses {(addresses.Count == 0 ? "(none)" : string.Join(", ", addresses))}.");
             return addresses;

@@ -351,8 +351,7 @@ namespace NetnsNat.Core
         {
             _host.Token.ThrowIfCancellationRequested();
             if (_namespaceAddresses.TryGetValue(ns.Path, out var known)) return known;
-            using var routes = NamespaceRoutes.Open(ns.Path, ns.Display, "NamespaceReadFailed");
-            return _namespaceAddresses[ns.Path] = routes.AllAddresses().Select(p => p.Address.Address).Where(a => !IPAddress.IsLoopback(a)).ToHashSet();
+            return _namespaceAddresses[ns.Path] = new ConntrackService(_host).NamespaceAddresses(ns);
         }
 
         private static NamespaceRef NamespaceRefOf(StoredBinding b) => b.Namespace == b.NamespacePath ? NamespaceRef.AtPath(b.NamespacePath) : NamespaceRef.Named(b.Namespace);
