@@ -301,9 +301,10 @@ function Get-LabState {
     foreach ($ra in @(Get-ChildItem /proc/sys/net/ipv6/conf -Directory -ErrorAction SilentlyContinue | Where-Object Name -notin 'all', 'default', 'lo')) {
         $lines.Add("accept_ra $($ra.Name)=" + [System.IO.File]::ReadAllText((Join-Path $ra.FullName 'accept_ra')).Trim())
     }
-    # NetnsNat's state store: a call that changes nothing writes nothing there either.
+    # NetnsNat's state store: a call that changes nothing records nothing there either (the times a binding or mapping
+    # was made are left out: a setup made again is the same setup).
     foreach ($store in @(Get-ChildItem /var/lib/netnsnat -Filter '*.json' -ErrorAction SilentlyContinue)) {
-        $lines.AddRange([string[]]@([System.IO.File]::ReadAllLines($store.FullName) | ForEach-Object { "store: $_" }))
+        $lines.AddRange([string[]]@([System.IO.File]::ReadAllLines($store.FullName) | Where-Object { $_ -notmatch '^\s*"(enabledAt|addedAt)":' } | ForEach-Object { "store: $_" }))
     }
     $lines.Add('ip_forward=' + [System.IO.File]::ReadAllText('/proc/sys/net/ipv4/ip_forward').Trim())
     $lines.Add('ipv6_forwarding=' + [System.IO.File]::ReadAllText('/proc/sys/net/ipv6/conf/all/forwarding').Trim())
