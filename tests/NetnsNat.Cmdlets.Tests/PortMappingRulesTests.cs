@@ -81,6 +81,37 @@ namespace NetnsNat.Tests
             Assert.Equal(new[] { 1, 2 }, plan.Changes.Where(c => c.Kind == RuleChangeKind.Insert).Select(c => c.Position).ToArray());
         }
 
+        [Theory]
+        [InlineData("10.0.0.2", "198.51.100.1", null)]
+        [InlineData("10.0.0.2", null, "192.0.2.0/24")]
+        [InlineData("fd00:0:0:1::2", "2001:db8:1::1", "2001:db8::/32")]
+        [InlineData("fd00:0:0:1::2", null, null)]
+        public void The_netlink_encoder_writes_each_rule_of_a_mapping_and_the_reader_reads_it_back(string inside, string? external, string? remote)
+        {
+            var m = M(8080, inside, 80, external, remote);
+            var family = m.Family;
+            foreach (var rule in PortMappingRules.For(m))
+            {
+                var encoding = NftRuleWriter.Encode(rule, family);
+                Assert.NotNull(encoding);
+                Assert.Equal(6u, encoding!.Protocol);
+                var tokens = NftRulesetReader.Decode(family, encoding.Expressions, encoding.UserData);
+                Assert.NotNull(tokens);
+                Assert.Equal(rule.Specification, tokens);
+            }
+        }
+
+        [Theory]
+        [InlineData("nat", "PREROUTING", "-d 198.51.100.1/32 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 10.0.0.2:80")]
+        [InlineData("nat", "PREROUTING", "-d 198.51.100.1/32 -p tcp -m tcp --dport 8080 -m comment --comment netnsnat -j DNAT --to-destination 10.0.0.2:80-90")]
+        [InlineData("nat", "PREROUTING", "-d 198.51.100.1/32 -p sctp -m sctp --dport 8080 -m comment --comment netnsnat -j DNAT --to-destination 10.0.0.2:80")]
+        [InlineData("nat", "PREROUTING", "! -s 198.51.100.1/32 -p tcp -m tcp --dport 8080 -m comment --comment netnsnat -j DNAT --to-destination 10.0.0.2:80")]
+        [InlineData("filter", "FORWARD", "-d 10.0.0.2/32 -p tcp -m tcp --dport 80 -m conntrack --ctstate DNAT -m comment --comment netnsnat -j DROP")]
+        public void The_netlink_encoder_leaves_other_shapes_to_iptables_restore(string table, string chain, string spec)
+        {
+            Assert.Null(NftRuleWriter.Encode(IptablesRule.Create(table, chain, IptablesRule.Tokenize(spec)), AddressFamilyProfile.IPv4));
+        }
+
         [Fact]
         public void Overlap_is_the_same_port_on_the_same_address_or_on_every_address()
         {

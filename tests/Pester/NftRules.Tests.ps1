@@ -5,12 +5,14 @@ BeforeAll {
     . (Join-Path $PSScriptRoot 'Common.ps1')
     function Get-KernelRules {
         <#
-          Every rule of filter FORWARD and nat POSTROUTING as the kernel lists it, in chain order: the expressions in
-          hex, and the comment, whether iptables-nft stored it as an xt "comment" match (an expression, taken out of the
-          hex here) or it is the rule's user data as nft stores comments (type 0, length, text, NUL).
+          Every rule of filter FORWARD and nat POSTROUTING (or the chains given) as the kernel lists it, in chain order:
+          the expressions in hex, and the comment, whether iptables-nft stored it as an xt "comment" match (an
+          expression, taken out of the hex here) or it is the rule's user data as nft stores comments (type 0, length,
+          text, NUL).
         #>
-        foreach ($c in @(@('filter', 'FORWARD'), @('nat', 'POSTROUTING'))) {
-            $rules = try { [NetnsNat.InternalHooks]::DumpRules('IPv4', $c[0], $c[1]) } catch [NetnsNat.Linux.NftablesException] { @() }
+        param([string] $Family = 'IPv4', [string[]] $Chains = @('filter FORWARD', 'nat POSTROUTING'))
+        foreach ($c in @($Chains | ForEach-Object { , ($_ -split ' ') })) {
+            $rules = try { [NetnsNat.InternalHooks]::DumpRules($Family, $c[0], $c[1]) } catch [NetnsNat.Linux.NftablesException] { @() }
             foreach ($r in $rules) {
                 $kept = [System.Collections.Generic.List[byte]]::new()
                 $comment = ''
@@ -271,6 +273,49 @@ COMMIT
             [NetnsNat.InternalHooks]::ReadRulesetOverNetlink('IPv6') | Should -Be (Get-SaveListing ip6tables-save)
         }
         finally { Invoke-LabCommand nft -ArgumentList @('delete', 'table', 'ip6', 'filter') -AllowFailure | Out-Null; Invoke-LabCommand nft -ArgumentList @('delete', 'table', 'ip6', 'nat') -AllowFailure | Out-Null }
+    }
+
+    It 'writes the rules of port mappings over netlink as iptables-restore writes them, both families; iptables -C finds them' {
+        Add-LabBridge -Name br6 -Address 10.6.0.1/24 -Address6 fd00:6::1/64
+        Add-LabClient -Name ns6 -Bridge br6 -Address 10.6.0.2/24 -Address6 fd00:6::2/64
+        Invoke-LabCommand ip -ArgumentList @('-6', 'addr', 'add', '2001:db8:1::1/64', 'dev', 'eth0', 'nodad') | Out-Null
+        Invoke-LabCommand ip -ArgumentList @('-6', 'route', 'add', 'default', 'via', '2001:db8:1::fe', 'dev', 'eth0') | Out-Null
+        try {
+            Enable-NamespaceNat ns6 br6 eth0 | Out-Null
+            $verbose = Invoke-Verbose {
+                Add-NatPortMapping ns6 -Protocol Tcp -ExternalPort 8080 -InternalPort 80 -RemoteAddressPrefix 198.51.100.0/24 -Verbose | Out-Null
+                Add-NatPortMapping ns6 -Protocol Udp -ExternalPort 5353 -InternalPort 53 -ExternalAddress 0.0.0.0 -Verbose | Out-Null
+                Add-NatPortMapping ns6 -Protocol Tcp -ExternalPort 8443 -InternalPort 443 -AddressFamily IPv6 -Verbose | Out-Null
+                Add-NatPortMapping ns6 -Protocol Udp -ExternalPort 5353 -InternalPort 53 -ExternalAddress :: -Verbose | Out-Null
+            }
+            @($verbose -match '^Wrote 5 rule changes for 1 port mapping\(s\) in one nf_tables netlink batch') | Should -HaveCount 4
+            $chains = 'nat PREROUTING', 'nat OUTPUT', 'nat POSTROUTING', 'filter FORWARD'
+            $byNetlink = @(Get-KernelRules IPv4 $chains) + @(Get-KernelRules IPv6 $chains)
+            $save = Get-SaveListing
+            $save6 = Get-SaveListing ip6tables-save
+            foreach ($mapping in Get-NatPortMapping) {
+                $tool = if ($mapping.AddressFamily -eq 'IPv6') { 'ip6tables' } else { 'iptables' }
+                foreach ($rule in $mapping.Rules) {
+                    $arguments = ($rule -replace '^(-t \S+ )?-A ', '$1-C ') -split ' '
+                    (Invoke-LabCommand $tool -ArgumentList $arguments -AllowFailure).ExitCode | Should -Be 0 -Because "$tool $($arguments -join ' ') finds it"
+                }
+            }
+            # The same ruleset written by iptables-nft's own tools: the same expressions in the kernel.
+            $text = (Invoke-LabCommand iptables-save).Output
+            $text6 = (Invoke-LabCommand ip6tables-save).Output
+            Invoke-LabCommand nft -ArgumentList @('flush', 'ruleset') | Out-Null
+            Invoke-LabCommand iptables-restore -InputObject $text | Out-Null
+            Invoke-LabCommand ip6tables-restore -InputObject $text6 | Out-Null
+            (@(Get-KernelRules IPv4 $chains) + @(Get-KernelRules IPv6 $chains)) | Should -Be $byNetlink
+            Get-SaveListing | Should -Be $save
+            Get-SaveListing ip6tables-save | Should -Be $save6
+        }
+        finally {
+            Invoke-LabCommand ip -ArgumentList @('netns', 'del', 'ns6') -AllowFailure | Out-Null
+            Invoke-LabCommand ip -ArgumentList @('link', 'del', 'br6') -AllowFailure | Out-Null
+            Invoke-LabCommand ip -ArgumentList @('-6', 'route', 'del', 'default') -AllowFailure | Out-Null
+            Invoke-LabCommand ip -ArgumentList @('-6', 'addr', 'del', '2001:db8:1::1/64', 'dev', 'eth0') -AllowFailure | Out-Null
+        }
     }
 
     It 'lists the rules of port mappings (DNAT, ports, addrtype, --ctstate DNAT) as iptables-save and ip6tables-save do' {

@@ -14,7 +14,8 @@ namespace NetnsNat.Backends
     internal sealed record NftRuleDump(ulong Handle, byte[] Expressions, byte[] UserData);
 
     /// <summary>A rule encoded for NFT_MSG_NEWRULE: its expressions and its user data (the comment), empty when none.</summary>
-    internal sealed record NftRuleEncoding(byte[] Expressions, byte[] UserData);
+    /// <param name="Protocol">The rule's -p as NFTA_RULE_COMPAT gives it to the kernel's xt checks (0: none).</param>
+    internal sealed record NftRuleEncoding(byte[] Expressions, byte[] UserData, uint Protocol = 0);
 
     /// <summary>How a plan fared on the netlink path.</summary>
     internal enum NftWriteResult
@@ -44,7 +45,7 @@ namespace NetnsNat.Backends
         private const ushort NFTA_RULE_TABLE = 1, NFTA_RULE_CHAIN = 2, NFTA_RULE_HANDLE = 3, NFTA_RULE_EXPRESSIONS = 4, NFTA_RULE_COMPAT = 5;
         private const ushort NFTA_RULE_POSITION = 6, NFTA_RULE_USERDATA = 7, NFTA_RULE_ID = 9, NFTA_RULE_POSITION_ID = 10;
         private const ushort NFTA_LIST_ELEM = 1, NFTA_EXPR_NAME = 1, NFTA_EXPR_DATA = 2, NFTA_DATA_VALUE = 1, NFTA_DATA_VERDICT = 2;
-        private const uint NFT_REG_VERDICT = 0, NFT_REG_1 = 1, NFT_META_IIFNAME = 6, NFT_META_OIFNAME = 7, NFT_PAYLOAD_NETWORK_HEADER = 1;
+        private const uint NFT_REG_VERDICT = 0, NFT_REG_1 = 1, NFT_META_IIFNAME = 6, NFT_META_OIFNAME = 7, NFT_META_L4PROTO = 16, NFT_PAYLOAD_NETWORK_HEADER = 1, NFT_PAYLOAD_TRANSPORT_HEADER = 2;
         private const uint NF_DROP = 0, NF_ACCEPT = 1;
         private const int ConntrackInfoSize = 168;
 
@@ -55,6 +56,7 @@ namespace NetnsNat.Backends
         /// </summary>
         public static NftRuleEncoding? Encode(IptablesRule rule, AddressFamilyProfile family)
         {
+            if (PortMappingRules.IsOwn(rule)) return EncodeMapping(rule, family);
             if (rule.HasOtherMatches || rule.HasNegation || rule.HasTargetOptions) return null;
             var expressions = new List<byte[]>();
             if (!Interface(expressions, NFT_META_IIFNAME, rule.InInterface) || !Interface(expressions, NFT_META_OIFNAME, rule.OutInterface)) return null;
@@ -99,6 +101,96 @@ namespace NetnsNat.Backends
             return new NftRuleEncoding(Concat(expressions.ToArray()), userData);
         }
 
+        /// <summary>
+        /// A port mapping's rule (<see cref="PortMappingRules"/>) as iptables-nft 1.8 encodes it: the interfaces, meta
+        /// l4proto for -p tcp|udp, the addresses (a negated destination for OUTPUT's "! -d 127.0.0.0/8"), then the matches
+        /// in order (a port as a 2-byte transport header payload, "-m addrtype --dst-type LOCAL", "--ctstate DNAT" as the
+        /// xt "conntrack" match), a counter, and ACCEPT, MASQUERADE or the xt DNAT target (revision 2) to one address and
+        /// port. The comment goes in user data, last, as for the other rules. Null for anything else.
+        /// </summary>
+        private static NftRuleEncoding? EncodeMapping(IptablesRule rule, AddressFamilyProfile family)
+        {
+            if (rule.SourceNegated || rule.InNegated || rule.OutNegated || rule.Comment == null) return null;
+            uint protocol = rule.Protocol switch { "tcp" => 6u, "udp" => 17u, _ => 0u };
+            if (protocol == 0) return null;
+            var expressions = new List<byte[]>();
+            if (!Interface(expressions, NFT_META_IIFNAME, rule.InInterface) || !Interface(expressions, NFT_META_OIFNAME, rule.OutInterface)) return null;
+            expressions.Add(Expression("meta", U32(2, NFT_META_L4PROTO), U32(1, NFT_REG_1)));
+            expressions.Add(Cmp(new[] { (byte)protocol }));
+            if (!Address(expressions, family, family.SourceOffset, rule.Source) || !Address(expressions, family, family.DestinationOffset, rule.Destination, rule.DestinationNegated)) return null;
+            var spec = rule.Specification;
+            var seen = new HashSet<string>(StringComparer.Ordinal);
+            bool ports = false, comment = false;
+            int i = 0;
+            for (; i < spec.Count && spec[i] != "-j"; i++)
+            {
+                var token = spec[i];
+                if (token == "!" && i + 1 < spec.Count && spec[i + 1] == "-d") continue;
+                if (token is "-s" or "-d" or "-i" or "-o" or "-p") { i++; continue; }
+                // "-m NAME OPTION VALUE", each match once, the comment last.
+                if (token != "-m" || i + 3 >= spec.Count || comment || !seen.Add(spec[i + 1])) return null;
+                string name = spec[i + 1], option = spec[i + 2], value = spec[i + 3];
+                i += 3;
+                switch (name)
+                {
+                    case "comment" when option == "--comment" && value == rule.Comment:
+                        comment = true;
+                        break;
+                    case "tcp" or "udp" when name == rule.Protocol && (option == "--dport" || option == "--sport")
+                        && ushort.TryParse(value, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var port) && port > 0:
+                        var bytes = new byte[2];
+                        BinaryPrimitives.WriteUInt16BigEndian(bytes, port);
+                        expressions.Add(Expression("payload", U32(1, NFT_REG_1), U32(2, NFT_PAYLOAD_TRANSPORT_HEADER), U32(3, option == "--sport" ? 0u : 2u), U32(4, 2)));
+                        expressions.Add(Cmp(bytes));
+                        ports = true;
+                        break;
+                    case "addrtype" when option == "--dst-type" && value == "LOCAL":
+                        // struct xt_addrtype_info_v1: source 0, dest XT_ADDRTYPE_LOCAL (1 << 2), flags 0.
+                        expressions.Add(XtExtension("match", "addrtype", 1, new byte[] { 0, 0, 4, 0, 0, 0, 0, 0 }));
+                        break;
+                    case "conntrack" when option == "--ctstate" && Conntrack(value) is { } match:
+                        expressions.Add(match);
+                        break;
+                    default:
+                        return null;
+                }
+            }
+            if (!ports || !comment || i + 1 >= spec.Count) return null;
+            var targetName = spec[i + 1];
+            var options = spec.Skip(i + 2).ToArray();
+            byte[]? target = (targetName, options.Length) switch
+            {
+                ("ACCEPT", 0) when rule.Table == "filter" => Verdict(NF_ACCEPT),
+                ("MASQUERADE", 0) when rule.Table == "nat" && rule.Chain == "POSTROUTING" => XtExtension("target", "MASQUERADE", 0, family.MasqueradeInfo),
+                ("DNAT", 2) when rule.Table == "nat" && (rule.Chain == "PREROUTING" || rule.Chain == "OUTPUT") && options[0] == "--to-destination" && DnatInfo(family, options[1]) is { } info
+                    => XtExtension("target", "DNAT", 2, info),
+                _ => null,
+            };
+            if (target == null) return null;
+            expressions.Add(Expression("counter", U64(1, 0), U64(2, 0)));
+            expressions.Add(target);
+            var text = Encoding.UTF8.GetBytes(rule.Comment + "\0");
+            if (text.Length > 255 || rule.Comment.Length == 0 || rule.Comment.Contains('\0')) return null;
+            return new NftRuleEncoding(Concat(expressions.ToArray()), Concat(new byte[] { 0, (byte)text.Length }, text), protocol);
+        }
+
+        /// <summary>
+        /// struct nf_nat_range2 for "--to-destination ADDRESS:PORT" (flags MAP_IPS | PROTO_SPECIFIED, the address as
+        /// minimum and maximum, the port likewise, network order), in the 48 bytes XT_ALIGN gives it; null for another form.
+        /// </summary>
+        internal static byte[]? DnatInfo(AddressFamilyProfile family, string destination)
+        {
+            if (!PortMappingRules.TryParseEndpoint(destination, out var address, out var port) || AddressFamilyProfile.Of(address) != family) return null;
+            var info = new byte[48];
+            BinaryPrimitives.WriteUInt32LittleEndian(info, 3);
+            var bytes = address.GetAddressBytes();
+            bytes.CopyTo(info, 4);
+            bytes.CopyTo(info, 20);
+            BinaryPrimitives.WriteUInt16BigEndian(info.AsSpan(36), (ushort)port);
+            BinaryPrimitives.WriteUInt16BigEndian(info.AsSpan(38), (ushort)port);
+            return info;
+        }
+
         /// <summary>A rule of a chain while a batch is planned: one the kernel holds (by handle), or one this batch adds (by id).</summary>
         private sealed record Entry(ulong Handle, uint BatchId, string Signature);
 
@@ -111,7 +203,8 @@ namespace NetnsNat.Backends
         /// touches first and goes only with the generation it was planned at, which the batch carries: the kernel
         /// refuses it when anything changed in between. Anything else (a rule the encoder does not know, a rule to
         /// delete that is not found, a chain iptables-nft has not created yet other than filter FORWARD and nat
-        /// POSTROUTING, which the batch creates as iptables-nft would) is not for this path, and nothing changes.
+        /// POSTROUTING (and nat PREROUTING and OUTPUT), which the batch creates as iptables-nft would) is not for this path,
+        /// and nothing changes.
         /// Throws NftablesException when the kernel refuses the batch for another reason.
         /// </summary>
         public static NftWriteResult TryWrite(RulePlan plan, AddressFamilyProfile family, uint? generation = null)
@@ -140,13 +233,20 @@ namespace NetnsNat.Backends
             int bytes = encodings.Values.Sum(e => e.Expressions.Length + e.UserData.Length + 160);
             using var socket = NetfilterSocket.Open(bytes);
             // A chain iptables-nft has not created yet: the built-in chains NetnsNat writes to (filter FORWARD, nat
-            // POSTROUTING) are created in the same batch, with their table, as iptables-nft creates them; any other is
-            // left to iptables-restore.
+            // POSTROUTING, and for port mappings nat PREROUTING and OUTPUT) are created in the same batch, with their
+            // table, as iptables-nft creates them; any other is left to iptables-restore.
             var create = new List<string>();
+            var exist = new HashSet<string>(StringComparer.Ordinal);
             foreach (var change in plan.Changes)
             {
                 var key = Key(change.Rule);
-                if (create.Contains(key) || socket.ChainExists(family.NfProto, change.Rule.Table, change.Rule.Chain)) continue;
+                // One look-up per chain, not per change (a pipeline of port mappings is thousands of changes in four chains).
+                if (exist.Contains(key) || create.Contains(key)) continue;
+                if (socket.ChainExists(family.NfProto, change.Rule.Table, change.Rule.Chain))
+                {
+                    exist.Add(key);
+                    continue;
+                }
                 // Into a chain made by this batch only appends and inserts at its head (a deletion or an insert below an old
                 // rule needs rules that are not there).
                 if (full.Contains(key) || BaseChain(change.Rule.Table, change.Rule.Chain) == null) return NftWriteResult.NotForThisPath;
@@ -218,7 +318,7 @@ namespace NetnsNat.Backends
                 var body = Concat(
                     where,
                     Attribute(NFTA_RULE_EXPRESSIONS | NLA_F_NESTED, encoding.Expressions),
-                    Attribute(NFTA_RULE_COMPAT | NLA_F_NESTED, Concat(U32(1, 0), U32(2, 0))),
+                    Attribute(NFTA_RULE_COMPAT | NLA_F_NESTED, Concat(U32(1, encoding.Protocol), U32(2, 0))),
                     encoding.UserData.Length > 0 ? Attribute(NFTA_RULE_USERDATA, encoding.UserData) : Array.Empty<byte>(),
                     U32(NFTA_RULE_ID, id),
                     position);
@@ -273,6 +373,8 @@ namespace NetnsNat.Backends
             {
                 ("filter", "FORWARD") => (2u /* NF_INET_FORWARD */, 0 /* NF_IP_PRI_FILTER */, "filter"),
                 ("nat", "POSTROUTING") => (4u /* NF_INET_POST_ROUTING */, 100 /* NF_IP_PRI_NAT_SRC */, "nat"),
+                ("nat", "PREROUTING") => (0u /* NF_INET_PRE_ROUTING */, -100 /* NF_IP_PRI_NAT_DST */, "nat"),
+                ("nat", "OUTPUT") => (3u /* NF_INET_LOCAL_OUT */, -100 /* NF_IP_PRI_NAT_DST */, "nat"),
                 _ => null,
             };
             if (spec is not { } s) return null;
@@ -345,7 +447,7 @@ namespace NetnsNat.Backends
         }
 
         // -s/-d: the whole bytes of the prefix; a prefix that ends inside a byte loads the whole address and masks it first.
-        private static bool Address(List<byte[]> expressions, AddressFamilyProfile family, uint offset, string? text)
+        private static bool Address(List<byte[]> expressions, AddressFamilyProfile family, uint offset, string? text, bool negated = false)
         {
             if (text == null) return true;
             if (!Cidr.TryParsePrefix(text, out var prefix, out _) || prefix.PrefixLength == 0 || AddressFamilyProfile.Of(prefix.Address) != family) return false;
@@ -360,12 +462,12 @@ namespace NetnsNat.Backends
                 expressions.Add(Expression("bitwise", U32(1, NFT_REG_1), U32(2, NFT_REG_1), U32(3, (uint)length),
                     Attribute(4 | NLA_F_NESTED, Attribute(NFTA_DATA_VALUE, mask)), Attribute(5 | NLA_F_NESTED, Attribute(NFTA_DATA_VALUE, new byte[length]))));
             }
-            expressions.Add(Cmp(value.AsSpan(0, length).ToArray()));
+            expressions.Add(Cmp(value.AsSpan(0, length).ToArray(), negated));
             return true;
         }
 
-        private static byte[] Cmp(byte[] data) =>
-            Expression("cmp", U32(1, NFT_REG_1), U32(2, 0 /* NFT_CMP_EQ */), Attribute(3 | NLA_F_NESTED, Attribute(NFTA_DATA_VALUE, data)));
+        private static byte[] Cmp(byte[] data, bool negated = false) =>
+            Expression("cmp", U32(1, NFT_REG_1), U32(2, negated ? 1u /* NFT_CMP_NEQ */ : 0u /* NFT_CMP_EQ */), Attribute(3 | NLA_F_NESTED, Attribute(NFTA_DATA_VALUE, data)));
 
         // -m conntrack --ctstate: struct xt_conntrack_mtinfo3 with match_flags XT_CONNTRACK_STATE and the state bits.
         private static byte[]? Conntrack(string states) => ConntrackInfo(states) is { } info ? XtExtension("match", "conntrack", 3, info) : null;

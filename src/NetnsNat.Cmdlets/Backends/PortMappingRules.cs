@@ -235,23 +235,46 @@ namespace NetnsNat.Backends
         /// </summary>
         public static IptablesRule? ShadowedBy(IptablesSnapshot snapshot, PortMapping m)
         {
+            var chain = RedirectsOf(snapshot);
+            if (chain.Foreign.Count == 0) return null;
             var own = Prerouting(m);
+            int ownAt = chain.Own.TryGetValue(own.Key, out var at) ? at : int.MaxValue;
             var port = Port(m.ExternalPort);
-            foreach (var r in snapshot.Chain("nat", "PREROUTING"))
+            foreach (var (r, position) in chain.Foreign)
             {
-                if (r.SameAs(own)) return null;
-                if (IsOwn(r) || (r.Target != "DNAT" && r.Target != "REDIRECT") || r.HasNegation) continue;
+                if (position > ownAt) break;
                 if (r.Protocol != null && r.Protocol != m.Protocol) continue;
                 var spec = r.Specification;
-                int at = -1;
-                for (int i = 0; i + 1 < spec.Count; i++) if (spec[i] == "--dport" || spec[i] == "--dports") at = i;
-                if (at >= 0 && spec[at + 1] != port) continue;
+                int option = -1;
+                for (int i = 0; i + 1 < spec.Count; i++) if (spec[i] == "--dport" || spec[i] == "--dports") option = i;
+                if (option >= 0 && spec[option + 1] != port) continue;
                 if (r.Destination != null && (m.ExternalAddress == null || !Cidr.TryParseNetwork(r.Destination, out var d) || !d.Contains(m.ExternalAddress))) continue;
                 if (r.Source != null && m.Remote != null && Cidr.TryParseNetwork(r.Source, out var src) && !src.Contains(m.Remote.Value.BaseAddress)) continue;
                 return r;
             }
             return null;
         }
+
+        /// <summary>nat PREROUTING in two parts: the DNAT and REDIRECT rules of others with their positions, and NetnsNat's own DNAT rules' positions by identity.</summary>
+        private sealed record Redirects(IReadOnlyList<(IptablesRule Rule, int Position)> Foreign, IReadOnlyDictionary<string, int> Own);
+
+        /// <summary>Made once per snapshot (snapshots never change): a thousand mappings are checked against one walk of the chain.</summary>
+        private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<IptablesSnapshot, Redirects> RedirectCache =
+            new System.Runtime.CompilerServices.ConditionalWeakTable<IptablesSnapshot, Redirects>();
+
+        private static Redirects RedirectsOf(IptablesSnapshot snapshot) => RedirectCache.GetValue(snapshot, s =>
+        {
+            var foreign = new List<(IptablesRule, int)>();
+            var own = new Dictionary<string, int>(StringComparer.Ordinal);
+            var chain = s.Chain("nat", "PREROUTING");
+            for (int i = 0; i < chain.Count; i++)
+            {
+                var r = chain[i];
+                if (IsOwn(r)) own.TryAdd(r.Key, i);
+                else if ((r.Target == "DNAT" || r.Target == "REDIRECT") && !r.HasNegation) foreign.Add((r, i));
+            }
+            return new Redirects(foreign, own);
+        });
 
         /// <summary>"10.0.0.2:80" or "[fd00::2]:80".</summary>
         public static bool TryParseEndpoint(string text, out IPAddress address, out int port)
