@@ -235,3 +235,43 @@ Describe 'NetnsNat.Verify.Tests.ps1, the verification shipped for users' {
         }
     }
 }
+
+Describe 'On a dual-stack bridge, a namespace with IPv4 only' {
+    BeforeAll {
+        $lab = New-NetnsNatLab -DualStack
+        Add-LabClient -Name v4only -Bridge br0 -Address 10.0.0.5/24
+    }
+    AfterAll { Remove-NetnsNatLab }
+    BeforeEach { Reset-LabFirewall }
+
+    It '-AddressFamily Both: the IPv6 checks find its bridge and say it lacks an IPv6 address, with a fix that works' {
+        Enable-NamespaceNat v4only br0 eth0 | Out-Null
+        $six = @(Test-NamespaceNat v4only -AddressFamily Both | Where-Object AddressFamily -EQ IPv6)
+        ($six | Where-Object Check -EQ Bridge).Status | Should -Be 'Pass' -Because 'br0 is an up bridge with an IPv6 subnet'
+        $address = $six | Where-Object Check -EQ NamespaceAddress
+        $address.Status | Should -Be 'Fail'
+        $address.Detail | Should -Be 'The namespace has no IPv6 address in fd00:0:0:1::/64 (its veth1 is on br0).'
+        $address.Fix | Should -Be 'ip -n v4only -6 addr add ADDRESS/64 dev veth1 nodad; ip -n v4only link set veth1 up'
+        $fix = $address.Fix -replace 'ADDRESS', 'fd00:0:0:1::5'
+        foreach ($command in $fix -split '; ') { Invoke-LabCommand ip -ArgumentList ($command -split ' ' | Select-Object -Skip 1) | Out-Null }
+        Enable-NamespaceNat v4only br0 eth0 | Out-Null
+        Test-NamespaceNat v4only -AddressFamily Both -Quiet | Should -BeTrue
+        Invoke-LabCommand ip -ArgumentList @('-n', 'v4only', '-6', 'addr', 'del', 'fd00:0:0:1::5/64', 'dev', 'veth1') | Out-Null
+    }
+
+    It 'Disable-NamespaceNat -DisableForwarding -WhatIf shows accept_ra going back with IPv6 forwarding, and changes nothing' {
+        # The uplink as a host has it before NetnsNat comes: accept_ra 1, IPv6 forwarding off.
+        [System.IO.File]::WriteAllText('/proc/sys/net/ipv6/conf/eth0/accept_ra', "1`n")
+        [System.IO.File]::WriteAllText('/proc/sys/net/ipv6/conf/all/forwarding', "0`n")
+        $before = '1'
+        Enable-NamespaceNat testnet br0 eth0 | Out-Null
+        [System.IO.File]::ReadAllText('/proc/sys/net/ipv6/conf/eth0/accept_ra').Trim() | Should -Be '2'
+        $state = Get-LabState
+        $r = Invoke-ChildPwsh -Script 'Disable-NamespaceNat testnet br0 -DisableForwarding -WhatIf'
+        $r.Output | Should -Match ([regex]::Escape("sysctl -w net.ipv6.conf.all.forwarding=0"))
+        $r.Output | Should -Match ([regex]::Escape("sysctl -w net.ipv6.conf.eth0.accept_ra=$before"))
+        Get-LabState | Should -Be $state
+        Disable-NamespaceNat testnet br0 -DisableForwarding
+        [System.IO.File]::ReadAllText('/proc/sys/net/ipv6/conf/eth0/accept_ra').Trim() | Should -Be $before
+    }
+}

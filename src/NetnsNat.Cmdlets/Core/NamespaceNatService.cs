@@ -490,7 +490,8 @@ namespace NetnsNat.Core
                 {
                     forwardingState = _forwarding.Set(family, false, tx);
                     if (forwardingState?.Changed == true) store.ForwardingTurnedOn.Remove(family.Name);
-                    if (forwardingState?.Enabled == false && family == AddressFamilyProfile.IPv6) _forwarding.RestoreAcceptRa(store, tx);
+                    // Under -WhatIf forwarding stays on, and the accept_ra that goes back with it is shown too.
+                    if (family == AddressFamilyProfile.IPv6 && (forwardingState?.Enabled == false || _host.WhatIf)) _forwarding.RestoreAcceptRa(store, tx);
                 }
                 forwardingState ??= ForwardingService.Read(family);
                 removed ??= new NatMasqueradeRule(binding.Subnet, binding.Outbound, bridge, BackendName(family), Array.Empty<string>(), 0);

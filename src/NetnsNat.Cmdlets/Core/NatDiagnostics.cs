@@ -118,6 +118,23 @@ namespace NetnsNat.Core
             var bridgeLink = request.Bridge != null
                 ? host.FirstOrDefault(l => l.Name == request.Bridge)
                 : host.FirstOrDefault(l => l.IsBridge && l.Of(Family).Any(b => nsAddresses.Any(a => b.Network.Contains(a.Address.Address))));
+            // A namespace with no address of this family (IPv4 only, on a dual-stack bridge): the bridge its veth's host end
+            // is on, so that the checks say what it lacks (an address of the bridge's subnet), not that there is no bridge.
+            string? port = null;
+            if (bridgeLink == null && request.Bridge == null && nsAddresses.Length == 0)
+            {
+                using var hostRoutes = NamespaceRoutes.OpenCurrent();
+                var hostLinks = hostRoutes.AllLinks();
+                foreach (var inside in insideLinks.Where(l => l.Kind == "veth"))
+                {
+                    var peer = hostLinks.FirstOrDefault(l => l.Index == inside.Peer && l.Peer == inside.Index && l.Kind == "veth");
+                    var master = peer == null || peer.Master <= 0 ? null : hostLinks.FirstOrDefault(l => l.Index == peer.Master)?.Name;
+                    if (master == null || host.FirstOrDefault(l => l.Name == master && l.IsBridge) is not { } theBridge) continue;
+                    bridgeLink = theBridge;
+                    port = inside.Name;
+                    break;
+                }
+            }
             _bridge ??= bridgeLink?.Name;
             Emit("NamespaceExists", NatCheckStatus.Pass, ns.IsNamed ? $"/run/netns/{ns} exists." : $"{ns.Path} holds a network namespace.");
 
@@ -152,8 +169,9 @@ namespace NetnsNat.Core
             var onBridge = network == null ? nsAddresses.FirstOrDefault() : nsAddresses.FirstOrDefault(a => network.Value.Contains(a.Address.Address));
             if (onBridge.Link == null)
             {
-                Emit("NamespaceAddress", NatCheckStatus.Fail, $"The namespace has no {Family.Name} address{(subnet != null ? " in " + subnet.Subnet : string.Empty)}.",
-                    $"{inNs} addr add ADDRESS/{subnet?.PrefixLength ?? 24} dev IFACE; {inNs} link set IFACE up");
+                var iface = port ?? "IFACE";
+                Emit("NamespaceAddress", NatCheckStatus.Fail, $"The namespace has no {Family.Name} address{(subnet != null ? " in " + subnet.Subnet : string.Empty)}{(port != null ? $" (its {port} is on {bridgeLink!.Name})" : string.Empty)}.",
+                    $"{inNs}{(Family == AddressFamilyProfile.IPv6 ? " -6" : string.Empty)} addr add ADDRESS/{subnet?.PrefixLength ?? (Family == AddressFamilyProfile.IPv6 ? 64 : 24)} dev {iface}{(Family == AddressFamilyProfile.IPv6 ? " nodad" : string.Empty)}; {inNs} link set {iface} up");
             }
             else if (!onBridge.Link.IsUp)
             {

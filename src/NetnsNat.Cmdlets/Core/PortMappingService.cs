@@ -387,7 +387,7 @@ namespace NetnsNat.Core
         }
 
         /// <summary>A mapping to list or remove, with the namespace the store knows it for.</summary>
-        internal sealed record Listed(PortMapping Mapping, string? Namespace, string? NamespacePath, string Backend, IReadOnlyList<string> Missing, bool InRules);
+        internal sealed record Listed(PortMapping Mapping, string? Namespace, string? NamespacePath, string Backend, IReadOnlyList<string> Missing);
 
         /// <summary>
         /// The mappings of NetnsNat's that the rules hold, and those the store records whose rules are gone (RulesMissing),
@@ -410,12 +410,12 @@ namespace NetnsNat.Core
                 {
                     var stored = index.Find(m)?.Stored;
                     if (stored != null) inRules.Add(stored, m);
-                    listed.Add(new Listed(m, stored?.Namespace, stored?.NamespacePath, state.BackendName, backend.MissingMappingRules(state, m), true));
+                    listed.Add(new Listed(m, stored?.Namespace, stored?.NamespacePath, state.BackendName, backend.MissingMappingRules(state, m)));
                 }
                 foreach (var s in storedOfFamily)
                 {
                     if (s.ToMapping() is not { } m || inRules.Find(m) != null) continue;
-                    listed.Add(new Listed(m, s.Namespace, s.NamespacePath, state.BackendName, backend.MissingMappingRules(state, m), false));
+                    listed.Add(new Listed(m, s.Namespace, s.NamespacePath, state.BackendName, backend.MissingMappingRules(state, m)));
                 }
             }
             return listed;
