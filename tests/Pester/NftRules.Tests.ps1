@@ -275,19 +275,33 @@ COMMIT
         finally { Invoke-LabCommand nft -ArgumentList @('delete', 'table', 'ip6', 'filter') -AllowFailure | Out-Null; Invoke-LabCommand nft -ArgumentList @('delete', 'table', 'ip6', 'nat') -AllowFailure | Out-Null }
     }
 
-    It 'writes the rules of port mappings over netlink as iptables-restore writes them, both families; iptables -C finds them' {
-        Add-LabBridge -Name br6 -Address 10.6.0.1/24 -Address6 fd00:6::1/64
-        Add-LabClient -Name ns6 -Bridge br6 -Address 10.6.0.2/24 -Address6 fd00:6::2/64
-        Invoke-LabCommand ip -ArgumentList @('-6', 'addr', 'add', '2001:db8:1::1/64', 'dev', 'eth0', 'nodad') | Out-Null
-        Invoke-LabCommand ip -ArgumentList @('-6', 'route', 'add', 'default', 'via', '2001:db8:1::fe', 'dev', 'eth0') | Out-Null
-        try {
-            Enable-NamespaceNat ns6 br6 eth0 | Out-Null
-            $verbose = Invoke-Verbose {
-                Add-NatPortMapping ns6 -Protocol Tcp -ExternalPort 8080 -InternalPort 80 -RemoteAddressPrefix 198.51.100.0/24 -Verbose | Out-Null
-                Add-NatPortMapping ns6 -Protocol Udp -ExternalPort 5353 -InternalPort 53 -ExternalAddress 0.0.0.0 -Verbose | Out-Null
-                Add-NatPortMapping ns6 -Protocol Tcp -ExternalPort 8443 -InternalPort 443 -AddressFamily IPv6 -Verbose | Out-Null
-                Add-NatPortMapping ns6 -Protocol Udp -ExternalPort 5353 -InternalPort 53 -ExternalAddress :: -Verbose | Out-Null
+    Context 'port mappings, on a dual-stack bridge of their own' {
+        BeforeAll {
+            function Add-Mappings {
+                <# ns6 enabled, and a mapping of each shape: a prefix, every address of each family, IPv6 alone. #>
+                [CmdletBinding()] param()
+                Enable-NamespaceNat ns6 br6 eth0 | Out-Null
+                Add-NatPortMapping ns6 -Protocol Tcp -ExternalPort 8080 -InternalPort 80 -RemoteAddressPrefix 198.51.100.0/24 | Out-Null
+                Add-NatPortMapping ns6 -Protocol Udp -ExternalPort 5353 -InternalPort 53 -ExternalAddress 0.0.0.0 | Out-Null
+                Add-NatPortMapping ns6 -Protocol Tcp -ExternalPort 8443 -InternalPort 443 -AddressFamily IPv6 | Out-Null
+                Add-NatPortMapping ns6 -Protocol Udp -ExternalPort 5353 -InternalPort 53 -ExternalAddress :: | Out-Null
             }
+        }
+        BeforeEach {
+            Add-LabBridge -Name br6 -Address 10.6.0.1/24 -Address6 fd00:6::1/64
+            Add-LabClient -Name ns6 -Bridge br6 -Address 10.6.0.2/24 -Address6 fd00:6::2/64
+            Invoke-LabCommand ip -ArgumentList @('-6', 'addr', 'add', '2001:db8:1::1/64', 'dev', 'eth0', 'nodad') | Out-Null
+            Invoke-LabCommand ip -ArgumentList @('-6', 'route', 'add', 'default', 'via', '2001:db8:1::fe', 'dev', 'eth0') | Out-Null
+        }
+        AfterEach {
+            Invoke-LabCommand ip -ArgumentList @('netns', 'del', 'ns6') -AllowFailure | Out-Null
+            Invoke-LabCommand ip -ArgumentList @('link', 'del', 'br6') -AllowFailure | Out-Null
+            Invoke-LabCommand ip -ArgumentList @('-6', 'route', 'del', 'default') -AllowFailure | Out-Null
+            Invoke-LabCommand ip -ArgumentList @('-6', 'addr', 'del', '2001:db8:1::1/64', 'dev', 'eth0') -AllowFailure | Out-Null
+        }
+
+        It 'writes the rules of port mappings over netlink as iptables-restore writes them, both families; iptables -C finds them' {
+            $verbose = Invoke-Verbose { Add-Mappings -Verbose }
             @($verbose -match '^Wrote 5 rule changes for 1 port mapping\(s\) in one nf_tables netlink batch') | Should -HaveCount 4
             $chains = 'nat PREROUTING', 'nat OUTPUT', 'nat POSTROUTING', 'filter FORWARD'
             $byNetlink = @(Get-KernelRules IPv4 $chains) + @(Get-KernelRules IPv6 $chains)
@@ -310,25 +324,9 @@ COMMIT
             Get-SaveListing | Should -Be $save
             Get-SaveListing ip6tables-save | Should -Be $save6
         }
-        finally {
-            Invoke-LabCommand ip -ArgumentList @('netns', 'del', 'ns6') -AllowFailure | Out-Null
-            Invoke-LabCommand ip -ArgumentList @('link', 'del', 'br6') -AllowFailure | Out-Null
-            Invoke-LabCommand ip -ArgumentList @('-6', 'route', 'del', 'default') -AllowFailure | Out-Null
-            Invoke-LabCommand ip -ArgumentList @('-6', 'addr', 'del', '2001:db8:1::1/64', 'dev', 'eth0') -AllowFailure | Out-Null
-        }
-    }
 
-    It 'lists the rules of port mappings (DNAT, ports, addrtype, --ctstate DNAT) as iptables-save and ip6tables-save do' {
-        Add-LabBridge -Name br6 -Address 10.6.0.1/24 -Address6 fd00:6::1/64
-        Add-LabClient -Name ns6 -Bridge br6 -Address 10.6.0.2/24 -Address6 fd00:6::2/64
-        Invoke-LabCommand ip -ArgumentList @('-6', 'addr', 'add', '2001:db8:1::1/64', 'dev', 'eth0', 'nodad') | Out-Null
-        Invoke-LabCommand ip -ArgumentList @('-6', 'route', 'add', 'default', 'via', '2001:db8:1::fe', 'dev', 'eth0') | Out-Null
-        try {
-            Enable-NamespaceNat ns6 br6 eth0 | Out-Null
-            Add-NatPortMapping ns6 -Protocol Tcp -ExternalPort 8080 -InternalPort 80 -RemoteAddressPrefix 198.51.100.0/24 | Out-Null
-            Add-NatPortMapping ns6 -Protocol Udp -ExternalPort 5353 -InternalPort 53 -ExternalAddress 0.0.0.0 | Out-Null
-            Add-NatPortMapping ns6 -Protocol Tcp -ExternalPort 8443 -InternalPort 443 -AddressFamily IPv6 | Out-Null
-            Add-NatPortMapping ns6 -Protocol Udp -ExternalPort 5353 -InternalPort 53 -ExternalAddress :: | Out-Null
+        It 'lists the rules of port mappings (DNAT, ports, addrtype, --ctstate DNAT) as iptables-save and ip6tables-save do' {
+            Add-Mappings
             $v4 = [NetnsNat.InternalHooks]::ReadRulesetOverNetlink('IPv4')
             $v4 | Should -Not -BeNullOrEmpty -Because 'the reader knows every shape of a mapping''s rules'
             $v4 | Should -Be (Get-SaveListing)
@@ -338,12 +336,6 @@ COMMIT
             $v6 | Should -Be (Get-SaveListing ip6tables-save)
             $debug = @(Enable-NamespaceNat ns6 br6 eth0 -Debug 5>&1 | Where-Object { $_ -is [System.Management.Automation.DebugRecord] } | ForEach-Object Message)
             $debug -match 'ruleset: read with' | Should -BeNullOrEmpty -Because 'with mappings in place, Enable still reads over netlink, with no process'
-        }
-        finally {
-            Invoke-LabCommand ip -ArgumentList @('netns', 'del', 'ns6') -AllowFailure | Out-Null
-            Invoke-LabCommand ip -ArgumentList @('link', 'del', 'br6') -AllowFailure | Out-Null
-            Invoke-LabCommand ip -ArgumentList @('-6', 'route', 'del', 'default') -AllowFailure | Out-Null
-            Invoke-LabCommand ip -ArgumentList @('-6', 'addr', 'del', '2001:db8:1::1/64', 'dev', 'eth0') -AllowFailure | Out-Null
         }
     }
 
