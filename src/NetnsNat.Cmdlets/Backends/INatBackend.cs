@@ -87,8 +87,11 @@ namespace NetnsNat.Backends
         /// <summary>The rules of a mapping that do not stand now, in the backend's own text.</summary>
         IReadOnlyList<string> MissingMappingRules(NatState state, PortMapping mapping);
 
-        /// <summary>Another program's rule that takes the mapping's connections before NetnsNat's does, in the backend's own text; null when none.</summary>
-        string? MappingShadowedBy(NatState state, PortMapping mapping);
+        /// <summary>
+        /// Another program's rule that takes the mapping's connections before NetnsNat's does, in the backend's own text,
+        /// with the command that deletes it; null when none.
+        /// </summary>
+        (string Rule, string DeleteCommand)? MappingShadowedBy(NatState state, PortMapping mapping);
     }
 
     /// <summary>A backend's view of the rules at one moment; never changed once read.</summary>

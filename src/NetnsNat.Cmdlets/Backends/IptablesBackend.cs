@@ -462,7 +462,8 @@ namespace NetnsNat.Backends
         private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<IptablesSnapshot, HashSet<string>> RuleKeys =
             new System.Runtime.CompilerServices.ConditionalWeakTable<IptablesSnapshot, HashSet<string>>();
 
-        public string? MappingShadowedBy(NatState state, PortMapping mapping) => PortMappingRules.ShadowedBy(Snapshot(state), mapping)?.ToString();
+        public (string Rule, string DeleteCommand)? MappingShadowedBy(NatState state, PortMapping mapping) =>
+            PortMappingRules.ShadowedBy(Snapshot(state), mapping) is { } rule ? (rule.ToString(), ProcessRunner.FormatCommandLine(Family.Iptables, rule.CommandArguments("-D"))) : null;
 
         public IReadOnlyList<string> MissingMappingRules(NatState state, PortMapping mapping)
         {

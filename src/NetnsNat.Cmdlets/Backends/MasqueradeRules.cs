@@ -104,7 +104,7 @@ namespace NetnsNat.Backends
                 bytes[^1] |= 1;
                 host = new System.Net.IPAddress(bytes);
             }
-            var outside = target.Family == AddressFamilyProfile.IPv4 ? System.Net.IPAddress.Parse("192.0.2.1") : System.Net.IPAddress.Parse("2001:db8::1");
+            var outside = target.Family.OutsideExample;
             var outgoing = ForwardEvaluator.Decides(snapshot, above, new ForwardPacket(target.Bridge!, target.Outbound, host, outside, "NEW"));
             var reply = ForwardEvaluator.Decides(snapshot, above, new ForwardPacket(target.Outbound, target.Bridge!, outside, host, "ESTABLISHED"));
             return outgoing is { Accepted: false } || reply is { Accepted: false };

@@ -136,13 +136,17 @@ namespace NetnsNat.Backends
             while (first < chain.Count && !ReferenceEquals(chain[first], found[0])) first++;
             if (first == 0 || first >= chain.Count) return false;
             var above = chain.Take(first).ToArray();
-            foreach (var m in mappings)
-            {
-                var outside = m.Family == AddressFamilyProfile.IPv4 ? IPAddress.Parse("192.0.2.1") : IPAddress.Parse("2001:db8::1");
-                var verdict = ForwardEvaluator.Decides(snapshot, above, new ForwardPacket(m.Outbound, m.Bridge, m.Remote?.BaseAddress ?? outside, m.InternalAddress, "NEW"));
-                if (verdict is { Accepted: false }) return true;
-            }
-            return false;
+            return mappings.Any(m => DroppedBy(snapshot, above, m, m.Outbound) != null);
+        }
+
+        /// <summary>
+        /// The rule among those given (the ones above a mapping's FORWARD rules) that drops a new connection to the
+        /// mapping coming in by the uplink from an allowed source, or null when none does.
+        /// </summary>
+        public static string? DroppedBy(IptablesSnapshot snapshot, IReadOnlyList<IptablesRule> above, PortMapping m, string uplink)
+        {
+            var packet = new ForwardPacket(uplink, m.Bridge, m.Remote?.BaseAddress ?? m.Family.OutsideExample, m.InternalAddress, "NEW");
+            return ForwardEvaluator.Decides(snapshot, above, packet) is { Accepted: false } verdict ? verdict.By : null;
         }
 
         /// <summary>

@@ -538,7 +538,7 @@ namespace NetnsNat.Core
             {
                 var family = AddressFamilyProfile.Parse(b.Family);
                 if (!states.TryGetValue(b.Family, out var state)) states[b.Family] = state = Backend(family).Read(_host.Token);
-                var ns = b.Namespace == b.NamespacePath ? NamespaceRef.AtPath(b.NamespacePath) : NamespaceRef.Named(b.Namespace);
+                var ns = NamespaceRef.Of(b.Namespace, b.NamespacePath);
                 var (status, detail) = Health(b, family, ns, state);
                 result.Add(new NamespaceNatBinding(ns.Name, b.NamespacePath, b.Bridge, b.Subnet, b.Gateway, b.Outbound, b.Family, state.BackendName, b.Dns,
                     status == "InForce", status, detail, DateTime.Parse(b.EnabledAt, CultureInfo.InvariantCulture, DateTimeStyles.RoundtripKind),
@@ -575,7 +575,7 @@ namespace NetnsNat.Core
             foreach (var group in store.Bindings.Where(match).GroupBy(b => (b.NamespacePath, b.Bridge)))
             {
                 var b = group.First();
-                var ns = b.Namespace == b.NamespacePath ? NamespaceRef.AtPath(b.NamespacePath) : NamespaceRef.Named(b.Namespace);
+                var ns = NamespaceRef.Of(b.Namespace, b.NamespacePath);
                 if (!ns.Exists)
                 {
                     _host.Warning($"Skipping '{ns}' on {b.Bridge}: the namespace no longer exists. Disable-NamespaceNat forgets it; re-create the namespace and run Restore-NamespaceNat again to bring it back.");

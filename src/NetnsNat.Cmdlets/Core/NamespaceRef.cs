@@ -16,6 +16,12 @@ namespace NetnsNat.Core
 
         public static NamespaceRef AtPath(string path) => new NamespaceRef(path, path, false);
 
+        /// <summary>A namespace as the state store records it: its name and path, the path twice for one given by path.</summary>
+        public static NamespaceRef Of(string name, string path) => name == path ? AtPath(path) : Named(name);
+
+        /// <summary>The parameter that names it in a command line: "-Namespace NAME" or "-NamespacePath PATH".</summary>
+        public string Parameter => IsNamed ? "-Namespace " + Display : "-NamespacePath " + Path;
+
         /// <summary>The name for ip netns and /etc/netns; null for a namespace given by path.</summary>
         public string? Name => IsNamed ? Display : null;
 

@@ -21,8 +21,6 @@ namespace NetnsNat.Core
     internal sealed class NatDiagnostics
     {
         /// <summary>An outside address used only to evaluate the FORWARD chain when -Target is not given (no packet is sent).</summary>
-        private static readonly IPAddress OutsideExample = IPAddress.Parse("192.0.2.1");
-        private static readonly IPAddress OutsideExample6 = IPAddress.Parse("2001:db8::1");
 
         private readonly ICommandHost _host;
         private readonly IptablesBackend _backend;
@@ -274,7 +272,7 @@ namespace NetnsNat.Core
             var other = _backend.OtherBackend(state, _host.Token);
             if (subnet != null && uplink != null && onBridge.Link != null)
             {
-                var outside = request.Target ?? (Family == AddressFamilyProfile.IPv4 ? OutsideExample : OutsideExample6);
+                var outside = request.Target ?? Family.OutsideExample;
                 var nsAddress = onBridge.Address.Address;
                 var fix = $"Get-BridgeSubnet {bridgeName} | Add-NatMasquerade -Outbound {uplink}";
                 var verdicts = new List<(string Backend, ForwardVerdict Out, ForwardVerdict Reply, string Lister)>
@@ -424,7 +422,7 @@ namespace NetnsNat.Core
                 if (missing.Count > 0)
                 {
                     problems.Add($"{m}: {missing.Count} of its rules do not stand ({string.Join("; ", missing)})");
-                    fixes.Add(ns.IsNamed ? $"Restore-NamespaceNat -Namespace {ns}" : $"Restore-NamespaceNat -NamespacePath {ns.Path}");
+                    fixes.Add($"Restore-NamespaceNat {ns.Parameter}");
                     continue;
                 }
                 if (!nsAddresses.Contains(m.InternalAddress))
@@ -449,19 +447,17 @@ namespace NetnsNat.Core
                 }
                 if (_backend.MappingShadowedBy(state, m) is { } shadow)
                 {
-                    problems.Add($"{m}: '{shadow}' stands above its DNAT rule in nat PREROUTING and takes its connections");
-                    fixes.Add($"{Family.Iptables} {shadow.Replace(" -A ", " -D ", StringComparison.Ordinal)}");
+                    problems.Add($"{m}: '{shadow.Rule}' stands above its DNAT rule in nat PREROUTING and takes its connections");
+                    fixes.Add(shadow.DeleteCommand);
                     continue;
                 }
                 var chain = snapshot.Chain("filter", "FORWARD");
                 var forwardIn = PortMappingRules.ForwardIn(m);
                 int at = 0;
                 while (at < chain.Count && !chain[at].SameAs(forwardIn)) at++;
-                var outside = m.Remote?.BaseAddress ?? (Family == AddressFamilyProfile.IPv4 ? OutsideExample : OutsideExample6);
-                var verdict = ForwardEvaluator.Decides(snapshot, chain.Take(at).ToArray(), new ForwardPacket(uplink ?? m.Outbound, m.Bridge, outside, m.InternalAddress, "NEW"));
-                if (verdict is { Accepted: false })
+                if (PortMappingRules.DroppedBy(snapshot, chain.Take(at).ToArray(), m, uplink ?? m.Outbound) is { } dropper)
                 {
-                    problems.Add($"{m}: '{verdict.Value.By}' stands above its FORWARD rule and drops its connections");
+                    problems.Add($"{m}: '{dropper}' stands above its FORWARD rule and drops its connections");
                     fixes.Add($"{PortMappingService.AddCommand(m, ns)} (lays its rules on top again)");
                 }
             }

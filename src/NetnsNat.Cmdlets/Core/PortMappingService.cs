@@ -199,7 +199,7 @@ namespace NetnsNat.Core
                 {
                     if (backend.MappingShadowedBy(after, mapping) is { } shadow)
                     {
-                        _host.Warning($"{mapping} does nothing while '{shadow}' stands above it in nat PREROUTING: that rule takes its connections first. Delete it ({family.Iptables} {shadow.Replace(" -A ", " -D ", StringComparison.Ordinal)}), or publish on another port.");
+                        _host.Warning($"{mapping} does nothing while '{shadow.Rule}' stands above it in nat PREROUTING: that rule takes its connections first. Delete it ({shadow.DeleteCommand}), or publish on another port.");
                     }
                 }
                 // Connections made before the mapping (a UDP flow to the port, answered by the host or dropped) would keep
@@ -277,7 +277,7 @@ namespace NetnsNat.Core
                         "AddressNotOnNatBridge", ErrorCategory.ObjectNotFound);
                 }
                 // Which namespace has the address: the store says who is on the subnet, each namespace's addresses say who is this.
-                var owner = bindings.FirstOrDefault(b => NamespaceRefOf(b).Exists && NamespaceAddresses(NamespaceRefOf(b)).Contains(inside));
+                var owner = bindings.FirstOrDefault(b => NamespaceRef.Of(b.Namespace, b.NamespacePath).Exists && NamespaceAddresses(NamespaceRef.Of(b.Namespace, b.NamespacePath)).Contains(inside));
                 if (owner == null)
                 {
                     throw new NetnsNatException(
@@ -285,7 +285,7 @@ namespace NetnsNat.Core
                         "Give the address a namespace has (ip -n NAME addr), or -Namespace NAME.",
                         "AddressNotInNamespace", ErrorCategory.ObjectNotFound);
                 }
-                targets = new List<(StoredBinding, IPAddress, NamespaceRef)> { (owner, inside, NamespaceRefOf(owner)) };
+                targets = new List<(StoredBinding, IPAddress, NamespaceRef)> { (owner, inside, NamespaceRef.Of(owner.Namespace, owner.NamespacePath)) };
             }
 
             foreach (var (binding, address, owner) in targets)
@@ -354,16 +354,12 @@ namespace NetnsNat.Core
             return _namespaceAddresses[ns.Path] = new ConntrackService(_host).NamespaceAddresses(ns);
         }
 
-        private static NamespaceRef NamespaceRefOf(StoredBinding b) => b.Namespace == b.NamespacePath ? NamespaceRef.AtPath(b.NamespacePath) : NamespaceRef.Named(b.Namespace);
-
-        private static NamespaceRef NamespaceRefOf(StoredMapping m) => m.Namespace == m.NamespacePath ? NamespaceRef.AtPath(m.NamespacePath) : NamespaceRef.Named(m.Namespace);
-
         /// <summary>The command that removes exactly this mapping.</summary>
         public static string RemoveCommand(PortMapping m) => $"Remove-NatPortMapping -Protocol {m.ProtocolName} -ExternalPort {m.ExternalPort} -ExternalAddress {m.ExternalText}";
 
         /// <summary>The command that adds this very mapping (again): every parameter that makes it what it is.</summary>
         public static string AddCommand(PortMapping m, NamespaceRef ns) =>
-            $"Add-NatPortMapping {(ns.IsNamed ? "-Namespace " + ns.Display : "-NamespacePath " + ns.Path)} -Protocol {m.ProtocolName} -ExternalPort {m.ExternalPort} -InternalPort {m.InternalPort} -ExternalAddress {m.ExternalText}"
+            $"Add-NatPortMapping {ns.Parameter} -Protocol {m.ProtocolName} -ExternalPort {m.ExternalPort} -InternalPort {m.InternalPort} -ExternalAddress {m.ExternalText}"
             + (m.Remote is IPNetwork r ? " -RemoteAddressPrefix " + Cidr.Format(r) : string.Empty);
 
         /// <summary>A mapping as Get-NamespaceNat names it: "Tcp 198.51.100.1:8080 -> 10.0.0.2:80" (the NatPortMapping's text).</summary>
@@ -524,7 +520,7 @@ namespace NetnsNat.Core
         {
             using var tx = NatTransaction.Begin(_host, Settings.LockTimeout);
             var store = StateStore.Load(tx.Lock);
-            var mappings = store.Mappings.Where(match).Where(s => NamespaceRefOf(s).Exists).Select(s => s.ToMapping()).Where(m => m != null).Select(m => m!).ToArray();
+            var mappings = store.Mappings.Where(match).Where(s => NamespaceRef.Of(s.Namespace, s.NamespacePath).Exists).Select(s => s.ToMapping()).Where(m => m != null).Select(m => m!).ToArray();
             var index = new StoreIndex(store);
             foreach (var family in AddressFamilyProfile.All)
             {

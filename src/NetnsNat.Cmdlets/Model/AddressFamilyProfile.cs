@@ -95,6 +95,12 @@ namespace NetnsNat.Model
 
         public IPAddress Any => Family == AddressFamily.InterNetwork ? IPAddress.Any : IPAddress.IPv6Any;
 
+        /// <summary>An address outside (documentation range: 192.0.2.1, 2001:db8::1) for walking a packet through FORWARD.</summary>
+        public IPAddress OutsideExample => Family == AddressFamily.InterNetwork ? OutsideExample4 : OutsideExample6;
+
+        private static readonly IPAddress OutsideExample4 = IPAddress.Parse("192.0.2.1");
+        private static readonly IPAddress OutsideExample6 = IPAddress.Parse("2001:db8::1");
+
         public static AddressFamilyProfile Of(IPAddress address) => address.AddressFamily == AddressFamily.InterNetworkV6 ? IPv6 : IPv4;
 
         public static AddressFamilyProfile Of(IPNetwork network) => Of(network.BaseAddress);
