@@ -46,6 +46,9 @@ namespace NetnsNat
             return NftRuleWriter.TryWrite(plan, family) == NftWriteResult.Written;
         }
 
+        /// <summary>The definition of NetnsNat's nftables table (inet netnsnat) as the nft commands that make it, one per line: an nft -f file.</summary>
+        public static string NftablesDefinition() => string.Join("\n", NftablesTable.Definition()) + "\n";
+
         /// <summary>The rules of a chain as the kernel lists them: (handle, expressions, user data), byte for byte.</summary>
         public static Tuple<ulong, byte[], byte[]>[] DumpRules(string family, string table, string chain) =>
             NftRuleWriter.Dump(AddressFamilyProfile.Parse(family), table, chain).Select(r => Tuple.Create(r.Handle, r.Expressions, r.UserData)).ToArray();

@@ -248,6 +248,15 @@ function Reset-LabFirewall {
         }
         foreach ($chain in 'INPUT', 'FORWARD', 'OUTPUT') { Invoke-LabCommand $tool -ArgumentList @('-w', '-P', $chain, 'ACCEPT') -AllowFailure | Out-Null }
     }
+    # nftables tables that are not iptables-nft's: NetnsNat's inet netnsnat, and those a test made as another program's.
+    foreach ($table in @(Get-LabNftTables)) { Invoke-LabCommand nft -ArgumentList @('delete', 'table', $table.Split(' ')) -AllowFailure | Out-Null }
+}
+
+function Get-LabNftTables {
+    <# The nftables tables of the sandbox that iptables-nft did not make ("inet netnsnat", "inet docker-bridges"), as "FAMILY NAME". #>
+    $r = Invoke-LabCommand nft -ArgumentList @('list', 'tables') -AllowFailure
+    @($r.Output -split "`n" | Where-Object { $_ -match '^table (\S+) (\S+)$' } | ForEach-Object { "$($Matches[1]) $($Matches[2])" } |
+        Where-Object { $_ -notmatch '^(ip|ip6) (filter|nat|mangle|raw|security)$' })
 }
 
 function Test-LabConnection {
@@ -306,9 +315,13 @@ function Get-LabState {
     foreach ($store in @(Get-ChildItem /var/lib/netnsnat -Filter '*.json' -ErrorAction SilentlyContinue)) {
         $lines.AddRange([string[]]@([System.IO.File]::ReadAllLines($store.FullName) | Where-Object { $_ -notmatch '^\s*"(enabledAt|addedAt)":' } | ForEach-Object { "store: $_" }))
     }
+    # nftables tables other than iptables-nft's, without counters (traffic between two reads would change them).
+    foreach ($table in @(Get-LabNftTables)) {
+        $lines.AddRange([string[]]@((Invoke-LabCommand nft -ArgumentList (@('-s', 'list', 'table') + $table.Split(' '))).Output -split "`n" | Where-Object { $_.Trim() } | ForEach-Object { "nft: $_" }))
+    }
     $lines.Add('ip_forward=' + [System.IO.File]::ReadAllText('/proc/sys/net/ipv4/ip_forward').Trim())
     $lines.Add('ipv6_forwarding=' + [System.IO.File]::ReadAllText('/proc/sys/net/ipv6/conf/all/forwarding').Trim())
     $lines -join "`n"
 }
 
-Export-ModuleMember -Function Assert-LabSandbox, ConvertTo-LabRuleset, Invoke-LabCommand, Add-LabBridge, Add-LabClient, Start-LabListener, Stop-LabListener, Start-LabDns, Resolve-LabName, New-NetnsNatLab, Remove-NetnsNatLab, Reset-LabFirewall, Test-LabConnection, Get-LabRuleset, Get-LabState
+Export-ModuleMember -Function Assert-LabSandbox, ConvertTo-LabRuleset, Invoke-LabCommand, Add-LabBridge, Add-LabClient, Start-LabListener, Stop-LabListener, Start-LabDns, Resolve-LabName, New-NetnsNatLab, Remove-NetnsNatLab, Reset-LabFirewall, Get-LabNftTables, Test-LabConnection, Get-LabRuleset, Get-LabState

@@ -96,7 +96,7 @@ Describe 'Running without the privileges or tools it needs' {
         It 'Enable-NamespaceNat warns when iptables-legacy holds rules for the same subnet, and still works' {
             Invoke-LabCommand iptables-legacy -ArgumentList @('-A', 'FORWARD', '-d', '10.0.0.0/24', '-j', 'ACCEPT') | Out-Null
             $r = Enable-NamespaceNat testnet br0 eth0 -WarningVariable warnings -WarningAction SilentlyContinue
-            $r.Rule.Backend | Should -Be 'nf_tables'
+            $r.Rule.Backend | Should -Be 'iptables-nft'
             $warnings | Should -HaveCount 1
             $warnings[0].Message | Should -Match 'legacy iptables backend also has 1 rule'
             $warnings[0].Message | Should -Match 'update-alternatives'

@@ -18,7 +18,7 @@ Describe 'Add-NatMasquerade' {
             $r.Subnet | Should -Be '10.0.0.0/24'
             $r.Outbound | Should -Be 'eth0'
             $r.Bridge | Should -BeNullOrEmpty
-            $r.Backend | Should -Be 'nf_tables'
+            $r.Backend | Should -Be 'iptables-nft'
             $r.ChangedRules | Should -Be 1
             Get-PostroutingRules | Should -Be @($masq)
             Get-ForwardRules | Should -BeNullOrEmpty

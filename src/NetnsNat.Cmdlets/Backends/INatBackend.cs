@@ -147,9 +147,23 @@ namespace NetnsNat.Backends
         }
     }
 
-    /// <summary>Picks the backend for an address family (iptables, through nf_tables or legacy, for now).</summary>
+    /// <summary>Picks the backend for an address family: iptables (through nf_tables or legacy) or NetnsNat's own nftables table.</summary>
     internal static class BackendFactory
     {
-        public static INatBackend Create(ProcessRunner runner, AddressFamilyProfile family, Action<string>? debug = null) => new IptablesBackend(runner, family, debug);
+        public static INatBackend Create(ProcessRunner runner, AddressFamilyProfile family, NatBackendKind kind, Action<string>? debug = null) => Resolve(kind) switch
+        {
+            NatBackendKind.Nftables => new NftablesBackend(family, ProcessRunner.Which(family.IptablesSave) != null ? new IptablesBackend(runner, family, debug) : null, debug),
+            _ => new IptablesBackend(runner, family, debug),
+        };
+
+        /// <summary>Auto: iptables when an iptables program is installed (the lesson's checks keep working), else nftables.</summary>
+        public static NatBackendKind Resolve(NatBackendKind kind) =>
+            kind != NatBackendKind.Auto ? kind : ProcessRunner.Which("iptables") != null ? NatBackendKind.Iptables : NatBackendKind.Nftables;
+
+        /// <summary>The kind the state store records a binding's backend by ("iptables", "nftables").</summary>
+        public static string StoreName(NatBackendKind kind) => Resolve(kind) == NatBackendKind.Nftables ? NftablesBackend.Name : "iptables";
+
+        /// <summary>The kind of a binding's backend as the state store records it.</summary>
+        public static NatBackendKind FromStoreName(string? name) => name == NftablesBackend.Name ? NatBackendKind.Nftables : NatBackendKind.Iptables;
     }
 }

@@ -39,7 +39,8 @@ namespace NetnsNat.Backends
         /// <summary>"nf_tables" or "legacy".</summary>
         public string Backend { get; }
 
-        public override string BackendName => Backend;
+        /// <summary>As result objects name it: "iptables-nft" or "iptables-legacy".</summary>
+        public override string BackendName => Backend == "legacy" ? "iptables-legacy" : "iptables-nft";
     }
 
     /// <summary>A rule plan with the state it was made from.</summary>

@@ -466,7 +466,7 @@ namespace NetnsNat.Backends
             return true;
         }
 
-        private static byte[] Cmp(byte[] data, bool negated = false) =>
+        internal static byte[] Cmp(byte[] data, bool negated = false) =>
             Expression("cmp", U32(1, NFT_REG_1), U32(2, negated ? 1u /* NFT_CMP_NEQ */ : 0u /* NFT_CMP_EQ */), Attribute(3 | NLA_F_NESTED, Attribute(NFTA_DATA_VALUE, data)));
 
         // -m conntrack --ctstate: struct xt_conntrack_mtinfo3 with match_flags XT_CONNTRACK_STATE and the state bits.
@@ -491,10 +491,10 @@ namespace NetnsNat.Backends
         private static byte[] XtExtension(string kind, string name, uint revision, byte[] info) =>
             Expression(kind, Attribute(1, Text(name)), U32(2, revision), Attribute(3, info));
 
-        private static byte[] Verdict(uint code) =>
+        internal static byte[] Verdict(uint code) =>
             Expression("immediate", U32(1, NFT_REG_VERDICT), Attribute(2 | NLA_F_NESTED, Attribute(NFTA_DATA_VERDICT | NLA_F_NESTED, U32(1, code))));
 
-        private static byte[] Expression(string name, params byte[][] attributes) =>
+        internal static byte[] Expression(string name, params byte[][] attributes) =>
             Attribute(NFTA_LIST_ELEM | NLA_F_NESTED, Concat(Attribute(NFTA_EXPR_NAME, Text(name)), Attribute(NFTA_EXPR_DATA | NLA_F_NESTED, Concat(attributes))));
     }
 }

@@ -24,10 +24,16 @@ namespace NetnsNat.Commands
         [ArgumentCompleter(typeof(BridgeNameCompleter))]
         public string? Bridge { get; set; }
 
+        /// <summary>Iptables, Nftables (NetnsNat's own table, inet netnsnat), or Auto: iptables when an iptables program is installed.</summary>
+        [Parameter]
+        public NatBackendKind Backend { get; set; }
+
+        internal override NatBackendKind BackendChoice => Backend;
+
         protected override void Begin()
         {
             RequireNetAdmin();
-            RequireTools(System.Linq.Enumerable.ToArray(Backend(AddressFamilyProfile.IPv4).RequiredTools));
+            RequireTools(System.Linq.Enumerable.ToArray(BackendFor(AddressFamilyProfile.IPv4).RequiredTools));
         }
 
         protected override void ProcessRecord()
@@ -37,7 +43,7 @@ namespace NetnsNat.Commands
             var target = new SubnetNat(network, Outbound, Bridge);
             Guard(target.SubnetText, () =>
             {
-                RequireTools(Backend(target.Family).RequiredTools.ToArray());
+                RequireTools(BackendFor(target.Family).RequiredTools.ToArray());
                 var interfaces = new InterfaceService(this);
                 interfaces.RequireInterface(Outbound, "Outbound");
                 if (Bridge != null)
@@ -49,10 +55,10 @@ namespace NetnsNat.Commands
                     }
                 }
                 using var tx = NatTransaction.Begin(this, Linux.Settings.LockTimeout);
-                var outcomes = new RuleService(this, Backend(target.Family)).Add(new[] { target }, tx, _ => null);
+                var outcomes = new RuleService(this, BackendFor(target.Family)).Add(new[] { target }, tx, _ => null);
                 if (outcomes != null && Bridge != null)
                 {
-                    StoreNotes.Added(new SubnetNatKey(target.Family.Name, target.SubnetText, Outbound, Bridge), outcomes[0].Plan.Changes.Where(c => c.IsAddition).Select(c => c.RuleText), tx);
+                    StoreNotes.Added(new SubnetNatKey(target.Family.Name, target.SubnetText, Outbound, Bridge, Backends.BackendFactory.StoreName(Backend)), outcomes[0].Plan.Changes.Where(c => c.IsAddition).Select(c => c.RuleText), tx);
                 }
                 tx.Complete();
                 if (outcomes != null && outcomes.Count > 0) WriteObject(outcomes[0].Rule);

@@ -107,3 +107,21 @@ namespace NetnsNat.Commands
         }
     }
 }
+
+namespace NetnsNat.Commands
+{
+    /// <summary>
+    /// -Backend from what the result objects say in their Backend property ("iptables-nft", "iptables-legacy",
+    /// "nftables"), as well as the names Auto, Iptables and Nftables: Get-NamespaceNat output piped into
+    /// Enable-NamespaceNat keeps each namespace in its backend.
+    /// </summary>
+    internal sealed class NatBackendTransformationAttribute : System.Management.Automation.ArgumentTransformationAttribute
+    {
+        public override object Transform(System.Management.Automation.EngineIntrinsics engineIntrinsics, object inputData)
+        {
+            var value = inputData is System.Management.Automation.PSObject ps ? ps.BaseObject : inputData;
+            return value is string text && (text.Equals("iptables-nft", System.StringComparison.OrdinalIgnoreCase) || text.Equals("iptables-legacy", System.StringComparison.OrdinalIgnoreCase))
+                ? NatBackendKind.Iptables : inputData;
+        }
+    }
+}

@@ -25,6 +25,13 @@ namespace NetnsNat.Commands
         [ArgumentCompleter(typeof(SubnetCompleter))]
         public string[]? Subnet { get; set; }
 
+        /// <summary>Iptables, Nftables (NetnsNat's own table, inet netnsnat), or Auto: iptables when an iptables program is installed.</summary>
+        [Parameter(ValueFromPipelineByPropertyName = true)]
+        [NatBackendTransformation]
+        public NatBackendKind Backend { get; set; }
+
+        internal override NatBackendKind BackendChoice => Backend;
+
         private readonly List<EnableRequest> _requests = new List<EnableRequest>();
 
         /// <summary>Checks and collects; the work is done in EndProcessing, so a pipeline of namespaces shares one transaction.</summary>
@@ -40,7 +47,7 @@ namespace NetnsNat.Commands
                     "DnsNeedsName", ErrorCategory.InvalidArgument, NamespacePath));
                 return;
             }
-            foreach (var ns in Namespaces()) _requests.Add(new EnableRequest(ns, Bridge, Outbound, Dns, Subnet, Families));
+            foreach (var ns in Namespaces()) _requests.Add(new EnableRequest(ns, Bridge, Outbound, Dns, Subnet, Families) { Kind = Backend });
         }
 
         /// <summary>-Subnet: networks NetnsNat can NAT, one per family at most, of the families -AddressFamily leaves in.</summary>

@@ -33,14 +33,14 @@ namespace NetnsNat.Commands
         protected override void Begin()
         {
             RequireNetAdmin();
-            RequireTools(Backend(AddressFamilyProfile.IPv4).ReadTools.ToArray());
+            RequireTools(BackendFor(AddressFamilyProfile.IPv4).ReadTools.ToArray());
         }
 
         protected override void ProcessRecord() => Guard(null, () =>
         {
             var names = Namespace?.Select(n => new WildcardPattern(n, WildcardOptions.IgnoreCase)).ToArray();
             var bridges = Bridge?.Select(n => new WildcardPattern(n, WildcardOptions.IgnoreCase)).ToArray();
-            var service = new NamespaceNatService(this, Backend);
+            var service = new NamespaceNatService(this, BackendFor, BackendChoice);
             var found = service.List(b =>
                 (names == null || names.Any(p => p.IsMatch(b.Namespace))) &&
                 (NamespacePath == null || NamespacePath.Contains(b.NamespacePath)) &&

@@ -27,10 +27,14 @@ namespace NetnsNat.Commands
         [ValidateSet("IPv4", "IPv6")]
         public string? AddressFamily { get; set; }
 
+        /// <summary>Iptables or Nftables: only that backend's rules. By default both: iptables' (when installed) and NetnsNat's nftables table (when it exists).</summary>
+        [Parameter]
+        public NatBackendKind Backend { get; set; }
+
         protected override void Begin()
         {
             RequireNetAdmin();
-            RequireTools(Backend(AddressFamilyProfile.IPv4).ReadTools.ToArray());
+            if (Backend == NatBackendKind.Iptables) RequireTools(BackendFor(AddressFamilyProfile.IPv4, NatBackendKind.Iptables).ReadTools.ToArray());
         }
 
         protected override void ProcessRecord()
@@ -51,10 +55,17 @@ namespace NetnsNat.Commands
             });
         }
 
-        /// <summary>The masquerade rules of one family, filtered.</summary>
+        /// <summary>The masquerade rules of one family, filtered: of each backend asked for.</summary>
         private void List(AddressFamilyProfile family, string? subnet)
         {
-            var backend = Backend(family);
+            var kinds = Backend != NatBackendKind.Auto ? new[] { Backend }
+                : Linux.ProcessRunner.Which(family.IptablesSave) != null ? new[] { NatBackendKind.Iptables, NatBackendKind.Nftables } : new[] { NatBackendKind.Nftables };
+            foreach (var kind in kinds) List(family, subnet, kind);
+        }
+
+        private void List(AddressFamilyProfile family, string? subnet, NatBackendKind kind)
+        {
+            var backend = BackendFor(family, kind);
             var state = backend.Read(Token);
             foreach (var entry in backend.Masquerades(state))
             {

@@ -43,12 +43,12 @@ namespace NetnsNat.Commands
         internal System.Collections.Generic.IReadOnlyList<AddressFamilyProfile>? Families => AddressFamilyProfile.Select(AddressFamily);
 
         /// <summary>The service of the composite flow, with a backend per family.</summary>
-        internal Core.NamespaceNatService Service() => new Core.NamespaceNatService(this, Backend);
+        internal Core.NamespaceNatService Service() => new Core.NamespaceNatService(this, BackendFor, BackendChoice);
 
         protected override void Begin()
         {
             RequireNetAdmin();
-            RequireTools(Backend(AddressFamilyProfile.IPv4).RequiredTools.ToArray());
+            RequireTools(BackendFor(AddressFamilyProfile.IPv4).RequiredTools.ToArray());
         }
 
         /// <summary>Whether this pipeline item names its namespaces by path.</summary>

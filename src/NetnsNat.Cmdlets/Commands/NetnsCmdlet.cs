@@ -86,8 +86,14 @@ namespace NetnsNat.Commands
 
         bool ICommandHost.Try(object? target, Action action) => Guard(target, action);
 
-        /// <summary>The backend for a family (the iptables backend for now).</summary>
-        internal INatBackend Backend(AddressFamilyProfile family) => BackendFactory.Create(Runner, family, ((ICommandHost)this).Debug);
+        /// <summary>The backend a cmdlet's -Backend chose (Auto when it has none, or it was not given).</summary>
+        internal virtual NatBackendKind BackendChoice => NatBackendKind.Auto;
+
+        /// <summary>The backend for a family, of the kind -Backend chose.</summary>
+        internal INatBackend BackendFor(AddressFamilyProfile family) => BackendFor(family, BackendChoice);
+
+        /// <summary>The backend for a family, of a given kind.</summary>
+        internal INatBackend BackendFor(AddressFamilyProfile family, NatBackendKind kind) => BackendFactory.Create(Runner, family, kind, ((ICommandHost)this).Debug);
 
         protected override void StopProcessing() => _stop.Cancel();
 
@@ -322,7 +328,7 @@ namespace NetnsNat.Commands
             }
             catch (NftablesException ex)
             {
-                WriteError(new ErrorRecord(ex, "NftablesRefused", ex.Errno == 1 ? ErrorCategory.PermissionDenied : ErrorCategory.InvalidOperation, target));
+                WriteError(new ErrorRecord(ex, "NftablesRefused", ex.Errno switch { 1 => ErrorCategory.PermissionDenied, 17 or 39 => ErrorCategory.ResourceExists, _ => ErrorCategory.InvalidOperation }, target));
             }
             catch (RulesetMovedException ex)
             {

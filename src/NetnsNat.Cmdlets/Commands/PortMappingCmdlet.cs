@@ -13,12 +13,12 @@ namespace NetnsNat.Commands
     {
         internal static readonly IReadOnlyList<string> ProtocolNames = new[] { "Tcp", "Udp" };
 
-        internal PortMappingService Service() => new PortMappingService(this, Backend);
+        internal PortMappingService Service() => new PortMappingService(this, BackendFor);
 
         protected override void Begin()
         {
             RequireNetAdmin();
-            RequireTools(Backend(Model.AddressFamilyProfile.IPv4).RequiredTools.ToArray());
+            RequireTools(BackendFor(Model.AddressFamilyProfile.IPv4, NatBackendKind.Iptables).RequiredTools.ToArray());
         }
 
         /// <summary>Tcp or Udp (any case), as iptables writes it: "tcp", "udp".</summary>

@@ -32,6 +32,12 @@ namespace NetnsNat.Commands
         [Parameter(Mandatory = true, ValueFromPipeline = true, ParameterSetName = ByObjectSet)]
         public NatMasqueradeRule[] InputObject { get; set; } = new NatMasqueradeRule[0];
 
+        /// <summary>Iptables, Nftables, or Auto: iptables when an iptables program is installed. A rule object piped in names its own.</summary>
+        [Parameter(ParameterSetName = ByFieldsSet)]
+        public NatBackendKind Backend { get; set; }
+
+        internal override NatBackendKind BackendChoice => Backend;
+
         /// <summary>Emit the removed rule.</summary>
         [Parameter]
         public SwitchParameter PassThru { get; set; }
@@ -39,12 +45,12 @@ namespace NetnsNat.Commands
         protected override void Begin()
         {
             RequireNetAdmin();
-            RequireTools(System.Linq.Enumerable.ToArray(Backend(AddressFamilyProfile.IPv4).RequiredTools));
+            RequireTools(System.Linq.Enumerable.ToArray(BackendFor(AddressFamilyProfile.IPv4).RequiredTools));
         }
 
         protected override void ProcessRecord()
         {
-            var items = new List<(string Subnet, string Outbound, string? Bridge)>();
+            var items = new List<(string Subnet, string Outbound, string? Bridge, NatBackendKind Kind)>();
             if (ParameterSetName == ByObjectSet)
             {
                 foreach (var rule in InputObject)
@@ -56,12 +62,12 @@ namespace NetnsNat.Commands
                             "RuleNotRemovable", ErrorCategory.InvalidOperation, rule));
                         continue;
                     }
-                    items.Add((rule.Subnet, rule.Outbound, rule.Bridge));
+                    items.Add((rule.Subnet, rule.Outbound, rule.Bridge, rule.Backend == Backends.NftablesBackend.Name ? NatBackendKind.Nftables : NatBackendKind.Iptables));
                 }
             }
             else
             {
-                items.Add((Subnet, Outbound, Bridge));
+                items.Add((Subnet, Outbound, Bridge, Backends.BackendFactory.Resolve(Backend)));
             }
             foreach (var item in items)
             {
@@ -70,10 +76,11 @@ namespace NetnsNat.Commands
                 var target = new SubnetNat(network, item.Outbound, item.Bridge);
                 Guard(target.SubnetText, () =>
                 {
-                    RequireTools(Backend(target.Family).RequiredTools.ToArray());
+                    var backend = BackendFor(target.Family, item.Kind);
+                    RequireTools(backend.RequiredTools.ToArray());
                     using var tx = NatTransaction.Begin(this, Linux.Settings.LockTimeout);
-                    var removed = new RuleService(this, Backend(target.Family)).Remove(new[] { target }, target.ToString(), tx, null, item.Bridge);
-                    if (removed != null) StoreNotes.Removed(target.Family.Name, target.SubnetText, item.Outbound, item.Bridge, tx);
+                    var removed = new RuleService(this, backend).Remove(new[] { target }, target.ToString(), tx, null, item.Bridge);
+                    if (removed != null) StoreNotes.Removed(target.Family.Name, target.SubnetText, item.Outbound, item.Bridge, Backends.BackendFactory.StoreName(item.Kind), tx);
                     tx.Complete();
                     if (removed != null && PassThru) WriteObject(removed);
                 });

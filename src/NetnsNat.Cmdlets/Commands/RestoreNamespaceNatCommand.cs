@@ -37,7 +37,7 @@ namespace NetnsNat.Commands
         protected override void Begin()
         {
             RequireNetAdmin();
-            RequireTools(Backend(AddressFamilyProfile.IPv4).RequiredTools.ToArray());
+            RequireTools(BackendFor(AddressFamilyProfile.IPv4).RequiredTools.ToArray());
         }
 
         /// <summary>Collects what to restore; the work is one transaction in EndProcessing.</summary>
@@ -47,7 +47,7 @@ namespace NetnsNat.Commands
 
         protected override void EndProcessing() => Guard(null, () =>
         {
-            var service = new NamespaceNatService(this, Backend);
+            var service = new NamespaceNatService(this, BackendFor, BackendChoice);
             service.Restore(b => _filters.Any(f =>
                 (f.Names == null || f.Names.Any(p => p.IsMatch(b.Namespace) || p.IsMatch(b.NamespacePath))) &&
                 (f.Paths == null || f.Paths.Contains(b.NamespacePath)) &&

@@ -41,6 +41,9 @@ namespace NetnsNat.Core
         /// <summary>The uplink of each family as the state store recorded it (Restore-NamespaceNat).</summary>
         public IReadOnlyDictionary<AddressFamilyProfile, string>? Outbounds { get; }
 
+        /// <summary>The backend: -Backend of its pipeline item, or what the state store recorded (Restore-NamespaceNat); null for the call's.</summary>
+        public NatBackendKind? Kind { get; init; }
+
         /// <summary>One binding per family, IPv4 first: what the checks resolved.</summary>
         public List<NatBinding> Bindings { get; } = new List<NatBinding>();
     }
@@ -54,12 +57,14 @@ namespace NetnsNat.Core
     internal sealed class NamespaceNatService
     {
         private readonly ICommandHost _host;
-        private readonly Func<AddressFamilyProfile, INatBackend> _backendOf;
-        private readonly Dictionary<AddressFamilyProfile, RuleService> _rules = new Dictionary<AddressFamilyProfile, RuleService>();
+        private readonly Func<AddressFamilyProfile, NatBackendKind, INatBackend> _backendOf;
+        private readonly NatBackendKind _kind;
+        private readonly Dictionary<(AddressFamilyProfile, NatBackendKind), RuleService> _rules = new Dictionary<(AddressFamilyProfile, NatBackendKind), RuleService>();
         private readonly InterfaceService _interfaces;
         private readonly ForwardingService _forwarding;
         private readonly RouteService _routes;
         private readonly ResolverService _resolver;
+        private StoreContent? _stored;
         private readonly HashSet<AddressFamilyProfile> _warnedNoRoute = new HashSet<AddressFamilyProfile>();
         private readonly Dictionary<AddressFamilyProfile, string?> _defaultUplinks = new Dictionary<AddressFamilyProfile, string?>();
 
@@ -70,26 +75,32 @@ namespace NetnsNat.Core
             return name;
         }
 
-        public NamespaceNatService(ICommandHost host, Func<AddressFamilyProfile, INatBackend> backendOf)
+        /// <summary>kind: the backend Enable writes to (Auto resolved here); a binding the store has keeps the one it was enabled with.</summary>
+        public NamespaceNatService(ICommandHost host, Func<AddressFamilyProfile, NatBackendKind, INatBackend> backendOf, NatBackendKind kind = NatBackendKind.Auto)
         {
             _host = host;
             _backendOf = backendOf;
+            _kind = BackendFactory.Resolve(kind);
             _interfaces = new InterfaceService(host);
             _forwarding = new ForwardingService(host);
             _routes = new RouteService(host);
             _resolver = new ResolverService(host);
         }
 
-        /// <summary>The rule service of a family (one backend per family, made when first needed).</summary>
-        private RuleService Rules(AddressFamilyProfile family)
+        /// <summary>The rule service of a family and backend (made when first needed).</summary>
+        private RuleService Rules(AddressFamilyProfile family, NatBackendKind kind)
         {
-            if (!_rules.TryGetValue(family, out var service)) _rules[family] = service = new RuleService(_host, _backendOf(family));
+            if (!_rules.TryGetValue((family, kind), out var service)) _rules[(family, kind)] = service = new RuleService(_host, _backendOf(family, kind));
             return service;
         }
 
-        private INatBackend Backend(AddressFamilyProfile family) => Rules(family).Backend;
+        private RuleService Rules(AddressFamilyProfile family) => Rules(family, _kind);
 
-        private const string BackendKind = "iptables";
+        private INatBackend Backend(AddressFamilyProfile family, NatBackendKind kind) => Rules(family, kind).Backend;
+
+        private INatBackend Backend(AddressFamilyProfile family) => Backend(family, _kind);
+
+        private static NatBackendKind KindOf(StoredBinding binding) => BackendFactory.FromStoreName(binding.Backend);
 
         /// <summary>The families in their order: IPv4 first.</summary>
         private static IEnumerable<AddressFamilyProfile> Ordered(IEnumerable<AddressFamilyProfile> families) =>
@@ -107,7 +118,13 @@ namespace NetnsNat.Core
             // (Enable-NamespaceNat ... | Disable-NamespaceNat) runs inside each WriteObject, and would otherwise wait for
             // the lock this call holds. A call that fails as a whole emits nothing: what it did was rolled back.
             var results = new List<NamespaceNatResult>();
-            EnableAll(requests, results.Add);
+            // Each backend in a transaction of its own (a pipeline of Get-NamespaceNat objects may name both).
+            NatBackendKind KindOf(EnableRequest r) => BackendFactory.Resolve(r.Kind ?? _kind);
+            foreach (var kind in requests.Select(KindOf).Distinct().ToArray())
+            {
+                var service = kind == _kind ? this : new NamespaceNatService(_host, _backendOf, kind);
+                service.EnableAll(requests.Where(r => KindOf(r) == kind).ToArray(), results.Add);
+            }
             foreach (var result in results) emit(result);
         }
 
@@ -214,13 +231,14 @@ namespace NetnsNat.Core
         {
             var family = target.Family;
             var desired = Backend(family).Rules(target);
-            var key = StoredRules.KeyOf(family.Name, target.SubnetText, target.Outbound, target.Bridge!);
+            var kind = BackendFactory.StoreName(_kind);
+            var key = StoredRules.KeyOf(family.Name, target.SubnetText, target.Outbound, target.Bridge!, kind);
             var existing = store.Rules.FirstOrDefault(r => r.Key == key);
             var before = presentBefore.ToHashSet(StringComparer.Ordinal);
             var found = (existing == null ? desired : existing.Found).Where(before.Contains).ToArray();
             var added = desired.Except(found, StringComparer.Ordinal).ToArray();
             if (existing != null) store.Rules.Remove(existing);
-            store.Rules.Add(new StoredRules(family.Name, target.SubnetText, target.Outbound, target.Bridge!, BackendKind, added, found));
+            store.Rules.Add(new StoredRules(family.Name, target.SubnetText, target.Outbound, target.Bridge!, kind, added, found));
         }
 
         /// <summary>
@@ -234,7 +252,7 @@ namespace NetnsNat.Core
             var old = store.Bindings.FirstOrDefault(x => x.SameNamespace(request.Namespace.Path, request.Bridge, family.Name));
             if (old != null) store.Bindings.Remove(old);
             var binding = new StoredBinding(request.Namespace.Display, request.Namespace.Path, request.Bridge, family.Name, b.Rules.SubnetText, b.Gateway.ToString(),
-                b.Outbound, BackendKind, request.Dns, wroteResolvConf || (old?.WroteResolvConf ?? false), old?.EnabledAt ?? now);
+                b.Outbound, BackendFactory.StoreName(_kind), request.Dns, wroteResolvConf || (old?.WroteResolvConf ?? false), old?.EnabledAt ?? now);
             store.Bindings.Add(binding);
             if (old == null || old.RulesKey == binding.RulesKey) return;
             if (store.Using(old.RulesKey).Any()) return;
@@ -243,7 +261,7 @@ namespace NetnsNat.Core
             store.Rules.Remove(entry);
             if (!Cidr.TryParseNetwork(old.Subnet, out var oldSubnet)) return;
             var stale = new SubnetNat(oldSubnet, old.Outbound, old.Bridge);
-            var removed = Rules(family).RemoveOwned(stale, entry.Added, $"{stale} (no longer used)", tx, null);
+            var removed = Rules(family, KindOf(old)).RemoveOwned(stale, entry.Added, $"{stale} (no longer used)", tx, null);
             if (removed != null && removed.ChangedRules > 0)
             {
                 _host.Warning($"Removed the {removed.ChangedRules} rules NetnsNat had added for '{request.Namespace}' via {old.Outbound} ({old.Subnet}): " +
@@ -259,6 +277,18 @@ namespace NetnsNat.Core
         private void Check(EnableRequest request, Dictionary<string, LinkInfo> links, HashSet<string> uplinks)
         {
             request.Namespace.RequireExists();
+            // A namespace stays in the backend it was enabled with: two backends' rules for one bridge would be two NATs.
+            _stored ??= StateStore.Read(_host);
+            var kind = BackendFactory.StoreName(_kind);
+            var other = _stored.Bindings.FirstOrDefault(b => b.NamespacePath == request.Namespace.Path && b.Bridge == request.Bridge && b.Backend != kind);
+            if (other != null)
+            {
+                var theirs = BackendFactory.FromStoreName(other.Backend);
+                throw new NetnsNatException(
+                    $"'{request.Namespace}' on {request.Bridge} is enabled with the {other.Backend} backend, and this call would use {kind}; nothing was changed. " +
+                    $"Run it with -Backend {theirs}, or move it: Disable-NamespaceNat {request.Namespace.Display} {request.Bridge}, then Enable-NamespaceNat with -Backend {BackendFactory.Resolve(_kind)}.",
+                    "BackendMismatch", ErrorCategory.InvalidOperation);
+            }
             if (!links.TryGetValue(request.Bridge, out var link))
             {
                 link = _interfaces.RequireInterface(request.Bridge, "Bridge");
@@ -457,7 +487,7 @@ namespace NetnsNat.Core
                 else if (entry != null)
                 {
                     if (entry.Found.Count > 0) _host.Verbose($"Leaving the {entry.Found.Count} rules for {target} that stood before NetnsNat came.");
-                    removed = Rules(family).RemoveOwned(target, entry.Added, $"bridge {bridge}", tx, null);
+                    removed = Rules(family, KindOf(binding)).RemoveOwned(target, entry.Added, $"bridge {bridge}", tx, null);
                     store.Rules.Remove(entry);
                 }
 
@@ -494,7 +524,7 @@ namespace NetnsNat.Core
                     if (family == AddressFamilyProfile.IPv6 && (forwardingState?.Enabled == false || _host.WhatIf)) _forwarding.RestoreAcceptRa(store, tx);
                 }
                 forwardingState ??= ForwardingService.Read(family);
-                removed ??= new NatMasqueradeRule(binding.Subnet, binding.Outbound, bridge, BackendName(family), Array.Empty<string>(), 0);
+                removed ??= new NatMasqueradeRule(binding.Subnet, binding.Outbound, bridge, BackendName(family, KindOf(binding)), Array.Empty<string>(), 0);
                 parts.Add(new NamespaceNatFamily(family.Name, binding.Subnet, binding.Outbound, null, forwardingState, removed, route));
             }
             if (ns.Name != null && bindings.Any(b => b.WroteResolvConf) && !store.Bindings.Any(b => b.NamespacePath == ns.Path && b.Bridge == bridge)) _resolver.Remove(ns.Name);
@@ -508,7 +538,7 @@ namespace NetnsNat.Core
                     var prefix = family == AddressFamilyProfile.IPv6 ? "ip6 " : "ip ";
                     var mine = store.CreatedTables.Where(t => t.StartsWith(prefix, StringComparison.Ordinal)).ToArray();
                     if (mine.Length == 0) continue;
-                    foreach (var table in Backend(family).DeleteEmptyTables(mine, tx.Lock)) store.CreatedTables.Remove(table);
+                    foreach (var table in Backend(family, NatBackendKind.Iptables).DeleteEmptyTables(mine, tx.Lock)) store.CreatedTables.Remove(table);
                 }
             }
             // Under -WhatIf nothing changed, and the store keeps the binding.
@@ -532,14 +562,15 @@ namespace NetnsNat.Core
             var store = StateStore.Read(_host);
             var bindings = store.Bindings.Where(match).ToArray();
             if (bindings.Length == 0) return Array.Empty<NamespaceNatBinding>();
-            var states = new Dictionary<string, NatState>(StringComparer.Ordinal);
+            var states = new Dictionary<(string, NatBackendKind), NatState>();
             var result = new List<NamespaceNatBinding>(bindings.Length);
             foreach (var b in bindings)
             {
                 var family = AddressFamilyProfile.Parse(b.Family);
-                if (!states.TryGetValue(b.Family, out var state)) states[b.Family] = state = Backend(family).Read(_host.Token);
+                var kind = KindOf(b);
+                if (!states.TryGetValue((b.Family, kind), out var state)) states[(b.Family, kind)] = state = Backend(family, kind).Read(_host.Token);
                 var ns = NamespaceRef.Of(b.Namespace, b.NamespacePath);
-                var (status, detail) = Health(b, family, ns, state);
+                var (status, detail) = Health(b, family, kind, ns, state);
                 result.Add(new NamespaceNatBinding(ns.Name, b.NamespacePath, b.Bridge, b.Subnet, b.Gateway, b.Outbound, b.Family, state.BackendName, b.Dns,
                     status == "InForce", status, detail, DateTime.Parse(b.EnabledAt, CultureInfo.InvariantCulture, DateTimeStyles.RoundtripKind),
                     store.Mappings.Where(m => m.NamespacePath == b.NamespacePath && m.Bridge == b.Bridge && m.Family == b.Family)
@@ -549,13 +580,13 @@ namespace NetnsNat.Core
         }
 
         /// <summary>Whether a binding is in force: its namespace and bridge exist, its rules stand, its route goes via its gateway.</summary>
-        private (string Status, string? Detail) Health(StoredBinding b, AddressFamilyProfile family, NamespaceRef ns, NatState state)
+        private (string Status, string? Detail) Health(StoredBinding b, AddressFamilyProfile family, NatBackendKind kind, NamespaceRef ns, NatState state)
         {
             if (!ns.Exists) return ("NamespaceGone", $"{b.NamespacePath} no longer exists.");
             if (!InterfaceTable.Exists(b.Bridge)) return ("BridgeGone", $"The bridge {b.Bridge} no longer exists.");
             if (!Cidr.TryParseNetwork(b.Subnet, out var subnet)) return ("RulesMissing", $"The stored subnet '{b.Subnet}' is not a network.");
             var target = new SubnetNat(subnet, b.Outbound, b.Bridge);
-            var backend = Backend(family);
+            var backend = Backend(family, kind);
             var missing = backend.Rules(target).Except(backend.Present(state, target), StringComparer.Ordinal).ToArray();
             if (missing.Length > 0) return ("RulesMissing", $"{missing.Length} of its rules do not stand: {string.Join("; ", missing)}.");
             var route = _routes.Read(ns, family);
@@ -588,10 +619,11 @@ namespace NetnsNat.Core
                 }
                 var families = Ordered(group.Select(x => AddressFamilyProfile.Parse(x.Family))).ToArray();
                 requests.Add(new EnableRequest(ns, b.Bridge, null, group.Select(x => x.Dns).FirstOrDefault(d => d != null)?.ToArray(), group.Select(x => x.Subnet).ToArray(),
-                    families, group.ToDictionary(x => AddressFamilyProfile.Parse(x.Family), x => x.Outbound)));
+                    families, group.ToDictionary(x => AddressFamilyProfile.Parse(x.Family), x => x.Outbound)) { Kind = KindOf(b) });
             }
             if (requests.Count == 0) return;
             var restored = new List<NamespaceNatResult>();
+            // Each binding in the backend it was enabled with (its request's Kind).
             Enable(requests, r =>
             {
                 restored.Add(r);
@@ -602,6 +634,6 @@ namespace NetnsNat.Core
             if (paths.Count > 0) new PortMappingService(_host, _backendOf).Reapply(m => paths.Contains((m.NamespacePath, m.Bridge)));
         }
 
-        private string BackendName(AddressFamilyProfile family) => Backend(family).Read(_host.Token).BackendName;
+        private string BackendName(AddressFamilyProfile family, NatBackendKind kind) => Backend(family, kind).Read(_host.Token).BackendName;
     }
 }

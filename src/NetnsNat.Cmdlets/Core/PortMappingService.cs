@@ -82,10 +82,11 @@ namespace NetnsNat.Core
         private IReadOnlySet<IPAddress>? _hostAddresses;
         private IReadOnlyList<(string Name, IPAddress Address)>? _hostInterfaceAddresses;
 
-        public PortMappingService(ICommandHost host, Func<AddressFamilyProfile, INatBackend> backendOf)
+        /// <summary>Port mappings are the iptables backend's: backendOf gives it for each family.</summary>
+        public PortMappingService(ICommandHost host, Func<AddressFamilyProfile, NatBackendKind, INatBackend> backendOf)
         {
             _host = host;
-            _backendOf = backendOf;
+            _backendOf = family => backendOf(family, NatBackendKind.Iptables);
         }
 
         private RuleService Rules(AddressFamilyProfile family)
@@ -290,6 +291,7 @@ namespace NetnsNat.Core
 
             foreach (var (binding, address, owner) in targets)
             {
+                if (binding.Backend == NftablesBackend.Name) throw NftablesBackend.MappingsNotAvailable();
                 var family = AddressFamilyProfile.Parse(binding.Family);
                 Cidr.TryParseNetwork(binding.Subnet, out var subnet);
                 var allowed = request.Remote is IPNetwork rp && AddressFamilyProfile.Of(rp) == family ? rp : (IPNetwork?)null;

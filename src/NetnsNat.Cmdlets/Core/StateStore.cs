@@ -24,7 +24,7 @@ namespace NetnsNat.Core
         string EnabledAt)
     {
         /// <summary>The key of the rules it uses, shared with every binding on the same bridge, subnet and uplink.</summary>
-        public string RulesKey => StoredRules.KeyOf(Family, Subnet, Outbound, Bridge);
+        public string RulesKey => StoredRules.KeyOf(Family, Subnet, Outbound, Bridge, Backend);
 
         public bool SameNamespace(string path, string bridge, string family) => NamespacePath == path && Bridge == bridge && Family == family;
     }
@@ -36,9 +36,10 @@ namespace NetnsNat.Core
     /// </summary>
     internal sealed record StoredRules(string Family, string Subnet, string Outbound, string Bridge, string Backend, IReadOnlyList<string> Added, IReadOnlyList<string> Found)
     {
-        public string Key => KeyOf(Family, Subnet, Outbound, Bridge);
+        public string Key => KeyOf(Family, Subnet, Outbound, Bridge, Backend);
 
-        public static string KeyOf(string family, string subnet, string outbound, string bridge) => $"{family} {subnet} {outbound} {bridge}";
+        /// <summary>A subnet NAT's key: the same subnet, uplink and bridge in two backends are two sets of rules.</summary>
+        public static string KeyOf(string family, string subnet, string outbound, string bridge, string backend) => $"{family} {subnet} {outbound} {bridge} {backend}";
     }
 
     /// <summary>A port mapping NetnsNat added, and the namespace it is for.</summary>
@@ -317,17 +318,17 @@ namespace NetnsNat.Core
         /// Remove-NatMasquerade took a subnet NAT's rules away (of one bridge, or of any when bridge is null): the store
         /// forgets them; bindings that used them stay, not in force, until Restore- or Enable-NamespaceNat.
         /// </summary>
-        public static void Removed(string family, string subnet, string outbound, string? bridge, NatTransaction tx)
+        public static void Removed(string family, string subnet, string outbound, string? bridge, string backend, NatTransaction tx)
         {
             var store = StateStore.Load(tx.Lock);
-            int n = store.Rules.RemoveAll(r => r.Family == family && r.Subnet == subnet && r.Outbound == outbound && (bridge == null || r.Bridge == bridge));
+            int n = store.Rules.RemoveAll(r => r.Family == family && r.Subnet == subnet && r.Outbound == outbound && (bridge == null || r.Bridge == bridge) && r.Backend == backend);
             if (n > 0) StateStore.Save(store, tx.Lock);
         }
     }
 
     /// <summary>The key of a subnet NAT's rules in the store.</summary>
-    internal sealed record SubnetNatKey(string Family, string Subnet, string Outbound, string Bridge)
+    internal sealed record SubnetNatKey(string Family, string Subnet, string Outbound, string Bridge, string Backend)
     {
-        public string Key => StoredRules.KeyOf(Family, Subnet, Outbound, Bridge);
+        public string Key => StoredRules.KeyOf(Family, Subnet, Outbound, Bridge, Backend);
     }
 }

@@ -109,6 +109,27 @@ namespace NetnsNat.Linux
             return bytes;
         }
 
+        /// <summary>The last address of a network (the broadcast address of an IPv4 one).</summary>
+        public static IPAddress Last(IPNetwork network)
+        {
+            var bytes = network.BaseAddress.GetAddressBytes();
+            var mask = MaskBytes(network.PrefixLength, bytes.Length);
+            for (int i = 0; i < bytes.Length; i++) bytes[i] |= (byte)~mask[i];
+            return new IPAddress(bytes);
+        }
+
+        /// <summary>The network whose first and last addresses are these; null when the range is not one network.</summary>
+        public static IPNetwork? RangeAsNetwork(IPAddress first, IPAddress last)
+        {
+            var a = first.GetAddressBytes();
+            var b = last.GetAddressBytes();
+            if (a.Length != b.Length) return null;
+            int prefix = 0;
+            while (prefix < a.Length * 8 && (a[prefix / 8] & (0x80 >> (prefix % 8))) == (b[prefix / 8] & (0x80 >> (prefix % 8)))) prefix++;
+            var network = new IPNetwork(new IPAddress(Mask(first, prefix).GetAddressBytes()), prefix);
+            return network.BaseAddress.Equals(first) && Last(network).Equals(last) ? network : null;
+        }
+
         /// <summary>A network in the form iptables-save prints it: "10.0.0.0/24", "fd00::/64".</summary>
         public static string Format(IPNetwork network) => network.ToString();
 

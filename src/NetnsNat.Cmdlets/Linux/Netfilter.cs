@@ -24,7 +24,7 @@ namespace NetnsNat.Linux
     {
         public const int AF_NETLINK = 16, SOCK_RAW = 3, SOCK_CLOEXEC = 0x80000, NETLINK_NETFILTER = 12;
         public const int SOL_SOCKET = 1, SO_RCVTIMEO = 20, SO_SNDBUFFORCE = 32, SOL_NETLINK = 270, NETLINK_CAP_ACK = 10;
-        public const int ENOENT = 2, EPERM = 1, EBUSY = 16, ENOBUFS = 105, ERESTART = 85, EEXIST = 17;
+        public const int ENOENT = 2, EPERM = 1, EBUSY = 16, ENOBUFS = 105, ERESTART = 85, EEXIST = 17, EOPNOTSUPP = 95;
         public const ushort NFNL_MSG_BATCH_BEGIN = 16, NFNL_MSG_BATCH_END = 17, NFNL_SUBSYS_NFTABLES = 10, NFNL_BATCH_GENID = 1;
         public const ushort NLM_F_REQUEST = 1, NLM_F_ACK = 4, NLM_F_EXCL = 0x200, NLM_F_DUMP = 0x300, NLM_F_CREATE = 0x400, NLM_F_APPEND = 0x800;
         public const ushort NLMSG_ERROR = 2, NLMSG_DONE = 3, NLA_F_NESTED = 0x8000;

@@ -148,3 +148,19 @@ namespace NetnsNat
         public override string ToString() => $"{Namespace ?? NamespacePath} on {Bridge} ({Subnet}) via {Outbound}: {Status}";
     }
 }
+
+namespace NetnsNat
+{
+    /// <summary>Where NetnsNat writes a namespace's NAT (-Backend).</summary>
+    public enum NatBackendKind
+    {
+        /// <summary>iptables when an iptables program is installed, otherwise nftables.</summary>
+        Auto,
+
+        /// <summary>Rules in iptables' nat POSTROUTING and filter FORWARD (through nf_tables or legacy), as the lesson writes them.</summary>
+        Iptables,
+
+        /// <summary>Elements of the sets of NetnsNat's own nftables table, inet netnsnat.</summary>
+        Nftables,
+    }
+}

@@ -1,0 +1,355 @@
+using System;
+using System.Collections.Generic;
+using System.Diagnostics;
+using System.Globalization;
+using System.Linq;
+using System.Management.Automation;
+using System.Threading;
+using NetnsNat.Core;
+using NetnsNat.Linux;
+using NetnsNat.Model;
+
+namespace NetnsNat.Backends
+{
+    /// <summary>NetnsNat's nftables table as one read found it.</summary>
+    internal sealed class NftablesState : NatState
+    {
+        public NftablesState(NftTableContent content, uint? generation)
+        {
+            Content = content;
+            Generation = generation;
+        }
+
+        public NftTableContent Content { get; }
+
+        public uint? Generation { get; }
+
+        public override string BackendName => NftablesBackend.Name;
+    }
+
+    /// <summary>A change of the table: the table laid again or created, elements added and deleted, the table deleted with its last elements.</summary>
+    internal sealed class NftablesPlan : NatPlan
+    {
+        private readonly List<PlannedChange> _changes = new List<PlannedChange>();
+        private readonly Dictionary<PlannedChange, NftElement> _elements = new Dictionary<PlannedChange, NftElement>(ReferenceEqualityComparer.Instance);
+        private readonly PlannedChange? _deleteFirst, _create, _deleteAfter;
+
+        public NftablesPlan(NftablesState basis, bool deleteFirst, bool create, IReadOnlyList<NftElement> add, IReadOnlyList<NftElement> delete, bool deleteAfter)
+        {
+            Basis = basis;
+            Batch = new NftablesTable.Batch(deleteFirst, create, add, delete, deleteAfter);
+            if (deleteFirst) _changes.Add(_deleteFirst = TableDeletion());
+            if (create) _changes.Add(_create = new PlannedChange("nft", new[] { string.Join("; ", NftablesTable.Definition()) }, true, $"table inet {NftablesTable.Name}"));
+            foreach (var e in add) Element("add", e, true);
+            foreach (var e in delete) Element("delete", e, false);
+            if (deleteAfter) _changes.Add(_deleteAfter = TableDeletion());
+        }
+
+        public NftablesState Basis { get; }
+
+        public NftablesTable.Batch Batch { get; }
+
+        public override IReadOnlyList<PlannedChange> Changes => _changes;
+
+        public static NftablesPlan Empty(NftablesState basis) => new NftablesPlan(basis, false, false, Array.Empty<NftElement>(), Array.Empty<NftElement>(), false);
+
+        /// <summary>
+        /// The approved part: the elements approved, with the table created (or laid again) whenever an approved element
+        /// needs it, and deleted only when it and every deletion were approved.
+        /// </summary>
+        public override NatPlan Only(ICollection<PlannedChange> approved)
+        {
+            var add = Batch.Add.Where(e => approved.Contains(ChangeOf(e, true))).ToArray();
+            var delete = Batch.Delete.Where(e => approved.Contains(ChangeOf(e, false))).ToArray();
+            bool create = Batch.Create && (add.Length > 0 || (_create != null && approved.Contains(_create)));
+            bool deleteFirst = Batch.DeleteFirst && create;
+            bool deleteAfter = Batch.DeleteAfter && delete.Length == Batch.Delete.Count && _deleteAfter != null && approved.Contains(_deleteAfter);
+            return new NftablesPlan(Basis, deleteFirst, create, add, delete, deleteAfter);
+        }
+
+        private PlannedChange ChangeOf(NftElement element, bool addition) => _elements.First(p => p.Key.IsAddition == addition && p.Value == element).Key;
+
+        private void Element(string verb, NftElement e, bool addition)
+        {
+            var change = new PlannedChange("nft", new[] { verb, "element", "inet", NftablesTable.Name, e.Set, $"{{ {e.Value} }}" }, addition, e.Text);
+            _changes.Add(change);
+            _elements[change] = e;
+        }
+
+        private static PlannedChange TableDeletion() =>
+            new PlannedChange("nft", new[] { "delete", "table", "inet", NftablesTable.Name }, false, $"table inet {NftablesTable.Name}");
+    }
+
+    internal sealed class NftablesApplied : AppliedPlan
+    {
+        public NftablesApplied(NftablesPlan plan, string how)
+        {
+            Plan = plan;
+            How = how;
+        }
+
+        public NftablesPlan Plan { get; }
+
+        public override string How { get; }
+
+        public override int Count => Plan.Count;
+    }
+
+    /// <summary>
+    /// The nftables backend: NetnsNat's own table "inet netnsnat" (<see cref="NftablesTable"/>), read and written over
+    /// netlink (no process), a subnet's NAT as elements of its sets, the table created with the first element and deleted
+    /// with the last. Before adding a bridge it checks what would drop the bridge's traffic elsewhere on the forward
+    /// hook (iptables' FORWARD in either backend, another table's base chain), because an accept in this table does not
+    /// override their drop. Port mappings are the iptables backend's for now.
+    /// </summary>
+    internal sealed class NftablesBackend : INatBackend
+    {
+        public const string Name = "nftables";
+
+        private readonly IptablesBackend? _iptables;
+        private readonly Action<string> _debug;
+        private CancellationToken _token;
+
+        public NftablesBackend(AddressFamilyProfile family, IptablesBackend? iptables, Action<string>? debug = null)
+        {
+            Family = family;
+            _iptables = iptables;
+            _debug = debug ?? (_ => { });
+        }
+
+        public AddressFamilyProfile Family { get; }
+
+        public IReadOnlyList<string> RequiredTools => Array.Empty<string>();
+
+        public IReadOnlyList<string> ReadTools => Array.Empty<string>();
+
+        NatState INatBackend.Read(CancellationToken token) => Read(token);
+
+        public NftablesState Read(CancellationToken token)
+        {
+            _token = token;
+            var clock = Stopwatch.StartNew();
+            var (content, generation) = NftablesTable.Read();
+            _debug($"inet {NftablesTable.Name}: read over netlink ({(content.Exists ? $"{content.Elements.Count} elements" : "no table")}, generation {generation?.ToString(CultureInfo.InvariantCulture) ?? "unknown"}, {clock.Elapsed.TotalMilliseconds.ToString("0.00", CultureInfo.InvariantCulture)} ms).");
+            return new NftablesState(content, generation);
+        }
+
+        private static NftablesState State(NatState state) => (NftablesState)state;
+
+        /// <summary>The elements a target needs: the masquerade, and with a bridge the inbound one.</summary>
+        public static IReadOnlyList<NftElement> ElementsOf(SubnetNat target)
+        {
+            var masquerade = new NftElement(NftSetKind.Masquerade, target.Subnet, null, target.Outbound);
+            return target.Bridge == null ? new[] { masquerade } : new[] { masquerade, new NftElement(NftSetKind.Inbound, target.Subnet, target.Outbound, target.Bridge) };
+        }
+
+        public NatPlan PlanAdd(NatState state, SubnetNat target)
+        {
+            var s = State(state);
+            var content = s.Content;
+            RequireOwned(content);
+            if (target.Bridge != null) RequireForwardOpen(target);
+            var wanted = ElementsOf(target);
+            if (content.Exists && !content.Intact)
+            {
+                // A table changed by hand is laid again whole, with the elements it holds.
+                _debug($"inet {NftablesTable.Name} is not as NetnsNat made it ({content.Problem}): laying it again.");
+                return new NftablesPlan(s, true, true, content.Elements.Concat(wanted).DistinctBy(e => e.Text).ToArray(), Array.Empty<NftElement>(), false);
+            }
+            var missing = wanted.Where(e => !content.Has(e)).ToArray();
+            if (missing.Length == 0) return NftablesPlan.Empty(s);
+            return new NftablesPlan(s, false, !content.Exists, missing, Array.Empty<NftElement>(), false);
+        }
+
+        public NatPlan PlanRemove(NatState state, SubnetNat target)
+        {
+            var s = State(state);
+            RequireOwned(s.Content);
+            var delete = s.Content.Elements.Where(e => e.Subnet.Equals(target.Subnet) && (e.Kind == NftSetKind.Masquerade
+                ? e.Out == target.Outbound
+                : e.In == target.Outbound && (target.Bridge == null || e.Out == target.Bridge))).ToArray();
+            return Deletion(s, delete);
+        }
+
+        public NatPlan PlanRemoveOwned(NatState state, SubnetNat target, IReadOnlyCollection<string> owned)
+        {
+            var s = State(state);
+            RequireOwned(s.Content);
+            var set = owned.ToHashSet(StringComparer.Ordinal);
+            return Deletion(s, ElementsOf(target).Where(e => set.Contains(e.Text) && s.Content.Has(e)).ToArray());
+        }
+
+        /// <summary>Deletes elements; the table goes too when they are its last.</summary>
+        private static NftablesPlan Deletion(NftablesState s, IReadOnlyList<NftElement> delete)
+        {
+            if (delete.Count == 0) return NftablesPlan.Empty(s);
+            bool last = s.Content.Elements.Count == delete.Select(e => e.Text).Distinct().Count();
+            return new NftablesPlan(s, false, false, Array.Empty<NftElement>(), delete, last);
+        }
+
+        public NatPlan Merge(IReadOnlyList<NatPlan> plans)
+        {
+            var parts = plans.Cast<NftablesPlan>().ToArray();
+            if (parts.Length == 1) return parts[0];
+            if (parts.Length == 0) throw new ArgumentException("No plans to merge.", nameof(plans));
+            var basis = parts[0].Basis;
+            var add = parts.SelectMany(p => p.Batch.Add).DistinctBy(e => e.Text).ToArray();
+            var delete = parts.SelectMany(p => p.Batch.Delete).DistinctBy(e => e.Text).ToArray();
+            bool deleteFirst = parts.Any(p => p.Batch.DeleteFirst);
+            bool create = parts.Any(p => p.Batch.Create);
+            var deleted = delete.Select(e => e.Text).ToHashSet(StringComparer.Ordinal);
+            bool last = add.Length == 0 && delete.Length > 0 && basis.Content.Elements.All(e => deleted.Contains(e.Text));
+            return new NftablesPlan(basis, deleteFirst, create, add, delete, last);
+        }
+
+        public AppliedPlan Apply(NatPlan plan, RulesetLock held, CancellationToken token)
+        {
+            var p = (NftablesPlan)plan;
+            InternalHooks.BeforeRuleWrite?.Invoke();
+            var clock = Stopwatch.StartNew();
+            Write(p.Batch, p.Basis.Generation, "Nothing of this call's changes to the table was applied.");
+            return new NftablesApplied(p, $"one nf_tables netlink batch into inet {NftablesTable.Name} ({clock.Elapsed.TotalMilliseconds.ToString("0.00", CultureInfo.InvariantCulture)} ms)");
+        }
+
+        private static void Write(NftablesTable.Batch batch, uint? generation, string nothing)
+        {
+            var (errno, what) = NftablesTable.Write(batch, generation);
+            if (errno == 0) return;
+            if (errno == Nfnl.ERESTART && generation != null) throw new RulesetMovedException();
+            var hint = errno switch
+            {
+                Nfnl.EEXIST or 39 /* ENOTEMPTY */ when what.StartsWith("the elements", StringComparison.Ordinal) => " The subnet overlaps one the table's set already holds for the same interfaces, and an nftables interval set holds no overlapping ranges: remove the other first (Get-NatMasquerade -Backend Nftables lists them), or use the same subnet.",
+                Nfnl.EPERM => " Another program may own the table, or this process lacks CAP_NET_ADMIN: run PowerShell as root (sudo pwsh).",
+                Nfnl.EOPNOTSUPP or Nfnl.ENOENT when what.Contains("creation", StringComparison.Ordinal) => " The kernel may lack an nf_tables feature this table needs (nf_tables with the inet family, nft_nat/nft_masq, nft_ct and concatenated interval sets, Linux 5.6 or later).",
+                _ => string.Empty,
+            };
+            throw new NftablesException($"nf_tables refused {what}: {Nfnl.Strerror(errno)} (errno {errno}). {nothing}{hint}", errno);
+        }
+
+        /// <summary>
+        /// Undoes an applied plan's part: its elements added are deleted and its elements deleted added again (the
+        /// table created again for them, or deleted when the part created it and nothing else is left in it).
+        /// </summary>
+        public void Undo(AppliedPlan applied, NatPlan part, RulesetLock held)
+        {
+            var p = (NftablesPlan)part;
+            var (content, _) = NftablesTable.Read();
+            if (content.Exists && !content.Owned) return;
+            var delete = p.Batch.Add.Where(content.Has).ToArray();
+            var add = p.Batch.Delete.Where(e => !content.Has(e)).ToArray();
+            var removed = delete.Select(e => e.Text).ToHashSet(StringComparer.Ordinal);
+            bool empty = add.Length == 0 && content.Elements.All(e => removed.Contains(e.Text));
+            bool deleteAfter = content.Exists && p.Batch.Create && empty;
+            if (delete.Length == 0 && add.Length == 0 && !deleteAfter) return;
+            Write(new NftablesTable.Batch(false, add.Length > 0 && !content.Exists, add, delete, deleteAfter), null, "The undo was not applied.");
+        }
+
+        public IReadOnlyList<string> Rules(SubnetNat target) => ElementsOf(target).Select(e => e.Text).ToArray();
+
+        public IReadOnlyList<string> Present(NatState state, SubnetNat target)
+        {
+            var content = State(state).Content;
+            if (!content.Owned || !content.Intact) return Array.Empty<string>();
+            return ElementsOf(target).Where(content.Has).Select(e => e.Text).ToArray();
+        }
+
+        /// <summary>The table is created and deleted with its elements, in the same batches: nothing for the store to delete later.</summary>
+        public IReadOnlyList<string> MissingTables(NatState state, SubnetNat target) => Array.Empty<string>();
+
+        public IReadOnlyList<string> DeleteEmptyTables(IReadOnlyCollection<string> tables, RulesetLock held) => Array.Empty<string>();
+
+        public IReadOnlyList<MasqueradeEntry> Masquerades(NatState state)
+        {
+            var content = State(state).Content;
+            if (!content.Owned) return Array.Empty<MasqueradeEntry>();
+            var result = new List<MasqueradeEntry>();
+            var note = content.Intact ? null : $"inet {NftablesTable.Name} is not as NetnsNat made it ({content.Problem}); Enable-NamespaceNat or Add-NatMasquerade -Backend Nftables lays it again.";
+            foreach (var m in content.Elements.Where(e => e.Kind == NftSetKind.Masquerade && e.Family == Family))
+            {
+                var inbound = content.Elements.Where(e => e.Kind == NftSetKind.Inbound && e.Subnet.Equals(m.Subnet) && e.In == m.Out).ToArray();
+                if (inbound.Length == 0)
+                {
+                    result.Add(new MasqueradeEntry(Cidr.Format(m.Subnet), m.Out, null, new[] { m.Text }, true, note));
+                }
+                foreach (var i in inbound) result.Add(new MasqueradeEntry(Cidr.Format(m.Subnet), m.Out, i.Out, new[] { m.Text, i.Text }, true, note));
+            }
+            return result;
+        }
+
+        public IReadOnlyList<SubnetNat> OwnTargetsOnBridge(NatState state, string bridge) =>
+            State(state).Content.Elements.Where(e => e.Kind == NftSetKind.Inbound && e.Out == bridge && e.Family == Family)
+                .Select(e => new SubnetNat(e.Subnet, e.In!, bridge)).ToArray();
+
+        public IReadOnlyList<PortMapping> Mappings(NatState state, Func<PortMapping, PortMapping?> complete) => Array.Empty<PortMapping>();
+
+        public NatPlan PlanAddMappings(NatState state, IReadOnlyList<PortMapping> mappings) => throw MappingsNotAvailable();
+
+        public NatPlan PlanRemoveMapping(NatState state, PortMapping mapping, IReadOnlyList<PortMapping> staying) => NftablesPlan.Empty(State(state));
+
+        public IReadOnlyList<string> MappingRules(PortMapping mapping) => Array.Empty<string>();
+
+        public IReadOnlyList<string> MissingMappingRules(NatState state, PortMapping mapping) => Array.Empty<string>();
+
+        public (string Rule, string DeleteCommand)? MappingShadowedBy(NatState state, PortMapping mapping) => null;
+
+        public static NetnsNatException MappingsNotAvailable() => new NetnsNatException(
+            "Port mappings are not available with the nftables backend yet: the namespace's NAT is in NetnsNat's nftables table, whose inbound drop would stop the mapped connections. " +
+            "Enable the namespace with -Backend Iptables (Disable-NamespaceNat, then Enable-NamespaceNat -Backend Iptables) to publish its ports.",
+            "PortMappingNotSupported", ErrorCategory.NotImplemented);
+
+        /// <summary>A table named netnsnat that NetnsNat did not create is never touched.</summary>
+        private static void RequireOwned(NftTableContent content)
+        {
+            if (!content.Exists || content.Owned) return;
+            throw new NetnsNatException(
+                $"The nftables table 'inet {NftablesTable.Name}' exists, and NetnsNat did not create it (it lacks NetnsNat's comment), so NetnsNat leaves it alone; nothing was changed. " +
+                $"Look at it with 'nft list table inet {NftablesTable.Name}'; delete it ('nft delete table inet {NftablesTable.Name}') if nothing needs it, or use -Backend Iptables.",
+                "NftablesTableNotOwned", ErrorCategory.ResourceExists);
+        }
+
+        /// <summary>
+        /// Fails, before anything changes, when another chain on the forward hook drops the bridge's traffic: iptables'
+        /// FORWARD (in the iptables-nft and the legacy backend: Docker and ufw set its policy to DROP), or another table's
+        /// base chain whose policy is drop and which has no rule that could accept it. An accept in NetnsNat's table does
+        /// not override their drop.
+        /// </summary>
+        private void RequireForwardOpen(SubnetNat target)
+        {
+            var bridge = target.Bridge!;
+            var host = FirstHost(target);
+            var outside = Family.OutsideExample;
+            if (_iptables != null)
+            {
+                var state = _iptables.Read(_token);
+                var snapshots = new List<(string Name, string Tool, IptablesSnapshot Snapshot)> { (state.BackendName, Family.Iptables, state.Snapshot) };
+                if (_iptables.OtherBackend(state, _token) is { } other) snapshots.Add(("iptables-" + (other.Name == "legacy" ? "legacy" : "nft"), other.Tool.Replace("-save", string.Empty, StringComparison.Ordinal), other.Snapshot));
+                foreach (var (name, tool, snapshot) in snapshots)
+                {
+                    var outgoing = ForwardEvaluator.Evaluate(snapshot, new ForwardPacket(bridge, target.Outbound, host, outside, "NEW"));
+                    var reply = ForwardEvaluator.Evaluate(snapshot, new ForwardPacket(target.Outbound, bridge, outside, host, "ESTABLISHED"));
+                    if (outgoing.Accepted && reply.Accepted) continue;
+                    var what = !outgoing.Accepted ? $"new traffic from {bridge} out of {target.Outbound} ({outgoing.By})" : $"replies from {target.Outbound} back to {bridge} ({reply.By})";
+                    throw new NetnsNatException(
+                        $"The FORWARD chain of {name} drops {what}, and an accept in NetnsNat's nftables table does not override a drop in another table: the namespaces on {bridge} would not get out. Nothing was changed. " +
+                        $"Let the traffic through FORWARD ('{tool} -I FORWARD -i {bridge} -o {target.Outbound} -j ACCEPT' and '{tool} -I FORWARD -i {target.Outbound} -o {bridge} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT'), " +
+                        "or use -Backend Iptables, which puts NetnsNat's FORWARD rules above the drop.",
+                        "ForwardBlocked", ErrorCategory.ResourceUnavailable);
+                }
+            }
+            foreach (var chain in NftablesChains.ForwardDroppers(Family, skipIptables: _iptables != null))
+            {
+                throw new NetnsNatException(
+                    $"The nftables chain '{chain}' on the forward hook drops by its policy and has no rules, and an accept in NetnsNat's table does not override a drop in another table: the namespaces on {bridge} would not get out. Nothing was changed. " +
+                    $"Add to it 'iifname \"{bridge}\" oifname \"{target.Outbound}\" accept' and 'ct state established,related accept' (nft add rule {chain} ...), or set its policy to accept.",
+                    "ForwardBlocked", ErrorCategory.ResourceUnavailable);
+            }
+        }
+
+        private static System.Net.IPAddress FirstHost(SubnetNat target)
+        {
+            var bytes = target.Subnet.BaseAddress.GetAddressBytes();
+            if (target.Subnet.PrefixLength < target.Family.MaxPrefix - 1) bytes[^1] |= 1;
+            return new System.Net.IPAddress(bytes);
+        }
+    }
+}

@@ -1,0 +1,516 @@
+using System;
+using System.Buffers.Binary;
+using System.Collections.Generic;
+using System.Linq;
+using System.Net;
+using System.Text;
+using NetnsNat.Linux;
+using NetnsNat.Model;
+using static NetnsNat.Linux.NetlinkAttributes;
+using static NetnsNat.Linux.Nfnl;
+
+namespace NetnsNat.Backends
+{
+    /// <summary>Which of the table's sets an element is in.</summary>
+    internal enum NftSetKind
+    {
+        /// <summary>"ip saddr . oifname": the subnet masqueraded out of the uplink.</summary>
+        Masquerade,
+
+        /// <summary>"ip daddr . iifname . oifname": the subnet, the uplink and the bridge; replies let in, new connections dropped.</summary>
+        Inbound,
+    }
+
+    /// <summary>One element of one of NetnsNat's sets: a subnet and the interfaces it goes with.</summary>
+    /// <param name="In">The uplink (Inbound only).</param>
+    /// <param name="Out">The uplink (Masquerade) or the bridge (Inbound).</param>
+    internal sealed record NftElement(NftSetKind Kind, IPNetwork Subnet, string? In, string Out)
+    {
+        public AddressFamilyProfile Family => AddressFamilyProfile.Of(Subnet);
+
+        public string Set => NftablesTable.SetName(Kind, Family);
+
+        /// <summary>The element as nft writes it: 10.0.0.0/24 . "eth0" . "br0".</summary>
+        public string Value => In == null ? $"{Cidr.Format(Subnet)} . \"{Out}\"" : $"{Cidr.Format(Subnet)} . \"{In}\" . \"{Out}\"";
+
+        /// <summary>The element as the backend's own text: what the state store and the result objects hold.</summary>
+        public string Text => $"element inet {NftablesTable.Name} {Set} {{ {Value} }}";
+
+        /// <summary>The start of the element's key: the subnet's first address, then the interface names, each padded to 16 bytes.</summary>
+        public byte[] Key => Encode(Subnet.BaseAddress);
+
+        /// <summary>The end of the element's key range: the subnet's last address, then the same names.</summary>
+        public byte[] KeyEnd => Encode(Cidr.Last(Subnet));
+
+        private byte[] Encode(IPAddress address)
+        {
+            var names = In == null ? new[] { Out } : new[] { In, Out };
+            var key = new byte[Family.AddressBytes + 16 * names.Length];
+            address.GetAddressBytes().CopyTo(key, 0);
+            for (int i = 0; i < names.Length; i++) Encoding.ASCII.GetBytes(names[i]).CopyTo(key, Family.AddressBytes + 16 * i);
+            return key;
+        }
+
+        /// <summary>An element from its key and key end as the kernel lists them; null for one NetnsNat would not write.</summary>
+        public static NftElement? Decode(NftSetKind kind, AddressFamilyProfile family, byte[] key, byte[] keyEnd)
+        {
+            int names = kind == NftSetKind.Masquerade ? 1 : 2;
+            int length = family.AddressBytes + 16 * names;
+            if (key.Length != length || keyEnd.Length != length || !key.AsSpan(family.AddressBytes).SequenceEqual(keyEnd.AsSpan(family.AddressBytes))) return null;
+            var first = new IPAddress(key.AsSpan(0, family.AddressBytes));
+            var last = new IPAddress(keyEnd.AsSpan(0, family.AddressBytes));
+            var network = Cidr.RangeAsNetwork(first, last);
+            if (network == null) return null;
+            string Name(int i)
+            {
+                var span = key.AsSpan(family.AddressBytes + 16 * i, 16);
+                int end = span.IndexOf((byte)0);
+                return Encoding.ASCII.GetString(end < 0 ? span : span.Slice(0, end));
+            }
+            return names == 1 ? new NftElement(kind, network.Value, null, Name(0)) : new NftElement(kind, network.Value, Name(0), Name(1));
+        }
+    }
+
+    /// <summary>What the kernel holds of the table "inet netnsnat" at one generation.</summary>
+    internal sealed class NftTableContent
+    {
+        public static readonly NftTableContent Missing = new NftTableContent(false, true, true, null, Array.Empty<NftElement>());
+
+        public NftTableContent(bool exists, bool owned, bool intact, string? problem, IReadOnlyList<NftElement> elements)
+        {
+            Exists = exists;
+            Owned = owned;
+            Intact = intact;
+            Problem = problem;
+            Elements = elements;
+            Index = elements.Select(e => e.Text).ToHashSet(StringComparer.Ordinal);
+        }
+
+        public bool Exists { get; }
+
+        /// <summary>False for a table named netnsnat that NetnsNat did not create (no comment of its own): never touched.</summary>
+        public bool Owned { get; }
+
+        /// <summary>Whether its sets, chains and rules are the ones NetnsNat creates (false: something was changed by hand).</summary>
+        public bool Intact { get; }
+
+        /// <summary>What is wrong with a table that is not intact.</summary>
+        public string? Problem { get; }
+
+        public IReadOnlyList<NftElement> Elements { get; }
+
+        public HashSet<string> Index { get; }
+
+        public bool Has(NftElement element) => Index.Contains(element.Text);
+    }
+
+    /// <summary>
+    /// NetnsNat's own nftables table, "inet netnsnat", over netlink: one table for both families, whose rules never
+    /// change once created; a subnet's NAT is elements of its sets. Per family (4 or 6) it holds
+    /// <code>
+    /// set masquerade4 { type ipv4_addr . ifname; flags interval; }            # subnet . uplink
+    /// set inbound4 { type ipv4_addr . ifname . ifname; flags interval; }      # subnet . uplink . bridge
+    /// chain postrouting { type nat hook postrouting priority srcnat; policy accept; }
+    ///   ip saddr . oifname @masquerade4 counter masquerade
+    /// chain forward { type filter hook forward priority filter; policy accept; }
+    ///   ct state established,related ip daddr . iifname . oifname @inbound4 counter accept
+    ///   ip daddr . iifname . oifname @inbound4 counter drop
+    /// </code>
+    /// Adding a bridge adds two elements (no rule, no chain, no verdict map), so the kernel has no chain to rebuild
+    /// and no table to validate again: the cost of a call does not grow with the number of bridges.
+    /// </summary>
+    internal static class NftablesTable
+    {
+        public const string Name = "netnsnat";
+        public const byte NFPROTO_INET = 1;
+        public const string Comment = "NetnsNat: NAT for network namespaces (managed by the NetnsNat PowerShell module)";
+
+        private const ushort NFTA_TABLE_NAME = 1, NFTA_TABLE_USERDATA = 6;
+        private const ushort NFTA_CHAIN_TABLE = 1, NFTA_CHAIN_NAME = 3, NFTA_CHAIN_HOOK = 4, NFTA_CHAIN_POLICY = 5, NFTA_CHAIN_TYPE = 7;
+        private const ushort NFTA_HOOK_HOOKNUM = 1, NFTA_HOOK_PRIORITY = 2;
+        private const ushort NFTA_SET_TABLE = 1, NFTA_SET_NAME = 2, NFTA_SET_FLAGS = 3, NFTA_SET_KEY_TYPE = 4, NFTA_SET_KEY_LEN = 5, NFTA_SET_DESC = 9, NFTA_SET_ID = 10;
+        private const ushort NFTA_SET_DESC_CONCAT = 2, NFTA_SET_FIELD_LEN = 1, NFTA_LIST_ELEM = 1, NFTA_DATA_VALUE = 1;
+        private const ushort NFTA_SET_ELEM_LIST_TABLE = 1, NFTA_SET_ELEM_LIST_SET = 2, NFTA_SET_ELEM_LIST_ELEMENTS = 3, NFTA_SET_ELEM_LIST_SET_ID = 4;
+        private const ushort NFTA_SET_ELEM_KEY = 1, NFTA_SET_ELEM_KEY_END = 10;
+        private const ushort NFTA_RULE_TABLE = 1, NFTA_RULE_CHAIN = 2, NFTA_RULE_EXPRESSIONS = 4;
+        private const uint NFT_SET_INTERVAL = 0x4, NFT_SET_CONCAT = 0x80;
+        private const uint NFT_META_IIFNAME = 6, NFT_META_OIFNAME = 7, NFT_META_NFPROTO = 15, NFT_PAYLOAD_NETWORK_HEADER = 1;
+        private const uint NFT_REG_1 = 1, NFT_REG32_00 = 8, NF_DROP = 0, NF_ACCEPT = 1;
+        private const uint TYPE_IPADDR = 7, TYPE_IP6ADDR = 8, TYPE_IFNAME = 41;
+
+        /// <summary>Elements per NEWSETELEM message: a message's element list is one attribute, at most 64 KiB.</summary>
+        private const int ElementsPerMessage = 400;
+
+        public static string SetName(NftSetKind kind, AddressFamilyProfile family) =>
+            (kind == NftSetKind.Masquerade ? "masquerade" : "inbound") + (family == AddressFamilyProfile.IPv4 ? "4" : "6");
+
+        private static readonly (NftSetKind Kind, AddressFamilyProfile Family)[] Sets =
+        {
+            (NftSetKind.Masquerade, AddressFamilyProfile.IPv4), (NftSetKind.Inbound, AddressFamilyProfile.IPv4),
+            (NftSetKind.Masquerade, AddressFamilyProfile.IPv6), (NftSetKind.Inbound, AddressFamilyProfile.IPv6),
+        };
+
+        /// <summary>The rules of each chain, as nft lists them: what the table holds when it is intact.</summary>
+        private static readonly (string Chain, int Rules)[] Chains = { ("postrouting", 2), ("forward", 4) };
+
+        /// <summary>The table's definition as nft commands (one argument to nft, or the lines of an nft -f file).</summary>
+        public static IReadOnlyList<string> Definition()
+        {
+            var lines = new List<string> { $"add table inet {Name} {{ comment \"{Comment}\"; }}" };
+            foreach (var (kind, family) in Sets)
+            {
+                var address = family == AddressFamilyProfile.IPv4 ? "ipv4_addr" : "ipv6_addr";
+                lines.Add($"add set inet {Name} {SetName(kind, family)} {{ type {address} . ifname{(kind == NftSetKind.Inbound ? " . ifname" : string.Empty)}; flags interval; }}");
+            }
+            lines.Add($"add chain inet {Name} postrouting {{ type nat hook postrouting priority srcnat; policy accept; }}");
+            lines.Add($"add chain inet {Name} forward {{ type filter hook forward priority filter; policy accept; }}");
+            foreach (var family in AddressFamilyProfile.All)
+            {
+                var ip = family == AddressFamilyProfile.IPv4 ? "ip" : "ip6";
+                lines.Add($"add rule inet {Name} postrouting {ip} saddr . oifname @{SetName(NftSetKind.Masquerade, family)} counter masquerade");
+            }
+            foreach (var family in AddressFamilyProfile.All)
+            {
+                var ip = family == AddressFamilyProfile.IPv4 ? "ip" : "ip6";
+                var set = SetName(NftSetKind.Inbound, family);
+                lines.Add($"add rule inet {Name} forward ct state established,related {ip} daddr . iifname . oifname @{set} counter accept");
+                lines.Add($"add rule inet {Name} forward {ip} daddr . iifname . oifname @{set} counter drop");
+            }
+            return lines;
+        }
+
+        /// <summary>
+        /// Reads the table: whether it exists and is NetnsNat's, whether it is intact, and the elements of its sets.
+        /// Returns the content and the ruleset generation it was read at (the same before and after the dumps).
+        /// </summary>
+        public static (NftTableContent Content, uint? Generation) Read()
+        {
+            for (int attempt = 0; ; attempt++)
+            {
+                var before = NftGeneration.Read();
+                var content = ReadOnce();
+                var after = NftGeneration.Read();
+                if (before == after || attempt >= 3) return (content, after);
+            }
+        }
+
+        private static NftTableContent ReadOnce()
+        {
+            using var socket = NetfilterSocket.Open(0);
+            byte[]? userData = null;
+            bool exists = false;
+            foreach (var payload in socket.Dump(Message(NftMessage(1), NLM_F_REQUEST | NLM_F_DUMP, socket.Next(), NFPROTO_INET, 0, Array.Empty<byte>()), NftMessage(0), "list the nftables tables"))
+            {
+                string? name = null;
+                byte[]? data = null;
+                foreach (var (attr, value) in Attributes(payload, 4))
+                {
+                    if (attr == NFTA_TABLE_NAME) name = TextOf(value);
+                    else if (attr == NFTA_TABLE_USERDATA) data = value;
+                }
+                if (name != Name) continue;
+                exists = true;
+                userData = data;
+            }
+            if (!exists) return NftTableContent.Missing;
+            if (userData == null || CommentOf(userData) != Comment) return new NftTableContent(true, false, false, "it was not created by NetnsNat", Array.Empty<NftElement>());
+
+            var keyLengths = new Dictionary<string, uint>(StringComparer.Ordinal);
+            foreach (var payload in socket.Dump(Message(NftMessage(10), NLM_F_REQUEST | NLM_F_DUMP, socket.Next(), NFPROTO_INET, 0, Attribute(NFTA_SET_TABLE, Text(Name))), NftMessage(9), "list the sets of inet netnsnat"))
+            {
+                string? name = null;
+                uint keyLength = 0;
+                foreach (var (attr, value) in Attributes(payload, 4))
+                {
+                    if (attr == NFTA_SET_NAME) name = TextOf(value);
+                    else if (attr == NFTA_SET_KEY_LEN && value.Length == 4) keyLength = BinaryPrimitives.ReadUInt32BigEndian(value);
+                }
+                if (name != null) keyLengths[name] = keyLength;
+            }
+            var elements = new List<NftElement>();
+            string? problem = null;
+            foreach (var (kind, family) in Sets)
+            {
+                var set = SetName(kind, family);
+                if (!keyLengths.TryGetValue(set, out var length) || length != KeyLength(kind, family))
+                {
+                    problem ??= $"its set {set} is missing or of another type";
+                    continue;
+                }
+                foreach (var payload in socket.Dump(Message(NftMessage(13), NLM_F_REQUEST | NLM_F_DUMP, socket.Next(), NFPROTO_INET, 0,
+                    Concat(Attribute(NFTA_SET_ELEM_LIST_TABLE, Text(Name)), Attribute(NFTA_SET_ELEM_LIST_SET, Text(set)))), NftMessage(12), $"list the elements of {set}"))
+                {
+                    foreach (var (attr, list) in Attributes(payload, 4))
+                    {
+                        if ((attr & 0x3fff) != NFTA_SET_ELEM_LIST_ELEMENTS) continue;
+                        foreach (var (_, item) in Attributes(list, 0))
+                        {
+                            byte[]? key = null, end = null;
+                            foreach (var (a, v) in Attributes(item, 0))
+                            {
+                                var type = a & 0x3fff;
+                                if (type == NFTA_SET_ELEM_KEY) key = DataValue(v);
+                                else if (type == NFTA_SET_ELEM_KEY_END) end = DataValue(v);
+                            }
+                            if (key == null) continue;
+                            var element = NftElement.Decode(kind, family, key, end ?? key);
+                            if (element != null) elements.Add(element);
+                            else problem ??= $"its set {set} has an element NetnsNat did not write";
+                        }
+                    }
+                }
+            }
+            foreach (var (chain, rules) in Chains)
+            {
+                int count = socket.Dump(Message(NftMessage(7), NLM_F_REQUEST | NLM_F_DUMP, socket.Next(), NFPROTO_INET, 0,
+                    Concat(Attribute(NFTA_RULE_TABLE, Text(Name)), Attribute(NFTA_RULE_CHAIN, Text(chain)))), NftMessage(6), $"list the rules of inet netnsnat {chain}").Count;
+                if (count != rules) problem ??= count == 0 ? $"its chain {chain} is missing or empty" : $"its chain {chain} has {count} rules, not {rules}";
+            }
+            return new NftTableContent(true, true, problem == null, problem, elements);
+        }
+
+        /// <summary>What one batch does to the table, in this order.</summary>
+        /// <param name="DeleteFirst">Delete the table before anything else (a table changed by hand is laid again whole).</param>
+        /// <param name="Create">Create the table, its sets, chains and rules.</param>
+        /// <param name="DeleteAfter">Delete the table at the end (its last elements go with it).</param>
+        internal sealed record Batch(bool DeleteFirst, bool Create, IReadOnlyList<NftElement> Add, IReadOnlyList<NftElement> Delete, bool DeleteAfter);
+
+        /// <summary>
+        /// Writes a batch as one kernel transaction, only at the generation given (when one is): the kernel refuses it
+        /// when the ruleset changed since. Returns 0, or the errno of the refusal (ERESTART: the ruleset moved) with what it was about.
+        /// </summary>
+        public static (int Errno, string What) Write(Batch batch, uint? generation)
+        {
+            var messages = new List<(ushort Type, ushort Flags, byte[] Body, string What)>();
+            if (batch.DeleteFirst) messages.Add((NftMessage(2), 0, Attribute(NFTA_TABLE_NAME, Text(Name)), "the deletion of the table"));
+            var setIds = new Dictionary<string, uint>(StringComparer.Ordinal);
+            if (batch.Create) AddDefinition(messages, setIds);
+            foreach (var group in batch.Add.GroupBy(e => e.Set))
+            {
+                foreach (var chunk in group.Chunk(ElementsPerMessage)) messages.Add((NftMessage(12), NLM_F_CREATE, Elements(group.Key, setIds, chunk), $"the elements {string.Join(", ", chunk.Select(e => e.Value))}"));
+            }
+            // A table deleted at the end takes its last elements with it.
+            if (batch.DeleteAfter)
+            {
+                messages.Add((NftMessage(2), 0, Attribute(NFTA_TABLE_NAME, Text(Name)), "the deletion of the table"));
+            }
+            else
+            {
+                foreach (var group in batch.Delete.GroupBy(e => e.Set))
+                {
+                    foreach (var chunk in group.Chunk(ElementsPerMessage)) messages.Add((NftMessage(14), 0, Elements(group.Key, setIds, chunk), $"the deletion of {string.Join(", ", chunk.Select(e => e.Value))}"));
+                }
+            }
+            if (messages.Count == 0) return (0, string.Empty);
+
+            using var socket = NetfilterSocket.Open(messages.Sum(m => m.Body.Length + 64));
+            uint seq = socket.Reserve(messages.Count + 2);
+            uint first = seq, last = seq + (uint)messages.Count;
+            var wire = new List<byte[]>(messages.Count + 2) { BatchBegin(seq, generation) };
+            foreach (var (type, flags, body, _) in messages)
+            {
+                ++seq;
+                wire.Add(Message(type, (ushort)(NLM_F_REQUEST | flags | (seq == last ? NLM_F_ACK : 0)), seq, NFPROTO_INET, 0, body));
+            }
+            wire.Add(BatchEnd(++seq));
+            var (errno, index) = socket.SendBatch(Concat(wire.ToArray()), first, last, "write the inet netnsnat table");
+            return (errno, errno == 0 ? string.Empty : index >= 0 && index < messages.Count ? messages[index].What : "the batch");
+        }
+
+        private static void AddDefinition(List<(ushort, ushort, byte[], string)> messages, Dictionary<string, uint> setIds)
+        {
+            messages.Add((NftMessage(0), NLM_F_CREATE, Concat(Attribute(NFTA_TABLE_NAME, Text(Name)), Attribute(NFTA_TABLE_USERDATA, Udata(Comment))), "the creation of the table"));
+            uint id = 0;
+            foreach (var (kind, family) in Sets)
+            {
+                var name = SetName(kind, family);
+                setIds[name] = ++id;
+                var fields = kind == NftSetKind.Masquerade ? new[] { (uint)family.AddressBytes, 16u } : new[] { (uint)family.AddressBytes, 16u, 16u };
+                uint type = family == AddressFamilyProfile.IPv4 ? TYPE_IPADDR : TYPE_IP6ADDR;
+                for (int i = 1; i < fields.Length; i++) type = (type << 6) | TYPE_IFNAME;
+                messages.Add((NftMessage(9), NLM_F_CREATE, Concat(
+                    Attribute(NFTA_SET_TABLE, Text(Name)),
+                    Attribute(NFTA_SET_NAME, Text(name)),
+                    U32(NFTA_SET_FLAGS, NFT_SET_INTERVAL | NFT_SET_CONCAT),
+                    U32(NFTA_SET_KEY_TYPE, type),
+                    U32(NFTA_SET_KEY_LEN, KeyLength(kind, family)),
+                    U32(NFTA_SET_ID, id),
+                    Attribute(NFTA_SET_DESC | NLA_F_NESTED, Attribute(NFTA_SET_DESC_CONCAT | NLA_F_NESTED,
+                        Concat(fields.Select(f => Attribute(NFTA_LIST_ELEM | NLA_F_NESTED, U32(NFTA_SET_FIELD_LEN, f))).ToArray())))), $"the creation of the set {name}"));
+            }
+            messages.Add((NftMessage(3), NLM_F_CREATE, BaseChain("postrouting", 4 /* NF_INET_POST_ROUTING */, 100 /* srcnat */, "nat"), "the creation of the chain postrouting"));
+            messages.Add((NftMessage(3), NLM_F_CREATE, BaseChain("forward", 2 /* NF_INET_FORWARD */, 0 /* filter */, "filter"), "the creation of the chain forward"));
+            foreach (var family in AddressFamilyProfile.All)
+            {
+                var set = SetName(NftSetKind.Masquerade, family);
+                messages.Add((NftMessage(6), (ushort)(NLM_F_CREATE | NLM_F_APPEND), RuleBody("postrouting", Concat(
+                    Nfproto(family),
+                    Load(family, family.SourceOffset, NFT_META_OIFNAME),
+                    Lookup(set, setIds[set]),
+                    Counter(),
+                    NftRuleWriter.Expression("masq"))), $"the masquerade rule of {family.Name}"));
+            }
+            foreach (var family in AddressFamilyProfile.All)
+            {
+                var set = SetName(NftSetKind.Inbound, family);
+                messages.Add((NftMessage(6), (ushort)(NLM_F_CREATE | NLM_F_APPEND), RuleBody("forward", Concat(
+                    Nfproto(family),
+                    // ct state established,related: the state bits (host order) masked, not zero.
+                    NftRuleWriter.Expression("ct", U32(1 /* DREG */, NFT_REG_1), U32(2 /* KEY */, 0 /* NFT_CT_STATE */)),
+                    NftRuleWriter.Expression("bitwise", U32(1, NFT_REG_1), U32(2, NFT_REG_1), U32(3, 4),
+                        Attribute(4 | NLA_F_NESTED, Attribute(NFTA_DATA_VALUE, new byte[] { 6, 0, 0, 0 })), Attribute(5 | NLA_F_NESTED, Attribute(NFTA_DATA_VALUE, new byte[4]))),
+                    NftRuleWriter.Cmp(new byte[4], negated: true),
+                    Load(family, family.DestinationOffset, NFT_META_IIFNAME, NFT_META_OIFNAME),
+                    Lookup(set, setIds[set]),
+                    Counter(),
+                    NftRuleWriter.Verdict(NF_ACCEPT))), $"the reply rule of {family.Name}"));
+                messages.Add((NftMessage(6), (ushort)(NLM_F_CREATE | NLM_F_APPEND), RuleBody("forward", Concat(
+                    Nfproto(family),
+                    Load(family, family.DestinationOffset, NFT_META_IIFNAME, NFT_META_OIFNAME),
+                    Lookup(set, setIds[set]),
+                    Counter(),
+                    NftRuleWriter.Verdict(NF_DROP))), $"the inbound drop rule of {family.Name}"));
+            }
+        }
+
+        private static uint KeyLength(NftSetKind kind, AddressFamilyProfile family) => (uint)(family.AddressBytes + (kind == NftSetKind.Masquerade ? 16 : 32));
+
+        private static byte[] Elements(string set, Dictionary<string, uint> setIds, IEnumerable<NftElement> elements) => Concat(
+            Attribute(NFTA_SET_ELEM_LIST_TABLE, Text(Name)),
+            Attribute(NFTA_SET_ELEM_LIST_SET, Text(set)),
+            setIds.TryGetValue(set, out var id) ? U32(NFTA_SET_ELEM_LIST_SET_ID, id) : Array.Empty<byte>(),
+            Attribute(NFTA_SET_ELEM_LIST_ELEMENTS | NLA_F_NESTED, Concat(elements.Select(e => Attribute(NFTA_LIST_ELEM | NLA_F_NESTED, Concat(
+                Attribute(NFTA_SET_ELEM_KEY | NLA_F_NESTED, Attribute(NFTA_DATA_VALUE, e.Key)),
+                Attribute(NFTA_SET_ELEM_KEY_END | NLA_F_NESTED, Attribute(NFTA_DATA_VALUE, e.KeyEnd))))).ToArray())));
+
+        private static byte[] BaseChain(string name, uint hook, int priority, string type) => Concat(
+            Attribute(NFTA_CHAIN_TABLE, Text(Name)),
+            Attribute(NFTA_CHAIN_NAME, Text(name)),
+            Attribute(NFTA_CHAIN_HOOK | NLA_F_NESTED, Concat(U32(NFTA_HOOK_HOOKNUM, hook), U32(NFTA_HOOK_PRIORITY, (uint)priority))),
+            U32(NFTA_CHAIN_POLICY, NF_ACCEPT),
+            Attribute(NFTA_CHAIN_TYPE, Text(type)));
+
+        private static byte[] RuleBody(string chain, byte[] expressions) => Concat(
+            Attribute(NFTA_RULE_TABLE, Text(Name)),
+            Attribute(NFTA_RULE_CHAIN, Text(chain)),
+            Attribute(NFTA_RULE_EXPRESSIONS | NLA_F_NESTED, expressions));
+
+        // In an inet table "ip saddr" first checks the packet's family: meta nfproto ipv4.
+        private static byte[] Nfproto(AddressFamilyProfile family) => Concat(
+            NftRuleWriter.Expression("meta", U32(2, NFT_META_NFPROTO), U32(1, NFT_REG_1)),
+            NftRuleWriter.Cmp(new[] { family.NfProto }));
+
+        // The concatenation in the 32-bit registers from NFT_REG32_00: the address, then each interface name (16 bytes).
+        private static byte[] Load(AddressFamilyProfile family, uint offset, params uint[] names)
+        {
+            var parts = new List<byte[]>
+            {
+                NftRuleWriter.Expression("payload", U32(1, NFT_REG32_00), U32(2, NFT_PAYLOAD_NETWORK_HEADER), U32(3, offset), U32(4, (uint)family.AddressBytes)),
+            };
+            uint register = NFT_REG32_00 + (uint)family.AddressBytes / 4;
+            foreach (var key in names)
+            {
+                parts.Add(NftRuleWriter.Expression("meta", U32(2, key), U32(1, register)));
+                register += 4;
+            }
+            return Concat(parts.ToArray());
+        }
+
+        private static byte[] Lookup(string set, uint id) =>
+            NftRuleWriter.Expression("lookup", Attribute(1 /* SET */, Text(set)), U32(2 /* SREG */, NFT_REG32_00), U32(4 /* SET_ID */, id));
+
+        private static byte[] Counter() => NftRuleWriter.Expression("counter", U64(1, 0), U64(2, 0));
+
+        // NFTNL_UDATA_TABLE_COMMENT: type 0, a one-byte length, the text with its NUL.
+        private static byte[] Udata(string comment)
+        {
+            var text = Encoding.UTF8.GetBytes(comment + "\0");
+            return Concat(new byte[] { 0, (byte)text.Length }, text);
+        }
+
+        private static string? CommentOf(byte[] userData)
+        {
+            for (int i = 0; i + 2 <= userData.Length;)
+            {
+                int type = userData[i], length = userData[i + 1];
+                if (i + 2 + length > userData.Length) return null;
+                if (type == 0) return Encoding.UTF8.GetString(userData, i + 2, length).TrimEnd('\0');
+                i += 2 + length;
+            }
+            return null;
+        }
+
+        private static string TextOf(byte[] value)
+        {
+            int end = Array.IndexOf(value, (byte)0);
+            return Encoding.ASCII.GetString(value, 0, end < 0 ? value.Length : end);
+        }
+
+        private static byte[]? DataValue(byte[] nested)
+        {
+            foreach (var (attr, value) in Attributes(nested, 0))
+            {
+                if ((attr & 0x3fff) == NFTA_DATA_VALUE) return value;
+            }
+            return null;
+        }
+    }
+
+    /// <summary>The base chains of other nftables tables, as netlink lists them.</summary>
+    internal static class NftablesChains
+    {
+        private const ushort NFTA_CHAIN_TABLE = 1, NFTA_CHAIN_NAME = 3, NFTA_CHAIN_HOOK = 4, NFTA_CHAIN_POLICY = 5, NFTA_HOOK_HOOKNUM = 1;
+        private const ushort NFTA_RULE_TABLE = 1, NFTA_RULE_CHAIN = 2;
+
+        /// <summary>
+        /// The base chains on the forward hook of the family (its own table family, or inet) whose policy is drop and
+        /// which have no rule, as "family table chain": they drop every forwarded packet, whatever NetnsNat's table
+        /// accepts. NetnsNat's own table and iptables-nft's FORWARD (which the iptables evaluator walks) are left out.
+        /// </summary>
+        public static IReadOnlyList<string> ForwardDroppers(AddressFamilyProfile family, bool skipIptables)
+        {
+            var found = new List<string>();
+            using var socket = NetfilterSocket.Open(0);
+            var candidates = new List<(byte Family, string Table, string Chain)>();
+            foreach (var payload in socket.Dump(Nfnl.Message(Nfnl.NftMessage(4), Nfnl.NLM_F_REQUEST | Nfnl.NLM_F_DUMP, socket.Next(), 0, 0, Array.Empty<byte>()), Nfnl.NftMessage(3), "list the nftables chains"))
+            {
+                byte tableFamily = payload[0];
+                if (tableFamily != family.NfProto && tableFamily != NftablesTable.NFPROTO_INET) continue;
+                string? table = null, chain = null;
+                uint? hook = null, policy = null;
+                foreach (var (attr, value) in Attributes(payload, 4))
+                {
+                    if (attr == NFTA_CHAIN_TABLE) table = Name(value);
+                    else if (attr == NFTA_CHAIN_NAME) chain = Name(value);
+                    else if (attr == NFTA_CHAIN_POLICY && value.Length == 4) policy = BinaryPrimitives.ReadUInt32BigEndian(value);
+                    else if (attr == NFTA_CHAIN_HOOK)
+                    {
+                        foreach (var (h, v) in Attributes(value, 0))
+                        {
+                            if (h == NFTA_HOOK_HOOKNUM && v.Length == 4) hook = BinaryPrimitives.ReadUInt32BigEndian(v);
+                        }
+                    }
+                }
+                if (table == null || chain == null || hook != 2 /* NF_INET_FORWARD */ || policy != 0 /* NF_DROP */) continue;
+                if (tableFamily == NftablesTable.NFPROTO_INET && table == NftablesTable.Name) continue;
+                if (skipIptables && tableFamily == family.NfProto && table == "filter" && chain == "FORWARD") continue;
+                candidates.Add((tableFamily, table, chain));
+            }
+            foreach (var (tableFamily, table, chain) in candidates)
+            {
+                var rules = socket.Dump(Nfnl.Message(Nfnl.NftMessage(7), Nfnl.NLM_F_REQUEST | Nfnl.NLM_F_DUMP, socket.Next(), tableFamily, 0,
+                    Concat(Attribute(NFTA_RULE_TABLE, Nfnl.Text(table)), Attribute(NFTA_RULE_CHAIN, Nfnl.Text(chain)))), Nfnl.NftMessage(6), $"list the rules of {table} {chain}");
+                if (rules.Count > 0) continue;
+                var familyName = tableFamily switch { NftablesTable.NFPROTO_INET => "inet", 2 => "ip", 10 => "ip6", _ => tableFamily.ToString(System.Globalization.CultureInfo.InvariantCulture) };
+                found.Add($"{familyName} {table} {chain}");
+            }
+            return found;
+        }
+
+        private static string Name(byte[] value)
+        {
+            int end = Array.IndexOf(value, (byte)0);
+            return Encoding.ASCII.GetString(value, 0, end < 0 ? value.Length : end);
+        }
+    }
+}
