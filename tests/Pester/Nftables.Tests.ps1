@@ -240,3 +240,53 @@ Describe 'The nftables backend beside other firewalls' {
         }
     }
 }
+
+Describe 'Test-NamespaceNat with the nftables backend' {
+    BeforeAll { $lab = New-NetnsNatLab -DualStack }
+    AfterAll { Remove-NetnsNatLab }
+    BeforeEach {
+        Reset-LabFirewall
+        Enable-NamespaceNat testnet br0 eth0 -Backend Nftables | Out-Null
+    }
+    AfterEach { Disable-NamespaceNat testnet br0 -ErrorAction Ignore | Out-Null }
+
+    It 'passes every check of a namespace NetnsNat enabled there, in both families' {
+        $results = Test-NamespaceNat testnet
+        @($results | Where-Object Status -ne 'Pass') | Should -BeNullOrEmpty -Because ($results | Where-Object Status -ne 'Pass' | Out-String)
+        ($results | Where-Object { $_.Check -eq 'Masquerade' -and $_.AddressFamily -eq 'IPv4' }).Detail | Should -Match 'inet netnsnat masquerade4 \{ 10\.0\.0\.0/24 \. "eth0" \}'
+        ($results | Where-Object { $_.Check -eq 'Inbound' -and $_.AddressFamily -eq 'IPv6' }).Detail | Should -Match '@inbound6 drop'
+    }
+
+    It 'fails Masquerade and Inbound, with fixes that work, when the elements are gone' {
+        nftc delete element inet netnsnat masquerade4 '{ 10.0.0.0/24 . "eth0" }' | Out-Null
+        nftc delete element inet netnsnat inbound4 '{ 10.0.0.0/24 . "eth0" . "br0" }' | Out-Null
+        $results = Test-NamespaceNat testnet -AddressFamily IPv4
+        $masquerade = $results | Where-Object Check -eq 'Masquerade'
+        $masquerade.Status | Should -Be 'Fail'
+        $masquerade.Fix | Should -Be 'Get-BridgeSubnet br0 | Add-NatMasquerade -Outbound eth0 -Backend Nftables'
+        ($results | Where-Object Check -eq 'Inbound').Status | Should -Be 'Fail'
+        Invoke-Expression $masquerade.Fix | Out-Null
+        Test-NamespaceNat testnet -AddressFamily IPv4 -Quiet | Should -BeTrue
+        Test-LabConnection | Should -Be $lab.UplinkAddress
+    }
+
+    It 'fails Forward when iptables'' FORWARD policy became DROP after Enable (Docker started), with the fix' {
+        Invoke-LabCommand iptables -ArgumentList @('-P', 'FORWARD', 'DROP') | Out-Null
+        Test-LabConnection -TimeoutSeconds 1 | Should -BeNullOrEmpty
+        $forward = Test-NamespaceNat testnet -AddressFamily IPv4 | Where-Object Check -eq 'Forward'
+        $forward.Status | Should -Be 'Fail'
+        $forward.Detail | Should -Match 'beside NetnsNat''s nftables table'
+        foreach ($command in $forward.Fix -replace ' \(or .*$' -split '; ') { Invoke-LabCommand sh -ArgumentList @('-c', $command) | Out-Null }
+        Test-LabConnection | Should -Be $lab.UplinkAddress
+        (Test-NamespaceNat testnet -AddressFamily IPv4 | Where-Object Check -eq 'Forward').Status | Should -Be 'Pass'
+    }
+
+    It 'fails Forward when another table''s forward chain drops everything, naming it' {
+        nftc add table ip othertool | Out-Null
+        nftc add chain ip othertool fw_filter '{ type filter hook forward priority 10; policy drop; }' | Out-Null
+        $forward = Test-NamespaceNat testnet -AddressFamily IPv4 | Where-Object Check -eq 'Forward'
+        $forward.Status | Should -Be 'Fail'
+        $forward.Detail | Should -Match 'ip othertool fw_filter'
+        $forward.Fix | Should -Match 'nft add rule ip othertool fw_filter iifname "br0" oifname "eth0" accept'
+    }
+}

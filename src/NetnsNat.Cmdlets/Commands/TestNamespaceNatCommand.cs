@@ -57,6 +57,11 @@ namespace NetnsNat.Commands
         [Parameter]
         public SwitchParameter Quiet { get; set; }
 
+        /// <summary>Iptables or Nftables: where to look for the namespace's NAT. By default the backend NetnsNat enabled it with (iptables when it did not).</summary>
+        [Parameter(ValueFromPipelineByPropertyName = true)]
+        [NatBackendTransformation]
+        public NatBackendKind Backend { get; set; }
+
         private readonly List<NatCheckResult> _results = new List<NatCheckResult>();
 
         /// <summary>With -Quiet: whether every namespace of the call had checks and none failed or could not run.</summary>
@@ -109,11 +114,19 @@ namespace NetnsNat.Commands
                 var store = ns.Exists && AddressFamily == null ? StateStore.Read(this) : null;
                 foreach (var family in FamiliesOf(ns, target, store))
                 {
-                    var diagnostics = new NatDiagnostics(this, new IptablesBackend(Runner, family), result =>
+                    // The namespace's NAT is where -Backend says, or where NetnsNat enabled it (the state store).
+                    var kind = Backend;
+                    if (kind == NatBackendKind.Auto)
+                    {
+                        var bound = (store ?? StateStore.Read(this)).Bindings.FirstOrDefault(b => b.NamespacePath == ns.Path && b.Family == family.Name && (Bridge == null || b.Bridge == Bridge));
+                        kind = bound != null ? BackendFactory.FromStoreName(bound.Backend) : NatBackendKind.Iptables;
+                    }
+                    var iptables = new IptablesBackend(Runner, family);
+                    var diagnostics = new NatDiagnostics(this, iptables, result =>
                     {
                         _results.Add(result);
                         if (!Quiet) WriteObject(result);
-                    });
+                    }, kind == NatBackendKind.Nftables ? new NftablesBackend(family, iptables) : null);
                     // -Target is probed, and routed to, in the run of its own family.
                     var mine = target != null && AddressFamilyProfile.Of(target) == family ? target : null;
                     diagnostics.Run(new DiagnosisRequest(ns, Bridge, Outbound, mine, mine == null ? 0 : Port, shared, store));

@@ -14,6 +14,9 @@ namespace NetnsNat.Core
     internal sealed record DiagnosisRequest(NamespaceRef Namespace, string? Bridge, string? Outbound, IPAddress? Target, int Port, bool Shared = true, StoreContent? Store = null);
 
 
+    /// <summary>A masquerade Test-NamespaceNat found for the subnet: an iptables rule or an element of NetnsNat's nftables table.</summary>
+    internal sealed record MasqueradeSeen(string? OutInterface, string Text);
+
     /// <summary>
     /// The checks of Test-NamespaceNat, one per common error of the lesson and more, each with the fix. Reads only:
     /// changes nothing.
@@ -24,6 +27,7 @@ namespace NetnsNat.Core
 
         private readonly ICommandHost _host;
         private readonly IptablesBackend _backend;
+        private readonly NftablesBackend? _nft;
         private readonly InterfaceService _interfaces;
         private readonly RouteService _routes;
         private readonly Action<NatCheckResult> _emit;
@@ -31,10 +35,12 @@ namespace NetnsNat.Core
         private string? _bridge;
         private string? _uplink;
 
-        public NatDiagnostics(ICommandHost host, IptablesBackend backend, Action<NatCheckResult> emit)
+        /// <summary>backend: iptables' view (its FORWARD decides in every case); nft: NetnsNat's nftables table, when the namespace's NAT is there.</summary>
+        public NatDiagnostics(ICommandHost host, IptablesBackend backend, Action<NatCheckResult> emit, NftablesBackend? nft = null)
         {
             _host = host;
             _backend = backend;
+            _nft = nft;
             _interfaces = new InterfaceService(host);
             _routes = new RouteService(host);
             _emit = emit;
@@ -214,22 +220,29 @@ namespace NetnsNat.Core
                 using var hostRoutes = NamespaceRoutes.OpenCurrent();
                 routeUplink = hostRoutes.RouteTo(request.Target);
             }
-            var masquerades = subnet == null ? Array.Empty<IptablesRule>()
-                : snapshot.Chain("nat", "POSTROUTING").Where(r => MasqueradeRules.IsMasquerade(r) && !r.HasOtherMatches && !r.HasNegation && r.Source == subnet.Subnet).ToArray();
+            // With the nftables backend, the masquerade is an element of the table's set (the subnet . the uplink).
+            var nftState = _nft?.Read(_host.Token);
+            var nftContent = nftState?.Content;
+            var backendArgument = _nft != null ? " -Backend Nftables" : string.Empty;
+            var masquerades = subnet == null ? Array.Empty<MasqueradeSeen>()
+                : nftContent != null ? nftContent.Elements.Where(e => e.Kind == NftSetKind.Masquerade && Cidr.Format(e.Subnet) == subnet.Subnet).Select(e => new MasqueradeSeen(e.Out, e.Text)).ToArray()
+                : snapshot.Chain("nat", "POSTROUTING").Where(r => MasqueradeRules.IsMasquerade(r) && !r.HasOtherMatches && !r.HasNegation && r.Source == subnet.Subnet).Select(r => new MasqueradeSeen(r.OutInterface, r.ToString())).ToArray();
             // The uplink the traffic takes: the one given; else the route to -Target; else the one the MASQUERADE rules
             // name (when it is up); else the default route's.
             var named = masquerades.Select(r => r.OutInterface).FirstOrDefault(o => o != null && host.Any(l => l.Name == o && l.IsUp));
             var uplink = request.Outbound ?? routeUplink ?? named ?? defaultUplink;
             _uplink = uplink;
-            var addFix = subnet == null ? "Add-NatMasquerade -Subnet SUBNET -Outbound UPLINK" : $"Get-BridgeSubnet {subnet.Bridge} | Add-NatMasquerade -Outbound {uplink ?? "UPLINK"}";
+            var addFix = subnet == null ? $"Add-NatMasquerade -Subnet SUBNET -Outbound UPLINK{backendArgument}" : $"Get-BridgeSubnet {subnet.Bridge} | Add-NatMasquerade -Outbound {uplink ?? "UPLINK"}{backendArgument}";
             var matching = masquerades.Where(r => uplink == null || r.OutInterface == uplink).ToArray();
             if (masquerades.Length == 0)
             {
-                Emit("Masquerade", NatCheckStatus.Fail, subnet == null ? "No bridge subnet to look for." : $"No MASQUERADE rule for {subnet.Subnet} in nat POSTROUTING.", addFix);
+                Emit("Masquerade", NatCheckStatus.Fail, subnet == null ? "No bridge subnet to look for."
+                    : nftContent != null ? $"No element for {subnet.Subnet} in the set {NftablesTable.SetName(NftSetKind.Masquerade, Family)} of inet {NftablesTable.Name}{(nftContent.Exists ? string.Empty : " (the table does not exist)")}."
+                    : $"No MASQUERADE rule for {subnet.Subnet} in nat POSTROUTING.", addFix);
             }
             else
             {
-                Emit("Masquerade", NatCheckStatus.Pass, string.Join("; ", masquerades.Select(r => r.ToString())));
+                Emit("Masquerade", NatCheckStatus.Pass, string.Join("; ", masquerades.Select(r => r.Text)));
             }
             var uplinkLink = uplink == null ? null : host.FirstOrDefault(l => l.Name == uplink);
             if (uplink == null)
@@ -250,7 +263,7 @@ namespace NetnsNat.Core
                 var ruled = string.Join(", ", masquerades.Select(r => r.OutInterface));
                 var via = routeUplink != null ? $"the route to {request.Target} leaves by {uplink}" : request.Outbound != null ? $"-Outbound is {uplink}" : $"the host's default route leaves by {uplink}";
                 Emit("Uplink", NatCheckStatus.Fail, $"The MASQUERADE rule is for {ruled}, but {via}: the lesson's 'wrong outbound interface'.",
-                    $"{addFix}; Remove-NatMasquerade -Subnet {subnet?.Subnet} -Outbound {masquerades[0].OutInterface}");
+                    $"{addFix}; Remove-NatMasquerade -Subnet {subnet?.Subnet} -Outbound {masquerades[0].OutInterface}{backendArgument}");
             }
             else if (routeUplink == null && request.Outbound == null && defaultUplink != null && uplink != defaultUplink)
             {
@@ -274,7 +287,7 @@ namespace NetnsNat.Core
             {
                 var outside = request.Target ?? Family.OutsideExample;
                 var nsAddress = onBridge.Address.Address;
-                var fix = $"Get-BridgeSubnet {bridgeName} | Add-NatMasquerade -Outbound {uplink}";
+                var fix = $"Get-BridgeSubnet {bridgeName} | Add-NatMasquerade -Outbound {uplink}{backendArgument}";
                 var verdicts = new List<(string Backend, ForwardVerdict Out, ForwardVerdict Reply, string Lister)>
                 {
                     (state.Backend, ForwardEvaluator.Evaluate(snapshot, new ForwardPacket(bridgeName, uplink, nsAddress, outside, "NEW")),
@@ -286,18 +299,53 @@ namespace NetnsNat.Core
                     verdicts.Add((other.Value.Name, ForwardEvaluator.Evaluate(o, new ForwardPacket(bridgeName, uplink, nsAddress, outside, "NEW")),
                         ForwardEvaluator.Evaluate(o, new ForwardPacket(uplink, bridgeName, outside, nsAddress, "ESTABLISHED")), other.Value.Tool.Replace("-save", string.Empty)));
                 }
+                // Another nftables table's base chain on the forward hook that drops everything by its policy.
+                foreach (var chain in NftablesChains.ForwardDroppers(Family, skipIptables: true))
+                {
+                    var dropped = new ForwardVerdict(false, $"{chain}: policy drop, no rules", Array.Empty<string>());
+                    verdicts.Add(($"nftables table of '{chain}'", dropped, dropped, "nft"));
+                }
                 // A new connection from outside to the namespace: the kernel lets it through only when every backend's FORWARD accepts it.
                 var inbound = new ForwardPacket(uplink, bridgeName, outside, nsAddress, "NEW");
                 var inVerdicts = new List<ForwardVerdict> { ForwardEvaluator.Evaluate(snapshot, inbound) };
                 if (other != null) inVerdicts.Add(ForwardEvaluator.Evaluate(other.Value.Snapshot, inbound));
+                if (nftContent != null)
+                {
+                    // NetnsNat's table: new traffic out passes it (no rule for it, policy accept); replies and new connections
+                    // in are decided by the bridge's inbound element.
+                    var element = new NftElement(NftSetKind.Inbound, network!.Value, uplink, bridgeName);
+                    var set = NftablesTable.SetName(NftSetKind.Inbound, Family);
+                    var ipWord = Family == AddressFamilyProfile.IPv4 ? "ip" : "ip6";
+                    bool has = nftContent.Intact && nftContent.Has(element);
+                    var outVerdict = new ForwardVerdict(true, $"inet {NftablesTable.Name} forward: policy accept", Array.Empty<string>());
+                    var replyVerdict = new ForwardVerdict(true, has ? $"inet {NftablesTable.Name} forward: ct state established,related {ipWord} daddr . iifname . oifname @{set} accept" : $"inet {NftablesTable.Name} forward: policy accept", Array.Empty<string>());
+                    verdicts.Insert(0, (NftablesBackend.Name, outVerdict, replyVerdict, "nft"));
+                    inVerdicts.Insert(0, new ForwardVerdict(!has, has ? $"inet {NftablesTable.Name} forward: {ipWord} daddr . iifname . oifname @{set} drop" : $"inet {NftablesTable.Name} forward: no element {element.Value} in {set}", Array.Empty<string>()));
+                }
                 var blocked = verdicts.FirstOrDefault(v => !v.Out.Accepted || !v.Reply.Accepted);
                 var uncertain = verdicts.SelectMany(v => v.Out.Uncertain.Concat(v.Reply.Uncertain)).Distinct().ToArray();
                 if (blocked.Backend != null)
                 {
                     var what = !blocked.Out.Accepted ? $"new traffic out is blocked by '{blocked.Out.By}'" : $"replies back in are blocked by '{blocked.Reply.By}'";
-                    var theirs = blocked.Backend != state.Backend;
-                    Emit("Forward", NatCheckStatus.Fail, theirs ? $"FORWARD of the {blocked.Backend} iptables backend, which the kernel applies too: {what}." : $"FORWARD: {what}.",
-                        theirs ? $"{blocked.Lister} -P FORWARD ACCEPT, or delete the rule that blocks ({blocked.Lister} -L FORWARD -v -n --line-numbers)" : fix);
+                    if (blocked.Lister == "nft" && blocked.Backend != NftablesBackend.Name)
+                    {
+                        // Another nftables table's chain: an accept elsewhere does not override its drop.
+                        var chain = blocked.Out.By.Split(':')[0];
+                        Emit("Forward", NatCheckStatus.Fail, $"The {blocked.Backend}, on the forward hook beside NetnsNat's rules, drops every packet: {what}.",
+                            $"nft add rule {chain} iifname \"{bridgeName}\" oifname \"{uplink}\" accept; nft add rule {chain} ct state established,related accept (or set its policy to accept)");
+                    }
+                    else if (nftContent != null)
+                    {
+                        // NetnsNat's NAT is in its nftables table: iptables' FORWARD (either backend) is another chain on the hook.
+                        Emit("Forward", NatCheckStatus.Fail, $"FORWARD of iptables ({blocked.Backend}), which the kernel applies beside NetnsNat's nftables table: {what}.",
+                            $"{blocked.Lister} -I FORWARD -i {bridgeName} -o {uplink} -j ACCEPT; {blocked.Lister} -I FORWARD -i {uplink} -o {bridgeName} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT (or {blocked.Lister} -P FORWARD ACCEPT)");
+                    }
+                    else
+                    {
+                        var theirs = blocked.Backend != state.Backend;
+                        Emit("Forward", NatCheckStatus.Fail, theirs ? $"FORWARD of the {blocked.Backend} iptables backend, which the kernel applies too: {what}." : $"FORWARD: {what}.",
+                            theirs ? $"{blocked.Lister} -P FORWARD ACCEPT, or delete the rule that blocks ({blocked.Lister} -L FORWARD -v -n --line-numbers)" : fix);
+                    }
                 }
                 else if (uncertain.Length > 0)
                 {
@@ -343,7 +391,10 @@ namespace NetnsNat.Core
 
             // Rules of NetnsNat's for the bridge that nothing uses any more: a subnet the bridge no longer has, or an
             // uplink no namespace NetnsNat enabled on the bridge goes out by (left behind by a change made by hand).
-            StaleRules(snapshot, bridgeLink);
+            StaleRules(nftState != null && bridgeLink != null
+                ? _nft!.OwnTargetsOnBridge(nftState, bridgeLink.Name).Select(t => (t.SubnetText, t.Outbound))
+                : snapshot.Chain("filter", "FORWARD").Where(r => MasqueradeRules.IsOwnForward(r) && MasqueradeRules.BridgeOf(r) == bridgeLink?.Name)
+                    .Select(r => (MasqueradeRules.SubnetOf(r)!, MasqueradeRules.OutboundOf(r)!)), bridgeLink, backendArgument);
 
             // The other backend.
             var mix = subnet == null ? null : _backend.OtherBackendRules(state, subnet.Subnet, _host.Token);
@@ -469,7 +520,7 @@ namespace NetnsNat.Core
             Emit("PortMappings", NatCheckStatus.Fail, string.Join("; ", problems) + ".", string.Join("; ", fixes.Distinct()));
         }
 
-        private void StaleRules(IptablesSnapshot snapshot, LinkInfo? bridge)
+        private void StaleRules(IEnumerable<(string Subnet, string Outbound)> own, LinkInfo? bridge, string backendArgument)
         {
             if (bridge == null)
             {
@@ -479,8 +530,7 @@ namespace NetnsNat.Core
             var store = _request.Store ?? StateStore.Read(_host);
             var subnets = bridge.Of(Family).Select(a => Cidr.Format(a.Network)).ToHashSet(StringComparer.Ordinal);
             var bound = store.Bindings.Where(b => b.Bridge == bridge.Name && b.Family == Family.Name).ToArray();
-            var stale = snapshot.Chain("filter", "FORWARD").Where(r => MasqueradeRules.IsOwnForward(r) && MasqueradeRules.BridgeOf(r) == bridge.Name)
-                .Select(r => (Subnet: MasqueradeRules.SubnetOf(r)!, Outbound: MasqueradeRules.OutboundOf(r)!))
+            var stale = own
                 .Distinct()
                 .Where(k => !subnets.Contains(k.Subnet) || (bound.Any(b => b.Subnet == k.Subnet) && !bound.Any(b => b.Subnet == k.Subnet && b.Outbound == k.Outbound)))
                 .ToArray();
@@ -492,7 +542,7 @@ namespace NetnsNat.Core
             Emit("StaleRules", NatCheckStatus.Warn,
                 $"Rules of NetnsNat's for {bridge.Name} that nothing uses any more: {string.Join("; ", stale.Select(k => $"{k.Subnet} via {k.Outbound}" + (subnets.Contains(k.Subnet) ? " (no namespace goes out by it)" : " (the bridge no longer has this subnet)")))}. " +
                 "Enable-NamespaceNat removes them when it is run again for the namespace.",
-                string.Join("; ", stale.Select(k => $"Remove-NatMasquerade -Subnet {k.Subnet} -Outbound {k.Outbound} -Bridge {bridge.Name}")));
+                string.Join("; ", stale.Select(k => $"Remove-NatMasquerade -Subnet {k.Subnet} -Outbound {k.Outbound} -Bridge {bridge.Name}{backendArgument}")));
         }
 
         /// <summary>
