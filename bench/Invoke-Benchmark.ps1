@@ -19,6 +19,7 @@ $lesson = Join-Path $PSScriptRoot 'lesson.sh'
 $pwsh = Join-Path $PSHOME 'pwsh'
 $rows = [System.Collections.Generic.List[object]]::new()
 $script:nextNet = 0
+. (Join-Path $PSScriptRoot 'Common.ps1')
 
 function Stats([double[]] $ms) {
     $s = $ms | Sort-Object
@@ -30,26 +31,6 @@ function Add-Row([string] $what, [string] $ours, [string] $theirs, [string] $rat
     Write-Host ("  {0,-62} {1,-26} {2,-26} {3}" -f $what, $ours, $theirs, $ratio)
 }
 function Time([scriptblock] $block) { $sw = [Diagnostics.Stopwatch]::StartNew(); & $block | Out-Null; $sw.Stop(); $sw.Elapsed.TotalMilliseconds }
-
-function New-Bridges([int] $count) {
-    # Bridges with one client namespace each: one "ip -batch" for the host side, one "ip -n NS -batch" per namespace.
-    $batch = [System.Text.StringBuilder]::new()
-    $made = foreach ($i in 1..$count) {
-        $n = $script:nextNet++
-        $b = "bb$n"; $ns = "bn$n"; $net = "10.$(100 + [Math]::Floor($n / 250)).$($n % 250)"
-        [void]$batch.AppendLine("link add $b type bridge").AppendLine("addr add $net.1/24 dev $b").AppendLine("link set $b up")
-        [void]$batch.AppendLine("netns add $ns").AppendLine("link add h$n type veth peer name veth1 netns $ns").AppendLine("link set h$n master $b").AppendLine("link set h$n up")
-        [pscustomobject]@{ Bridge = $b; Namespace = $ns; Net = $net }
-    }
-    $file = "/run/bench-batch-$PID"
-    [IO.File]::WriteAllText($file, $batch.ToString())
-    Invoke-LabCommand ip -ArgumentList @('-batch', $file) -TimeoutSeconds 600 | Out-Null
-    foreach ($m in $made) {
-        [IO.File]::WriteAllText($file, "link set veth1 addrgenmode none`naddr add $($m.Net).2/24 dev veth1`nlink set veth1 up`nlink set lo up`n")
-        Invoke-LabCommand ip -ArgumentList @('-n', $m.Namespace, '-batch', $file) | Out-Null
-    }
-    $made
-}
 
 function New-Clients([string] $bridge, [string] $prefix, [int] $count, [string] $net16) {
     $batch = [System.Text.StringBuilder]::new()
@@ -68,22 +49,6 @@ function New-Clients([string] $bridge, [string] $prefix, [int] $count, [string] 
         Invoke-LabCommand ip -ArgumentList @('-n', $ns, '-batch', $file) | Out-Null
     }
     $names
-}
-
-function Wait-Quiet([double] $busyBelow = 0.15, [int] $maxSeconds = 30) {
-    # Creating hundreds of links and namespaces leaves the kernel busy for seconds afterwards (workers cleaning up,
-    # address configuration): wait until two 250 ms windows in a row show the machine's CPUs mostly idle (/proc/stat).
-    function Sample { $f = ((Get-Content /proc/stat -TotalCount 1) -split '\s+')[1..8] | ForEach-Object { [double]$_ }; @{ Busy = $f[0] + $f[1] + $f[2] + $f[5] + $f[6] + $f[7]; All = ($f | Measure-Object -Sum).Sum } }
-    $deadline = [DateTime]::UtcNow.AddSeconds($maxSeconds)
-    $quiet = 0
-    $last = Sample
-    while ($quiet -lt 2 -and [DateTime]::UtcNow -lt $deadline) {
-        Start-Sleep -Milliseconds 250
-        $now = Sample
-        $share = ($now.Busy - $last.Busy) / [Math]::Max(1, $now.All - $last.All)
-        $quiet = if ($share -lt $busyBelow) { $quiet + 1 } else { 0 }
-        $last = $now
-    }
 }
 
 function Measure-KernelWrite([int] $count = 20) {
@@ -125,33 +90,6 @@ function Measure-Single([object[]] $bridges) {
     foreach ($b in $bridges) { Invoke-LabCommand ip -ArgumentList @('-n', $b.Namespace, 'route', 'del', 'default') | Out-Null }
     $routeOnly = foreach ($b in $bridges) { Time { Enable-NamespaceNat -Namespace $b.Namespace -Bridge $b.Bridge -Outbound eth0 } }
     [pscustomobject]@{ Ours = Stats $ours; Theirs = Stats $theirs; Write = Stats $write; Own = Stats $own; RouteOnly = Stats $routeOnly }
-}
-
-function Measure-ColdStart([string] $Module, [int] $Count = 7) {
-    # Import-Module and the first Enable-NamespaceNat of a fresh pwsh, each timed from inside it (Stopwatch), with the
-    # methods .NET JIT-compiled meanwhile; the Enable is undone after, so each sample starts from the same ruleset.
-    $b = (New-Bridges 1)[0]
-    $probe = "`$j0 = [System.Runtime.JitInfo]::GetCompiledMethodCount(); `$sw = [Diagnostics.Stopwatch]::StartNew(); Import-Module '$Module'; `$import = `$sw.Elapsed.TotalMilliseconds; " +
-        "`$j1 = [System.Runtime.JitInfo]::GetCompiledMethodCount(); `$sw.Restart(); Enable-NamespaceNat -Namespace $($b.Namespace) -Bridge $($b.Bridge) -Outbound eth0 | Out-Null; `$first = `$sw.Elapsed.TotalMilliseconds; " +
-        "`$j2 = [System.Runtime.JitInfo]::GetCompiledMethodCount(); '{0} {1} {2} {3}' -f `$import, `$first, (`$j1 - `$j0), (`$j2 - `$j1); Disable-NamespaceNat -Namespace $($b.Namespace) -Bridge $($b.Bridge)"
-    $samples = foreach ($i in 1..$Count) {
-        $f = ("$(& $pwsh -NoProfile -NonInteractive -Command $probe)".Trim() -split ' ')
-        if ($f.Count -ne 4) { throw "The cold-start probe failed: $f" }
-        [pscustomobject]@{ Import = [double]$f[0]; First = [double]$f[1]; JitImport = [int]$f[2]; JitFirst = [int]$f[3] }
-    }
-    [pscustomobject]@{
-        Import = (Stats $samples.Import).Median; First = (Stats $samples.First).Median
-        Sum = (Stats ($samples | ForEach-Object { $_.Import + $_.First })).Median
-        JitImport = (Stats $samples.JitImport).Median; JitFirst = (Stats $samples.JitFirst).Median
-    }
-}
-
-function Count-Execs([string[]] $command) {
-    $trace = "/run/bench-strace-$PID"
-    Invoke-LabCommand strace -ArgumentList (@('-f', '-qq', '-e', 'trace=execve', '-e', 'signal=none', '-o', $trace, '--') + $command) -TimeoutSeconds 120 | Out-Null
-    $lines = @(Get-Content $trace | Where-Object { $_ -match 'execve\(' -and $_ -notmatch '= -1 ' })
-    Remove-Item $trace
-    $lines.Count
 }
 
 try {

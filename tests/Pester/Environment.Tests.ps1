@@ -121,9 +121,9 @@ Describe 'Running without the privileges or tools it needs' {
         }
         AfterAll { Remove-Item $bin -Recurse -Force }
 
-        It 'iptables missing: ToolNotFound (NotInstalled) naming the iptables package and where it looked, nothing changed' {
+        It 'iptables missing, -Backend Iptables: ToolNotFound (NotInstalled) naming the iptables package and where it looked, nothing changed' {
             $before = Get-LabState
-            $script = "try { Enable-NamespaceNat testnet br0 eth0 | Out-Null; 'NO ERROR' } catch { `$_.FullyQualifiedErrorId; `$_.CategoryInfo.Category.ToString(); `$_.Exception.Message }"
+            $script = "try { Enable-NamespaceNat testnet br0 eth0 -Backend Iptables | Out-Null; 'NO ERROR' } catch { `$_.FullyQualifiedErrorId; `$_.CategoryInfo.Category.ToString(); `$_.Exception.Message }"
             $r = Invoke-ChildPwsh -Script $script -Prefix $hideSbin -Environment @{ PATH = $bin }
             $lines = $r.Output -split "`n"
             $lines[0] | Should -BeLike 'ToolNotFound,*' -Because $r.Error
@@ -131,6 +131,18 @@ Describe 'Running without the privileges or tools it needs' {
             $lines[2] | Should -Match 'apt-get install iptables'
             $lines[2] | Should -Match '/usr/sbin'
             Get-LabState | Should -Be $before
+        }
+
+        It 'iptables missing, no -Backend: the nftables backend (issue 14), and the namespace gets out' {
+            $script = "(Enable-NamespaceNat testnet br0 eth0).Rule.Backend"
+            $r = Invoke-ChildPwsh -Script $script -Prefix $hideSbin -Environment @{ PATH = $bin }
+            try {
+                $r.Output.Trim() | Should -Be 'nftables' -Because $r.Error
+                Test-LabConnection | Should -Be '198.51.100.1'
+                (Get-NamespaceNat testnet).Backend | Should -Be 'nftables'
+            }
+            finally { Disable-NamespaceNat testnet br0 | Out-Null }
+            @(Get-LabNftTables) | Should -BeNullOrEmpty
         }
 
         It 'ip missing: ToolNotFound naming iproute2 for Test-NamespaceNat, which runs it' {

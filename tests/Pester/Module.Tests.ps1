@@ -60,7 +60,7 @@ Describe 'The NetnsNat module' {
         }
     }
 
-    It 'exports no type but the cmdlets, the objects they emit, their exceptions, completers and the one test hook' {
+    It 'exports no type but the cmdlets, the objects they emit, their exceptions, completers, the enums parameters take and the one test hook' {
         $assembly = [NetnsNat.Commands.NetnsCmdlet].Assembly
         # What the cmdlets emit, and the types of those objects' properties, recursively.
         $emitted = [System.Collections.Generic.HashSet[type]]::new()
@@ -74,8 +74,10 @@ Describe 'The NetnsNat module' {
                 if ($pt.Assembly -eq $assembly) { $todo.Enqueue($pt) }
             }
         }
+        # Enums the parameters take (-Backend's NatBackendKind): their names complete and bind.
+        $parameterTypes = @((Get-Command -Module NetnsNat).Parameters.Values | ForEach-Object ParameterType)
         $unexpected = foreach ($t in $assembly.GetExportedTypes()) {
-            $ok = [System.Management.Automation.Cmdlet].IsAssignableFrom($t) -or [System.Exception].IsAssignableFrom($t) -or
+            $ok = [System.Management.Automation.Cmdlet].IsAssignableFrom($t) -or [System.Exception].IsAssignableFrom($t) -or ($t.IsEnum -and $parameterTypes -contains $t) -or
                 [System.Management.Automation.IArgumentCompleter].IsAssignableFrom($t) -or $emitted.Contains($t) -or $t.FullName -eq 'NetnsNat.InternalHooks'
             if (-not $ok) { $t.FullName }
         }

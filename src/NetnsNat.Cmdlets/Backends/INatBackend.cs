@@ -156,9 +156,14 @@ namespace NetnsNat.Backends
             _ => new IptablesBackend(runner, family, debug),
         };
 
-        /// <summary>Auto: iptables when an iptables program is installed (the lesson's checks keep working), else nftables.</summary>
+        /// <summary>
+        /// Auto: iptables when iptables is installed (the lesson's checks keep working): the iptables program, or the
+        /// iptables-save and iptables-restore the backend runs; else nftables.
+        /// </summary>
         public static NatBackendKind Resolve(NatBackendKind kind) =>
-            kind != NatBackendKind.Auto ? kind : ProcessRunner.Which("iptables") != null ? NatBackendKind.Iptables : NatBackendKind.Nftables;
+            kind != NatBackendKind.Auto ? kind
+            : ProcessRunner.Which("iptables") != null || (ProcessRunner.Which("iptables-save") != null && ProcessRunner.Which("iptables-restore") != null) ? NatBackendKind.Iptables
+            : NatBackendKind.Nftables;
 
         /// <summary>The kind the state store records a binding's backend by ("iptables", "nftables").</summary>
         public static string StoreName(NatBackendKind kind) => Resolve(kind) == NatBackendKind.Nftables ? NftablesBackend.Name : "iptables";

@@ -550,7 +550,9 @@ namespace NetnsNat.Backends
         /// <summary>"nf_tables" or "legacy", from the iptables alternative on PATH, without running it.</summary>
         private string BackendFromPath()
         {
-            var path = ProcessRunner.Resolve(Family.Iptables);
+            // iptables, or the iptables-save NetnsNat runs (a host may have only the tools of the backend's own package).
+            var path = ProcessRunner.Which(Family.Iptables) ?? ProcessRunner.Which(Family.IptablesSave);
+            if (path == null) return "unknown";
             try
             {
                 var target = new FileInfo(path).ResolveLinkTarget(returnFinalTarget: true)?.Name ?? Path.GetFileName(path);

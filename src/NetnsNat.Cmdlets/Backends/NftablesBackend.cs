@@ -128,9 +128,11 @@ namespace NetnsNat.Backends
         public NftablesState Read(CancellationToken token)
         {
             _token = token;
+            // A read after a write (another attempt, a later step of the call) looks at the forward hook again.
+            _neighbours = null;
             var clock = Stopwatch.StartNew();
             var (content, generation) = NftablesTable.Read();
-            _debug($"inet {NftablesTable.Name}: read over netlink ({(content.Exists ? $"{content.Elements.Count} elements" : "no table")}, generation {generation?.ToString(CultureInfo.InvariantCulture) ?? "unknown"}, {clock.Elapsed.TotalMilliseconds.ToString("0.00", CultureInfo.InvariantCulture)} ms).");
+            _debug($"inet {NftablesTable.Name}: read over netlink ({(content.Exists ? (content.Intact ? "the table" : $"the table, not as NetnsNat made it: {content.Problem}") : "no table")}, generation {generation?.ToString(CultureInfo.InvariantCulture) ?? "unknown"}, {clock.Elapsed.TotalMilliseconds.ToString("0.00", CultureInfo.InvariantCulture)} ms).");
             return new NftablesState(content, generation);
         }
 
@@ -156,8 +158,8 @@ namespace NetnsNat.Backends
                 _debug($"inet {NftablesTable.Name} is not as NetnsNat made it ({content.Problem}): laying it again.");
                 return new NftablesPlan(s, true, true, content.Elements.Concat(wanted).DistinctBy(e => e.Text).ToArray(), Array.Empty<NftElement>(), false);
             }
-            var missing = wanted.Where(e => !content.Has(e)).ToArray();
-            if (missing.Length == 0) return NftablesPlan.Empty(s);
+            var missing = content.Missing(wanted);
+            if (missing.Count == 0) return NftablesPlan.Empty(s);
             return new NftablesPlan(s, false, !content.Exists, missing, Array.Empty<NftElement>(), false);
         }
 
@@ -176,14 +178,16 @@ namespace NetnsNat.Backends
             var s = State(state);
             RequireOwned(s.Content);
             var set = owned.ToHashSet(StringComparer.Ordinal);
-            return Deletion(s, ElementsOf(target).Where(e => set.Contains(e.Text) && s.Content.Has(e)).ToArray());
+            var mine = ElementsOf(target).Where(e => set.Contains(e.Text)).ToArray();
+            var absent = s.Content.Missing(mine);
+            return Deletion(s, mine.Except(absent).ToArray());
         }
 
         /// <summary>Deletes elements; the table goes too when they are its last.</summary>
         private static NftablesPlan Deletion(NftablesState s, IReadOnlyList<NftElement> delete)
         {
             if (delete.Count == 0) return NftablesPlan.Empty(s);
-            bool last = s.Content.Elements.Count == delete.Select(e => e.Text).Distinct().Count();
+            bool last = !s.Content.HasOtherThan(delete);
             return new NftablesPlan(s, false, false, Array.Empty<NftElement>(), delete, last);
         }
 
@@ -197,8 +201,7 @@ namespace NetnsNat.Backends
             var delete = parts.SelectMany(p => p.Batch.Delete).DistinctBy(e => e.Text).ToArray();
             bool deleteFirst = parts.Any(p => p.Batch.DeleteFirst);
             bool create = parts.Any(p => p.Batch.Create);
-            var deleted = delete.Select(e => e.Text).ToHashSet(StringComparer.Ordinal);
-            bool last = add.Length == 0 && delete.Length > 0 && basis.Content.Elements.All(e => deleted.Contains(e.Text));
+            bool last = add.Length == 0 && delete.Length > 0 && !basis.Content.HasOtherThan(delete);
             return new NftablesPlan(basis, deleteFirst, create, add, delete, last);
         }
 
@@ -235,10 +238,9 @@ namespace NetnsNat.Backends
             var p = (NftablesPlan)part;
             var (content, _) = NftablesTable.Read();
             if (content.Exists && !content.Owned) return;
-            var delete = p.Batch.Add.Where(content.Has).ToArray();
-            var add = p.Batch.Delete.Where(e => !content.Has(e)).ToArray();
-            var removed = delete.Select(e => e.Text).ToHashSet(StringComparer.Ordinal);
-            bool empty = add.Length == 0 && content.Elements.All(e => removed.Contains(e.Text));
+            var delete = p.Batch.Add.Except(content.Missing(p.Batch.Add)).ToArray();
+            var add = content.Missing(p.Batch.Delete).ToArray();
+            bool empty = add.Length == 0 && !content.HasOtherThan(delete);
             bool deleteAfter = content.Exists && p.Batch.Create && empty;
             if (delete.Length == 0 && add.Length == 0 && !deleteAfter) return;
             Write(new NftablesTable.Batch(false, add.Length > 0 && !content.Exists, add, delete, deleteAfter), null, "The undo was not applied.");
@@ -318,31 +320,47 @@ namespace NetnsNat.Backends
             var bridge = target.Bridge!;
             var host = FirstHost(target);
             var outside = Family.OutsideExample;
-            if (_iptables != null)
+            var (snapshots, droppers) = Neighbours();
+            foreach (var (name, tool, snapshot) in snapshots)
             {
-                var state = _iptables.Read(_token);
-                var snapshots = new List<(string Name, string Tool, IptablesSnapshot Snapshot)> { (state.BackendName, Family.Iptables, state.Snapshot) };
-                if (_iptables.OtherBackend(state, _token) is { } other) snapshots.Add(("iptables-" + (other.Name == "legacy" ? "legacy" : "nft"), other.Tool.Replace("-save", string.Empty, StringComparison.Ordinal), other.Snapshot));
-                foreach (var (name, tool, snapshot) in snapshots)
-                {
-                    var outgoing = ForwardEvaluator.Evaluate(snapshot, new ForwardPacket(bridge, target.Outbound, host, outside, "NEW"));
-                    var reply = ForwardEvaluator.Evaluate(snapshot, new ForwardPacket(target.Outbound, bridge, outside, host, "ESTABLISHED"));
-                    if (outgoing.Accepted && reply.Accepted) continue;
-                    var what = !outgoing.Accepted ? $"new traffic from {bridge} out of {target.Outbound} ({outgoing.By})" : $"replies from {target.Outbound} back to {bridge} ({reply.By})";
-                    throw new NetnsNatException(
-                        $"The FORWARD chain of {name} drops {what}, and an accept in NetnsNat's nftables table does not override a drop in another table: the namespaces on {bridge} would not get out. Nothing was changed. " +
-                        $"Let the traffic through FORWARD ('{tool} -I FORWARD -i {bridge} -o {target.Outbound} -j ACCEPT' and '{tool} -I FORWARD -i {target.Outbound} -o {bridge} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT'), " +
-                        "or use -Backend Iptables, which puts NetnsNat's FORWARD rules above the drop.",
-                        "ForwardBlocked", ErrorCategory.ResourceUnavailable);
-                }
+                var outgoing = ForwardEvaluator.Evaluate(snapshot, new ForwardPacket(bridge, target.Outbound, host, outside, "NEW"));
+                var reply = ForwardEvaluator.Evaluate(snapshot, new ForwardPacket(target.Outbound, bridge, outside, host, "ESTABLISHED"));
+                if (outgoing.Accepted && reply.Accepted) continue;
+                var what = !outgoing.Accepted ? $"new traffic from {bridge} out of {target.Outbound} ({outgoing.By})" : $"replies from {target.Outbound} back to {bridge} ({reply.By})";
+                throw new NetnsNatException(
+                    $"The FORWARD chain of {name} drops {what}, and an accept in NetnsNat's nftables table does not override a drop in another table: the namespaces on {bridge} would not get out. Nothing was changed. " +
+                    $"Let the traffic through FORWARD ('{tool} -I FORWARD -i {bridge} -o {target.Outbound} -j ACCEPT' and '{tool} -I FORWARD -i {target.Outbound} -o {bridge} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT'), " +
+                    "or use -Backend Iptables, which puts NetnsNat's FORWARD rules above the drop.",
+                    "ForwardBlocked", ErrorCategory.ResourceUnavailable);
             }
-            foreach (var chain in NftablesChains.ForwardDroppers(Family, skipIptables: _iptables != null))
+            foreach (var chain in droppers)
             {
                 throw new NetnsNatException(
                     $"The nftables chain '{chain}' on the forward hook drops by its policy and has no rules, and an accept in NetnsNat's table does not override a drop in another table: the namespaces on {bridge} would not get out. Nothing was changed. " +
                     $"Add to it 'iifname \"{bridge}\" oifname \"{target.Outbound}\" accept' and 'ct state established,related accept' (nft add rule {chain} ...), or set its policy to accept.",
                     "ForwardBlocked", ErrorCategory.ResourceUnavailable);
             }
+        }
+
+        private (IReadOnlyList<(string Name, string Tool, IptablesSnapshot Snapshot)> Snapshots, IReadOnlyList<string> Droppers)? _neighbours;
+
+        /// <summary>
+        /// What else is on the forward hook, read once per backend (a call's targets share it): iptables' rules in the
+        /// backend iptables uses and in the other one, and other tables' chains that drop everything.
+        /// </summary>
+        private (IReadOnlyList<(string Name, string Tool, IptablesSnapshot Snapshot)> Snapshots, IReadOnlyList<string> Droppers) Neighbours()
+        {
+            if (_neighbours is { } known) return known;
+            var snapshots = new List<(string Name, string Tool, IptablesSnapshot Snapshot)>();
+            if (_iptables != null)
+            {
+                var state = _iptables.Read(_token);
+                snapshots.Add((state.BackendName, Family.Iptables, state.Snapshot));
+                if (_iptables.OtherBackend(state, _token) is { } other) snapshots.Add(("iptables-" + (other.Name == "legacy" ? "legacy" : "nft"), other.Tool.Replace("-save", string.Empty, StringComparison.Ordinal), other.Snapshot));
+            }
+            var result = (snapshots, NftablesChains.ForwardDroppers(Family, skipIptables: _iptables != null));
+            _neighbours = result;
+            return result;
         }
 
         private static System.Net.IPAddress FirstHost(SubnetNat target)

@@ -71,19 +71,26 @@ namespace NetnsNat.Backends
         }
     }
 
-    /// <summary>What the kernel holds of the table "inet netnsnat" at one generation.</summary>
+    /// <summary>
+    /// What the kernel holds of the table "inet netnsnat" at one generation: whether it is there, NetnsNat's and intact
+    /// (read at once, a few small dumps), and its elements, which are looked up one by one (an element's own
+    /// NFT_MSG_GETSETELEM: the cost does not grow with the set) until a caller needs them all (one dump of each set).
+    /// </summary>
     internal sealed class NftTableContent
     {
-        public static readonly NftTableContent Missing = new NftTableContent(false, true, true, null, Array.Empty<NftElement>());
+        public static readonly NftTableContent Absent = new NftTableContent(false, true, true, null);
 
-        public NftTableContent(bool exists, bool owned, bool intact, string? problem, IReadOnlyList<NftElement> elements)
+        private IReadOnlyList<NftElement>? _all;
+        private HashSet<string>? _index;
+        private readonly Dictionary<string, bool> _known = new Dictionary<string, bool>(StringComparer.Ordinal);
+
+        public NftTableContent(bool exists, bool owned, bool intact, string? problem, IReadOnlyList<NftElement>? elements = null)
         {
             Exists = exists;
             Owned = owned;
             Intact = intact;
             Problem = problem;
-            Elements = elements;
-            Index = elements.Select(e => e.Text).ToHashSet(StringComparer.Ordinal);
+            _all = exists && owned ? elements : Array.Empty<NftElement>();
         }
 
         public bool Exists { get; }
@@ -97,11 +104,34 @@ namespace NetnsNat.Backends
         /// <summary>What is wrong with a table that is not intact.</summary>
         public string? Problem { get; }
 
-        public IReadOnlyList<NftElement> Elements { get; }
+        /// <summary>Every element of the table's sets (one dump of each set, on first use).</summary>
+        public IReadOnlyList<NftElement> Elements => _all ??= NftablesTable.ReadElements();
 
-        public HashSet<string> Index { get; }
+        private HashSet<string> Index => _index ??= Elements.Select(e => e.Text).ToHashSet(StringComparer.Ordinal);
 
-        public bool Has(NftElement element) => Index.Contains(element.Text);
+        public bool Has(NftElement element) => Missing(new[] { element }).Count == 0;
+
+        /// <summary>The elements that are not in the table: from the full list when it was read, else looked up.</summary>
+        public IReadOnlyList<NftElement> Missing(IReadOnlyList<NftElement> elements)
+        {
+            if (!Exists || !Owned) return elements;
+            if (_all != null) return elements.Where(e => !Index.Contains(e.Text)).ToArray();
+            var unknown = elements.Where(e => !_known.ContainsKey(e.Text)).ToArray();
+            if (unknown.Length > 0)
+            {
+                var found = NftablesTable.Lookup(unknown);
+                for (int i = 0; i < unknown.Length; i++) _known[unknown[i].Text] = found[i];
+            }
+            return elements.Where(e => !_known[e.Text]).ToArray();
+        }
+
+        /// <summary>Whether the table holds an element other than these (the first page of each set's dump is enough to tell).</summary>
+        public bool HasOtherThan(IReadOnlyCollection<NftElement> elements)
+        {
+            var texts = elements.Select(e => e.Text).ToHashSet(StringComparer.Ordinal);
+            if (_all != null) return _all.Any(e => !texts.Contains(e.Text));
+            return NftablesTable.AnyElementBut(texts);
+        }
     }
 
     /// <summary>
@@ -212,7 +242,7 @@ namespace NetnsNat.Backends
                 exists = true;
                 userData = data;
             }
-            if (!exists) return NftTableContent.Missing;
+            if (!exists) return NftTableContent.Absent;
             if (userData == null || CommentOf(userData) != Comment) return new NftTableContent(true, false, false, "it was not created by NetnsNat", Array.Empty<NftElement>());
 
             var keyLengths = new Dictionary<string, uint>(StringComparer.Ordinal);
@@ -227,38 +257,11 @@ namespace NetnsNat.Backends
                 }
                 if (name != null) keyLengths[name] = keyLength;
             }
-            var elements = new List<NftElement>();
             string? problem = null;
             foreach (var (kind, family) in Sets)
             {
                 var set = SetName(kind, family);
-                if (!keyLengths.TryGetValue(set, out var length) || length != KeyLength(kind, family))
-                {
-                    problem ??= $"its set {set} is missing or of another type";
-                    continue;
-                }
-                foreach (var payload in socket.Dump(Message(NftMessage(13), NLM_F_REQUEST | NLM_F_DUMP, socket.Next(), NFPROTO_INET, 0,
-                    Concat(Attribute(NFTA_SET_ELEM_LIST_TABLE, Text(Name)), Attribute(NFTA_SET_ELEM_LIST_SET, Text(set)))), NftMessage(12), $"list the elements of {set}"))
-                {
-                    foreach (var (attr, list) in Attributes(payload, 4))
-                    {
-                        if ((attr & 0x3fff) != NFTA_SET_ELEM_LIST_ELEMENTS) continue;
-                        foreach (var (_, item) in Attributes(list, 0))
-                        {
-                            byte[]? key = null, end = null;
-                            foreach (var (a, v) in Attributes(item, 0))
-                            {
-                                var type = a & 0x3fff;
-                                if (type == NFTA_SET_ELEM_KEY) key = DataValue(v);
-                                else if (type == NFTA_SET_ELEM_KEY_END) end = DataValue(v);
-                            }
-                            if (key == null) continue;
-                            var element = NftElement.Decode(kind, family, key, end ?? key);
-                            if (element != null) elements.Add(element);
-                            else problem ??= $"its set {set} has an element NetnsNat did not write";
-                        }
-                    }
-                }
+                if (!keyLengths.TryGetValue(set, out var length) || length != KeyLength(kind, family)) problem ??= $"its set {set} is missing or of another type";
             }
             foreach (var (chain, rules) in Chains)
             {
@@ -266,7 +269,130 @@ namespace NetnsNat.Backends
                     Concat(Attribute(NFTA_RULE_TABLE, Text(Name)), Attribute(NFTA_RULE_CHAIN, Text(chain)))), NftMessage(6), $"list the rules of inet netnsnat {chain}").Count;
                 if (count != rules) problem ??= count == 0 ? $"its chain {chain} is missing or empty" : $"its chain {chain} has {count} rules, not {rules}";
             }
-            return new NftTableContent(true, true, problem == null, problem, elements);
+            return new NftTableContent(true, true, problem == null, problem);
+        }
+
+        /// <summary>Every element of the table's sets: one dump of each (an element NetnsNat would not write is left out).</summary>
+        public static IReadOnlyList<NftElement> ReadElements()
+        {
+            using var socket = NetfilterSocket.Open(0);
+            var elements = new List<NftElement>();
+            foreach (var (kind, family) in Sets)
+            {
+                var set = SetName(kind, family);
+                List<byte[]> payloads;
+                try
+                {
+                    payloads = socket.Dump(ElementDump(socket.Next(), set), NftMessage(12), $"list the elements of {set}");
+                }
+                catch (NftablesException ex) when (ex.Errno == ENOENT)
+                {
+                    // A set deleted by hand: the table is laid again whole, with the elements the other sets hold.
+                    continue;
+                }
+                foreach (var payload in payloads)
+                {
+                    foreach (var (key, end) in KeysOf(payload))
+                    {
+                        if (NftElement.Decode(kind, family, key, end ?? key) is { } element) elements.Add(element);
+                    }
+                }
+            }
+            return elements;
+        }
+
+        /// <summary>
+        /// Whether each element is in its set, one NFT_MSG_GETSETELEM each on one socket: the kernel looks the key up (the
+        /// element that holds it) and the answer must be this element, start and end.
+        /// </summary>
+        public static bool[] Lookup(IReadOnlyList<NftElement> elements)
+        {
+            var found = new bool[elements.Count];
+            using var socket = NetfilterSocket.Open(0);
+            for (int i = 0; i < elements.Count; i++)
+            {
+                var e = elements[i];
+                uint seq = socket.Next();
+                socket.Send(Message(NftMessage(13), NLM_F_REQUEST, seq, NFPROTO_INET, 0, Elements(e.Set, new Dictionary<string, uint>(), new[] { e })), $"look up {e.Value} in {e.Set}");
+                bool done = false;
+                while (!done)
+                {
+                    foreach (var (type, msgSeq, payload) in socket.Receive($"look up {e.Value} in {e.Set}"))
+                    {
+                        if (msgSeq != seq) continue;
+                        if (type == NLMSG_ERROR)
+                        {
+                            int error = -BinaryPrimitives.ReadInt32LittleEndian(payload);
+                            if (error != 0 && error != ENOENT) throw new NftablesException($"Looking up {e.Value} in {e.Set}: {Strerror(error)} (errno {error}).", error);
+                            done = true;
+                            break;
+                        }
+                        if (type != NftMessage(12)) continue;
+                        foreach (var (key, end) in KeysOf(payload))
+                        {
+                            if (key.AsSpan().SequenceEqual(e.Key) && (end ?? key).AsSpan().SequenceEqual(e.KeyEnd)) found[i] = true;
+                        }
+                        done = true;
+                        break;
+                    }
+                }
+            }
+            return found;
+        }
+
+        /// <summary>Whether any set holds an element whose text is not one of these: the first page of each set's dump, then the socket is closed.</summary>
+        public static bool AnyElementBut(IReadOnlySet<string> texts)
+        {
+            foreach (var (kind, family) in Sets)
+            {
+                var set = SetName(kind, family);
+                using var socket = NetfilterSocket.Open(0);
+                socket.Send(ElementDump(socket.Next(), set), $"list the elements of {set}");
+                while (true)
+                {
+                    bool end = false;
+                    foreach (var (type, _, payload) in socket.Receive($"list the elements of {set}"))
+                    {
+                        if (type == NLMSG_DONE || type == NLMSG_ERROR)
+                        {
+                            int error = type == NLMSG_ERROR && payload.Length >= 4 ? -BinaryPrimitives.ReadInt32LittleEndian(payload) : 0;
+                            if (error != 0 && error != ENOENT) throw new NftablesException($"Could not list the elements of {set}: {Strerror(error)} (errno {error}).", error);
+                            end = true;
+                            break;
+                        }
+                        if (type != NftMessage(12)) continue;
+                        foreach (var (key, keyEnd) in KeysOf(payload))
+                        {
+                            var element = NftElement.Decode(kind, family, key, keyEnd ?? key);
+                            if (element == null || !texts.Contains(element.Text)) return true;
+                        }
+                    }
+                    if (end) break;
+                }
+            }
+            return false;
+        }
+
+        private static byte[] ElementDump(uint seq, string set) => Message(NftMessage(13), NLM_F_REQUEST | NLM_F_DUMP, seq, NFPROTO_INET, 0,
+            Concat(Attribute(NFTA_SET_ELEM_LIST_TABLE, Text(Name)), Attribute(NFTA_SET_ELEM_LIST_SET, Text(set))));
+
+        /// <summary>The key and key end of each element of a NEWSETELEM message.</summary>
+        private static IEnumerable<(byte[] Key, byte[]? End)> KeysOf(byte[] payload)
+        {
+            foreach (var (attr, list) in Attributes(payload, 4))
+            {
+                if (attr != NFTA_SET_ELEM_LIST_ELEMENTS) continue;
+                foreach (var (_, item) in Attributes(list, 0))
+                {
+                    byte[]? key = null, end = null;
+                    foreach (var (a, v) in Attributes(item, 0))
+                    {
+                        if (a == NFTA_SET_ELEM_KEY) key = DataValue(v);
+                        else if (a == NFTA_SET_ELEM_KEY_END) end = DataValue(v);
+                    }
+                    if (key != null) yield return (key, end);
+                }
+            }
         }
 
         /// <summary>What one batch does to the table, in this order.</summary>

@@ -1,0 +1,70 @@
+<#
+.SYNOPSIS
+    What the benchmark scripts share: bridges with a client namespace each, waiting for a quiet machine, the cold start
+    of a fresh pwsh, and counting the processes a command starts. Dot-sourced; the caller imports the lab module and
+    sets $pwsh (the pwsh to start) and $script:nextNet (the next bridge number).
+#>
+
+function New-Bridges([int] $count) {
+    # Bridges with one client namespace each: one "ip -batch" for the host side, one "ip -n NS -batch" per namespace.
+    $batch = [System.Text.StringBuilder]::new()
+    $made = foreach ($i in 1..$count) {
+        $n = $script:nextNet++
+        $b = "bb$n"; $ns = "bn$n"; $net = "10.$(100 + [Math]::Floor($n / 250)).$($n % 250)"
+        [void]$batch.AppendLine("link add $b type bridge").AppendLine("addr add $net.1/24 dev $b").AppendLine("link set $b up")
+        [void]$batch.AppendLine("netns add $ns").AppendLine("link add h$n type veth peer name veth1 netns $ns").AppendLine("link set h$n master $b").AppendLine("link set h$n up")
+        [pscustomobject]@{ Bridge = $b; Namespace = $ns; Net = $net }
+    }
+    $file = "/run/bench-batch-$PID"
+    [IO.File]::WriteAllText($file, $batch.ToString())
+    Invoke-LabCommand ip -ArgumentList @('-batch', $file) -TimeoutSeconds 600 | Out-Null
+    foreach ($m in $made) {
+        [IO.File]::WriteAllText($file, "link set veth1 addrgenmode none`naddr add $($m.Net).2/24 dev veth1`nlink set veth1 up`nlink set lo up`n")
+        Invoke-LabCommand ip -ArgumentList @('-n', $m.Namespace, '-batch', $file) | Out-Null
+    }
+    $made
+}
+
+function Wait-Quiet([double] $busyBelow = 0.15, [int] $maxSeconds = 30) {
+    # Creating hundreds of links and namespaces leaves the kernel busy for seconds afterwards (workers cleaning up,
+    # address configuration): wait until two 250 ms windows in a row show the machine's CPUs mostly idle (/proc/stat).
+    function Sample { $f = ((Get-Content /proc/stat -TotalCount 1) -split '\s+')[1..8] | ForEach-Object { [double]$_ }; @{ Busy = $f[0] + $f[1] + $f[2] + $f[5] + $f[6] + $f[7]; All = ($f | Measure-Object -Sum).Sum } }
+    $deadline = [DateTime]::UtcNow.AddSeconds($maxSeconds)
+    $quiet = 0
+    $last = Sample
+    while ($quiet -lt 2 -and [DateTime]::UtcNow -lt $deadline) {
+        Start-Sleep -Milliseconds 250
+        $now = Sample
+        $share = ($now.Busy - $last.Busy) / [Math]::Max(1, $now.All - $last.All)
+        $quiet = if ($share -lt $busyBelow) { $quiet + 1 } else { 0 }
+        $last = $now
+    }
+}
+
+function Measure-ColdStart([string] $Module, [int] $Count = 7, [string] $Backend = 'Auto') {
+    # Import-Module and the first Enable-NamespaceNat of a fresh pwsh, each timed from inside it (Stopwatch), with the
+    # methods .NET JIT-compiled meanwhile; the Enable is undone after, so each sample starts from the same ruleset.
+    $b = (New-Bridges 1)[0]
+    $probe = "`$j0 = [System.Runtime.JitInfo]::GetCompiledMethodCount(); `$sw = [Diagnostics.Stopwatch]::StartNew(); Import-Module '$Module'; `$import = `$sw.Elapsed.TotalMilliseconds; " +
+        "`$j1 = [System.Runtime.JitInfo]::GetCompiledMethodCount(); `$sw.Restart(); Enable-NamespaceNat -Namespace $($b.Namespace) -Bridge $($b.Bridge) -Outbound eth0$(if ($Backend -ne 'Auto') { " -Backend $Backend" }) | Out-Null; `$first = `$sw.Elapsed.TotalMilliseconds; " +
+        "`$j2 = [System.Runtime.JitInfo]::GetCompiledMethodCount(); '{0} {1} {2} {3}' -f `$import, `$first, (`$j1 - `$j0), (`$j2 - `$j1); Disable-NamespaceNat -Namespace $($b.Namespace) -Bridge $($b.Bridge)"
+    $samples = foreach ($i in 1..$Count) {
+        $f = ("$(& $pwsh -NoProfile -NonInteractive -Command $probe)".Trim() -split ' ')
+        if ($f.Count -ne 4) { throw "The cold-start probe failed: $f" }
+        [pscustomobject]@{ Import = [double]$f[0]; First = [double]$f[1]; JitImport = [int]$f[2]; JitFirst = [int]$f[3] }
+    }
+    [pscustomobject]@{
+        Import = (Stats $samples.Import).Median; First = (Stats $samples.First).Median
+        Sum = (Stats ($samples | ForEach-Object { $_.Import + $_.First })).Median
+        JitImport = (Stats $samples.JitImport).Median; JitFirst = (Stats $samples.JitFirst).Median
+    }
+}
+
+function Count-Execs([string[]] $command) {
+    $trace = "/run/bench-strace-$PID"
+    Invoke-LabCommand strace -ArgumentList (@('-f', '-qq', '-e', 'trace=execve', '-e', 'signal=none', '-o', $trace, '--') + $command) -TimeoutSeconds 120 | Out-Null
+    $lines = @(Get-Content $trace | Where-Object { $_ -match 'execve\(' -and $_ -notmatch '= -1 ' })
+    Remove-Item $trace
+    $lines.Count
+}
+

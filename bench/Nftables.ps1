@@ -1,0 +1,119 @@
+<#
+.SYNOPSIS
+    The two backends side by side (issue 14), in one run, in the sandbox: one Enable at 10, 100 and 1000 configured
+    bridges, its Disable, 1000 bridges piped into one call, processes per call, the cold start, and nft -f.
+.DESCRIPTION
+    Section 9 of ./build.ps1 Bench; alone:
+        tests/Lab/sandbox.sh dotnet pwsh -NoProfile -File bench/Nftables.ps1 -ModulePath out/NetnsNat -Print
+    Emits one row object per measurement (Measurement, NetnsNat, Lesson, Ratio); with -Print, prints them as a table.
+    The same bridges serve both backends in turn: every bridge is disabled before the other backend's pass.
+#>
+param(
+    [Parameter(Mandatory)][string] $ModulePath,
+    [int[]] $Levels = @(10, 100, 1000),
+    [int] $Samples = 15,
+    [int] $Bulk = 1000,
+    [switch] $Print
+)
+$ErrorActionPreference = 'Stop'
+Set-StrictMode -Version Latest
+if (-not (Get-Module NetnsNat)) { Import-Module $ModulePath }
+Import-Module (Join-Path $PSScriptRoot '../tests/Lab/NetnsNatLab.psm1')
+Assert-LabSandbox
+$pwsh = Join-Path $PSHOME 'pwsh'
+$script:nextNet = 0
+. (Join-Path $PSScriptRoot 'Common.ps1')
+
+function Stats([double[]] $ms) {
+    $s = $ms | Sort-Object
+    [pscustomobject]@{ Median = $s[[int][Math]::Floor(($s.Count - 1) / 2)]; P10 = $s[[int][Math]::Floor(($s.Count - 1) * 0.1)]; P90 = $s[[int][Math]::Ceiling(($s.Count - 1) * 0.9)] }
+}
+function Fmt($st) { '{0:0.0} ms ({1:0.0}-{2:0.0})' -f $st.Median, $st.P10, $st.P90 }
+function Time([scriptblock] $block) { $sw = [Diagnostics.Stopwatch]::StartNew(); & $block | Out-Null; $sw.Stop(); $sw.Elapsed.TotalMilliseconds }
+function Row([string] $what, [string] $ours, [string] $theirs, [string] $ratio) { [pscustomobject]@{ Measurement = $what; NetnsNat = $ours; Lesson = $theirs; Ratio = $ratio } }
+
+# nft -f adding one bridge's two elements to the table (and a second nft -f taking them out): what a script would run.
+function Measure-NftFile([int] $count) {
+    $file = "/run/bench-nft-$PID"
+    $times = foreach ($i in 1..$count) {
+        [IO.File]::WriteAllText($file, "add element inet netnsnat masquerade4 { 10.251.$i.0/24 . `"eth0`" }`nadd element inet netnsnat inbound4 { 10.251.$i.0/24 . `"eth0`" . `"nx$i`" }`n")
+        Time { Invoke-LabCommand nft -ArgumentList @('-f', $file) }
+        [IO.File]::WriteAllText($file, "delete element inet netnsnat masquerade4 { 10.251.$i.0/24 . `"eth0`" }`ndelete element inet netnsnat inbound4 { 10.251.$i.0/24 . `"eth0`" . `"nx$i`" }`n")
+        Invoke-LabCommand nft -ArgumentList @('-f', $file) | Out-Null
+    }
+    Remove-Item $file
+    Stats $times
+}
+
+$rows = [System.Collections.Generic.List[object]]::new()
+try {
+    New-NetnsNatLab -Client '' | Out-Null
+    foreach ($conf in 'all', 'default') { Set-Content -Path "/proc/sys/net/ipv6/conf/$conf/disable_ipv6" -Value 1 }
+    $max = ($Levels | Measure-Object -Maximum).Maximum
+    $pool = @(New-Bridges ([Math]::Max($max, $Bulk)))
+    $probes = @(New-Bridges $Samples)
+    $warm = (New-Bridges 1)[0]
+    foreach ($kind in 'Iptables', 'Nftables') {
+        foreach ($i in 1..30) {
+            Enable-NamespaceNat -Namespace $warm.Namespace -Bridge $warm.Bridge -Outbound eth0 -Backend $kind | Out-Null
+            Disable-NamespaceNat -Namespace $warm.Namespace -Bridge $warm.Bridge
+        }
+    }
+    Wait-Quiet
+
+    $result = @{}
+    foreach ($kind in 'Iptables', 'Nftables') {
+        $configured = 0
+        foreach ($level in $Levels) {
+            $pool[$configured..($level - 1)] | Select-Object Namespace, Bridge | Enable-NamespaceNat -Outbound eth0 -Backend $kind | Out-Null
+            $configured = $level
+            Wait-Quiet
+            $enable = [System.Collections.Generic.List[double]]::new(); $disable = [System.Collections.Generic.List[double]]::new()
+            foreach ($p in $probes) {
+                $enable.Add((Time { Enable-NamespaceNat -Namespace $p.Namespace -Bridge $p.Bridge -Outbound eth0 -Backend $kind }))
+                $disable.Add((Time { Disable-NamespaceNat -Namespace $p.Namespace -Bridge $p.Bridge }))
+            }
+            $nftFile = if ($kind -eq 'Nftables') { Measure-NftFile $Samples } else { $null }
+            $result["$kind/$level"] = [pscustomobject]@{ Enable = Stats $enable; Disable = Stats $disable; NftFile = $nftFile }
+        }
+        Get-NamespaceNat | Disable-NamespaceNat
+        if (@(Get-NamespaceNat).Count -ne 0) { throw "The $kind pass left bindings" }
+        Wait-Quiet
+        $bulkTime = Time { $pool[0..($Bulk - 1)] | Select-Object Namespace, Bridge | Enable-NamespaceNat -Outbound eth0 -Backend $kind }
+        $result["$kind/bulk"] = $bulkTime
+        Get-NamespaceNat | Disable-NamespaceNat
+    }
+
+    $first = $Levels[0]; $last = $Levels[-1]
+    foreach ($level in $Levels) {
+        $i = $result["Iptables/$level"]; $n = $result["Nftables/$level"]
+        $rows.Add((Row "Enable one namespace at $level bridges: nftables / iptables backend" ('{0} / {1}' -f (Fmt $n.Enable), (Fmt $i.Enable)) '' ('{0:0.00}x nft / ipt' -f ($n.Enable.Median / $i.Enable.Median))))
+    }
+    $ni = $result["Iptables/$last"].Enable.Median / $result["Iptables/$first"].Enable.Median
+    $nn = $result["Nftables/$last"].Enable.Median / $result["Nftables/$first"].Enable.Median
+    $rows.Add((Row "cost of one Enable at $last bridges / at $first (target for nftables: within 1.2x)" ('nftables {0:0.00}x / iptables {1:0.00}x' -f $nn, $ni) '' ''))
+    foreach ($kind in 'Nftables', 'Iptables') {
+        $r = $result["$kind/$first"]
+        $rows.Add((Row "Disable / Enable of the same namespace, $($kind.ToLowerInvariant()) backend, at $first bridges (target: 1.5x at most)" ('{0} / {1}' -f (Fmt $r.Disable), (Fmt $r.Enable)) '' ('{0:0.00}x' -f ($r.Disable.Median / $r.Enable.Median))))
+    }
+    $rows.Add((Row "$Bulk bridges piped into one Enable-NamespaceNat (target for nftables: under 0.5 s)" ('nftables {0:0} ms / iptables {1:0} ms' -f $result['Nftables/bulk'], $result['Iptables/bulk']) '' ('{0:0.0}x' -f ($result['Iptables/bulk'] / $result['Nftables/bulk']))))
+    $f1 = $result["Nftables/$first"].NftFile; $fN = $result["Nftables/$last"].NftFile
+    $rows.Add((Row "nft -f adding one bridge's 2 elements to the table, at $first / at $last bridges (a process each)" ('{0} / {1}' -f (Fmt $f1), (Fmt $fN)) '' ('{0:0.00}x' -f ($fN.Median / $f1.Median))))
+
+    # Processes one Enable starts, and the cold start, with the nftables backend.
+    $b = (New-Bridges 1)[0]
+    $base = Count-Execs @($pwsh, '-NoProfile', '-NonInteractive', '-Command', "Import-Module '$ModulePath'; Get-BridgeSubnet $($b.Bridge) | Out-Null")
+    $full = Count-Execs @($pwsh, '-NoProfile', '-NonInteractive', '-Command', "Import-Module '$ModulePath'; Get-BridgeSubnet $($b.Bridge) | Out-Null; Enable-NamespaceNat $($b.Namespace) $($b.Bridge) eth0 -Backend Nftables | Out-Null; Disable-NamespaceNat $($b.Namespace) $($b.Bridge)")
+    $rows.Add((Row 'processes started by one Enable and its Disable, nftables backend (strace execve; target 0)' ($full - $base) '' ''))
+    $cold = Measure-ColdStart $ModulePath -Backend Nftables
+    $rows.Add((Row 'Cold start, nftables backend: Import-Module / first Enable-NamespaceNat / sum (median of 7; target under 80 ms)' ('{0:0.0} ms / {1:0.0} ms / {2:0.0} ms' -f $cold.Import, $cold.First, $cold.Sum) '' ''))
+}
+finally {
+    Remove-NetnsNatLab
+}
+if ($Print) {
+    foreach ($r in $rows) { Write-Host ("  {0,-110} {1,-60} {2}" -f $r.Measurement, $r.NetnsNat, $r.Ratio) }
+}
+else {
+    $rows
+}
