@@ -85,14 +85,27 @@ namespace NetnsNat.Tests
         public void A_confirmed_part_of_a_plan_keeps_the_table_its_elements_need_and_deletes_the_table_only_with_every_element()
         {
             var basis = new NftablesState(NftTableContent.Absent, null);
-            var add = new NftablesPlan(basis, false, true, new[] { Masquerade("10.0.0.0/24"), Inbound("10.0.0.0/24") }, System.Array.Empty<NftElement>(), false);
+            var add = new NftablesPlan(basis, false, true, System.Array.Empty<NftElement>(), new[] { Masquerade("10.0.0.0/24"), Inbound("10.0.0.0/24") }, System.Array.Empty<NftElement>(), false);
             Assert.Equal(3, add.Count);
-            // Only the masquerade element approved (not the table's creation): the table comes with it.
-            var part = (NftablesPlan)add.Only(new[] { add.Changes[1] });
+            // The table's creation declined: the elements that need it are not added either.
+            var declined = (NftablesPlan)add.Only(new[] { add.Changes[1] });
+            Assert.True(declined.IsEmpty);
+            // The table and one element approved.
+            var part = (NftablesPlan)add.Only(new[] { add.Changes[0], add.Changes[1] });
             Assert.True(part.Batch.Create);
             Assert.Single(part.Batch.Add);
+            Assert.Equal(1, part.Additions);
 
-            var delete = new NftablesPlan(basis, false, false, System.Array.Empty<NftElement>(), new[] { Masquerade("10.0.0.0/24"), Inbound("10.0.0.0/24") }, true);
+            // A table laid again: the elements it held go back whatever was approved of the new ones, and count as no addition.
+            var held = new[] { Masquerade("10.9.0.0/24") };
+            var lay = new NftablesPlan(basis, true, true, held, new[] { Masquerade("10.0.0.0/24") }, System.Array.Empty<NftElement>(), false);
+            var layOnly = (NftablesPlan)lay.Only(new[] { lay.Changes[0] });
+            Assert.True(layOnly.Batch.DeleteFirst);
+            Assert.Equal(held, layOnly.Batch.Relay);
+            Assert.Empty(layOnly.Batch.Add);
+            Assert.Equal(0, layOnly.Additions);
+
+            var delete = new NftablesPlan(basis, false, false, System.Array.Empty<NftElement>(), System.Array.Empty<NftElement>(), new[] { Masquerade("10.0.0.0/24"), Inbound("10.0.0.0/24") }, true);
             Assert.Equal("nft delete table inet netnsnat", delete.Changes[^1].CommandLine);
             var some = (NftablesPlan)delete.Only(new[] { delete.Changes[0], delete.Changes[2] });
             Assert.False(some.Batch.DeleteAfter);

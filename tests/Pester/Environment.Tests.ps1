@@ -134,14 +134,20 @@ Describe 'Running without the privileges or tools it needs' {
         }
 
         It 'iptables missing, no -Backend: the nftables backend (issue 14), and the namespace gets out' {
-            $script = "(Enable-NamespaceNat testnet br0 eth0).Rule.Backend"
+            # Enable, Test, Get and Disable, all without iptables: the nftables backend, read and written over netlink.
+            $script = "(Enable-NamespaceNat testnet br0 eth0).Rule.Backend; Test-NamespaceNat testnet -Quiet; (Get-NamespaceNat testnet).Backend; Add-NatPortMapping testnet -Protocol Tcp -ExternalPort 8080 -ErrorAction SilentlyContinue -ErrorVariable e; 'mapping:' + `$e[0].FullyQualifiedErrorId"
+            # Test-NamespaceNat runs ip: a copy of it is all the child has (the sbin folders are hidden).
+            Copy-Item (Get-Item (Get-Command ip -CommandType Application)[0].Source).ResolvedTarget (Join-Path $bin 'ip')
             $r = Invoke-ChildPwsh -Script $script -Prefix $hideSbin -Environment @{ PATH = $bin }
             try {
-                $r.Output.Trim() | Should -Be 'nftables' -Because $r.Error
+                ($r.Output.Trim() -split "`n") | Should -Be @('nftables', 'True', 'nftables', 'mapping:PortMappingNotSupported,NetnsNat.Commands.AddNatPortMappingCommand') -Because $r.Error
                 Test-LabConnection | Should -Be '198.51.100.1'
-                (Get-NamespaceNat testnet).Backend | Should -Be 'nftables'
             }
-            finally { Disable-NamespaceNat testnet br0 | Out-Null }
+            finally {
+                $r = Invoke-ChildPwsh -Script 'Disable-NamespaceNat testnet br0 | Out-Null; (Get-NamespaceNat).Count' -Prefix $hideSbin -Environment @{ PATH = $bin }
+                Remove-Item (Join-Path $bin 'ip')
+            }
+            $r.Output.Trim() | Should -Be '0' -Because $r.Error
             @(Get-LabNftTables) | Should -BeNullOrEmpty
         }
 

@@ -170,6 +170,45 @@ Describe 'The nftables backend on a dual-stack bridge' {
         finally { Disable-NamespaceNat testnet br0 | Out-Null }
     }
 
+    It '-WhatIf shows the table once and each element, changes nothing, and its commands run as printed make the same table' {
+        $state = Get-LabState
+        $r = Invoke-ChildPwsh -Script 'Enable-NamespaceNat testnet br0 eth0 -Backend Nftables -WhatIf'
+        $r.ExitCode | Should -Be 0 -Because $r.Error
+        Get-LabState | Should -Be $state
+        $lines = @($r.Output -split "`n" | Where-Object { $_ -match '^What if: .*"nft ' })
+        @($lines | Where-Object { $_ -match 'add table inet netnsnat' }) | Should -HaveCount 1
+        @($lines | Where-Object { $_ -match 'nft add element inet netnsnat' }) | Should -HaveCount 4
+        # Each command as printed, run by a shell: the table Enable makes.
+        foreach ($line in $lines) {
+            $command = ($line -replace '^What if: Performing the operation "', '') -replace '" on target "[^"]*"\.$', ''
+            Invoke-LabCommand sh -ArgumentList @('-c', $command) | Out-Null
+        }
+        $byHand = Get-OwnTable
+        nftc delete table inet netnsnat | Out-Null
+        Enable-NamespaceNat testnet br0 eth0 -Backend Nftables | Out-Null
+        try { Get-OwnTable | Should -Be $byHand }
+        finally { Disable-NamespaceNat testnet br0 | Out-Null }
+    }
+
+    It 'a namespace without -Backend takes its bridge''s backend; -Backend of the other one for the same subnet is an error' {
+        Add-LabClient -Name nnl-third -Address 10.0.0.5/24 -Address6 fd00:0:0:1::5/64
+        try {
+            Enable-NamespaceNat testnet br0 eth0 -Backend Nftables | Out-Null
+            (Enable-NamespaceNat nnl-third br0 eth0).Rule.Backend | Should -Be 'nftables'
+            Get-IptablesOwn | Should -BeNullOrEmpty
+            Disable-NamespaceNat nnl-third br0 | Out-Null
+            $e = Assert-FailsWithoutChange { Enable-NamespaceNat nnl-third br0 eth0 -Backend Iptables } -ErrorId BackendMismatch -Category InvalidOperation
+            $e.Exception.Message | Should -Match 'testnet'
+            # Remove-NatMasquerade by its fields, without -Backend, finds the subnet where it is.
+            Remove-NatMasquerade -Subnet 10.0.0.0/24 -Outbound eth0 -Bridge br0 -PassThru | ForEach-Object Backend | Should -Be 'nftables'
+            Get-Elements masquerade4 | Should -BeNullOrEmpty
+        }
+        finally {
+            Disable-NamespaceNat testnet br0 -ErrorAction Ignore | Out-Null
+            ipc netns del nnl-third
+        }
+    }
+
     It 'keeps a namespace in its backend: the other one is an error that changes nothing' {
         Enable-NamespaceNat testnet br0 eth0 -Backend Nftables | Out-Null
         try {
@@ -192,7 +231,7 @@ Describe 'The nftables backend beside other firewalls' {
     It 'fails before changing anything when iptables'' FORWARD policy is DROP (Docker, ufw)' {
         Invoke-LabCommand iptables -ArgumentList @('-P', 'FORWARD', 'DROP') | Out-Null
         $e = Assert-FailsWithoutChange { Enable-NamespaceNat testnet br0 eth0 -Backend Nftables -AddressFamily IPv4 } -ErrorId ForwardBlocked -Category ResourceUnavailable
-        $e.Exception.Message | Should -Match 'FORWARD chain of iptables-nft drops new traffic from br0 out of eth0 \(policy DROP\)'
+        $e.Exception.Message | Should -Match 'FORWARD chain of iptables \(iptables-nft\) drops new traffic from br0 out of eth0 \(policy DROP\)'
         $e.Exception.Message | Should -Match 'iptables -I FORWARD -i br0 -o eth0 -j ACCEPT'
         # The fix the message names works.
         Invoke-LabCommand iptables -ArgumentList @('-I', 'FORWARD', '-i', 'br0', '-o', 'eth0', '-j', 'ACCEPT') | Out-Null
@@ -290,6 +329,21 @@ Describe 'Test-NamespaceNat with the nftables backend' {
         foreach ($command in $forward.Fix -replace ' \(or .*$' -split '; ') { Invoke-LabCommand sh -ArgumentList @('-c', $command) | Out-Null }
         Test-LabConnection | Should -Be $lab.UplinkAddress
         (Test-NamespaceNat testnet -AddressFamily IPv4 | Where-Object Check -eq 'Forward').Status | Should -Be 'Pass'
+    }
+
+    It 'says what is wrong with a table changed by hand or not NetnsNat''s, with a fix that works' {
+        $handle = ((nftc -a list chain inet netnsnat forward) -split "`n" | Where-Object { $_ -match '@inbound4 counter packets \d+ bytes \d+ drop' } | ForEach-Object { ($_ -split '# handle ')[1].Trim() })
+        nftc delete rule inet netnsnat forward handle $handle | Out-Null
+        $results = Test-NamespaceNat testnet -AddressFamily IPv4
+        ($results | Where-Object Check -eq 'Masquerade').Detail | Should -Match 'not as NetnsNat made it: its chain forward has 3 rules, not 4'
+        ($results | Where-Object Check -eq 'Inbound').Detail | Should -Match 'not as NetnsNat made it'
+        (Get-NamespaceNat testnet | Where-Object AddressFamily -eq IPv4).Detail | Should -Match 'not as NetnsNat made it'
+        Invoke-Expression (($results | Where-Object Check -eq 'Masquerade').Fix -replace ' \(it lays.*$') | Out-Null
+        Test-NamespaceNat testnet -Quiet | Should -BeTrue
+        Disable-NamespaceNat testnet br0 | Out-Null
+        nftc add table inet netnsnat | Out-Null
+        $masquerade = Test-NamespaceNat testnet -AddressFamily IPv4 -Backend Nftables | Where-Object Check -eq 'Masquerade'
+        $masquerade.Detail | Should -Match 'NetnsNat did not create it'
     }
 
     It 'fails Forward when another table''s forward chain drops everything, naming it' {

@@ -106,7 +106,8 @@ namespace NetnsNat.Backends
     /// <param name="Arguments">Its arguments.</param>
     /// <param name="IsAddition">True when the change adds a rule (or element), false when it removes one.</param>
     /// <param name="RuleText">The rule (or element) the change is about, as the backend's own listing shows it.</param>
-    internal sealed record PlannedChange(string Tool, IReadOnlyList<string> Arguments, bool IsAddition, string RuleText)
+    /// <param name="Structural">A change of a table itself (its creation or deletion), not of a rule or element: not counted as one.</param>
+    internal sealed record PlannedChange(string Tool, IReadOnlyList<string> Arguments, bool IsAddition, string RuleText, bool Structural = false)
     {
         public string CommandLine => ProcessRunner.FormatCommandLine(Tool, Arguments);
     }
@@ -120,7 +121,8 @@ namespace NetnsNat.Backends
 
         public int Count => Changes.Count;
 
-        public int Additions => Changes.Count(c => c.IsAddition);
+        /// <summary>The rules (or elements) the plan adds; a table's creation is not one.</summary>
+        public int Additions => Changes.Count(c => c.IsAddition && !c.Structural);
 
         /// <summary>The plan with only the changes a -Confirm answer approved.</summary>
         public abstract NatPlan Only(ICollection<PlannedChange> approved);
@@ -150,9 +152,9 @@ namespace NetnsNat.Backends
     /// <summary>Picks the backend for an address family: iptables (through nf_tables or legacy) or NetnsNat's own nftables table.</summary>
     internal static class BackendFactory
     {
-        public static INatBackend Create(ProcessRunner runner, AddressFamilyProfile family, NatBackendKind kind, Action<string>? debug = null) => Resolve(kind) switch
+        public static INatBackend Create(ProcessRunner runner, AddressFamilyProfile family, NatBackendKind kind, Action<string>? debug = null, NftablesSession? session = null) => Resolve(kind) switch
         {
-            NatBackendKind.Nftables => new NftablesBackend(family, ProcessRunner.Which(family.IptablesSave) != null ? new IptablesBackend(runner, family, debug) : null, debug),
+            NatBackendKind.Nftables => new NftablesBackend(family, ProcessRunner.Which(family.IptablesSave) != null ? new IptablesBackend(runner, family, debug) : null, debug, session),
             _ => new IptablesBackend(runner, family, debug),
         };
 
@@ -164,6 +166,27 @@ namespace NetnsNat.Backends
             kind != NatBackendKind.Auto ? kind
             : ProcessRunner.Which("iptables") != null || (ProcessRunner.Which("iptables-save") != null && ProcessRunner.Which("iptables-restore") != null) ? NatBackendKind.Iptables
             : NatBackendKind.Nftables;
+
+        /// <summary>
+        /// The backends a listing looks in: the one given; for Auto, iptables when installed and nftables when the kernel has
+        /// nf_tables (NetnsNat's table is read only when it exists).
+        /// </summary>
+        public static IReadOnlyList<NatBackendKind> Listed(NatBackendKind kind, AddressFamilyProfile family)
+        {
+            if (kind != NatBackendKind.Auto) return new[] { kind };
+            var kinds = new List<NatBackendKind>();
+            if (ProcessRunner.Which(family.IptablesSave) != null) kinds.Add(NatBackendKind.Iptables);
+            if (NftGeneration.Read() != null) kinds.Add(NatBackendKind.Nftables);
+            return kinds;
+        }
+
+        /// <summary>A backend as result objects name it ("iptables-nft", "iptables-legacy", "nftables", and 0.1's "nf_tables" and "legacy").</summary>
+        public static NatBackendKind? FromResultName(string? name) => name?.ToLowerInvariant() switch
+        {
+            "iptables-nft" or "iptables-legacy" or "nf_tables" or "legacy" or "iptables" => NatBackendKind.Iptables,
+            "nftables" => NatBackendKind.Nftables,
+            _ => null,
+        };
 
         /// <summary>The kind the state store records a binding's backend by ("iptables", "nftables").</summary>
         public static string StoreName(NatBackendKind kind) => Resolve(kind) == NatBackendKind.Nftables ? NftablesBackend.Name : "iptables";

@@ -40,7 +40,7 @@ namespace NetnsNat.Backends
         public string Backend { get; }
 
         /// <summary>As result objects name it: "iptables-nft" or "iptables-legacy".</summary>
-        public override string BackendName => Backend == "legacy" ? "iptables-legacy" : "iptables-nft";
+        public override string BackendName => Backend switch { "legacy" => "iptables-legacy", "nf_tables" => "iptables-nft", _ => "iptables" };
     }
 
     /// <summary>A rule plan with the state it was made from.</summary>

@@ -27,22 +27,49 @@ namespace NetnsNat.Backends
         public override string BackendName => NftablesBackend.Name;
     }
 
-    /// <summary>A change of the table: the table laid again or created, elements added and deleted, the table deleted with its last elements.</summary>
+    /// <summary>
+    /// A change of the table: the table laid again (with the elements it held) or created, elements added and deleted,
+    /// the table deleted with its last elements. -WhatIf shows each as its nft command; -Confirm asks about each.
+    /// </summary>
     internal sealed class NftablesPlan : NatPlan
     {
         private readonly List<PlannedChange> _changes = new List<PlannedChange>();
-        private readonly Dictionary<PlannedChange, NftElement> _elements = new Dictionary<PlannedChange, NftElement>(ReferenceEqualityComparer.Instance);
-        private readonly PlannedChange? _deleteFirst, _create, _deleteAfter;
+        private readonly Dictionary<PlannedChange, NftElement> _added = new Dictionary<PlannedChange, NftElement>(ReferenceEqualityComparer.Instance);
+        private readonly Dictionary<PlannedChange, NftElement> _deleted = new Dictionary<PlannedChange, NftElement>(ReferenceEqualityComparer.Instance);
+        private readonly PlannedChange? _lay, _deleteAfter;
 
-        public NftablesPlan(NftablesState basis, bool deleteFirst, bool create, IReadOnlyList<NftElement> add, IReadOnlyList<NftElement> delete, bool deleteAfter)
+        /// <param name="showCreate">Whether -WhatIf shows the table's creation (not when another family's plan of the same call showed it already).</param>
+        public NftablesPlan(NftablesState basis, bool deleteFirst, bool create, IReadOnlyList<NftElement> relay, IReadOnlyList<NftElement> add, IReadOnlyList<NftElement> delete, bool deleteAfter, bool showCreate = true)
         {
             Basis = basis;
-            Batch = new NftablesTable.Batch(deleteFirst, create, add, delete, deleteAfter);
-            if (deleteFirst) _changes.Add(_deleteFirst = TableDeletion());
-            if (create) _changes.Add(_create = new PlannedChange("nft", new[] { string.Join("; ", NftablesTable.Definition()) }, true, $"table inet {NftablesTable.Name}"));
-            foreach (var e in add) Element("add", e, true);
-            foreach (var e in delete) Element("delete", e, false);
-            if (deleteAfter) _changes.Add(_deleteAfter = TableDeletion());
+            Batch = new NftablesTable.Batch(deleteFirst, create, relay, add, delete, deleteAfter);
+            if (create && (showCreate || deleteFirst))
+            {
+                // The table laid again is one question: its deletion, its definition and the elements it held, as nft commands.
+                var commands = new List<string>();
+                if (deleteFirst) commands.Add($"delete table inet {NftablesTable.Name}");
+                commands.AddRange(NftablesTable.Definition());
+                commands.AddRange(relay.Select(e => $"add element inet {NftablesTable.Name} {e.Set} {{ {e.Value} }}"));
+                _lay = new PlannedChange("nft", new[] { string.Join("; ", commands) }, true, $"table inet {NftablesTable.Name}", Structural: true);
+                _changes.Add(_lay);
+            }
+            foreach (var e in add)
+            {
+                var change = new PlannedChange("nft", new[] { "add", "element", "inet", NftablesTable.Name, e.Set, $"{{ {e.Value} }}" }, true, e.Text);
+                _changes.Add(change);
+                _added[change] = e;
+            }
+            foreach (var e in delete)
+            {
+                var change = new PlannedChange("nft", new[] { "delete", "element", "inet", NftablesTable.Name, e.Set, $"{{ {e.Value} }}" }, false, e.Text);
+                _changes.Add(change);
+                _deleted[change] = e;
+            }
+            if (deleteAfter)
+            {
+                _deleteAfter = new PlannedChange("nft", new[] { "delete", "table", "inet", NftablesTable.Name }, false, $"table inet {NftablesTable.Name}", Structural: true);
+                _changes.Add(_deleteAfter);
+            }
         }
 
         public NftablesState Basis { get; }
@@ -51,33 +78,34 @@ namespace NetnsNat.Backends
 
         public override IReadOnlyList<PlannedChange> Changes => _changes;
 
-        public static NftablesPlan Empty(NftablesState basis) => new NftablesPlan(basis, false, false, Array.Empty<NftElement>(), Array.Empty<NftElement>(), false);
+        /// <summary>Whether -WhatIf and -Confirm show the table's creation in this plan.</summary>
+        public bool ShowsTable => _lay != null;
+
+        public static NftablesPlan Empty(NftablesState basis) =>
+            new NftablesPlan(basis, false, false, Array.Empty<NftElement>(), Array.Empty<NftElement>(), Array.Empty<NftElement>(), false);
 
         /// <summary>
-        /// The approved part: the elements approved, with the table created (or laid again) whenever an approved element
-        /// needs it, and deleted only when it and every deletion were approved.
+        /// The approved part. The elements to add need the table: when its creation (or laying again) was declined, none is
+        /// added. The table goes only when its deletion and every deletion of an element were approved.
         /// </summary>
         public override NatPlan Only(ICollection<PlannedChange> approved)
         {
-            var add = Batch.Add.Where(e => approved.Contains(ChangeOf(e, true))).ToArray();
-            var delete = Batch.Delete.Where(e => approved.Contains(ChangeOf(e, false))).ToArray();
-            bool create = Batch.Create && (add.Length > 0 || (_create != null && approved.Contains(_create)));
-            bool deleteFirst = Batch.DeleteFirst && create;
-            bool deleteAfter = Batch.DeleteAfter && delete.Length == Batch.Delete.Count && _deleteAfter != null && approved.Contains(_deleteAfter);
-            return new NftablesPlan(Basis, deleteFirst, create, add, delete, deleteAfter);
+            bool tableOk = _lay == null || approved.Contains(_lay);
+            var add = tableOk ? _added.Where(p => approved.Contains(p.Key)).Select(p => p.Value).ToArray() : Array.Empty<NftElement>();
+            var delete = _deleted.Where(p => approved.Contains(p.Key)).Select(p => p.Value).ToArray();
+            bool lay = Batch.Create && _lay != null && approved.Contains(_lay) && (add.Length > 0 || Batch.DeleteFirst);
+            // A creation -WhatIf did not show (another family's plan showed it) goes with the elements that need it.
+            bool create = lay || (Batch.Create && _lay == null && add.Length > 0);
+            bool deleteAfter = Batch.DeleteAfter && _deleteAfter != null && approved.Contains(_deleteAfter) && delete.Length == Batch.Delete.Count;
+            return new NftablesPlan(Basis, lay && Batch.DeleteFirst, create, lay ? Batch.Relay : Array.Empty<NftElement>(), add, delete, deleteAfter, _lay != null);
         }
+    }
 
-        private PlannedChange ChangeOf(NftElement element, bool addition) => _elements.First(p => p.Key.IsAddition == addition && p.Value == element).Key;
-
-        private void Element(string verb, NftElement e, bool addition)
-        {
-            var change = new PlannedChange("nft", new[] { verb, "element", "inet", NftablesTable.Name, e.Set, $"{{ {e.Value} }}" }, addition, e.Text);
-            _changes.Add(change);
-            _elements[change] = e;
-        }
-
-        private static PlannedChange TableDeletion() =>
-            new PlannedChange("nft", new[] { "delete", "table", "inet", NftablesTable.Name }, false, $"table inet {NftablesTable.Name}");
+    /// <summary>What the nftables backends of one call (one per family) share.</summary>
+    internal sealed class NftablesSession
+    {
+        /// <summary>The generation at which a plan showed the table's creation (-WhatIf writes nothing, so the next family's plan sees no table either).</summary>
+        public uint? CreationShownAt { get; set; }
     }
 
     internal sealed class NftablesApplied : AppliedPlan
@@ -107,13 +135,17 @@ namespace NetnsNat.Backends
         public const string Name = "nftables";
 
         private readonly IptablesBackend? _iptables;
+        private readonly NftablesSession? _session;
         private readonly Action<string> _debug;
         private CancellationToken _token;
 
-        public NftablesBackend(AddressFamilyProfile family, IptablesBackend? iptables, Action<string>? debug = null)
+        /// <param name="iptables">iptables' view of the same family, when iptables is installed: its FORWARD is on the hook too.</param>
+        /// <param name="session">What the backends of one call share (both families' -WhatIf).</param>
+        public NftablesBackend(AddressFamilyProfile family, IptablesBackend? iptables, Action<string>? debug = null, NftablesSession? session = null)
         {
             Family = family;
             _iptables = iptables;
+            _session = session;
             _debug = debug ?? (_ => { });
         }
 
@@ -154,13 +186,29 @@ namespace NetnsNat.Backends
             var wanted = ElementsOf(target);
             if (content.Exists && !content.Intact)
             {
-                // A table changed by hand is laid again whole, with the elements it holds.
-                _debug($"inet {NftablesTable.Name} is not as NetnsNat made it ({content.Problem}): laying it again.");
-                return new NftablesPlan(s, true, true, content.Elements.Concat(wanted).DistinctBy(e => e.Text).ToArray(), Array.Empty<NftElement>(), false);
+                // A table changed by hand is laid again whole, with the elements it holds (an undo takes away only the new ones).
+                if (content.Foreign > 0)
+                {
+                    throw new NetnsNatException(
+                        $"inet {NftablesTable.Name} is not as NetnsNat made it ({content.Problem}), and its sets hold {content.Foreign} element(s) NetnsNat did not write, which laying the table again would lose; nothing was changed. " +
+                        $"Look at it (nft list table inet {NftablesTable.Name}), take those elements out or delete the table (nft delete table inet {NftablesTable.Name}; Restore-NamespaceNat lays NetnsNat's part again), then run this again.",
+                        "NftablesTableChanged", ErrorCategory.InvalidData);
+                }
+                _debug($"inet {NftablesTable.Name} is not as NetnsNat made it ({content.Problem}): laying it again with its {content.Elements.Count} elements.");
+                var held = content.Elements.Select(e => e.Text).ToHashSet(StringComparer.Ordinal);
+                return new NftablesPlan(s, true, true, content.Elements, wanted.Where(e => !held.Contains(e.Text)).ToArray(), Array.Empty<NftElement>(), false);
             }
             var missing = content.Missing(wanted);
             if (missing.Count == 0) return NftablesPlan.Empty(s);
-            return new NftablesPlan(s, false, !content.Exists, missing, Array.Empty<NftElement>(), false);
+            bool create = !content.Exists;
+            // Under -WhatIf nothing is written between the families' plans: the table's creation is shown once per call.
+            bool show = true;
+            if (create && _session != null)
+            {
+                if (s.Generation != null && _session.CreationShownAt == s.Generation) show = false;
+                else _session.CreationShownAt = s.Generation;
+            }
+            return new NftablesPlan(s, false, create, Array.Empty<NftElement>(), missing, Array.Empty<NftElement>(), false, show);
         }
 
         public NatPlan PlanRemove(NatState state, SubnetNat target)
@@ -187,8 +235,9 @@ namespace NetnsNat.Backends
         private static NftablesPlan Deletion(NftablesState s, IReadOnlyList<NftElement> delete)
         {
             if (delete.Count == 0) return NftablesPlan.Empty(s);
-            bool last = !s.Content.HasOtherThan(delete);
-            return new NftablesPlan(s, false, false, Array.Empty<NftElement>(), delete, last);
+            // A table changed by hand keeps what was added to it: only NetnsNat's elements go.
+            bool last = s.Content.Intact && !s.Content.HasOtherThan(delete);
+            return new NftablesPlan(s, false, false, Array.Empty<NftElement>(), Array.Empty<NftElement>(), delete, last);
         }
 
         public NatPlan Merge(IReadOnlyList<NatPlan> plans)
@@ -197,17 +246,21 @@ namespace NetnsNat.Backends
             if (parts.Length == 1) return parts[0];
             if (parts.Length == 0) throw new ArgumentException("No plans to merge.", nameof(plans));
             var basis = parts[0].Basis;
+            var relay = parts.SelectMany(p => p.Batch.Relay).DistinctBy(e => e.Text).ToArray();
             var add = parts.SelectMany(p => p.Batch.Add).DistinctBy(e => e.Text).ToArray();
             var delete = parts.SelectMany(p => p.Batch.Delete).DistinctBy(e => e.Text).ToArray();
             bool deleteFirst = parts.Any(p => p.Batch.DeleteFirst);
             bool create = parts.Any(p => p.Batch.Create);
-            bool last = add.Length == 0 && delete.Length > 0 && !basis.Content.HasOtherThan(delete);
-            return new NftablesPlan(basis, deleteFirst, create, add, delete, last);
+            bool last = add.Length == 0 && relay.Length == 0 && delete.Length > 0 && basis.Content.Intact && !basis.Content.HasOtherThan(delete);
+            return new NftablesPlan(basis, deleteFirst, create, relay, add, delete, last, parts.Any(p => p.ShowsTable));
         }
 
         public AppliedPlan Apply(NatPlan plan, RulesetLock held, CancellationToken token)
         {
+            held.Require();
+            token.ThrowIfCancellationRequested();
             var p = (NftablesPlan)plan;
+            foreach (var change in p.Changes) _debug("Change: " + change.CommandLine);
             InternalHooks.BeforeRuleWrite?.Invoke();
             var clock = Stopwatch.StartNew();
             Write(p.Batch, p.Basis.Generation, "Nothing of this call's changes to the table was applied.");
@@ -230,20 +283,21 @@ namespace NetnsNat.Backends
         }
 
         /// <summary>
-        /// Undoes an applied plan's part: its elements added are deleted and its elements deleted added again (the
-        /// table created again for them, or deleted when the part created it and nothing else is left in it).
+        /// Undoes an applied plan's part: the elements it added are deleted (never those a table laid again held before),
+        /// the ones it deleted are added again (with the table, when it went), and a table it created goes when nothing
+        /// else is left in it.
         /// </summary>
         public void Undo(AppliedPlan applied, NatPlan part, RulesetLock held)
         {
+            held.Require();
             var p = (NftablesPlan)part;
             var (content, _) = NftablesTable.Read();
             if (content.Exists && !content.Owned) return;
             var delete = p.Batch.Add.Except(content.Missing(p.Batch.Add)).ToArray();
             var add = content.Missing(p.Batch.Delete).ToArray();
-            bool empty = add.Length == 0 && !content.HasOtherThan(delete);
-            bool deleteAfter = content.Exists && p.Batch.Create && empty;
+            bool deleteAfter = content.Exists && content.Intact && p.Batch.Create && !p.Batch.DeleteFirst && add.Length == 0 && !content.HasOtherThan(delete);
             if (delete.Length == 0 && add.Length == 0 && !deleteAfter) return;
-            Write(new NftablesTable.Batch(false, add.Length > 0 && !content.Exists, add, delete, deleteAfter), null, "The undo was not applied.");
+            Write(new NftablesTable.Batch(false, add.Length > 0 && !content.Exists, Array.Empty<NftElement>(), add, delete, deleteAfter), null, "The undo was not applied.");
         }
 
         public IReadOnlyList<string> Rules(SubnetNat target) => ElementsOf(target).Select(e => e.Text).ToArray();
@@ -328,7 +382,7 @@ namespace NetnsNat.Backends
                 if (outgoing.Accepted && reply.Accepted) continue;
                 var what = !outgoing.Accepted ? $"new traffic from {bridge} out of {target.Outbound} ({outgoing.By})" : $"replies from {target.Outbound} back to {bridge} ({reply.By})";
                 throw new NetnsNatException(
-                    $"The FORWARD chain of {name} drops {what}, and an accept in NetnsNat's nftables table does not override a drop in another table: the namespaces on {bridge} would not get out. Nothing was changed. " +
+                    $"The FORWARD chain of {tool} ({name}) drops {what}, and an accept in NetnsNat's nftables table does not override a drop in another table: the namespaces on {bridge} would not get out. Nothing was changed. " +
                     $"Let the traffic through FORWARD ('{tool} -I FORWARD -i {bridge} -o {target.Outbound} -j ACCEPT' and '{tool} -I FORWARD -i {target.Outbound} -o {bridge} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT'), " +
                     "or use -Backend Iptables, which puts NetnsNat's FORWARD rules above the drop.",
                     "ForwardBlocked", ErrorCategory.ResourceUnavailable);

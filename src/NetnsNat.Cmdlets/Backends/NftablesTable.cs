@@ -105,7 +105,26 @@ namespace NetnsNat.Backends
         public string? Problem { get; }
 
         /// <summary>Every element of the table's sets (one dump of each set, on first use).</summary>
-        public IReadOnlyList<NftElement> Elements => _all ??= NftablesTable.ReadElements();
+        public IReadOnlyList<NftElement> Elements
+        {
+            get
+            {
+                if (_all == null) (_all, _foreign) = NftablesTable.ReadElements();
+                return _all;
+            }
+        }
+
+        private int _foreign;
+
+        /// <summary>Elements of the sets that NetnsNat would not write (a range that is no network, say): never taken, and they keep the table.</summary>
+        public int Foreign
+        {
+            get
+            {
+                _ = Elements;
+                return _foreign;
+            }
+        }
 
         private HashSet<string> Index => _index ??= Elements.Select(e => e.Text).ToHashSet(StringComparer.Ordinal);
 
@@ -129,7 +148,7 @@ namespace NetnsNat.Backends
         public bool HasOtherThan(IReadOnlyCollection<NftElement> elements)
         {
             var texts = elements.Select(e => e.Text).ToHashSet(StringComparer.Ordinal);
-            if (_all != null) return _all.Any(e => !texts.Contains(e.Text));
+            if (_all != null) return _foreign > 0 || _all.Any(e => !texts.Contains(e.Text));
             return NftablesTable.AnyElementBut(texts);
         }
     }
@@ -210,8 +229,9 @@ namespace NetnsNat.Backends
         }
 
         /// <summary>
-        /// Reads the table: whether it exists and is NetnsNat's, whether it is intact, and the elements of its sets.
-        /// Returns the content and the ruleset generation it was read at (the same before and after the dumps).
+        /// Reads the table: whether it exists and is NetnsNat's, and whether it is intact (its elements are read when asked).
+        /// Returns the content and the generation the read began at: a batch planned from it goes only if nothing changed
+        /// since (elements looked up later are checked by the same guard at the write).
         /// </summary>
         public static (NftTableContent Content, uint? Generation) Read()
         {
@@ -220,7 +240,9 @@ namespace NetnsNat.Backends
                 var before = NftGeneration.Read();
                 var content = ReadOnce();
                 var after = NftGeneration.Read();
-                if (before == after || attempt >= 3) return (content, after);
+                // A read that saw the ruleset move carries the generation from before it: a batch planned from it is refused
+                // (ERESTART), and the call reads again.
+                if (before == after || attempt >= 3) return (content, before);
             }
         }
 
@@ -272,9 +294,10 @@ namespace NetnsNat.Backends
             return new NftTableContent(true, true, problem == null, problem);
         }
 
-        /// <summary>Every element of the table's sets: one dump of each (an element NetnsNat would not write is left out).</summary>
-        public static IReadOnlyList<NftElement> ReadElements()
+        /// <summary>Every element of the table's sets, one dump of each, and how many it would not write (left out of the list).</summary>
+        public static (IReadOnlyList<NftElement> Elements, int Foreign) ReadElements()
         {
+            int foreign = 0;
             using var socket = NetfilterSocket.Open(0);
             var elements = new List<NftElement>();
             foreach (var (kind, family) in Sets)
@@ -295,10 +318,11 @@ namespace NetnsNat.Backends
                     foreach (var (key, end) in KeysOf(payload))
                     {
                         if (NftElement.Decode(kind, family, key, end ?? key) is { } element) elements.Add(element);
+                        else foreign++;
                     }
                 }
             }
-            return elements;
+            return (elements, foreign);
         }
 
         /// <summary>
@@ -398,8 +422,10 @@ namespace NetnsNat.Backends
         /// <summary>What one batch does to the table, in this order.</summary>
         /// <param name="DeleteFirst">Delete the table before anything else (a table changed by hand is laid again whole).</param>
         /// <param name="Create">Create the table, its sets, chains and rules.</param>
+        /// <param name="Relay">The elements a table laid again held before: written again, and never taken away by an undo.</param>
+        /// <param name="Add">The elements the batch adds.</param>
         /// <param name="DeleteAfter">Delete the table at the end (its last elements go with it).</param>
-        internal sealed record Batch(bool DeleteFirst, bool Create, IReadOnlyList<NftElement> Add, IReadOnlyList<NftElement> Delete, bool DeleteAfter);
+        internal sealed record Batch(bool DeleteFirst, bool Create, IReadOnlyList<NftElement> Relay, IReadOnlyList<NftElement> Add, IReadOnlyList<NftElement> Delete, bool DeleteAfter);
 
         /// <summary>
         /// Writes a batch as one kernel transaction, only at the generation given (when one is): the kernel refuses it
@@ -411,7 +437,7 @@ namespace NetnsNat.Backends
             if (batch.DeleteFirst) messages.Add((NftMessage(2), 0, Attribute(NFTA_TABLE_NAME, Text(Name)), "the deletion of the table"));
             var setIds = new Dictionary<string, uint>(StringComparer.Ordinal);
             if (batch.Create) AddDefinition(messages, setIds);
-            foreach (var group in batch.Add.GroupBy(e => e.Set))
+            foreach (var group in batch.Relay.Concat(batch.Add).GroupBy(e => e.Set))
             {
                 foreach (var chunk in group.Chunk(ElementsPerMessage)) messages.Add((NftMessage(12), NLM_F_CREATE, Elements(group.Key, setIds, chunk), $"the elements {string.Join(", ", chunk.Select(e => e.Value))}"));
             }
@@ -595,6 +621,8 @@ namespace NetnsNat.Backends
         /// </summary>
         public static IReadOnlyList<string> ForwardDroppers(AddressFamilyProfile family, bool skipIptables)
         {
+            // A kernel without nf_tables has no such chain (iptables-legacy alone).
+            if (NftGeneration.Read() == null) return Array.Empty<string>();
             var found = new List<string>();
             using var socket = NetfilterSocket.Open(0);
             var candidates = new List<(byte Family, string Table, string Chain)>();

@@ -25,7 +25,8 @@ namespace NetnsNat.Commands
         public string? Bridge { get; set; }
 
         /// <summary>Iptables, Nftables (NetnsNat's own table, inet netnsnat), or Auto: iptables when an iptables program is installed.</summary>
-        [Parameter]
+        [Parameter(ValueFromPipelineByPropertyName = true)]
+        [NatBackendTransformation]
         public NatBackendKind Backend { get; set; }
 
         internal override NatBackendKind BackendChoice => Backend;
@@ -58,7 +59,7 @@ namespace NetnsNat.Commands
                 var outcomes = new RuleService(this, BackendFor(target.Family)).Add(new[] { target }, tx, _ => null);
                 if (outcomes != null && Bridge != null)
                 {
-                    StoreNotes.Added(new SubnetNatKey(target.Family.Name, target.SubnetText, Outbound, Bridge, Backends.BackendFactory.StoreName(Backend)), outcomes[0].Plan.Changes.Where(c => c.IsAddition).Select(c => c.RuleText), tx);
+                    StoreNotes.Added(new SubnetNatKey(target.Family.Name, target.SubnetText, Outbound, Bridge, Backends.BackendFactory.StoreName(Backend)), outcomes[0].Plan.Changes.Where(c => c.IsAddition && !c.Structural).Select(c => c.RuleText).Intersect(outcomes[0].Rule.Rules), tx);
                 }
                 tx.Complete();
                 if (outcomes != null && outcomes.Count > 0) WriteObject(outcomes[0].Rule);

@@ -120,8 +120,7 @@ namespace NetnsNat.Commands
         public override object Transform(System.Management.Automation.EngineIntrinsics engineIntrinsics, object inputData)
         {
             var value = inputData is System.Management.Automation.PSObject ps ? ps.BaseObject : inputData;
-            return value is string text && (text.Equals("iptables-nft", System.StringComparison.OrdinalIgnoreCase) || text.Equals("iptables-legacy", System.StringComparison.OrdinalIgnoreCase))
-                ? NatBackendKind.Iptables : inputData;
+            return value is string text && Backends.BackendFactory.FromResultName(text) is { } kind ? kind : inputData;
         }
     }
 }

@@ -47,7 +47,7 @@ namespace NetnsNat.Commands
                     "DnsNeedsName", ErrorCategory.InvalidArgument, NamespacePath));
                 return;
             }
-            foreach (var ns in Namespaces()) _requests.Add(new EnableRequest(ns, Bridge, Outbound, Dns, Subnet, Families) { Kind = Backend });
+            foreach (var ns in Namespaces()) _requests.Add(new EnableRequest(ns, Bridge, Outbound, Dns, Subnet, Families) { Kind = MyInvocation.BoundParameters.ContainsKey(nameof(Backend)) ? Backend : null });
         }
 
         /// <summary>-Subnet: networks NetnsNat can NAT, one per family at most, of the families -AddressFamily leaves in.</summary>

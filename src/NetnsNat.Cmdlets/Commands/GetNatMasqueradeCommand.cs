@@ -58,8 +58,7 @@ namespace NetnsNat.Commands
         /// <summary>The masquerade rules of one family, filtered: of each backend asked for.</summary>
         private void List(AddressFamilyProfile family, string? subnet)
         {
-            var kinds = Backend != NatBackendKind.Auto ? new[] { Backend }
-                : Linux.ProcessRunner.Which(family.IptablesSave) != null ? new[] { NatBackendKind.Iptables, NatBackendKind.Nftables } : new[] { NatBackendKind.Nftables };
+            var kinds = Backends.BackendFactory.Listed(Backend, family);
             foreach (var kind in kinds) List(family, subnet, kind);
         }
 

@@ -93,7 +93,9 @@ namespace NetnsNat.Commands
         internal INatBackend BackendFor(AddressFamilyProfile family) => BackendFor(family, BackendChoice);
 
         /// <summary>The backend for a family, of a given kind.</summary>
-        internal INatBackend BackendFor(AddressFamilyProfile family, NatBackendKind kind) => BackendFactory.Create(Runner, family, kind, ((ICommandHost)this).Debug);
+        internal INatBackend BackendFor(AddressFamilyProfile family, NatBackendKind kind) => BackendFactory.Create(Runner, family, kind, ((ICommandHost)this).Debug, _nftables ??= new NftablesSession());
+
+        private NftablesSession? _nftables;
 
         protected override void StopProcessing() => _stop.Cancel();
 

@@ -18,7 +18,9 @@ namespace NetnsNat.Commands
         protected override void Begin()
         {
             RequireNetAdmin();
-            RequireTools(BackendFor(Model.AddressFamilyProfile.IPv4, NatBackendKind.Iptables).RequiredTools.ToArray());
+            // Port mappings are iptables rules; on a host without iptables (the nftables backend's) the namespace's own error
+            // (PortMappingNotSupported) says more than a missing tool, and a read says ToolNotFound then.
+            if (Backends.BackendFactory.Resolve(NatBackendKind.Auto) == NatBackendKind.Iptables) RequireTools(BackendFor(Model.AddressFamilyProfile.IPv4, NatBackendKind.Iptables).RequiredTools.ToArray());
         }
 
         /// <summary>Tcp or Udp (any case), as iptables writes it: "tcp", "udp".</summary>

@@ -33,7 +33,8 @@ namespace NetnsNat.Commands
         public NatMasqueradeRule[] InputObject { get; set; } = new NatMasqueradeRule[0];
 
         /// <summary>Iptables, Nftables, or Auto: iptables when an iptables program is installed. A rule object piped in names its own.</summary>
-        [Parameter(ParameterSetName = ByFieldsSet)]
+        [Parameter(ValueFromPipelineByPropertyName = true, ParameterSetName = ByFieldsSet)]
+        [NatBackendTransformation]
         public NatBackendKind Backend { get; set; }
 
         internal override NatBackendKind BackendChoice => Backend;
@@ -46,6 +47,21 @@ namespace NetnsNat.Commands
         {
             RequireNetAdmin();
             RequireTools(System.Linq.Enumerable.ToArray(BackendFor(AddressFamilyProfile.IPv4).RequiredTools));
+        }
+
+        /// <summary>
+        /// Auto: where the subnet's NAT is: NetnsNat's nftables table when it holds the subnet's masquerade element, else
+        /// the host's default backend (iptables when installed).
+        /// </summary>
+        private NatBackendKind WhereIs(SubnetNat target)
+        {
+            if (Linux.NftGeneration.Read() != null)
+            {
+                var nft = (Backends.NftablesBackend)BackendFor(target.Family, NatBackendKind.Nftables);
+                var state = nft.Read(Token);
+                if (state.Content.Exists && state.Content.Owned && state.Content.Has(Backends.NftablesBackend.ElementsOf(target)[0])) return NatBackendKind.Nftables;
+            }
+            return Backends.BackendFactory.Resolve(NatBackendKind.Auto);
         }
 
         protected override void ProcessRecord()
@@ -62,12 +78,12 @@ namespace NetnsNat.Commands
                             "RuleNotRemovable", ErrorCategory.InvalidOperation, rule));
                         continue;
                     }
-                    items.Add((rule.Subnet, rule.Outbound, rule.Bridge, rule.Backend == Backends.NftablesBackend.Name ? NatBackendKind.Nftables : NatBackendKind.Iptables));
+                    items.Add((rule.Subnet, rule.Outbound, rule.Bridge, Backends.BackendFactory.FromResultName(rule.Backend) ?? NatBackendKind.Iptables));
                 }
             }
             else
             {
-                items.Add((Subnet, Outbound, Bridge, Backends.BackendFactory.Resolve(Backend)));
+                items.Add((Subnet, Outbound, Bridge, Backend));
             }
             foreach (var item in items)
             {
@@ -76,11 +92,12 @@ namespace NetnsNat.Commands
                 var target = new SubnetNat(network, item.Outbound, item.Bridge);
                 Guard(target.SubnetText, () =>
                 {
-                    var backend = BackendFor(target.Family, item.Kind);
+                    var kind = item.Kind == NatBackendKind.Auto ? WhereIs(target) : item.Kind;
+                    var backend = BackendFor(target.Family, kind);
                     RequireTools(backend.RequiredTools.ToArray());
                     using var tx = NatTransaction.Begin(this, Linux.Settings.LockTimeout);
                     var removed = new RuleService(this, backend).Remove(new[] { target }, target.ToString(), tx, null, item.Bridge);
-                    if (removed != null) StoreNotes.Removed(target.Family.Name, target.SubnetText, item.Outbound, item.Bridge, Backends.BackendFactory.StoreName(item.Kind), tx);
+                    if (removed != null) StoreNotes.Removed(target.Family.Name, target.SubnetText, item.Outbound, item.Bridge, Backends.BackendFactory.StoreName(kind), tx);
                     tx.Complete();
                     if (removed != null && PassThru) WriteObject(removed);
                 });

@@ -71,7 +71,9 @@ namespace NetnsNat.Commands
         protected override void Begin()
         {
             RequireNetAdmin();
-            RequireTools("ip", AddressFamilyProfile.IPv4.IptablesSave, AddressFamilyProfile.IPv6.IptablesSave);
+            // iptables-save is needed where the namespace's NAT is in iptables (checked per namespace): not on a host that has
+            // only the nftables backend.
+            RequireTools("ip");
         }
 
         protected override void ProcessRecord()
@@ -119,14 +121,16 @@ namespace NetnsNat.Commands
                     if (kind == NatBackendKind.Auto)
                     {
                         var bound = (store ?? StateStore.Read(this)).Bindings.FirstOrDefault(b => b.NamespacePath == ns.Path && b.Family == family.Name && (Bridge == null || b.Bridge == Bridge));
-                        kind = bound != null ? BackendFactory.FromStoreName(bound.Backend) : NatBackendKind.Iptables;
+                        kind = bound != null ? BackendFactory.FromStoreName(bound.Backend) : BackendFactory.Resolve(NatBackendKind.Auto);
                     }
-                    var iptables = new IptablesBackend(Runner, family);
+                    bool installed = ProcessRunner.Which(family.IptablesSave) != null;
+                    if (kind == NatBackendKind.Iptables && !installed) throw new ToolNotFoundException(family.IptablesSave, ProcessRunner.PackageOf(family.IptablesSave));
+                    var iptables = new IptablesBackend(Runner, family, ((ICommandHost)this).Debug);
                     var diagnostics = new NatDiagnostics(this, iptables, result =>
                     {
                         _results.Add(result);
                         if (!Quiet) WriteObject(result);
-                    }, kind == NatBackendKind.Nftables ? new NftablesBackend(family, iptables) : null);
+                    }, kind == NatBackendKind.Nftables ? (NftablesBackend)BackendFor(family, NatBackendKind.Nftables) : null, installed);
                     // -Target is probed, and routed to, in the run of its own family.
                     var mine = target != null && AddressFamilyProfile.Of(target) == family ? target : null;
                     diagnostics.Run(new DiagnosisRequest(ns, Bridge, Outbound, mine, mine == null ? 0 : Port, shared, store));

@@ -118,14 +118,29 @@ namespace NetnsNat.Core
             // (Enable-NamespaceNat ... | Disable-NamespaceNat) runs inside each WriteObject, and would otherwise wait for
             // the lock this call holds. A call that fails as a whole emits nothing: what it did was rolled back.
             var results = new List<NamespaceNatResult>();
-            // Each backend in a transaction of its own (a pipeline of Get-NamespaceNat objects may name both).
-            NatBackendKind KindOf(EnableRequest r) => BackendFactory.Resolve(r.Kind ?? _kind);
-            foreach (var kind in requests.Select(KindOf).Distinct().ToArray())
+            // Each backend in a transaction of its own (a pipeline of Get-NamespaceNat objects may name both); one that fails
+            // as a whole is reported, and the other's results still come out.
+            var kinds = new Dictionary<EnableRequest, NatBackendKind>(ReferenceEqualityComparer.Instance);
+            foreach (var r in requests) kinds[r] = KindFor(r);
+            foreach (var kind in kinds.Values.Distinct().ToArray())
             {
                 var service = kind == _kind ? this : new NamespaceNatService(_host, _backendOf, kind);
-                service.EnableAll(requests.Where(r => KindOf(r) == kind).ToArray(), results.Add);
+                _host.Try(null, () => service.EnableAll(requests.Where(r => kinds[r] == kind).ToArray(), results.Add));
             }
             foreach (var result in results) emit(result);
+        }
+
+        /// <summary>
+        /// The backend of a request: -Backend when given; else the one NetnsNat enabled the namespace on the bridge with, or
+        /// the one of the bridge's other namespaces (their NAT is the bridge's); else the host's default (Auto).
+        /// </summary>
+        private NatBackendKind KindFor(EnableRequest request)
+        {
+            if (request.Kind is { } given && given != NatBackendKind.Auto) return given;
+            _stored ??= StateStore.Read(_host);
+            var recorded = _stored.Bindings.FirstOrDefault(b => b.NamespacePath == request.Namespace.Path && b.Bridge == request.Bridge)
+                ?? _stored.Bindings.FirstOrDefault(b => b.Bridge == request.Bridge);
+            return recorded != null ? BackendFactory.FromStoreName(recorded.Backend) : _kind;
         }
 
         private void EnableAll(IReadOnlyList<EnableRequest> requests, Action<NamespaceNatResult> emit)
@@ -343,6 +358,16 @@ namespace NetnsNat.Core
                 }
                 Cidr.TryParseNetwork(subnet.Subnet, out var network);
                 Cidr.TryParseAddress(subnet.Address, out var gateway);
+                // A bridge subnet's NAT is in one backend: another namespace's in the other would be a second NAT (and the
+                // nftables table's inbound drop would stop the iptables backend's port mappings).
+                var neighbour = _stored.Bindings.FirstOrDefault(b => b.Bridge == request.Bridge && b.Family == family.Name && b.Subnet == subnet.Subnet && b.Backend != kind && b.NamespacePath != request.Namespace.Path);
+                if (neighbour != null)
+                {
+                    throw new NetnsNatException(
+                        $"The {family.Name} NAT of {request.Bridge} ({subnet.Subnet}) is in the {neighbour.Backend} backend ('{neighbour.Namespace}' uses it), and this call would use {kind}; nothing was changed for '{request.Namespace}'. " +
+                        $"Run it with -Backend {BackendFactory.FromStoreName(neighbour.Backend)} (or without -Backend: a namespace takes its bridge's backend).",
+                        "BackendMismatch", ErrorCategory.InvalidOperation);
+                }
                 request.Bindings.Add(new NatBinding(request.Namespace.Display, request.Bridge, network, gateway, outbound));
             }
         }
@@ -587,6 +612,10 @@ namespace NetnsNat.Core
             if (!Cidr.TryParseNetwork(b.Subnet, out var subnet)) return ("RulesMissing", $"The stored subnet '{b.Subnet}' is not a network.");
             var target = new SubnetNat(subnet, b.Outbound, b.Bridge);
             var backend = Backend(family, kind);
+            if (state is NftablesState { Content: { Exists: true, Intact: false } changed })
+            {
+                return ("RulesMissing", $"inet {NftablesTable.Name} is not as NetnsNat made it: {changed.Problem}. Restore-NamespaceNat lays it again, with its elements.");
+            }
             var missing = backend.Rules(target).Except(backend.Present(state, target), StringComparer.Ordinal).ToArray();
             if (missing.Length > 0) return ("RulesMissing", $"{missing.Length} of its rules do not stand: {string.Join("; ", missing)}.");
             var route = _routes.Read(ns, family);

@@ -28,6 +28,7 @@ namespace NetnsNat.Core
         private readonly ICommandHost _host;
         private readonly IptablesBackend _backend;
         private readonly NftablesBackend? _nft;
+        private readonly bool _iptablesInstalled;
         private readonly InterfaceService _interfaces;
         private readonly RouteService _routes;
         private readonly Action<NatCheckResult> _emit;
@@ -36,11 +37,13 @@ namespace NetnsNat.Core
         private string? _uplink;
 
         /// <summary>backend: iptables' view (its FORWARD decides in every case); nft: NetnsNat's nftables table, when the namespace's NAT is there.</summary>
-        public NatDiagnostics(ICommandHost host, IptablesBackend backend, Action<NatCheckResult> emit, NftablesBackend? nft = null)
+        /// <param name="iptablesInstalled">False on a host without iptables (the nftables backend's): iptables' view is then empty.</param>
+        public NatDiagnostics(ICommandHost host, IptablesBackend backend, Action<NatCheckResult> emit, NftablesBackend? nft = null, bool iptablesInstalled = true)
         {
             _host = host;
             _backend = backend;
             _nft = nft;
+            _iptablesInstalled = iptablesInstalled;
             _interfaces = new InterfaceService(host);
             _routes = new RouteService(host);
             _emit = emit;
@@ -211,7 +214,7 @@ namespace NetnsNat.Core
             else Emit("IpForwarding", NatCheckStatus.Fail, $"{Family.ForwardingKey} = 0: the host drops the namespace's {Family.Name} packets.", Family == AddressFamilyProfile.IPv4 ? "Enable-IpForwarding" : "Enable-IpForwarding -AddressFamily IPv6");
 
             // MASQUERADE and the uplink.
-            var state = _backend.Read(_host.Token);
+            var state = _iptablesInstalled ? _backend.Read(_host.Token) : new IptablesState(IptablesSnapshot.Parse(string.Empty), null, "none");
             var snapshot = state.Snapshot;
             var defaultUplink = IpRoute2.DefaultRouteInterface(Family);
             string? routeUplink = null;
@@ -234,7 +237,17 @@ namespace NetnsNat.Core
             _uplink = uplink;
             var addFix = subnet == null ? $"Add-NatMasquerade -Subnet SUBNET -Outbound UPLINK{backendArgument}" : $"Get-BridgeSubnet {subnet.Bridge} | Add-NatMasquerade -Outbound {uplink ?? "UPLINK"}{backendArgument}";
             var matching = masquerades.Where(r => uplink == null || r.OutInterface == uplink).ToArray();
-            if (masquerades.Length == 0)
+            if (nftContent is { Exists: true, Owned: false })
+            {
+                Emit("Masquerade", NatCheckStatus.Fail, $"The table inet {NftablesTable.Name} exists, and NetnsNat did not create it: it never writes to it.",
+                    $"nft list table inet {NftablesTable.Name}; delete it if nothing needs it (nft delete table inet {NftablesTable.Name}), or enable the namespace with -Backend Iptables");
+            }
+            else if (nftContent is { Exists: true, Intact: false } && masquerades.Length > 0)
+            {
+                Emit("Masquerade", NatCheckStatus.Fail, $"The element stands ({string.Join("; ", masquerades.Select(r => r.Text))}), but inet {NftablesTable.Name} is not as NetnsNat made it: {nftContent.Problem}.",
+                    $"{addFix} (it lays the table again, with its elements)");
+            }
+            else if (masquerades.Length == 0)
             {
                 Emit("Masquerade", NatCheckStatus.Fail, subnet == null ? "No bridge subnet to look for."
                     : nftContent != null ? $"No element for {subnet.Subnet} in the set {NftablesTable.SetName(NftSetKind.Masquerade, Family)} of inet {NftablesTable.Name}{(nftContent.Exists ? string.Empty : " (the table does not exist)")}."
@@ -320,7 +333,11 @@ namespace NetnsNat.Core
                     var outVerdict = new ForwardVerdict(true, $"inet {NftablesTable.Name} forward: policy accept", Array.Empty<string>());
                     var replyVerdict = new ForwardVerdict(true, has ? $"inet {NftablesTable.Name} forward: ct state established,related {ipWord} daddr . iifname . oifname @{set} accept" : $"inet {NftablesTable.Name} forward: policy accept", Array.Empty<string>());
                     verdicts.Insert(0, (NftablesBackend.Name, outVerdict, replyVerdict, "nft"));
-                    inVerdicts.Insert(0, new ForwardVerdict(!has, has ? $"inet {NftablesTable.Name} forward: {ipWord} daddr . iifname . oifname @{set} drop" : $"inet {NftablesTable.Name} forward: no element {element.Value} in {set}", Array.Empty<string>()));
+                    var why = !nftContent.Exists ? $"inet {NftablesTable.Name} does not exist"
+                        : !nftContent.Owned ? $"inet {NftablesTable.Name} is not NetnsNat's"
+                        : !nftContent.Intact ? $"inet {NftablesTable.Name} is not as NetnsNat made it: {nftContent.Problem}"
+                        : $"inet {NftablesTable.Name} forward: no element {element.Value} in {set}";
+                    inVerdicts.Insert(0, new ForwardVerdict(!has, has ? $"inet {NftablesTable.Name} forward: {ipWord} daddr . iifname . oifname @{set} drop" : why, Array.Empty<string>()));
                 }
                 var blocked = verdicts.FirstOrDefault(v => !v.Out.Accepted || !v.Reply.Accepted);
                 var uncertain = verdicts.SelectMany(v => v.Out.Uncertain.Concat(v.Reply.Uncertain)).Distinct().ToArray();
