@@ -32,6 +32,8 @@ BeforeAll {
     $results = @(Test-NamespaceNat @params 6>$null)
     $bridgeName = $results[0].Bridge
     $subnet = if ($bridgeName) { (Get-BridgeSubnet $bridgeName -ErrorAction SilentlyContinue | Select-Object -First 1).Subnet }
+    # Where NetnsNat put the namespace's NAT: iptables (the lesson's commands) or its own nftables table.
+    $nftables = @(Get-NamespaceNat | Where-Object { $_.Namespace -eq $Namespace -and $_.Backend -eq 'nftables' }).Count -gt 0
 }
 
 Describe "NAT for the namespace $Namespace" {
@@ -52,14 +54,24 @@ Describe "NAT for the namespace $Namespace" {
             (Get-Content /proc/sys/net/ipv4/ip_forward -Raw).Trim() | Should -Be '1'
         }
 
-        It 'iptables -t nat -L POSTROUTING -v -n shows MASQUERADE for the bridge subnet' {
+        It 'iptables -t nat -L POSTROUTING -v -n shows MASQUERADE for the bridge subnet (nft list table inet netnsnat: its element)' {
             $subnet | Should -Not -BeNullOrEmpty
+            if ($nftables) {
+                $found = @(@(& nft list set inet netnsnat $(if ($subnet -match ':') { 'masquerade6' } else { 'masquerade4' })) -match [regex]::Escape($subnet))
+                $found.Count | Should -BeGreaterThan 0 -Because "the masquerade set of inet netnsnat must hold $subnet"
+                return
+            }
             $found = @(@(& iptables -t nat -L POSTROUTING -v -n) -match 'MASQUERADE' -match [regex]::Escape($subnet))
             $found.Count | Should -BeGreaterThan 0 -Because "a MASQUERADE rule for $subnet must stand in nat POSTROUTING"
         }
 
-        It 'iptables -L FORWARD -v -n shows ACCEPT rules for the bridge' {
+        It 'iptables -L FORWARD -v -n shows ACCEPT rules for the bridge (nft list table inet netnsnat: its element)' {
             $bridgeName | Should -Not -BeNullOrEmpty
+            if ($nftables) {
+                $found = @(@(& nft list set inet netnsnat $(if ($subnet -match ':') { 'inbound6' } else { 'inbound4' })) -match "`"$([regex]::Escape($bridgeName))`"")
+                $found.Count | Should -BeGreaterThan 0 -Because "the inbound set of inet netnsnat must hold the bridge $bridgeName (replies let in, new connections dropped)"
+                return
+            }
             $found = @(@(& iptables -L FORWARD -v -n) -match "ACCEPT.*\b$([regex]::Escape($bridgeName))\b")
             $found.Count | Should -BeGreaterThan 0 -Because "FORWARD must accept the bridge $bridgeName's traffic"
         }

@@ -209,6 +209,20 @@ Describe 'NetnsNat.Verify.Tests.ps1, the verification shipped for users' {
         $r.Passed | Should -Be 20
     }
 
+    It 'passes on a setup in the nftables backend (the table''s elements instead of iptables'' rules), and fails when they are gone' {
+        Disable-NamespaceNat testnet br0 -ErrorAction Ignore | Out-Null
+        Enable-NamespaceNat testnet br0 eth0 -Dns 203.0.113.53 -Backend Nftables | Out-Null
+        try {
+            $r = Invoke-Verify @{ Namespace = 'testnet'; Bridge = 'br0'; Target = $lab.ServerAddress }
+            $r.Failed | Should -Be 0 -Because $r.Error
+            $r.Passed | Should -Be 20
+            Invoke-LabCommand nft -ArgumentList @('delete', 'element', 'inet', 'netnsnat', 'masquerade4', '{ 10.0.0.0/24 . "eth0" }') | Out-Null
+            $r = Invoke-Verify @{ Namespace = 'testnet' }
+            $r.Failed | Should -Be 2 -Because 'the Masquerade check and the set''s listing both fail'
+        }
+        finally { Disable-NamespaceNat testnet br0 | Out-Null }
+    }
+
     It 'fails without a default route in the namespace (ip route then prints one line)' {
         Enable-NamespaceNat testnet br0 eth0 -Dns 203.0.113.53 | Out-Null
         Invoke-LabCommand ip -ArgumentList @('-n', 'testnet', 'route', 'del', 'default') | Out-Null
