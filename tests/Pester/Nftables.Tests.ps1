@@ -331,6 +331,18 @@ Describe 'Test-NamespaceNat with the nftables backend' {
         (Test-NamespaceNat testnet -AddressFamily IPv4 | Where-Object Check -eq 'Forward').Status | Should -Be 'Pass'
     }
 
+    It 'warns about another table''s forward chain whose rules drop, which it does not evaluate, naming it' {
+        nftc add table inet fw | Out-Null
+        nftc add chain inet fw forward '{ type filter hook forward priority 0; policy accept; }' | Out-Null
+        nftc add rule inet fw forward ip saddr 10.0.0.0/24 drop | Out-Null
+        Test-LabConnection -TimeoutSeconds 1 | Should -BeNullOrEmpty
+        $forward = Test-NamespaceNat testnet -AddressFamily IPv4 | Where-Object Check -eq 'Forward'
+        $forward.Status | Should -Be 'Warn'
+        $forward.Detail | Should -Match "'inet fw forward'"
+        $forward.Fix | Should -Be 'nft list chain inet fw forward'
+        Test-NamespaceNat testnet -AddressFamily IPv4 -Quiet | Should -BeTrue -Because 'a warning is no failure'
+    }
+
     It 'says what is wrong with a table changed by hand or not NetnsNat''s, with a fix that works' {
         $handle = ((nftc -a list chain inet netnsnat forward) -split "`n" | Where-Object { $_ -match '@inbound4 counter packets \d+ bytes \d+ drop' } | ForEach-Object { ($_ -split '# handle ')[1].Trim() })
         nftc delete rule inet netnsnat forward handle $handle | Out-Null

@@ -655,11 +655,90 @@ namespace NetnsNat.Backends
                 var rules = socket.Dump(Nfnl.Message(Nfnl.NftMessage(7), Nfnl.NLM_F_REQUEST | Nfnl.NLM_F_DUMP, socket.Next(), tableFamily, 0,
                     Concat(Attribute(NFTA_RULE_TABLE, Nfnl.Text(table)), Attribute(NFTA_RULE_CHAIN, Nfnl.Text(chain)))), Nfnl.NftMessage(6), $"list the rules of {table} {chain}");
                 if (rules.Count > 0) continue;
-                var familyName = tableFamily switch { NftablesTable.NFPROTO_INET => "inet", 2 => "ip", 10 => "ip6", _ => tableFamily.ToString(System.Globalization.CultureInfo.InvariantCulture) };
-                found.Add($"{familyName} {table} {chain}");
+                found.Add($"{FamilyName(tableFamily)} {table} {chain}");
             }
             return found;
         }
+
+        /// <summary>
+        /// Other tables' base chains on the forward hook of the family that have a rule that drops or rejects (or jump
+        /// elsewhere), as "family table chain": NetnsNat does not evaluate nftables rules, so Test-NamespaceNat names them
+        /// as what may drop the bridge's traffic. NetnsNat's table and iptables-nft's FORWARD are left out.
+        /// </summary>
+        public static IReadOnlyList<string> ForwardSuspects(AddressFamilyProfile family)
+        {
+            if (NftGeneration.Read() == null) return Array.Empty<string>();
+            var found = new List<string>();
+            using var socket = NetfilterSocket.Open(0);
+            var chains = new List<(byte Family, string Table, string Chain)>();
+            foreach (var payload in socket.Dump(Nfnl.Message(Nfnl.NftMessage(4), Nfnl.NLM_F_REQUEST | Nfnl.NLM_F_DUMP, socket.Next(), 0, 0, Array.Empty<byte>()), Nfnl.NftMessage(3), "list the nftables chains"))
+            {
+                byte tableFamily = payload[0];
+                if (tableFamily != family.NfProto && tableFamily != NftablesTable.NFPROTO_INET) continue;
+                string? table = null, chain = null;
+                uint? hook = null;
+                foreach (var (attr, value) in Attributes(payload, 4))
+                {
+                    if (attr == NFTA_CHAIN_TABLE) table = Name(value);
+                    else if (attr == NFTA_CHAIN_NAME) chain = Name(value);
+                    else if (attr == NFTA_CHAIN_HOOK)
+                    {
+                        foreach (var (h, v) in Attributes(value, 0))
+                        {
+                            if (h == NFTA_HOOK_HOOKNUM && v.Length == 4) hook = BinaryPrimitives.ReadUInt32BigEndian(v);
+                        }
+                    }
+                }
+                if (table == null || chain == null || hook != 2) continue;
+                if (tableFamily == NftablesTable.NFPROTO_INET && table == NftablesTable.Name) continue;
+                if (tableFamily == family.NfProto && table == "filter" && chain == "FORWARD") continue;
+                chains.Add((tableFamily, table, chain));
+            }
+            foreach (var (tableFamily, table, chain) in chains)
+            {
+                var rules = socket.Dump(Nfnl.Message(Nfnl.NftMessage(7), Nfnl.NLM_F_REQUEST | Nfnl.NLM_F_DUMP, socket.Next(), tableFamily, 0,
+                    Concat(Attribute(NFTA_RULE_TABLE, Nfnl.Text(table)), Attribute(NFTA_RULE_CHAIN, Nfnl.Text(chain)))), Nfnl.NftMessage(6), $"list the rules of {table} {chain}");
+                if (rules.Any(MayDrop)) found.Add($"{FamilyName(tableFamily)} {table} {chain}");
+            }
+            return found;
+        }
+
+        /// <summary>Whether a rule's verdict drops or rejects, or sends the packet to another chain (which may).</summary>
+        private static bool MayDrop(byte[] payload)
+        {
+            foreach (var (attr, expressions) in Attributes(payload, 4))
+            {
+                if (attr != 4 /* NFTA_RULE_EXPRESSIONS */) continue;
+                foreach (var (_, expression) in Attributes(expressions, 0))
+                {
+                    string? name = null;
+                    byte[]? data = null;
+                    foreach (var (a, v) in Attributes(expression, 0))
+                    {
+                        if (a == 1) name = Name(v);
+                        else if (a == 2) data = v;
+                    }
+                    if (name == "reject") return true;
+                    if (name != "immediate" || data == null) continue;
+                    foreach (var (a, v) in Attributes(data, 0))
+                    {
+                        if (a != 2 /* NFTA_IMMEDIATE_DATA */) continue;
+                        foreach (var (d, verdict) in Attributes(v, 0))
+                        {
+                            if (d != 2 /* NFTA_DATA_VERDICT */) continue;
+                            foreach (var (c, code) in Attributes(verdict, 0))
+                            {
+                                // NF_DROP 0; NFT_JUMP -3, NFT_GOTO -4.
+                                if (c == 1 && code.Length == 4 && BinaryPrimitives.ReadInt32BigEndian(code) is 0 or -3 or -4) return true;
+                            }
+                        }
+                    }
+                }
+            }
+            return false;
+        }
+
+        private static string FamilyName(byte family) => family switch { NftablesTable.NFPROTO_INET => "inet", 2 => "ip", 10 => "ip6", _ => family.ToString(System.Globalization.CultureInfo.InvariantCulture) };
 
         private static string Name(byte[] value)
         {

@@ -364,6 +364,13 @@ namespace NetnsNat.Core
                             theirs ? $"{blocked.Lister} -P FORWARD ACCEPT, or delete the rule that blocks ({blocked.Lister} -L FORWARD -v -n --line-numbers)" : fix);
                     }
                 }
+                else if (NftablesChains.ForwardSuspects(Family) is { Count: > 0 } suspects)
+                {
+                    // Another table's chain on the forward hook with rules that drop: an accept elsewhere does not override them.
+                    Emit("Forward", NatCheckStatus.Warn,
+                        $"FORWARD accepts the traffic, but {(suspects.Count == 1 ? "the nftables chain" : "the nftables chains")} {string.Join(", ", suspects.Select(c => $"'{c}'"))} on the forward hook {(suspects.Count == 1 ? "has rules" : "have rules")} that drop, reject or jump, which NetnsNat does not evaluate: they may drop the namespace's traffic.",
+                        string.Join("; ", suspects.Select(c => $"nft list chain {c}")));
+                }
                 else if (uncertain.Length > 0)
                 {
                     Emit("Forward", NatCheckStatus.Warn, $"FORWARD accepts the traffic, but these rules may block some of it: {string.Join("; ", uncertain)}.", $"{Family.Iptables} -L FORWARD -v -n --line-numbers");
@@ -611,7 +618,7 @@ namespace NetnsNat.Core
                 ? _host.Runner.Run("ip", new[] { "netns", "exec", ns.Display }.Concat(inside).ToArray(), _host.Token, timeout: TimeSpan.FromSeconds(10))
                 : _host.Runner.Run("nsenter", new[] { "--net=" + ns.Path }.Concat(inside).ToArray(), _host.Token, timeout: TimeSpan.FromSeconds(10));
             if (result.Succeeded) Emit("Probe", NatCheckStatus.Pass, $"{what} from inside the namespace: reached.");
-            else Emit("Probe", NatCheckStatus.Fail, $"{what} from inside the namespace: {result.Diagnostic}.", "Fix the failed checks above; if all pass, the problem is beyond this host (the uplink's network, or the target)");
+            else Emit("Probe", NatCheckStatus.Fail, $"{what} from inside the namespace: {result.Diagnostic}.", "Fix the failed checks above (a Forward warning names rules that may drop the traffic); if all pass, the problem is beyond this host (the uplink's network, or the target)");
         }
 
         /// <summary>The bridge subnet the namespace's address is on (the first one of the bridge when none is).</summary>
