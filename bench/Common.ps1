@@ -5,6 +5,14 @@
     sets $pwsh (the pwsh to start) and $script:nextNet (the next bridge number).
 #>
 
+function Stats([double[]] $ms) {
+    $s = $ms | Sort-Object
+    [pscustomobject]@{ Median = $s[[int][Math]::Floor(($s.Count - 1) / 2)]; P10 = $s[[int][Math]::Floor(($s.Count - 1) * 0.1)]; P90 = $s[[int][Math]::Ceiling(($s.Count - 1) * 0.9)] }
+}
+function Fmt($st) { '{0:0.0} ms ({1:0.0}-{2:0.0})' -f $st.Median, $st.P10, $st.P90 }
+function Row([string] $what, [string] $ours, [string] $theirs, [string] $ratio) { [pscustomobject]@{ Measurement = $what; NetnsNat = $ours; Lesson = $theirs; Ratio = $ratio } }
+function Time([scriptblock] $block) { $sw = [Diagnostics.Stopwatch]::StartNew(); & $block | Out-Null; $sw.Stop(); $sw.Elapsed.TotalMilliseconds }
+
 function New-Bridges([int] $count) {
     # Bridges with one client namespace each: one "ip -batch" for the host side, one "ip -n NS -batch" per namespace.
     $batch = [System.Text.StringBuilder]::new()

@@ -21,16 +21,10 @@ $rows = [System.Collections.Generic.List[object]]::new()
 $script:nextNet = 0
 . (Join-Path $PSScriptRoot 'Common.ps1')
 
-function Stats([double[]] $ms) {
-    $s = $ms | Sort-Object
-    [pscustomobject]@{ Median = $s[[int][Math]::Floor(($s.Count - 1) / 2)]; P10 = $s[[int][Math]::Floor(($s.Count - 1) * 0.1)]; P90 = $s[[int][Math]::Ceiling(($s.Count - 1) * 0.9)] }
-}
-function Fmt($st) { '{0:0.0} ms ({1:0.0}-{2:0.0})' -f $st.Median, $st.P10, $st.P90 }
 function Add-Row([string] $what, [string] $ours, [string] $theirs, [string] $ratio) {
     $rows.Add([pscustomobject]@{ Measurement = $what; NetnsNat = $ours; Lesson = $theirs; Ratio = $ratio })
     Write-Host ("  {0,-62} {1,-26} {2,-26} {3}" -f $what, $ours, $theirs, $ratio)
 }
-function Time([scriptblock] $block) { $sw = [Diagnostics.Stopwatch]::StartNew(); & $block | Out-Null; $sw.Stop(); $sw.Elapsed.TotalMilliseconds }
 
 function New-Clients([string] $bridge, [string] $prefix, [int] $count, [string] $net16) {
     $batch = [System.Text.StringBuilder]::new()
@@ -254,6 +248,9 @@ finally {
 
 # ---- 8. Port mappings (issue 15), in a lab of their own: 1000 piped into one call, one added at 10 and at 1000 ----------
 foreach ($r in & (Join-Path $PSScriptRoot 'PortMappings.ps1') -ModulePath $ModulePath -Samples $Samples) { Add-Row $r.Measurement $r.NetnsNat $r.Lesson $r.Ratio }
+
+# ---- 9. The two backends side by side (issue 14), in a lab of their own -----------------------------------------------
+foreach ($r in & (Join-Path $PSScriptRoot 'Nftables.ps1') -ModulePath $ModulePath -Samples $Samples -Levels $Levels) { Add-Row $r.Measurement $r.NetnsNat $r.Lesson $r.Ratio }
 
 $md = [System.Text.StringBuilder]::new()
 [void]$md.AppendLine("# NetnsNat benchmark ($(Get-Date -Format 'yyyy-MM-dd HH:mm'), $([Environment]::ProcessorCount) cores)").AppendLine()

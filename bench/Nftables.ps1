@@ -24,13 +24,6 @@ $pwsh = Join-Path $PSHOME 'pwsh'
 $script:nextNet = 0
 . (Join-Path $PSScriptRoot 'Common.ps1')
 
-function Stats([double[]] $ms) {
-    $s = $ms | Sort-Object
-    [pscustomobject]@{ Median = $s[[int][Math]::Floor(($s.Count - 1) / 2)]; P10 = $s[[int][Math]::Floor(($s.Count - 1) * 0.1)]; P90 = $s[[int][Math]::Ceiling(($s.Count - 1) * 0.9)] }
-}
-function Fmt($st) { '{0:0.0} ms ({1:0.0}-{2:0.0})' -f $st.Median, $st.P10, $st.P90 }
-function Time([scriptblock] $block) { $sw = [Diagnostics.Stopwatch]::StartNew(); & $block | Out-Null; $sw.Stop(); $sw.Elapsed.TotalMilliseconds }
-function Row([string] $what, [string] $ours, [string] $theirs, [string] $ratio) { [pscustomobject]@{ Measurement = $what; NetnsNat = $ours; Lesson = $theirs; Ratio = $ratio } }
 
 # nft -f adding one bridge's two elements to the table (and a second nft -f taking them out): what a script would run.
 function Measure-NftFile([int] $count) {

@@ -19,16 +19,8 @@ Set-StrictMode -Version Latest
 if (-not (Get-Module NetnsNat)) { Import-Module $ModulePath }
 Import-Module (Join-Path $PSScriptRoot '../tests/Lab/NetnsNatLab.psm1')
 Assert-LabSandbox
+. (Join-Path $PSScriptRoot 'Common.ps1')
 
-function Stats([double[]] $ms) {
-    $s = $ms | Sort-Object
-    [pscustomobject]@{ Median = $s[[int][Math]::Floor($s.Count / 2)]; P10 = $s[[int][Math]::Floor($s.Count * 0.1)]; P90 = $s[[int][Math]::Min($s.Count - 1, [Math]::Floor($s.Count * 0.9))] }
-}
-function Fmt($st) { '{0:0.0} ms ({1:0.0}-{2:0.0})' -f $st.Median, $st.P10, $st.P90 }
-function Time([scriptblock] $block) { $sw = [Diagnostics.Stopwatch]::StartNew(); & $block | Out-Null; $sw.Stop(); $sw.Elapsed.TotalMilliseconds }
-function Row([string] $what, [string] $ours, [string] $theirs, [string] $ratio) {
-    [pscustomobject]@{ Measurement = $what; NetnsNat = $ours; Lesson = $theirs; Ratio = $ratio }
-}
 function Mapping([int] $port) { [pscustomobject]@{ Namespace = 'testnet'; Protocol = 'Tcp'; ExternalPort = $port; InternalPort = $port; AddressFamily = 'IPv4' } }
 
 # By hand: the three commands a script types per mapping (what docker-style scripts and blog posts do).

@@ -331,6 +331,16 @@ Describe 'Test-NamespaceNat with the nftables backend' {
         (Test-NamespaceNat testnet -AddressFamily IPv4 | Where-Object Check -eq 'Forward').Status | Should -Be 'Pass'
     }
 
+    It 'warns when iptables has rules for the subnet too (the lesson''s MASQUERADE left behind), with a fix that works' {
+        Invoke-LabCommand iptables -ArgumentList @('-t', 'nat', '-A', 'POSTROUTING', '-s', '10.0.0.0/24', '-o', 'eth0', '-j', 'MASQUERADE') | Out-Null
+        $mix = Test-NamespaceNat testnet -AddressFamily IPv4 | Where-Object Check -eq 'BackendMix'
+        $mix.Status | Should -Be 'Warn'
+        $mix.Detail | Should -Match 'iptables has rules for it too'
+        Invoke-Expression $mix.Fix | Out-Null
+        (Test-NamespaceNat testnet -AddressFamily IPv4 | Where-Object Check -eq 'BackendMix').Status | Should -Be 'Pass'
+        Get-Elements masquerade4 | Should -Be @('10.0.0.0/24 . eth0') -Because 'the fix takes the iptables rule, not the element'
+    }
+
     It 'warns about another table''s forward chain whose rules drop, which it does not evaluate, naming it' {
         nftc add table inet fw | Out-Null
         nftc add chain inet fw forward '{ type filter hook forward priority 0; policy accept; }' | Out-Null

@@ -422,7 +422,18 @@ namespace NetnsNat.Core
 
             // The other backend.
             var mix = subnet == null ? null : _backend.OtherBackendRules(state, subnet.Subnet, _host.Token);
-            if (mix != null) Emit("BackendMix", NatCheckStatus.Warn, mix.Value.Message, mix.Value.Fix);
+            // With the nftables backend, iptables' rules for the subnet are a second NAT (a leftover of the lesson's commands, or
+            // of the iptables backend): both act on the traffic.
+            var alsoInIptables = nftContent == null || subnet == null ? Array.Empty<string>()
+                : snapshot.Rules.Where(r => (r.Chain == "POSTROUTING" && MasqueradeRules.IsMasquerade(r) && r.Source == subnet.Subnet) || (r.Chain == "FORWARD" && MasqueradeRules.IsOwnForward(r) && MasqueradeRules.SubnetOf(r) == subnet.Subnet))
+                    .Select(r => r.ToString()).ToArray();
+            if (alsoInIptables.Length > 0)
+            {
+                Emit("BackendMix", NatCheckStatus.Warn, $"The subnet's NAT is in inet {NftablesTable.Name}, and iptables has rules for it too, which act on the same traffic: {string.Join("; ", alsoInIptables)}.",
+                    $"Remove-NatMasquerade -Subnet {subnet!.Subnet} -Outbound {uplink ?? "UPLINK"} -Backend Iptables");
+            }
+            else if (mix != null) Emit("BackendMix", NatCheckStatus.Warn, mix.Value.Message, mix.Value.Fix);
+            else if (nftContent != null) Emit("BackendMix", NatCheckStatus.Pass, $"The subnet's NAT is in inet {NftablesTable.Name} alone: iptables has no rule for it.");
             else Emit("BackendMix", NatCheckStatus.Pass, $"All rules for the subnet are in the {state.Backend} backend.");
 
             // The resolver the namespace sees (a namespace given by path reads its own /etc/resolv.conf: not checked).

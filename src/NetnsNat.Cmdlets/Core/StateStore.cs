@@ -88,6 +88,19 @@ namespace NetnsNat.Core
         public bool IsEmpty => Bindings.Count == 0 && Rules.Count == 0 && Mappings.Count == 0 && ForwardingTurnedOn.Count == 0 && CreatedTables.Count == 0 && AcceptRaChanged.Count == 0;
 
         public IEnumerable<StoredBinding> Using(string rulesKey) => Bindings.Where(b => b.RulesKey == rulesKey);
+
+        /// <summary>A copy whose collections can change without changing this one (the records in them never change).</summary>
+        public StoreContent Clone()
+        {
+            var copy = new StoreContent();
+            copy.Bindings.AddRange(Bindings);
+            copy.Rules.AddRange(Rules);
+            copy.Mappings.AddRange(Mappings);
+            copy.ForwardingTurnedOn.UnionWith(ForwardingTurnedOn);
+            copy.CreatedTables.UnionWith(CreatedTables);
+            foreach (var (k, v) in AcceptRaChanged) copy.AcceptRaChanged[k] = v;
+            return copy;
+        }
     }
 
     /// <summary>
@@ -122,7 +135,11 @@ namespace NetnsNat.Core
             held.Require();
             var path = CurrentPath;
             var content = new StoreContent();
-            if (!File.Exists(path)) return content;
+            var info = new FileInfo(path);
+            if (!info.Exists) return content;
+            // The file as this process last read or wrote it (the same size and modification time, to the 100 ns): its
+            // content without parsing it again, which at a thousand bindings is most of a call.
+            if (_cached is { } cached && cached.Path == path && cached.Length == info.Length && cached.Modified == info.LastWriteTimeUtc.Ticks) return cached.Content.Clone();
             byte[] bytes;
             try
             {
@@ -167,8 +184,15 @@ namespace NetnsNat.Core
             {
                 throw Unreadable(path, ex.Message, ex);
             }
+            _cached = new CachedStore(path, info.Length, info.LastWriteTimeUtc.Ticks, content.Clone());
             return content;
         }
+
+        /// <summary>The content of the store file as this process last read or wrote it, with the file's size and time then.</summary>
+        private sealed record CachedStore(string Path, long Length, long Modified, StoreContent Content);
+
+        private static CachedStore? _cached;
+
 
         /// <summary>Writes the store atomically, keeping the previous file as .bak. Needs the ruleset lock.</summary>
         public static void Save(StoreContent content, RulesetLock held)
@@ -179,6 +203,7 @@ namespace NetnsNat.Core
             {
                 // Nothing left to remember: no file (the .bak keeps the last one).
                 if (File.Exists(path)) File.Move(path, path + ".bak", overwrite: true);
+                _cached = null;
                 return;
             }
             if (!System.IO.Directory.Exists(Directory))
@@ -196,8 +221,15 @@ namespace NetnsNat.Core
                 stream.Flush(flushToDisk: true);
             }
             File.SetUnixFileMode(temp, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-            if (File.Exists(path)) File.Copy(path, path + ".bak", overwrite: true);
+            if (File.Exists(path))
+            {
+                // The previous file kept as .bak by a second name (a hard link, whatever its size); a copy where links fail.
+                File.Delete(path + ".bak");
+                if (Linux.Native.link(path, path + ".bak") != 0) File.Copy(path, path + ".bak", overwrite: true);
+            }
             File.Move(temp, path, overwrite: true);
+            var info = new FileInfo(path);
+            _cached = new CachedStore(path, info.Length, info.LastWriteTimeUtc.Ticks, content.Clone());
         }
 
         private static void WriteStrings(Utf8JsonWriter json, string name, IEnumerable<string> values)

@@ -34,6 +34,7 @@ namespace NetnsNat.Linux
 
         [DllImport("libc", SetLastError = true)] public static extern int open([MarshalAs(UnmanagedType.LPStr)] string path, int flags);
         [DllImport("libc", SetLastError = true)] public static extern int close(int fd);
+        [DllImport("libc", SetLastError = true)] public static extern int link([MarshalAs(UnmanagedType.LPStr)] string oldPath, [MarshalAs(UnmanagedType.LPStr)] string newPath);
         [DllImport("libc", SetLastError = true)] public static extern int setns(int fd, int nstype);
         [DllImport("libc", SetLastError = true)] public static extern int socket(int domain, int type, int protocol);
         [DllImport("libc", SetLastError = true)] public static extern nint send(int fd, byte[] buf, nint len, int flags);
