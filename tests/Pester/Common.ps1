@@ -103,3 +103,9 @@ function Write-Figure {
     Write-Host "  figure: $line"
     if ($env:NETNSNAT_RESULTS) { Add-Content -Path (Join-Path $env:NETNSNAT_RESULTS 'figures.txt') -Value $line }
 }
+
+function Add-InboundRoutes {
+    <# The lab's "internet" learns a route to the bridge subnets through the host: what a neighbour on the uplink's LAN can do, and what makes a new inbound connection to a namespace possible at all. #>
+    Invoke-LabCommand ip -ArgumentList @('-n', 'nnl-inet', '-6', 'route', 'replace', 'fd00:0:0:1::/64', 'via', '2001:db8:1::1') | Out-Null
+    Invoke-LabCommand ip -ArgumentList @('-n', 'nnl-inet', 'route', 'replace', '10.0.0.0/24', 'via', '198.51.100.1') | Out-Null
+}

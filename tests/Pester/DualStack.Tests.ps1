@@ -14,13 +14,6 @@ BeforeAll {
     function Get-AcceptRa([string] $Interface = 'eth0') { [System.IO.File]::ReadAllText("/proc/sys/net/ipv6/conf/$Interface/accept_ra").Trim() }
 
     function Set-AcceptRa([string] $Value, [string] $Interface = 'eth0') { [System.IO.File]::WriteAllText("/proc/sys/net/ipv6/conf/$Interface/accept_ra", "$Value`n") }
-
-    # The "internet" learns a route to the bridge subnets through the host: what a neighbour on the uplink's LAN can
-    # do, and what makes a new inbound connection to a namespace possible at all.
-    function Add-InboundRoutes {
-        ipc -n nnl-inet -6 route replace fd00:0:0:1::/64 via 2001:db8:1::1
-        ipc -n nnl-inet route replace 10.0.0.0/24 via 198.51.100.1
-    }
 }
 
 Describe 'Get-BridgeSubnet on a dual-stack bridge' {

@@ -14,10 +14,6 @@ BeforeAll {
     }
     # What iptables shows of NetnsNat's: nothing, with the nftables backend.
     function Get-IptablesOwn { @(((Invoke-LabCommand iptables-save).Output + (Invoke-LabCommand ip6tables-save).Output) -split "`n" | Where-Object { $_ -match 'netnsnat|MASQUERADE' }) }
-    function Add-InboundRoutes {
-        ipc -n nnl-inet -6 route replace fd00:0:0:1::/64 via 2001:db8:1::1
-        ipc -n nnl-inet route replace 10.0.0.0/24 via 198.51.100.1
-    }
 }
 
 Describe 'The nftables backend on a dual-stack bridge' {

@@ -614,18 +614,22 @@ namespace NetnsNat.Backends
         private const ushort NFTA_CHAIN_TABLE = 1, NFTA_CHAIN_NAME = 3, NFTA_CHAIN_HOOK = 4, NFTA_CHAIN_POLICY = 5, NFTA_HOOK_HOOKNUM = 1;
         private const ushort NFTA_RULE_TABLE = 1, NFTA_RULE_CHAIN = 2;
 
-        /// <summary>
-        /// The base chains on the forward hook of the family (its own table family, or inet) whose policy is drop and
-        /// which have no rule, as "family table chain": they drop every forwarded packet, whatever NetnsNat's table
-        /// accepts. NetnsNat's own table and iptables-nft's FORWARD (which the iptables evaluator walks) are left out.
-        /// </summary>
-        public static IReadOnlyList<string> ForwardDroppers(AddressFamilyProfile family, bool skipIptables)
+        /// <summary>A base chain of another table on the forward hook: its place, whether its policy drops, and its rules as dumped.</summary>
+        private sealed record ForwardChain(byte Family, string Table, string Chain, bool PolicyDrop, IReadOnlyList<byte[]> Rules)
         {
-            // A kernel without nf_tables has no such chain (iptables-legacy alone).
-            if (NftGeneration.Read() == null) return Array.Empty<string>();
-            var found = new List<string>();
+            public string Name => $"{FamilyName(Family)} {Table} {Chain}";
+        }
+
+        /// <summary>
+        /// The base chains on the forward hook of the family (its own table family, or inet), with their rules; NetnsNat's
+        /// own table left out, and iptables-nft's FORWARD (which the iptables evaluator walks) when asked. None on a kernel
+        /// without nf_tables (iptables-legacy alone).
+        /// </summary>
+        private static IReadOnlyList<ForwardChain> ForwardChains(AddressFamilyProfile family, bool skipIptables)
+        {
+            if (NftGeneration.Read() == null) return Array.Empty<ForwardChain>();
             using var socket = NetfilterSocket.Open(0);
-            var candidates = new List<(byte Family, string Table, string Chain)>();
+            var found = new List<(byte Family, string Table, string Chain, bool Drop)>();
             foreach (var payload in socket.Dump(Nfnl.Message(Nfnl.NftMessage(4), Nfnl.NLM_F_REQUEST | Nfnl.NLM_F_DUMP, socket.Next(), 0, 0, Array.Empty<byte>()), Nfnl.NftMessage(3), "list the nftables chains"))
             {
                 byte tableFamily = payload[0];
@@ -645,63 +649,28 @@ namespace NetnsNat.Backends
                         }
                     }
                 }
-                if (table == null || chain == null || hook != 2 /* NF_INET_FORWARD */ || policy != 0 /* NF_DROP */) continue;
+                if (table == null || chain == null || hook != 2 /* NF_INET_FORWARD */) continue;
                 if (tableFamily == NftablesTable.NFPROTO_INET && table == NftablesTable.Name) continue;
                 if (skipIptables && tableFamily == family.NfProto && table == "filter" && chain == "FORWARD") continue;
-                candidates.Add((tableFamily, table, chain));
+                found.Add((tableFamily, table, chain, policy == 0 /* NF_DROP */));
             }
-            foreach (var (tableFamily, table, chain) in candidates)
-            {
-                var rules = socket.Dump(Nfnl.Message(Nfnl.NftMessage(7), Nfnl.NLM_F_REQUEST | Nfnl.NLM_F_DUMP, socket.Next(), tableFamily, 0,
-                    Concat(Attribute(NFTA_RULE_TABLE, Nfnl.Text(table)), Attribute(NFTA_RULE_CHAIN, Nfnl.Text(chain)))), Nfnl.NftMessage(6), $"list the rules of {table} {chain}");
-                if (rules.Count > 0) continue;
-                found.Add($"{FamilyName(tableFamily)} {table} {chain}");
-            }
-            return found;
+            return found.Select(c => new ForwardChain(c.Family, c.Table, c.Chain, c.Drop, socket.Dump(Nfnl.Message(Nfnl.NftMessage(7), Nfnl.NLM_F_REQUEST | Nfnl.NLM_F_DUMP, socket.Next(), c.Family, 0,
+                Concat(Attribute(NFTA_RULE_TABLE, Nfnl.Text(c.Table)), Attribute(NFTA_RULE_CHAIN, Nfnl.Text(c.Chain)))), Nfnl.NftMessage(6), $"list the rules of {c.Table} {c.Chain}"))).ToArray();
         }
 
         /// <summary>
-        /// Other tables' base chains on the forward hook of the family that have a rule that drops or rejects (or jump
-        /// elsewhere), as "family table chain": NetnsNat does not evaluate nftables rules, so Test-NamespaceNat names them
-        /// as what may drop the bridge's traffic. NetnsNat's table and iptables-nft's FORWARD are left out.
+        /// The base chains on the forward hook whose policy is drop and which have no rule, as "family table chain": they
+        /// drop every forwarded packet, whatever NetnsNat's table accepts.
         /// </summary>
-        public static IReadOnlyList<string> ForwardSuspects(AddressFamilyProfile family)
-        {
-            if (NftGeneration.Read() == null) return Array.Empty<string>();
-            var found = new List<string>();
-            using var socket = NetfilterSocket.Open(0);
-            var chains = new List<(byte Family, string Table, string Chain)>();
-            foreach (var payload in socket.Dump(Nfnl.Message(Nfnl.NftMessage(4), Nfnl.NLM_F_REQUEST | Nfnl.NLM_F_DUMP, socket.Next(), 0, 0, Array.Empty<byte>()), Nfnl.NftMessage(3), "list the nftables chains"))
-            {
-                byte tableFamily = payload[0];
-                if (tableFamily != family.NfProto && tableFamily != NftablesTable.NFPROTO_INET) continue;
-                string? table = null, chain = null;
-                uint? hook = null;
-                foreach (var (attr, value) in Attributes(payload, 4))
-                {
-                    if (attr == NFTA_CHAIN_TABLE) table = Name(value);
-                    else if (attr == NFTA_CHAIN_NAME) chain = Name(value);
-                    else if (attr == NFTA_CHAIN_HOOK)
-                    {
-                        foreach (var (h, v) in Attributes(value, 0))
-                        {
-                            if (h == NFTA_HOOK_HOOKNUM && v.Length == 4) hook = BinaryPrimitives.ReadUInt32BigEndian(v);
-                        }
-                    }
-                }
-                if (table == null || chain == null || hook != 2) continue;
-                if (tableFamily == NftablesTable.NFPROTO_INET && table == NftablesTable.Name) continue;
-                if (tableFamily == family.NfProto && table == "filter" && chain == "FORWARD") continue;
-                chains.Add((tableFamily, table, chain));
-            }
-            foreach (var (tableFamily, table, chain) in chains)
-            {
-                var rules = socket.Dump(Nfnl.Message(Nfnl.NftMessage(7), Nfnl.NLM_F_REQUEST | Nfnl.NLM_F_DUMP, socket.Next(), tableFamily, 0,
-                    Concat(Attribute(NFTA_RULE_TABLE, Nfnl.Text(table)), Attribute(NFTA_RULE_CHAIN, Nfnl.Text(chain)))), Nfnl.NftMessage(6), $"list the rules of {table} {chain}");
-                if (rules.Any(MayDrop)) found.Add($"{FamilyName(tableFamily)} {table} {chain}");
-            }
-            return found;
-        }
+        public static IReadOnlyList<string> ForwardDroppers(AddressFamilyProfile family, bool skipIptables) =>
+            ForwardChains(family, skipIptables).Where(c => c.PolicyDrop && c.Rules.Count == 0).Select(c => c.Name).ToArray();
+
+        /// <summary>
+        /// The base chains on the forward hook with a rule that drops, rejects or jumps elsewhere, as "family table chain":
+        /// NetnsNat does not evaluate nftables rules, so Test-NamespaceNat names them as what may drop the bridge's traffic.
+        /// </summary>
+        public static IReadOnlyList<string> ForwardSuspects(AddressFamilyProfile family) =>
+            ForwardChains(family, skipIptables: true).Where(c => c.Rules.Any(MayDrop)).Select(c => c.Name).ToArray();
 
         /// <summary>Whether a rule's verdict drops or rejects, or sends the packet to another chain (which may).</summary>
         private static bool MayDrop(byte[] payload)
