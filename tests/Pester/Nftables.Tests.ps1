@@ -337,6 +337,24 @@ Describe 'Test-NamespaceNat with the nftables backend' {
         Get-Elements masquerade4 | Should -Be @('10.0.0.0/24 . eth0') -Because 'the fix takes the iptables rule, not the element'
     }
 
+    It 'checks the subnet the namespace was enabled for (-Subnet) on a bridge with two, in the <_> backend' -ForEach 'Iptables', 'Nftables' {
+        Disable-NamespaceNat testnet br0 | Out-Null
+        ipc addr add 10.9.0.1/24 dev br0
+        ipc -n testnet addr add 10.9.0.2/24 dev veth1
+        try {
+            Enable-NamespaceNat testnet br0 eth0 -Subnet 10.9.0.0/24 -AddressFamily IPv4 -Backend $_ | Out-Null
+            Test-LabConnection | Should -Be $lab.UplinkAddress
+            $results = Test-NamespaceNat testnet -AddressFamily IPv4
+            @($results | Where-Object Status -ne 'Pass') | Should -BeNullOrEmpty -Because ($results | Where-Object Status -ne 'Pass' | Out-String)
+            ($results | Where-Object Check -eq 'DefaultRoute').Detail | Should -Match 'via 10\.9\.0\.1'
+            Disable-NamespaceNat testnet br0 | Out-Null
+        }
+        finally {
+            ipc -n testnet addr del 10.9.0.2/24 dev veth1
+            ipc addr del 10.9.0.1/24 dev br0
+        }
+    }
+
     It 'warns about another table''s forward chain whose rules drop, which it does not evaluate, naming it' {
         nftc add table inet fw | Out-Null
         nftc add chain inet fw forward '{ type filter hook forward priority 0; policy accept; }' | Out-Null

@@ -118,11 +118,8 @@ namespace NetnsNat.Commands
                 {
                     // The namespace's NAT is where -Backend says, or where NetnsNat enabled it (the state store).
                     var kind = Backend;
-                    if (kind == NatBackendKind.Auto)
-                    {
-                        var bound = (store ?? StateStore.Read(this)).Bindings.FirstOrDefault(b => b.NamespacePath == ns.Path && b.Family == family.Name && (Bridge == null || b.Bridge == Bridge));
-                        kind = bound != null ? BackendFactory.FromStoreName(bound.Backend) : BackendFactory.Resolve(NatBackendKind.Auto);
-                    }
+                    var bound = (store ?? StateStore.Read(this)).Bindings.FirstOrDefault(b => b.NamespacePath == ns.Path && b.Family == family.Name && (Bridge == null || b.Bridge == Bridge));
+                    if (kind == NatBackendKind.Auto) kind = bound != null ? BackendFactory.FromStoreName(bound.Backend) : BackendFactory.Resolve(NatBackendKind.Auto);
                     bool installed = ProcessRunner.Which(family.IptablesSave) != null;
                     if (kind == NatBackendKind.Iptables && !installed) throw new ToolNotFoundException(family.IptablesSave, ProcessRunner.PackageOf(family.IptablesSave));
                     var iptables = new IptablesBackend(Runner, family, ((ICommandHost)this).Debug);
@@ -133,7 +130,7 @@ namespace NetnsNat.Commands
                     }, kind == NatBackendKind.Nftables ? (NftablesBackend)BackendFor(family, NatBackendKind.Nftables) : null, installed);
                     // -Target is probed, and routed to, in the run of its own family.
                     var mine = target != null && AddressFamilyProfile.Of(target) == family ? target : null;
-                    diagnostics.Run(new DiagnosisRequest(ns, Bridge, Outbound, mine, mine == null ? 0 : Port, shared, store));
+                    diagnostics.Run(new DiagnosisRequest(ns, Bridge, Outbound, mine, mine == null ? 0 : Port, shared, store, bound?.Subnet));
                     shared = false;
                 }
             });

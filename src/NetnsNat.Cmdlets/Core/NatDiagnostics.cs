@@ -11,7 +11,8 @@ namespace NetnsNat.Core
     /// <summary>What Test-NamespaceNat was asked to check.</summary>
     /// <param name="Shared">Whether this run also makes the checks that do not depend on the family (NamespaceExists, LoopbackUp, Resolver): the first family's run does.</param>
     /// <param name="Store">The state store as the caller read it (once for every family's run); read here when null.</param>
-    internal sealed record DiagnosisRequest(NamespaceRef Namespace, string? Bridge, string? Outbound, IPAddress? Target, int Port, bool Shared = true, StoreContent? Store = null);
+    /// <param name="Subnet">The bridge subnet NetnsNat enabled the namespace's NAT for (Enable's -Subnet), when it did: on a bridge with several, the one to check.</param>
+    internal sealed record DiagnosisRequest(NamespaceRef Namespace, string? Bridge, string? Outbound, IPAddress? Target, int Port, bool Shared = true, StoreContent? Store = null, string? Subnet = null);
 
 
     /// <summary>A masquerade Test-NamespaceNat found for the subnet: an iptables rule or an element of NetnsNat's nftables table.</summary>
@@ -636,7 +637,9 @@ namespace NetnsNat.Core
         private BridgeSubnet SubnetFor(LinkInfo bridge, IEnumerable<IpPrefix> namespaceAddresses)
         {
             var all = bridge.Of(Family);
-            var a = all.FirstOrDefault(b => namespaceAddresses.Any(x => b.Network.Contains(x.Address)));
+            // The subnet NetnsNat enabled it for, when the bridge still has it; else the one the namespace's address is on.
+            var recorded = _request.Subnet == null ? default : all.FirstOrDefault(b => Cidr.Format(b.Network) == _request.Subnet);
+            var a = recorded.Address != null ? recorded : all.FirstOrDefault(b => namespaceAddresses.Any(x => b.Network.Contains(x.Address)));
             return InterfaceService.ToSubnet(bridge.Name, a.Address == null ? all[0] : a, bridge.IsUp);
         }
     }
