@@ -104,7 +104,20 @@ try {
     $gone6 = Test-LabConnection -Namespace testnet -Address $lab.ServerAddress6 -TimeoutSeconds 1
     Write-Host "TCP from testnet after Disable-NamespaceNat: IPv4 $(if ($gone) { "connected ($gone)" } else { 'no connection, as before' }); IPv6 $(if ($gone6) { "connected ($gone6)" } else { 'no connection, as before' })"
     if ($gone -or $gone6) { throw 'The client still reaches the server after Disable-NamespaceNat' }
-    Write-Host "`nDemo finished: NAT enabled for IPv4 and IPv6, verified with real traffic, and undone." -ForegroundColor Green
+
+    Show-Step 'The same NAT in a table of its own: Enable-NamespaceNat -Namespace testnet -Bridge br0 -Outbound eth0 -Backend Nftables'
+    $r = Enable-NamespaceNat -Namespace testnet -Bridge br0 -Outbound eth0 -Backend Nftables
+    foreach ($f in $r.Families) { Write-Host "$($f.AddressFamily) $($f.Subnet) via $($f.Outbound): backend $($f.Rule.Backend), $($f.Rule.ChangedRules) element(s) added: $($f.Rule.Rules -join '; ')" }
+    Show-Command nft @('list', 'table', 'inet', 'netnsnat')
+    $seen = Test-LabConnection -Namespace testnet
+    $seen6 = Test-LabConnection -Namespace testnet -Address $lab.ServerAddress6
+    Write-Host "TCP from testnet with the nftables backend: IPv4 the server saw $seen; IPv6 the server saw $seen6 (iptables-save holds nothing of NetnsNat's)"
+    if ($seen -ne $lab.UplinkAddress -or $seen6 -ne $lab.UplinkAddress6) { throw 'The client did not get out through the nftables backend' }
+    Disable-NamespaceNat -Namespace testnet -Bridge br0
+    $left = (Invoke-LabCommand nft -ArgumentList @('list', 'tables')).Output
+    Write-Host "After Disable-NamespaceNat, nft list tables: $(if ($left -match 'netnsnat') { $left } else { 'no inet netnsnat (deleted with its last elements)' })"
+    if ($left -match 'netnsnat') { throw 'The table inet netnsnat was left after the last Disable' }
+    Write-Host "`nDemo finished: NAT enabled for IPv4 and IPv6, verified with real traffic, and undone (iptables, then nftables)." -ForegroundColor Green
 }
 catch {
     $failed = $true
