@@ -210,7 +210,7 @@ Describe 'Ownership: what NetnsNat enabled and what it added' {
 
         It 'views apply to the bindings, also deserialized' {
             Enable-NamespaceNat c1 br0 eth0 | Out-Null
-            (Get-NamespaceNat | Format-Table | Out-String) | Should -Match 'c1\s+br0\s+10\.0\.0\.0/24\s+eth0\s+10\.0\.0\.1\s+InForce'
+            (Get-NamespaceNat | Format-Table | Out-String) | Should -Match 'c1\s+br0\s+10\.0\.0\.0/24\s+eth0\s+10\.0\.0\.1\s+iptables-nft\s+InForce'
             Get-NamespaceNat | Export-Clixml /run/netnsnat-view.xml
             (Import-Clixml /run/netnsnat-view.xml | Format-List | Out-String) | Should -Match 'Status\s+: InForce'
             Remove-Item /run/netnsnat-view.xml

@@ -243,7 +243,7 @@ Describe 'NetnsNat over SSH remoting: two lab hosts, each with its own sshd' {
             $x.Status | Should -Be 'InForce'
             $x.InForce | Should -BeTrue
         }
-        ($b | ConvertTo-PlainText) | Should -Match 'Namespace\s+Bridge\s+Subnet\s+Outbound\s+Gateway\s+Status\s+PSComputerName'
+        ($b | ConvertTo-PlainText) | Should -Match 'Namespace\s+Bridge\s+Subnet\s+Outbound\s+Gateway\s+Backend\s+Status\s+PSComputerName'
     }
 
     It 'Test-NamespaceNat -Quiet answers a bool from each host; the broken host says False and its checks say why' {
@@ -290,9 +290,9 @@ Invoke-Command -HostName $($Hosts.h1), $($Hosts.h2) -UserName root -KeyFilePath 
         $r = Invoke-ChildPwsh -Script $script -TimeoutSeconds 90
         $r.ExitCode | Should -Be 0 -Because $r.Error
         $text = $r.Output -replace "`e\[[0-9;]*m", ''
-        $text | Should -Match 'Namespace\s+Bridge\s+Subnet\s+Outbound\s+Gateway\s+Status\s+PSComputerName'
-        $text | Should -Match 'h1-testnet\s+br0\s+10\.0\.0\.0/24\s+eth0\s+10\.0\.0\.1\s+InForce\s+198\.51\.100\.11'
-        $text | Should -Match 'h2-testnet\s+br0\s+10\.0\.0\.0/24\s+eth0\s+10\.0\.0\.1\s+InForce\s+198\.51\.100\.12'
+        $text | Should -Match 'Namespace\s+Bridge\s+Subnet\s+Outbound\s+Gateway\s+Backend\s+Status\s+PSComputerName'
+        $text | Should -Match 'h1-testnet\s+br0\s+10\.0\.0\.0/24\s+eth0\s+10\.0\.0\.1\s+iptables-nft\s+InForce\s+198\.51\.100\.11'
+        $text | Should -Match 'h2-testnet\s+br0\s+10\.0\.0\.0/24\s+eth0\s+10\.0\.0\.1\s+iptables-nft\s+InForce\s+198\.51\.100\.12'
         $whatIf = @($text -split '\r?\n' | Where-Object { $_ -like 'What if:*' })
         @($whatIf | Where-Object { $_ -eq 'What if: Performing the operation "iptables -t nat -D POSTROUTING -s 10.0.0.0/24 -o eth0 -j MASQUERADE" on target "bridge br0".' }) | Should -HaveCount 2 -Because $text
         $whatIf | Should -Contain 'What if: Performing the operation "ip -n h1-testnet route del default" on target "namespace h1-testnet".'
