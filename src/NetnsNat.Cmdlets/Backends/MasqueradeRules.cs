@@ -97,13 +97,7 @@ namespace NetnsNat.Backends
             while (first < chain.Count && !ReferenceEquals(chain[first], found[0])) first++;
             if (first == 0 || first >= chain.Count) return false;
             var above = chain.Take(first).ToArray();
-            var host = Cidr.Mask(target.Subnet.BaseAddress, target.Subnet.PrefixLength);
-            if (target.Subnet.PrefixLength < target.Family.MaxPrefix - 1)
-            {
-                var bytes = host.GetAddressBytes();
-                bytes[^1] |= 1;
-                host = new System.Net.IPAddress(bytes);
-            }
+            var host = target.SampleHost;
             var outside = target.Family.OutsideExample;
             var outgoing = ForwardEvaluator.Decides(snapshot, above, new ForwardPacket(target.Bridge!, target.Outbound, host, outside, "NEW"));
             var reply = ForwardEvaluator.Decides(snapshot, above, new ForwardPacket(target.Outbound, target.Bridge!, outside, host, "ESTABLISHED"));

@@ -23,7 +23,7 @@ namespace NetnsNat.Backends
         public static string Of(byte[] expressions, byte[] userData)
         {
             var text = new StringBuilder(128);
-            string? comment = UserDataComment(userData);
+            string? comment = NetnsNat.Linux.Nfnl.CommentOf(userData);
             foreach (var (type, element) in Attributes(expressions, 0))
             {
                 if (type != NFTA_LIST_ELEM) continue;
@@ -76,20 +76,6 @@ namespace NetnsNat.Backends
             }
             if (comment != null) text.Append("comment:").Append(comment);
             return text.ToString();
-        }
-
-        /// <summary>NFTNL_UDATA_RULE_COMMENT (type 0) in rule user data, or null.</summary>
-        private static string? UserDataComment(byte[] userData)
-        {
-            int at = 0;
-            while (at + 2 <= userData.Length)
-            {
-                int type = userData[at], length = userData[at + 1];
-                if (at + 2 + length > userData.Length) break;
-                if (type == 0) return Encoding.UTF8.GetString(userData, at + 2, length).TrimEnd('\0');
-                at += 2 + length;
-            }
-            return null;
         }
 
         private static byte[] Find(List<(ushort Type, byte[] Data)> fields, ushort type)

@@ -93,10 +93,8 @@ namespace NetnsNat.Backends
             byte[] userData = Array.Empty<byte>();
             if (rule.Comment != null)
             {
-                // NFTNL_UDATA_RULE_COMMENT: type 0, a one-byte length, the text with its NUL.
-                var text = Encoding.UTF8.GetBytes(rule.Comment + "\0");
-                if (text.Length > 255 || rule.Comment.Length == 0 || rule.Comment.Contains('\0')) return null;
-                userData = Concat(new byte[] { 0, (byte)text.Length }, text);
+                if (!FitsUserData(rule.Comment)) return null;
+                userData = CommentUserData(rule.Comment);
             }
             return new NftRuleEncoding(Concat(expressions.ToArray()), userData);
         }
@@ -169,9 +167,8 @@ namespace NetnsNat.Backends
             if (target == null) return null;
             expressions.Add(Expression("counter", U64(1, 0), U64(2, 0)));
             expressions.Add(target);
-            var text = Encoding.UTF8.GetBytes(rule.Comment + "\0");
-            if (text.Length > 255 || rule.Comment.Length == 0 || rule.Comment.Contains('\0')) return null;
-            return new NftRuleEncoding(Concat(expressions.ToArray()), Concat(new byte[] { 0, (byte)text.Length }, text), protocol);
+            if (!FitsUserData(rule.Comment)) return null;
+            return new NftRuleEncoding(Concat(expressions.ToArray()), CommentUserData(rule.Comment), protocol);
         }
 
         /// <summary>
@@ -360,6 +357,9 @@ namespace NetnsNat.Backends
         }
 
         private static string Key(IptablesRule rule) => rule.Table + "/" + rule.Chain;
+
+        /// <summary>Whether a comment fits user data: not empty, no NUL, at most 254 bytes with its NUL.</summary>
+        private static bool FitsUserData(string comment) => comment.Length > 0 && !comment.Contains('\0') && Encoding.UTF8.GetByteCount(comment) + 1 <= 255;
 
         /// <summary>
         /// NFT_MSG_NEWCHAIN's attributes for a built-in chain NetnsNat writes to, as iptables-nft creates it on first use

@@ -483,11 +483,6 @@ namespace NetnsNat.Backends
 
         private static byte[]? Value(byte[]? nested) => nested == null ? null : Find(Attributes(nested, 0), NFTA_DATA_VALUE);
 
-        private static string? Text(byte[]? data)
-        {
-            if (data == null) return null;
-            int end = Array.IndexOf(data, (byte)0);
-            return Encoding.UTF8.GetString(data, 0, end < 0 ? data.Length : end);
-        }
+        private static string? Text(byte[]? data) => data == null ? null : TextOf(data);
     }
 }

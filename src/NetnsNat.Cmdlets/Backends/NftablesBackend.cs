@@ -372,7 +372,7 @@ namespace NetnsNat.Backends
         private void RequireForwardOpen(SubnetNat target)
         {
             var bridge = target.Bridge!;
-            var host = FirstHost(target);
+            var host = target.SampleHost;
             var outside = Family.OutsideExample;
             var (snapshots, droppers) = Neighbours();
             foreach (var (name, tool, snapshot) in snapshots)
@@ -417,11 +417,5 @@ namespace NetnsNat.Backends
             return result;
         }
 
-        private static System.Net.IPAddress FirstHost(SubnetNat target)
-        {
-            var bytes = target.Subnet.BaseAddress.GetAddressBytes();
-            if (target.Subnet.PrefixLength < target.Family.MaxPrefix - 1) bytes[^1] |= 1;
-            return new System.Net.IPAddress(bytes);
-        }
     }
 }

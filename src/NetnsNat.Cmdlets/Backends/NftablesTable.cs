@@ -471,7 +471,7 @@ namespace NetnsNat.Backends
 
         private static void AddDefinition(List<(ushort, ushort, byte[], string)> messages, Dictionary<string, uint> setIds)
         {
-            messages.Add((NftMessage(0), NLM_F_CREATE, Concat(Attribute(NFTA_TABLE_NAME, Text(Name)), Attribute(NFTA_TABLE_USERDATA, Udata(Comment))), "the creation of the table"));
+            messages.Add((NftMessage(0), NLM_F_CREATE, Concat(Attribute(NFTA_TABLE_NAME, Text(Name)), Attribute(NFTA_TABLE_USERDATA, CommentUserData(Comment))), "the creation of the table"));
             uint id = 0;
             foreach (var (kind, family) in Sets)
             {
@@ -573,31 +573,6 @@ namespace NetnsNat.Backends
 
         private static byte[] Counter() => NftRuleWriter.Expression("counter", U64(1, 0), U64(2, 0));
 
-        // NFTNL_UDATA_TABLE_COMMENT: type 0, a one-byte length, the text with its NUL.
-        private static byte[] Udata(string comment)
-        {
-            var text = Encoding.UTF8.GetBytes(comment + "\0");
-            return Concat(new byte[] { 0, (byte)text.Length }, text);
-        }
-
-        private static string? CommentOf(byte[] userData)
-        {
-            for (int i = 0; i + 2 <= userData.Length;)
-            {
-                int type = userData[i], length = userData[i + 1];
-                if (i + 2 + length > userData.Length) return null;
-                if (type == 0) return Encoding.UTF8.GetString(userData, i + 2, length).TrimEnd('\0');
-                i += 2 + length;
-            }
-            return null;
-        }
-
-        private static string TextOf(byte[] value)
-        {
-            int end = Array.IndexOf(value, (byte)0);
-            return Encoding.ASCII.GetString(value, 0, end < 0 ? value.Length : end);
-        }
-
         private static byte[]? DataValue(byte[] nested)
         {
             foreach (var (attr, value) in Attributes(nested, 0))
@@ -638,8 +613,8 @@ namespace NetnsNat.Backends
                 uint? hook = null, policy = null;
                 foreach (var (attr, value) in Attributes(payload, 4))
                 {
-                    if (attr == NFTA_CHAIN_TABLE) table = Name(value);
-                    else if (attr == NFTA_CHAIN_NAME) chain = Name(value);
+                    if (attr == NFTA_CHAIN_TABLE) table = TextOf(value);
+                    else if (attr == NFTA_CHAIN_NAME) chain = TextOf(value);
                     else if (attr == NFTA_CHAIN_POLICY && value.Length == 4) policy = BinaryPrimitives.ReadUInt32BigEndian(value);
                     else if (attr == NFTA_CHAIN_HOOK)
                     {
@@ -662,15 +637,22 @@ namespace NetnsNat.Backends
         /// The base chains on the forward hook whose policy is drop and which have no rule, as "family table chain": they
         /// drop every forwarded packet, whatever NetnsNat's table accepts.
         /// </summary>
-        public static IReadOnlyList<string> ForwardDroppers(AddressFamilyProfile family, bool skipIptables) =>
-            ForwardChains(family, skipIptables).Where(c => c.PolicyDrop && c.Rules.Count == 0).Select(c => c.Name).ToArray();
+        public static IReadOnlyList<string> ForwardDroppers(AddressFamilyProfile family, bool skipIptables) => Droppers(ForwardChains(family, skipIptables));
+
+        private static IReadOnlyList<string> Droppers(IReadOnlyList<ForwardChain> chains) => chains.Where(c => c.PolicyDrop && c.Rules.Count == 0).Select(c => c.Name).ToArray();
+
+        /// <summary>The chains that drop everything and those whose rules may drop (Suspects, below), from one listing (iptables-nft's FORWARD left out): what Test-NamespaceNat reports.</summary>
+        public static (IReadOnlyList<string> Droppers, IReadOnlyList<string> Suspects) ForwardHook(AddressFamilyProfile family)
+        {
+            var chains = ForwardChains(family, skipIptables: true);
+            return (Droppers(chains), Suspects(chains));
+        }
 
         /// <summary>
         /// The base chains on the forward hook with a rule that drops, rejects or jumps elsewhere, as "family table chain":
         /// NetnsNat does not evaluate nftables rules, so Test-NamespaceNat names them as what may drop the bridge's traffic.
         /// </summary>
-        public static IReadOnlyList<string> ForwardSuspects(AddressFamilyProfile family) =>
-            ForwardChains(family, skipIptables: true).Where(c => c.Rules.Any(MayDrop)).Select(c => c.Name).ToArray();
+        private static IReadOnlyList<string> Suspects(IReadOnlyList<ForwardChain> chains) => chains.Where(c => c.Rules.Any(MayDrop)).Select(c => c.Name).ToArray();
 
         /// <summary>Whether a rule's verdict drops or rejects, or sends the packet to another chain (which may).</summary>
         private static bool MayDrop(byte[] payload)
@@ -684,7 +666,7 @@ namespace NetnsNat.Backends
                     byte[]? data = null;
                     foreach (var (a, v) in Attributes(expression, 0))
                     {
-                        if (a == 1) name = Name(v);
+                        if (a == 1) name = TextOf(v);
                         else if (a == 2) data = v;
                     }
                     if (name == "reject") return true;
@@ -708,11 +690,5 @@ namespace NetnsNat.Backends
         }
 
         private static string FamilyName(byte family) => family switch { NftablesTable.NFPROTO_INET => "inet", 2 => "ip", 10 => "ip6", _ => family.ToString(System.Globalization.CultureInfo.InvariantCulture) };
-
-        private static string Name(byte[] value)
-        {
-            int end = Array.IndexOf(value, (byte)0);
-            return Encoding.ASCII.GetString(value, 0, end < 0 ? value.Length : end);
-        }
     }
 }

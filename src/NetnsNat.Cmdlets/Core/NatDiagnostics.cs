@@ -314,7 +314,9 @@ namespace NetnsNat.Core
                         ForwardEvaluator.Evaluate(o, new ForwardPacket(uplink, bridgeName, outside, nsAddress, "ESTABLISHED")), other.Value.Tool.Replace("-save", string.Empty)));
                 }
                 // Another nftables table's base chain on the forward hook that drops everything by its policy.
-                foreach (var chain in NftablesChains.ForwardDroppers(Family, skipIptables: true))
+                // The other tables' chains on the forward hook, listed once for both uses.
+                var (droppers, suspects) = NftablesChains.ForwardHook(Family);
+                foreach (var chain in droppers)
                 {
                     var dropped = new ForwardVerdict(false, $"{chain}: policy drop, no rules", Array.Empty<string>());
                     verdicts.Add(($"nftables table of '{chain}'", dropped, dropped, "nft"));
@@ -365,7 +367,7 @@ namespace NetnsNat.Core
                             theirs ? $"{blocked.Lister} -P FORWARD ACCEPT, or delete the rule that blocks ({blocked.Lister} -L FORWARD -v -n --line-numbers)" : fix);
                     }
                 }
-                else if (NftablesChains.ForwardSuspects(Family) is { Count: > 0 } suspects)
+                else if (suspects.Count > 0)
                 {
                     // Another table's chain on the forward hook with rules that drop: an accept elsewhere does not override them.
                     Emit("Forward", NatCheckStatus.Warn,

@@ -54,6 +54,34 @@ namespace NetnsNat.Linux
 
         public static byte[] Text(string value) => Encoding.ASCII.GetBytes(value + "\0");
 
+        /// <summary>A string attribute as the kernel sends it: the text up to its NUL.</summary>
+        public static string TextOf(byte[] data)
+        {
+            int end = Array.IndexOf(data, (byte)0);
+            return Encoding.UTF8.GetString(data, 0, end < 0 ? data.Length : end);
+        }
+
+        /// <summary>User data holding a comment as nft and iptables-nft store it (NFTNL_UDATA_*_COMMENT: type 0, a one-byte length, the text with its NUL).</summary>
+        public static byte[] CommentUserData(string comment)
+        {
+            var text = Encoding.UTF8.GetBytes(comment + "\0");
+            return Concat(new byte[] { 0, (byte)text.Length }, text);
+        }
+
+        /// <summary>The comment (type 0) in user data, or null.</summary>
+        public static string? CommentOf(byte[] userData)
+        {
+            int at = 0;
+            while (at + 2 <= userData.Length)
+            {
+                int type = userData[at], length = userData[at + 1];
+                if (at + 2 + length > userData.Length) break;
+                if (type == 0) return Encoding.UTF8.GetString(userData, at + 2, length).TrimEnd('\0');
+                at += 2 + length;
+            }
+            return null;
+        }
+
         public static byte[] U32(ushort type, uint value) => Attribute(type, BigEndian(value));
 
         public static byte[] U64(ushort type, ulong value)

@@ -14,6 +14,17 @@ namespace NetnsNat.Model
         /// <summary>The subnet as iptables prints it.</summary>
         public string SubnetText => Cidr.Format(Subnet);
 
+        /// <summary>An address of the subnet to evaluate rules with: its first host (the network address of a /31, /32, /127, /128).</summary>
+        public IPAddress SampleHost
+        {
+            get
+            {
+                var bytes = Subnet.BaseAddress.GetAddressBytes();
+                if (Subnet.PrefixLength < Family.MaxPrefix - 1) bytes[^1] |= 1;
+                return new IPAddress(bytes);
+            }
+        }
+
         public override string ToString() => $"{SubnetText} via {Outbound}";
     }
 
