@@ -247,7 +247,9 @@ finally {
 }
 
 # ---- 8. Port mappings (issue 15), in a lab of their own: 1000 piped into one call, one added at 10 and at 1000 ----------
-foreach ($r in & (Join-Path $PSScriptRoot 'PortMappings.ps1') -ModulePath $ModulePath -Samples $Samples) { Add-Row $r.Measurement $r.NetnsNat $r.Lesson $r.Ratio }
+foreach ($backend in 'Iptables', 'Nftables') {
+    foreach ($r in & (Join-Path $PSScriptRoot 'PortMappings.ps1') -ModulePath $ModulePath -Samples $Samples -Backend $backend) { Add-Row $r.Measurement $r.NetnsNat $r.Lesson $r.Ratio }
+}
 
 # ---- 9. The two backends side by side (issue 14), in a lab of their own -----------------------------------------------
 foreach ($r in & (Join-Path $PSScriptRoot 'Nftables.ps1') -ModulePath $ModulePath -Samples $Samples -Levels $Levels) { Add-Row $r.Measurement $r.NetnsNat $r.Lesson $r.Ratio }

@@ -2,16 +2,18 @@
 .SYNOPSIS
     Port mappings (issue 15) measured side by side with the hand-typed iptables commands, in one run, in the sandbox.
 .DESCRIPTION
-    Section 8 of ./build.ps1 Bench; alone:
-        tests/Lab/sandbox.sh dotnet pwsh -NoProfile -File bench/PortMappings.ps1 -ModulePath out/NetnsNat
+    Section 8 of ./build.ps1 Bench (once per backend); alone:
+        tests/Lab/sandbox.sh dotnet pwsh -NoProfile -File bench/PortMappings.ps1 -ModulePath out/NetnsNat [-Backend Nftables] -Print
     Emits one row object per measurement (Measurement, NetnsNat, Lesson, Ratio); with -Print, prints them as a table.
-    The baseline is what a script does by hand for one mapping: three iptables commands (nat PREROUTING DNAT, nat
-    OUTPUT DNAT, a FORWARD accept), each its own process, its own read and its own commit.
+    The baseline is what a script does by hand for one mapping: with iptables, three iptables commands (nat PREROUTING
+    DNAT, nat OUTPUT DNAT, a FORWARD accept); with nftables, three nft commands adding the mapping's elements to the
+    table (the DNAT, the accept, the hairpin). Each is its own process, its own read and its own commit.
 #>
 param(
     [Parameter(Mandatory)][string] $ModulePath,
     [int] $Count = 1000,
     [int] $Samples = 15,
+    [ValidateSet('Iptables', 'Nftables')][string] $Backend = 'Iptables',
     [switch] $Print
 )
 $ErrorActionPreference = 'Stop'
@@ -25,6 +27,12 @@ function Mapping([int] $port) { [pscustomobject]@{ Namespace = 'testnet'; Protoc
 
 # By hand: the three commands a script types per mapping (what docker-style scripts and blog posts do).
 function Add-ByHand([int] $port) {
+    if ($Backend -eq 'Nftables') {
+        foreach ($element in "dnat4 { 198.51.100.1 . tcp . $port . 0.0.0.0/0 : 10.0.0.3 . 80 }", 'published4 { 10.0.0.3 . tcp . 80 . "br0" }', 'hairpin4 { 10.0.0.0/24 . 10.0.0.3 . tcp . 80 }') {
+            Invoke-LabCommand nft -ArgumentList @('add', 'element', 'inet', 'netnsnat', $element) | Out-Null
+        }
+        return
+    }
     $tail = @('-p', 'tcp', '--dport', "$port", '-j', 'DNAT', '--to-destination', '10.0.0.3:80')
     Invoke-LabCommand iptables -ArgumentList (@('-w', '-t', 'nat', '-A', 'PREROUTING', '-d', '198.51.100.1/32') + $tail) | Out-Null
     Invoke-LabCommand iptables -ArgumentList (@('-w', '-t', 'nat', '-A', 'OUTPUT', '-d', '198.51.100.1/32') + $tail) | Out-Null
@@ -34,7 +42,7 @@ function Add-ByHand([int] $port) {
 $rows = [System.Collections.Generic.List[object]]::new()
 try {
     New-NetnsNatLab | Out-Null
-    Enable-NamespaceNat testnet br0 eth0 | Out-Null
+    Enable-NamespaceNat testnet br0 eth0 -Backend $Backend | Out-Null
     # Warm-up: the mapping paths compile on their first calls.
     foreach ($i in 1..5) {
         Mapping (60000 + $i) | Add-NatPortMapping | Out-Null
@@ -54,20 +62,21 @@ try {
     if ($made -ne $Count) { throw "Add-NatPortMapping made $made of the $Count mappings" }
     $atN = Stats @(foreach ($i in 1..$Samples) { Time { Mapping (30000 + $i) | Add-NatPortMapping } })
     $removeN = Stats @(foreach ($i in 1..$Samples) { Time { Remove-NatPortMapping -Protocol Tcp -ExternalPort (30000 + $i) } })
-    $rules = ((Invoke-LabCommand iptables-save).Output -split "`n" | Where-Object { $_ -like '-A *' }).Count
+    $rules = if ($Backend -eq 'Nftables') { "{0} elements" -f ((Invoke-LabCommand nft -ArgumentList @('list', 'table', 'inet', 'netnsnat')).Output -split "`n" | Where-Object { $_ -match ' \. (tcp|"eth0")' }).Count }
+             else { "{0} rules" -f ((Invoke-LabCommand iptables-save).Output -split "`n" | Where-Object { $_ -like '-A *' }).Count }
 
     # The baseline, beside the same $Count mappings: $Samples mappings by hand, the median times $Count.
     $byHand = Stats @(foreach ($i in 1..$Samples) { Time { Add-ByHand (40000 + $i) } })
 
-    $rows.Add((Row "$Count mappings piped into one Add-NatPortMapping (target: under 1 s)" ('{0:0} ms' -f $bulk) ('{0:0} ms (est. {1} x median)' -f ($Count * $byHand.Median), $Count) ('{0:0.0}x' -f ($Count * $byHand.Median / $bulk))))
-    $rows.Add((Row "Add one mapping with 10 in place / with $Count in place ($rules rules)" ('{0} / {1}' -f (Fmt $at10), (Fmt $atN)) (Fmt $byHand) ('{0:0.00}x at {1} / at 10' -f ($atN.Median / $at10.Median), $Count)))
-    $rows.Add((Row "Remove one mapping with $Count in place (its rules, its store record, its conntrack entries)" (Fmt $removeN) '' ''))
+    $rows.Add((Row "[$Backend] $Count mappings piped into one Add-NatPortMapping (target: under 1 s)" ('{0:0} ms' -f $bulk) ('{0:0} ms (est. {1} x median)' -f ($Count * $byHand.Median), $Count) ('{0:0.0}x' -f ($Count * $byHand.Median / $bulk))))
+    $rows.Add((Row "[$Backend] Add one mapping with 10 in place / with $Count in place ($rules)" ('{0} / {1}' -f (Fmt $at10), (Fmt $atN)) (Fmt $byHand) ('{0:0.00}x at {1} / at 10' -f ($atN.Median / $at10.Median), $Count)))
+    $rows.Add((Row "[$Backend] Remove one mapping with $Count in place (its rules, its store record, its conntrack entries)" (Fmt $removeN) '' ''))
 }
 finally {
     Remove-NetnsNatLab
 }
 if ($Print) {
-    Write-Host ("  {0,-80} {1,-40} {2,-30} {3}" -f 'measurement', 'NetnsNat', 'by hand (3 iptables per mapping)', 'ratio')
+    Write-Host ("  {0,-80} {1,-40} {2,-30} {3}" -f 'measurement', 'NetnsNat', "by hand (3 $($Backend.ToLowerInvariant()) per mapping)", 'ratio')
     foreach ($r in $rows) { Write-Host ("  {0,-80} {1,-40} {2,-30} {3}" -f $r.Measurement, $r.NetnsNat, $r.Lesson, $r.Ratio) }
 }
 else {

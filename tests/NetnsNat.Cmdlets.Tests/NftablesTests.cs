@@ -71,21 +71,62 @@ namespace NetnsNat.Tests
         }
 
         [Fact]
-        public void The_definition_is_nft_commands_for_one_table_of_four_sets_two_chains_and_six_rules()
+        public void The_definition_is_nft_commands_for_one_table_of_eight_sets_two_maps_four_chains_and_eighteen_rules()
         {
             var lines = NftablesTable.Definition();
             Assert.All(lines, l => Assert.StartsWith("add ", l));
             Assert.Single(lines, l => l.StartsWith("add table inet netnsnat", System.StringComparison.Ordinal));
-            Assert.Equal(4, lines.Count(l => l.StartsWith("add set ", System.StringComparison.Ordinal)));
-            Assert.Equal(2, lines.Count(l => l.StartsWith("add chain ", System.StringComparison.Ordinal)));
-            Assert.Equal(6, lines.Count(l => l.StartsWith("add rule ", System.StringComparison.Ordinal)));
+            Assert.Equal(8, lines.Count(l => l.StartsWith("add set ", System.StringComparison.Ordinal)));
+            Assert.Equal(new[] { "dnat4", "dnat6" }, lines.Where(l => l.StartsWith("add map ", System.StringComparison.Ordinal)).Select(l => l.Split(' ')[4]));
+            Assert.Equal(4, lines.Count(l => l.StartsWith("add chain ", System.StringComparison.Ordinal)));
+            Assert.Equal(18, lines.Count(l => l.StartsWith("add rule ", System.StringComparison.Ordinal)));
+            // The host's own connections from loopback are never DNAT'd: reaching a namespace from 127.0.0.1 needs route_localnet.
+            Assert.All(lines.Where(l => l.Contains(" output ", System.StringComparison.Ordinal) && l.StartsWith("add rule", System.StringComparison.Ordinal)),
+                l => Assert.Matches("daddr != (127\\.0\\.0\\.0/8|::1) ", l));
+        }
+
+        private static NetnsNat.Model.PortMapping Mapping(string external, string inside, string? remote = null, string protocol = "tcp") =>
+            new NetnsNat.Model.PortMapping(protocol, external is "0.0.0.0" or "::" ? null : IPAddress.Parse(external), 8080, IPAddress.Parse(inside), 80,
+                remote == null ? null : IPNetwork.Parse(remote), "br0", IPNetwork.Parse(inside.Contains(':') ? "fd00:0:0:1::/64" : "10.0.0.0/24"), "eth0");
+
+        [Fact]
+        public void A_mapping_s_dnat_element_is_keyed_as_nft_writes_it_the_external_address_protocol_port_and_sources()
+        {
+            // nft --debug=mnl add element inet t dnat4 { 198.51.100.1 . tcp . 8080 . 0.0.0.0/0 : 10.0.0.2 . 80 }
+            var e = new NftMappingElement(NftSetKind.Dnat, Mapping("198.51.100.1", "10.0.0.2"));
+            Assert.Equal(new byte[] { 198, 51, 100, 1, 6, 0, 0, 0, 0x1f, 0x90, 0, 0, 0, 0, 0, 0 }, e.Key);
+            Assert.Equal(new byte[] { 198, 51, 100, 1, 6, 0, 0, 0, 0x1f, 0x90, 0, 0, 255, 255, 255, 255 }, e.KeyEnd);
+            Assert.Equal(new byte[] { 10, 0, 0, 2, 0, 80, 0, 0 }, e.Data);
+            Assert.Equal("element inet netnsnat dnat4 { 198.51.100.1 . tcp . 8080 . 0.0.0.0/0 : 10.0.0.2 . 80 }", e.Text);
+            Assert.Equal("element inet netnsnat published4 { 10.0.0.2 . tcp . 80 . \"br0\" }", new NftMappingElement(NftSetKind.Published, e.Mapping).Text);
+            Assert.Equal("element inet netnsnat hairpin4 { 10.0.0.0/24 . 10.0.0.2 . tcp . 80 }", new NftMappingElement(NftSetKind.Hairpin, e.Mapping).Text);
+        }
+
+        [Theory]
+        [InlineData("198.51.100.1", "10.0.0.2", null)]
+        [InlineData("0.0.0.0", "10.0.0.2", "192.0.2.0/24")]
+        [InlineData("::", "fd00:0:0:1::2", "2001:db8::/32")]
+        [InlineData("2001:db8:1::1", "fd00:0:0:1::2", null)]
+        public void A_mapping_reads_back_from_its_dnat_element(string external, string inside, string? remote)
+        {
+            var m = Mapping(external, inside, remote, "udp");
+            var e = new NftMappingElement(NftSetKind.Dnat, m);
+            var back = (NftMappingElement?)NftEntry.FromKernel(NftSetKind.Dnat, m.Family, e.Key, e.KeyEnd, e.Data);
+            Assert.NotNull(back);
+            Assert.True(back!.Mapping.SameAs(m));
+            Assert.Equal(e.Text, back.Text);
+            // Another protocol at the ends, or no data, is not NetnsNat's.
+            var end = e.KeyEnd.ToArray();
+            end[m.Family.AddressBytes] = 6;
+            Assert.Null(NftEntry.FromKernel(NftSetKind.Dnat, m.Family, e.Key, end, e.Data));
+            Assert.Null(NftEntry.FromKernel(NftSetKind.Dnat, m.Family, e.Key, e.KeyEnd, null));
         }
 
         [Fact]
         public void A_confirmed_part_of_a_plan_keeps_the_table_its_elements_need_and_deletes_the_table_only_with_every_element()
         {
             var basis = new NftablesState(NftTableContent.Absent, null);
-            var add = new NftablesPlan(basis, false, true, System.Array.Empty<NftElement>(), new[] { Masquerade("10.0.0.0/24"), Inbound("10.0.0.0/24") }, System.Array.Empty<NftElement>(), false);
+            var add = new NftablesPlan(basis, false, true, System.Array.Empty<NftEntry>(), new[] { Masquerade("10.0.0.0/24"), Inbound("10.0.0.0/24") }, System.Array.Empty<NftEntry>(), false);
             Assert.Equal(3, add.Count);
             // The table's creation declined: the elements that need it are not added either.
             var declined = (NftablesPlan)add.Only(new[] { add.Changes[1] });
@@ -98,14 +139,14 @@ namespace NetnsNat.Tests
 
             // A table laid again: the elements it held go back whatever was approved of the new ones, and count as no addition.
             var held = new[] { Masquerade("10.9.0.0/24") };
-            var lay = new NftablesPlan(basis, true, true, held, new[] { Masquerade("10.0.0.0/24") }, System.Array.Empty<NftElement>(), false);
+            var lay = new NftablesPlan(basis, true, true, held, new[] { Masquerade("10.0.0.0/24") }, System.Array.Empty<NftEntry>(), false);
             var layOnly = (NftablesPlan)lay.Only(new[] { lay.Changes[0] });
             Assert.True(layOnly.Batch.DeleteFirst);
             Assert.Equal(held, layOnly.Batch.Relay);
             Assert.Empty(layOnly.Batch.Add);
             Assert.Equal(0, layOnly.Additions);
 
-            var delete = new NftablesPlan(basis, false, false, System.Array.Empty<NftElement>(), System.Array.Empty<NftElement>(), new[] { Masquerade("10.0.0.0/24"), Inbound("10.0.0.0/24") }, true);
+            var delete = new NftablesPlan(basis, false, false, System.Array.Empty<NftEntry>(), System.Array.Empty<NftEntry>(), new[] { Masquerade("10.0.0.0/24"), Inbound("10.0.0.0/24") }, true);
             Assert.Equal("nft delete table inet netnsnat", delete.Changes[^1].CommandLine);
             var some = (NftablesPlan)delete.Only(new[] { delete.Changes[0], delete.Changes[2] });
             Assert.False(some.Batch.DeleteAfter);

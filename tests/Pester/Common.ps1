@@ -109,3 +109,39 @@ function Add-InboundRoutes {
     Invoke-LabCommand ip -ArgumentList @('-n', 'nnl-inet', '-6', 'route', 'replace', 'fd00:0:0:1::/64', 'via', '2001:db8:1::1') | Out-Null
     Invoke-LabCommand ip -ArgumentList @('-n', 'nnl-inet', 'route', 'replace', '10.0.0.0/24', 'via', '198.51.100.1') | Out-Null
 }
+
+# Port mappings (both backends): a TCP client that reports the source the lab listener saw, a UDP echo server, a UDP client.
+function Get-PeerSeen {
+    <# Opens a TCP connection (from a namespace, or from the host when -Namespace is empty); the source the listener saw, or $null. #>
+    param([string] $Namespace, [string] $Address, [int] $Port, [string] $Bind, [int] $TimeoutSeconds = 2)
+    $target = if ($Address.Contains(':')) { "TCP6:[${Address}]:$Port" } else { "TCP:${Address}:$Port" }
+    $target += ",connect-timeout=$TimeoutSeconds"
+    if ($Bind) { $target += ",bind=$Bind" }
+    $argv = @('socat', '-T', "$TimeoutSeconds", '-', $target)
+    $r = if ($Namespace) { Invoke-LabCommand ip -ArgumentList (@('netns', 'exec', $Namespace) + $argv) -AllowFailure -TimeoutSeconds ($TimeoutSeconds + 5) }
+         else { Invoke-LabCommand socat -ArgumentList ($argv | Select-Object -Skip 1) -AllowFailure -TimeoutSeconds ($TimeoutSeconds + 5) }
+    $seen = $r.Output.Trim().Trim('[', ']')
+    if ($r.ExitCode -ne 0 -or -not $seen) { return $null }
+    ([System.Net.IPAddress]::Parse($seen)).ToString()
+}
+
+function Start-UdpEcho {
+    # In testnet: a UDP server on 10.0.0.2:53 that answers with the source it saw. Returns its process (the caller ends it).
+    $psi = [System.Diagnostics.ProcessStartInfo]::new((Get-Command ip -CommandType Application)[0].Source)
+    foreach ($a in @('netns', 'exec', 'testnet', 'socat', 'UDP-RECVFROM:53,bind=10.0.0.2,fork', 'SYSTEM:echo $SOCAT_PEERADDR')) { $psi.ArgumentList.Add($a) }
+    $psi.RedirectStandardInput = $true; $psi.RedirectStandardOutput = $true; $psi.RedirectStandardError = $true
+    $process = [System.Diagnostics.Process]::Start($psi)
+    $deadline = [DateTime]::UtcNow.AddSeconds(10)
+    while (-not ((Invoke-LabCommand ip -ArgumentList @('netns', 'exec', 'testnet', 'ss', '-lun')).Output -match '10\.0\.0\.2:53\b')) {
+        if ([DateTime]::UtcNow -gt $deadline) { throw 'the UDP server did not start' }
+        Start-Sleep -Milliseconds 50
+    }
+    $process
+}
+
+function Send-Udp([string] $Namespace, [string] $Address, [int] $Port) {
+    # One datagram out, the answer (the source the server saw) back, or '' when none comes within 3 s.
+    $exchange = "exec 3<>/dev/udp/$Address/$Port; echo ping >&3; timeout 3 head -n 1 <&3"
+    (Invoke-LabCommand ip -ArgumentList @('netns', 'exec', $Namespace, 'bash', '-c', $exchange) -AllowFailure).Output.Trim()
+}
+

@@ -133,15 +133,17 @@ Describe 'Running without the privileges or tools it needs' {
             Get-LabState | Should -Be $before
         }
 
-        It 'iptables missing, no -Backend: the nftables backend (issue 14), and the namespace gets out' {
+        It 'iptables missing, no -Backend: the nftables backend (issue 14), the namespace gets out, and its port is published' {
             # Enable, Test, Get and Disable, all without iptables: the nftables backend, read and written over netlink.
-            $script = "(Enable-NamespaceNat testnet br0 eth0).Rule.Backend; Test-NamespaceNat testnet -Quiet; (Get-NamespaceNat testnet).Backend; Add-NatPortMapping testnet -Protocol Tcp -ExternalPort 8080 -ErrorAction SilentlyContinue -ErrorVariable e; 'mapping:' + `$e[0].FullyQualifiedErrorId"
+            $script = "(Enable-NamespaceNat testnet br0 eth0).Rule.Backend; Test-NamespaceNat testnet -Quiet; (Get-NamespaceNat testnet).Backend; 'mapping:' + (Add-NatPortMapping testnet -Protocol Tcp -ExternalPort 8080 -InternalPort 80 -AddressFamily IPv4).Backend"
             # Test-NamespaceNat runs ip: a copy of it is all the child has (the sbin folders are hidden).
             Copy-Item (Get-Item (Get-Command ip -CommandType Application)[0].Source).ResolvedTarget (Join-Path $bin 'ip')
             $r = Invoke-ChildPwsh -Script $script -Prefix $hideSbin -Environment @{ PATH = $bin }
             try {
-                ($r.Output.Trim() -split "`n") | Should -Be @('nftables', 'True', 'nftables', 'mapping:PortMappingNotSupported,NetnsNat.Commands.AddNatPortMappingCommand') -Because $r.Error
+                ($r.Output.Trim() -split "`n") | Should -Be @('nftables', 'True', 'nftables', 'mapping:nftables') -Because $r.Error
                 Test-LabConnection | Should -Be '198.51.100.1'
+                # The port mapping too, without iptables: an element of the table's map.
+                (Invoke-LabCommand nft -ArgumentList @('list', 'map', 'inet', 'netnsnat', 'dnat4')).Output | Should -Match '198\.51\.100\.1 \. tcp \. 8080 \. 0\.0\.0\.0/0 : 10\.0\.0\.2 \. 80'
             }
             finally {
                 $r = Invoke-ChildPwsh -Script 'Disable-NamespaceNat testnet br0 | Out-Null; (Get-NamespaceNat).Count' -Prefix $hideSbin -Environment @{ PATH = $bin }

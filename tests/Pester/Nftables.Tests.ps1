@@ -212,8 +212,9 @@ Describe 'The nftables backend on a dual-stack bridge' {
             $e.Exception.Message | Should -Match '-Backend Nftables'
             # Get-NamespaceNat output piped back in keeps each binding's backend.
             Get-NamespaceNat testnet | Enable-NamespaceNat | ForEach-Object { $_.Rule.ChangedRules } | Should -Be @(0, 0)
-            $e = Assert-FailsWithoutChange { Add-NatPortMapping -Namespace testnet -Protocol Tcp -ExternalPort 8080 } -ErrorId PortMappingNotSupported -Category NotImplemented
-            $e.Exception.Message | Should -Match 'Backend Iptables'
+            # Its port mappings go into its backend too.
+            $e = Assert-FailsWithoutChange { Add-NatPortMapping -Namespace testnet -Protocol Tcp -ExternalPort 8080 -Backend Iptables } -ErrorId BackendMismatch -Category InvalidArgument
+            $e.Exception.Message | Should -Match '\(nftables\)'
         }
         finally { Disable-NamespaceNat testnet br0 | Out-Null }
     }
@@ -371,7 +372,7 @@ Describe 'Test-NamespaceNat with the nftables backend' {
         $handle = ((nftc -a list chain inet netnsnat forward) -split "`n" | Where-Object { $_ -match '@inbound4 counter packets \d+ bytes \d+ drop' } | ForEach-Object { ($_ -split '# handle ')[1].Trim() })
         nftc delete rule inet netnsnat forward handle $handle | Out-Null
         $results = Test-NamespaceNat testnet -AddressFamily IPv4
-        ($results | Where-Object Check -eq 'Masquerade').Detail | Should -Match 'not as NetnsNat made it: its chain forward has 3 rules, not 4'
+        ($results | Where-Object Check -eq 'Masquerade').Detail | Should -Match 'not as NetnsNat made it: its chain forward has 5 rules, not 6'
         ($results | Where-Object Check -eq 'Inbound').Detail | Should -Match 'not as NetnsNat made it'
         (Get-NamespaceNat testnet | Where-Object AddressFamily -eq IPv4).Detail | Should -Match 'not as NetnsNat made it'
         Invoke-Expression (($results | Where-Object Check -eq 'Masquerade').Fix -replace ' \(it lays.*$') | Out-Null

@@ -5,39 +5,6 @@ BeforeAll {
     . (Join-Path $PSScriptRoot 'Common.ps1')
     $script:udp = [System.Collections.Generic.List[System.Diagnostics.Process]]::new()
 
-    function Get-PeerSeen {
-        <# Opens a TCP connection (from a namespace, or from the host when -Namespace is empty); the source the listener saw, or $null. #>
-        param([string] $Namespace, [string] $Address, [int] $Port, [string] $Bind, [int] $TimeoutSeconds = 2)
-        $target = if ($Address.Contains(':')) { "TCP6:[${Address}]:$Port" } else { "TCP:${Address}:$Port" }
-        $target += ",connect-timeout=$TimeoutSeconds"
-        if ($Bind) { $target += ",bind=$Bind" }
-        $argv = @('socat', '-T', "$TimeoutSeconds", '-', $target)
-        $r = if ($Namespace) { Invoke-LabCommand ip -ArgumentList (@('netns', 'exec', $Namespace) + $argv) -AllowFailure -TimeoutSeconds ($TimeoutSeconds + 5) }
-             else { Invoke-LabCommand socat -ArgumentList ($argv | Select-Object -Skip 1) -AllowFailure -TimeoutSeconds ($TimeoutSeconds + 5) }
-        $seen = $r.Output.Trim().Trim('[', ']')
-        if ($r.ExitCode -ne 0 -or -not $seen) { return $null }
-        ([System.Net.IPAddress]::Parse($seen)).ToString()
-    }
-
-    function Start-UdpEcho {
-        # In testnet: a UDP server on 10.0.0.2:53 that answers with the source it saw.
-        $psi = [System.Diagnostics.ProcessStartInfo]::new((Get-Command ip -CommandType Application)[0].Source)
-        foreach ($a in @('netns', 'exec', 'testnet', 'socat', 'UDP-RECVFROM:53,bind=10.0.0.2,fork', 'SYSTEM:echo $SOCAT_PEERADDR')) { $psi.ArgumentList.Add($a) }
-        $psi.RedirectStandardInput = $true; $psi.RedirectStandardOutput = $true; $psi.RedirectStandardError = $true
-        $script:udp.Add([System.Diagnostics.Process]::Start($psi))
-        $deadline = [DateTime]::UtcNow.AddSeconds(10)
-        while (-not ((Invoke-LabCommand ip -ArgumentList @('netns', 'exec', 'testnet', 'ss', '-lun')).Output -match '10\.0\.0\.2:53\b')) {
-            if ([DateTime]::UtcNow -gt $deadline) { throw 'the UDP server did not start' }
-            Start-Sleep -Milliseconds 50
-        }
-    }
-
-    function Send-Udp([string] $Namespace, [string] $Address, [int] $Port) {
-        # One datagram out, the answer (the source the server saw) back, or '' when none comes within 3 s.
-        $exchange = "exec 3<>/dev/udp/$Address/$Port; echo ping >&3; timeout 3 head -n 1 <&3"
-        (Invoke-LabCommand ip -ArgumentList @('netns', 'exec', $Namespace, 'bash', '-c', $exchange) -AllowFailure).Output.Trim()
-    }
-
     function Get-NatRules { @((Get-LabRuleset) -split "`n" | Where-Object { $_ -match 'DNAT' }) }
 }
 
@@ -50,7 +17,7 @@ Describe 'Port mappings: Add-, Get-, Remove-NatPortMapping' {
         Start-LabListener -Namespace testnet -Address 10.0.0.2 -Port 80 | Out-Null
         Start-LabListener -Namespace testnet -Address 10.0.0.2 -Port 81 | Out-Null
         Start-LabListener -Namespace testnet -Address fd00:0:0:1::2 -Port 80 | Out-Null
-        Start-UdpEcho
+        $script:udp.Add((Start-UdpEcho))
     }
     AfterAll {
         foreach ($p in $script:udp) { if (-not $p.HasExited) { $p.Kill($true); $p.WaitForExit(5000) | Out-Null } }

@@ -34,12 +34,12 @@ namespace NetnsNat.Backends
     internal sealed class NftablesPlan : NatPlan
     {
         private readonly List<PlannedChange> _changes = new List<PlannedChange>();
-        private readonly Dictionary<PlannedChange, NftElement> _added = new Dictionary<PlannedChange, NftElement>(ReferenceEqualityComparer.Instance);
-        private readonly Dictionary<PlannedChange, NftElement> _deleted = new Dictionary<PlannedChange, NftElement>(ReferenceEqualityComparer.Instance);
+        private readonly Dictionary<PlannedChange, NftEntry> _added = new Dictionary<PlannedChange, NftEntry>(ReferenceEqualityComparer.Instance);
+        private readonly Dictionary<PlannedChange, NftEntry> _deleted = new Dictionary<PlannedChange, NftEntry>(ReferenceEqualityComparer.Instance);
         private readonly PlannedChange? _lay, _deleteAfter;
 
         /// <param name="showCreate">Whether -WhatIf shows the table's creation (not when another family's plan of the same call showed it already).</param>
-        public NftablesPlan(NftablesState basis, bool deleteFirst, bool create, IReadOnlyList<NftElement> relay, IReadOnlyList<NftElement> add, IReadOnlyList<NftElement> delete, bool deleteAfter, bool showCreate = true)
+        public NftablesPlan(NftablesState basis, bool deleteFirst, bool create, IReadOnlyList<NftEntry> relay, IReadOnlyList<NftEntry> add, IReadOnlyList<NftEntry> delete, bool deleteAfter, bool showCreate = true)
         {
             Basis = basis;
             Batch = new NftablesTable.Batch(deleteFirst, create, relay, add, delete, deleteAfter);
@@ -82,7 +82,7 @@ namespace NetnsNat.Backends
         public bool ShowsTable => _lay != null;
 
         public static NftablesPlan Empty(NftablesState basis) =>
-            new NftablesPlan(basis, false, false, Array.Empty<NftElement>(), Array.Empty<NftElement>(), Array.Empty<NftElement>(), false);
+            new NftablesPlan(basis, false, false, Array.Empty<NftEntry>(), Array.Empty<NftEntry>(), Array.Empty<NftEntry>(), false);
 
         /// <summary>
         /// The approved part. The elements to add need the table: when its creation (or laying again) was declined, none is
@@ -91,13 +91,13 @@ namespace NetnsNat.Backends
         public override NatPlan Only(ICollection<PlannedChange> approved)
         {
             bool tableOk = _lay == null || approved.Contains(_lay);
-            var add = tableOk ? _added.Where(p => approved.Contains(p.Key)).Select(p => p.Value).ToArray() : Array.Empty<NftElement>();
+            var add = tableOk ? _added.Where(p => approved.Contains(p.Key)).Select(p => p.Value).ToArray() : Array.Empty<NftEntry>();
             var delete = _deleted.Where(p => approved.Contains(p.Key)).Select(p => p.Value).ToArray();
             bool lay = Batch.Create && _lay != null && approved.Contains(_lay) && (add.Length > 0 || Batch.DeleteFirst);
             // A creation -WhatIf did not show (another family's plan showed it) goes with the elements that need it.
             bool create = lay || (Batch.Create && _lay == null && add.Length > 0);
             bool deleteAfter = Batch.DeleteAfter && _deleteAfter != null && approved.Contains(_deleteAfter) && delete.Length == Batch.Delete.Count;
-            return new NftablesPlan(Basis, lay && Batch.DeleteFirst, create, lay ? Batch.Relay : Array.Empty<NftElement>(), add, delete, deleteAfter, _lay != null);
+            return new NftablesPlan(Basis, lay && Batch.DeleteFirst, create, lay ? Batch.Relay : Array.Empty<NftEntry>(), add, delete, deleteAfter, _lay != null);
         }
     }
 
@@ -128,7 +128,8 @@ namespace NetnsNat.Backends
     /// netlink (no process), a subnet's NAT as elements of its sets, the table created with the first element and deleted
     /// with the last. Before adding a bridge it checks what would drop the bridge's traffic elsewhere on the forward
     /// hook (iptables' FORWARD in either backend, another table's base chain), because an accept in this table does not
-    /// override their drop. Port mappings are the iptables backend's for now.
+    /// override their drop. A port mapping is elements too: its DNAT in a map (protocol and port to address and port), the
+    /// accept of its connections and the masquerade of its hairpin in sets.
     /// </summary>
     internal sealed class NftablesBackend : INatBackend
     {
@@ -170,6 +171,12 @@ namespace NetnsNat.Backends
 
         private static NftablesState State(NatState state) => (NftablesState)state;
 
+        /// <summary>The elements a mapping needs: its DNAT, the hairpin's masquerade and the accept of its connections (the last two shared by the mappings to the same port of a namespace).</summary>
+        public static IReadOnlyList<NftEntry> ElementsOf(PortMapping m) => new NftEntry[]
+        {
+            new NftMappingElement(NftSetKind.Dnat, m), new NftMappingElement(NftSetKind.Hairpin, m), new NftMappingElement(NftSetKind.Published, m),
+        };
+
         /// <summary>The elements a target needs: the masquerade, and with a bridge the inbound one.</summary>
         public static IReadOnlyList<NftElement> ElementsOf(SubnetNat target)
         {
@@ -183,7 +190,16 @@ namespace NetnsNat.Backends
             var content = s.Content;
             RequireOwned(content);
             if (target.Bridge != null) RequireForwardOpen(target);
-            var wanted = ElementsOf(target);
+            return PlanElements(s, ElementsOf(target));
+        }
+
+        /// <summary>
+        /// What adds the elements the table lacks: the table created with them when there is none, laid again whole (with
+        /// the elements it holds) when it was changed by hand.
+        /// </summary>
+        private NftablesPlan PlanElements(NftablesState s, IReadOnlyList<NftEntry> wanted)
+        {
+            var content = s.Content;
             if (content.Exists && !content.Intact)
             {
                 // A table changed by hand is laid again whole, with the elements it holds (an undo takes away only the new ones).
@@ -196,7 +212,7 @@ namespace NetnsNat.Backends
                 }
                 _debug($"inet {NftablesTable.Name} is not as NetnsNat made it ({content.Problem}): laying it again with its {content.Elements.Count} elements.");
                 var held = content.Elements.Select(e => e.Text).ToHashSet(StringComparer.Ordinal);
-                return new NftablesPlan(s, true, true, content.Elements, wanted.Where(e => !held.Contains(e.Text)).ToArray(), Array.Empty<NftElement>(), false);
+                return new NftablesPlan(s, true, true, content.Elements, wanted.Where(e => !held.Contains(e.Text)).ToArray(), Array.Empty<NftEntry>(), false);
             }
             var missing = content.Missing(wanted);
             if (missing.Count == 0) return NftablesPlan.Empty(s);
@@ -208,14 +224,14 @@ namespace NetnsNat.Backends
                 if (s.Generation != null && _session.CreationShownAt == s.Generation) show = false;
                 else _session.CreationShownAt = s.Generation;
             }
-            return new NftablesPlan(s, false, create, Array.Empty<NftElement>(), missing, Array.Empty<NftElement>(), false, show);
+            return new NftablesPlan(s, false, create, Array.Empty<NftEntry>(), missing, Array.Empty<NftEntry>(), false, show);
         }
 
         public NatPlan PlanRemove(NatState state, SubnetNat target)
         {
             var s = State(state);
             RequireOwned(s.Content);
-            var delete = s.Content.Elements.Where(e => e.Subnet.Equals(target.Subnet) && (e.Kind == NftSetKind.Masquerade
+            var delete = s.Content.Subnets.Where(e => e.Subnet.Equals(target.Subnet) && (e.Kind == NftSetKind.Masquerade
                 ? e.Out == target.Outbound
                 : e.In == target.Outbound && (target.Bridge == null || e.Out == target.Bridge))).ToArray();
             return Deletion(s, delete);
@@ -232,12 +248,12 @@ namespace NetnsNat.Backends
         }
 
         /// <summary>Deletes elements; the table goes too when they are its last.</summary>
-        private static NftablesPlan Deletion(NftablesState s, IReadOnlyList<NftElement> delete)
+        private static NftablesPlan Deletion(NftablesState s, IReadOnlyList<NftEntry> delete)
         {
             if (delete.Count == 0) return NftablesPlan.Empty(s);
             // A table changed by hand keeps what was added to it: only NetnsNat's elements go.
             bool last = s.Content.Intact && !s.Content.HasOtherThan(delete);
-            return new NftablesPlan(s, false, false, Array.Empty<NftElement>(), Array.Empty<NftElement>(), delete, last);
+            return new NftablesPlan(s, false, false, Array.Empty<NftEntry>(), Array.Empty<NftEntry>(), delete, last);
         }
 
         public NatPlan Merge(IReadOnlyList<NatPlan> plans)
@@ -297,7 +313,7 @@ namespace NetnsNat.Backends
             var add = content.Missing(p.Batch.Delete).ToArray();
             bool deleteAfter = content.Exists && content.Intact && p.Batch.Create && !p.Batch.DeleteFirst && add.Length == 0 && !content.HasOtherThan(delete);
             if (delete.Length == 0 && add.Length == 0 && !deleteAfter) return;
-            Write(new NftablesTable.Batch(false, add.Length > 0 && !content.Exists, Array.Empty<NftElement>(), add, delete, deleteAfter), null, "The undo was not applied.");
+            Write(new NftablesTable.Batch(false, add.Length > 0 && !content.Exists, Array.Empty<NftEntry>(), add, delete, deleteAfter), null, "The undo was not applied.");
         }
 
         public IReadOnlyList<string> Rules(SubnetNat target) => ElementsOf(target).Select(e => e.Text).ToArray();
@@ -320,9 +336,9 @@ namespace NetnsNat.Backends
             if (!content.Owned) return Array.Empty<MasqueradeEntry>();
             var result = new List<MasqueradeEntry>();
             var note = content.Intact ? null : $"inet {NftablesTable.Name} is not as NetnsNat made it ({content.Problem}); Enable-NamespaceNat or Add-NatMasquerade -Backend Nftables lays it again.";
-            foreach (var m in content.Elements.Where(e => e.Kind == NftSetKind.Masquerade && e.Family == Family))
+            foreach (var m in content.Subnets.Where(e => e.Kind == NftSetKind.Masquerade && e.Family == Family))
             {
-                var inbound = content.Elements.Where(e => e.Kind == NftSetKind.Inbound && e.Subnet.Equals(m.Subnet) && e.In == m.Out).ToArray();
+                var inbound = content.Subnets.Where(e => e.Kind == NftSetKind.Inbound && e.Subnet.Equals(m.Subnet) && e.In == m.Out).ToArray();
                 if (inbound.Length == 0)
                 {
                     result.Add(new MasqueradeEntry(Cidr.Format(m.Subnet), m.Out, null, new[] { m.Text }, true, note));
@@ -333,25 +349,78 @@ namespace NetnsNat.Backends
         }
 
         public IReadOnlyList<SubnetNat> OwnTargetsOnBridge(NatState state, string bridge) =>
-            State(state).Content.Elements.Where(e => e.Kind == NftSetKind.Inbound && e.Out == bridge && e.Family == Family)
+            State(state).Content.Subnets.Where(e => e.Kind == NftSetKind.Inbound && e.Out == bridge && e.Family == Family)
                 .Select(e => new SubnetNat(e.Subnet, e.In!, bridge)).ToArray();
 
-        public IReadOnlyList<PortMapping> Mappings(NatState state, Func<PortMapping, PortMapping?> complete) => Array.Empty<PortMapping>();
+        /// <summary>
+        /// NetnsNat's mappings in the table: one per element of the family's DNAT map, with the bridge, subnet and uplink
+        /// the state store recorded (or, failing that, what the table's other elements name).
+        /// </summary>
+        public IReadOnlyList<PortMapping> Mappings(NatState state, Func<PortMapping, PortMapping?> complete)
+        {
+            var content = State(state).Content;
+            if (!content.Exists || !content.Owned) return Array.Empty<PortMapping>();
+            var dnat = content.MappingElements(NftSetKind.Dnat, Family).ToArray();
+            if (dnat.Length == 0) return Array.Empty<PortMapping>();
+            var published = content.MappingElements(NftSetKind.Published, Family).ToArray();
+            var hairpins = content.MappingElements(NftSetKind.Hairpin, Family).ToArray();
+            var found = new List<PortMapping>(dnat.Length);
+            foreach (var e in dnat)
+            {
+                var bare = e.Mapping;
+                if (complete(bare) is { } known)
+                {
+                    found.Add(known);
+                    continue;
+                }
+                bool Same(PortMapping p) => p.InternalAddress.Equals(bare.InternalAddress) && p.Protocol == bare.Protocol && p.InternalPort == bare.InternalPort;
+                var result = bare;
+                if (published.FirstOrDefault(p => Same(p.Mapping)) is { } accept) result = result with { Bridge = accept.Mapping.Bridge };
+                if (hairpins.FirstOrDefault(h => Same(h.Mapping)) is { } hairpin)
+                {
+                    result = result with { Subnet = hairpin.Mapping.Subnet };
+                    if (content.Subnets.FirstOrDefault(m => m.Kind == NftSetKind.Masquerade && m.Subnet.Equals(hairpin.Mapping.Subnet)) is { } masquerade) result = result with { Outbound = masquerade.Out };
+                }
+                found.Add(result);
+            }
+            return found;
+        }
 
-        public NatPlan PlanAddMappings(NatState state, IReadOnlyList<PortMapping> mappings) => throw MappingsNotAvailable();
+        public NatPlan PlanAddMappings(NatState state, IReadOnlyList<PortMapping> mappings)
+        {
+            var s = State(state);
+            RequireOwned(s.Content);
+            return PlanElements(s, mappings.SelectMany(ElementsOf).DistinctBy(e => e.Text).ToArray());
+        }
 
-        public NatPlan PlanRemoveMapping(NatState state, PortMapping mapping, IReadOnlyList<PortMapping> staying) => NftablesPlan.Empty(State(state));
+        public NatPlan PlanRemoveMapping(NatState state, PortMapping mapping, IReadOnlyList<PortMapping> staying)
+        {
+            var s = State(state);
+            RequireOwned(s.Content);
+            // The hairpin and accept elements that mappings which stay share with this one stay too.
+            var kept = staying.SelectMany(ElementsOf).Select(e => e.Text).ToHashSet(StringComparer.Ordinal);
+            var mine = ElementsOf(mapping).Where(e => !kept.Contains(e.Text)).ToArray();
+            var absent = s.Content.Missing(mine);
+            return Deletion(s, mine.Except(absent).ToArray());
+        }
 
-        public IReadOnlyList<string> MappingRules(PortMapping mapping) => Array.Empty<string>();
+        public IReadOnlyList<string> MappingRules(PortMapping mapping) => ElementsOf(mapping).Select(e => e.Text).ToArray();
 
-        public IReadOnlyList<string> MissingMappingRules(NatState state, PortMapping mapping) => Array.Empty<string>();
+        public IReadOnlyList<string> MissingMappingRules(NatState state, PortMapping mapping)
+        {
+            var content = State(state).Content;
+            var all = ElementsOf(mapping);
+            // In a table changed by hand the elements may stand and do nothing: they count as missing until it is laid again.
+            if (!content.Exists || !content.Owned || !content.Intact) return all.Select(e => e.Text).ToArray();
+            return content.Missing(all).Select(e => e.Text).ToArray();
+        }
 
-        public (string Rule, string DeleteCommand)? MappingShadowedBy(NatState state, PortMapping mapping) => null;
-
-        public static NetnsNatException MappingsNotAvailable() => new NetnsNatException(
-            "Port mappings are not available with the nftables backend yet: the namespace's NAT is in NetnsNat's nftables table, whose inbound drop would stop the mapped connections. " +
-            "Enable the namespace with -Backend Iptables (Disable-NamespaceNat, then Enable-NamespaceNat -Backend Iptables) to publish its ports.",
-            "PortMappingNotSupported", ErrorCategory.NotImplemented);
+        /// <summary>
+        /// A DNAT of iptables' nat PREROUTING for the mapping's port: both chains are on the same hook at the same priority,
+        /// and the first DNAT a connection meets takes it, so the mapping may do nothing while that rule stands.
+        /// </summary>
+        public (string Rule, string DeleteCommand)? MappingShadowedBy(NatState state, PortMapping mapping) =>
+            _iptables?.MappingShadowedBy(_iptables.Read(_token), mapping);
 
         /// <summary>A table named netnsnat that NetnsNat did not create is never touched.</summary>
         private static void RequireOwned(NftTableContent content)

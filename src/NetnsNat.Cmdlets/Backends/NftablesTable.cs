@@ -11,7 +11,7 @@ using static NetnsNat.Linux.Nfnl;
 
 namespace NetnsNat.Backends
 {
-    /// <summary>Which of the table's sets an element is in.</summary>
+    /// <summary>Which of the table's sets (or maps) an element is in.</summary>
     internal enum NftSetKind
     {
         /// <summary>"ip saddr . oifname": the subnet masqueraded out of the uplink.</summary>
@@ -19,28 +19,59 @@ namespace NetnsNat.Backends
 
         /// <summary>"ip daddr . iifname . oifname": the subnet, the uplink and the bridge; replies let in, new connections dropped.</summary>
         Inbound,
+
+        /// <summary>The map "ip daddr . meta l4proto . th dport . ip saddr : address . port": a port mapping's DNAT.</summary>
+        Dnat,
+
+        /// <summary>"ip saddr . ip daddr . meta l4proto . th dport": a namespace of the subnet reaching a mapping by the host's address, masqueraded.</summary>
+        Hairpin,
+
+        /// <summary>"ip daddr . meta l4proto . th dport . oifname": a mapped connection let through to the namespace, above the inbound drop.</summary>
+        Published,
     }
 
-    /// <summary>One element of one of NetnsNat's sets: a subnet and the interfaces it goes with.</summary>
-    /// <param name="In">The uplink (Inbound only).</param>
-    /// <param name="Out">The uplink (Masquerade) or the bridge (Inbound).</param>
-    internal sealed record NftElement(NftSetKind Kind, IPNetwork Subnet, string? In, string Out)
+    /// <summary>One element of one of NetnsNat's sets or maps, as the kernel holds it (key, key end, data) and as nft writes it.</summary>
+    internal abstract record NftEntry(NftSetKind Kind)
     {
-        public AddressFamilyProfile Family => AddressFamilyProfile.Of(Subnet);
+        public abstract AddressFamilyProfile Family { get; }
 
         public string Set => NftablesTable.SetName(Kind, Family);
 
         /// <summary>The element as nft writes it: 10.0.0.0/24 . "eth0" . "br0".</summary>
-        public string Value => In == null ? $"{Cidr.Format(Subnet)} . \"{Out}\"" : $"{Cidr.Format(Subnet)} . \"{In}\" . \"{Out}\"";
+        public abstract string Value { get; }
 
         /// <summary>The element as the backend's own text: what the state store and the result objects hold.</summary>
         public string Text => $"element inet {NftablesTable.Name} {Set} {{ {Value} }}";
 
-        /// <summary>The start of the element's key: the subnet's first address, then the interface names, each padded to 16 bytes.</summary>
-        public byte[] Key => Encode(Subnet.BaseAddress);
+        /// <summary>The start of the element's key range, each field as the registers hold it.</summary>
+        public abstract byte[] Key { get; }
 
-        /// <summary>The end of the element's key range: the subnet's last address, then the same names.</summary>
-        public byte[] KeyEnd => Encode(Cidr.Last(Subnet));
+        /// <summary>The end of the element's key range.</summary>
+        public abstract byte[] KeyEnd { get; }
+
+        /// <summary>What a map's element maps to; null in a set.</summary>
+        public virtual byte[]? Data => null;
+
+        /// <summary>An element from its key, key end and data as the kernel lists them; null for one NetnsNat would not write.</summary>
+        public static NftEntry? FromKernel(NftSetKind kind, AddressFamilyProfile family, byte[] key, byte[] keyEnd, byte[]? data) => kind is NftSetKind.Masquerade or NftSetKind.Inbound
+            ? NftElement.Decode(kind, family, key, keyEnd)
+            : NftMappingElement.Decode(kind, family, key, keyEnd, data);
+    }
+
+    /// <summary>One element of a subnet's NAT: a subnet and the interfaces it goes with.</summary>
+    /// <param name="In">The uplink (Inbound only).</param>
+    /// <param name="Out">The uplink (Masquerade) or the bridge (Inbound).</param>
+    internal sealed record NftElement(NftSetKind Kind, IPNetwork Subnet, string? In, string Out) : NftEntry(Kind)
+    {
+        public override AddressFamilyProfile Family => AddressFamilyProfile.Of(Subnet);
+
+        public override string Value => In == null ? $"{Cidr.Format(Subnet)} . \"{Out}\"" : $"{Cidr.Format(Subnet)} . \"{In}\" . \"{Out}\"";
+
+        /// <summary>The subnet's first address, then the interface names, each padded to 16 bytes.</summary>
+        public override byte[] Key => Encode(Subnet.BaseAddress);
+
+        /// <summary>The subnet's last address, then the same names.</summary>
+        public override byte[] KeyEnd => Encode(Cidr.Last(Subnet));
 
         private byte[] Encode(IPAddress address)
         {
@@ -61,13 +92,131 @@ namespace NetnsNat.Backends
             var last = new IPAddress(keyEnd.AsSpan(0, family.AddressBytes));
             var network = Cidr.RangeAsNetwork(first, last);
             if (network == null) return null;
-            string Name(int i)
-            {
-                var span = key.AsSpan(family.AddressBytes + 16 * i, 16);
-                int end = span.IndexOf((byte)0);
-                return Encoding.ASCII.GetString(end < 0 ? span : span.Slice(0, end));
-            }
+            string Name(int i) => NftMappingElement.Name(key.AsSpan(family.AddressBytes + 16 * i, 16));
             return names == 1 ? new NftElement(kind, network.Value, null, Name(0)) : new NftElement(kind, network.Value, Name(0), Name(1));
+        }
+    }
+
+    /// <summary>
+    /// One element of a port mapping: its DNAT (Dnat, one per mapping), the masquerade of its hairpin and the accept of
+    /// its connections (Hairpin and Published, shared by the mappings to the same port of a namespace).
+    /// </summary>
+    internal sealed record NftMappingElement(NftSetKind Kind, PortMapping Mapping) : NftEntry(Kind)
+    {
+        private const byte IPPROTO_TCP = 6, IPPROTO_UDP = 17;
+
+        public override AddressFamilyProfile Family => Mapping.Family;
+
+        private static string Port(int port) => port.ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+        private string Everything => Cidr.Format(new IPNetwork(Family.Any, 0));
+
+        public override string Value => Kind switch
+        {
+            NftSetKind.Dnat => $"{(Mapping.ExternalAddress?.ToString() ?? Everything)} . {Mapping.Protocol} . {Port(Mapping.ExternalPort)} . {(Mapping.Remote is IPNetwork r ? Cidr.Format(r) : Everything)} : {Mapping.InternalAddress} . {Port(Mapping.InternalPort)}",
+            NftSetKind.Hairpin => $"{Cidr.Format(Mapping.Subnet)} . {Mapping.InternalAddress} . {Mapping.Protocol} . {Port(Mapping.InternalPort)}",
+            _ => $"{Mapping.InternalAddress} . {Mapping.Protocol} . {Port(Mapping.InternalPort)} . \"{Mapping.Bridge}\"",
+        };
+
+        public override byte[] Key => Encode(last: false);
+
+        public override byte[] KeyEnd => Encode(last: true);
+
+        /// <summary>The Dnat map's data: the namespace's address, then its port (padded to 4 bytes).</summary>
+        public override byte[]? Data => Kind == NftSetKind.Dnat ? Concat(Mapping.InternalAddress.GetAddressBytes(), Service(Mapping.InternalPort)) : null;
+
+        private byte Protocol => Mapping.Protocol == "udp" ? IPPROTO_UDP : IPPROTO_TCP;
+
+        private byte[] Encode(bool last)
+        {
+            byte[] Range(IPNetwork? network) => (network is IPNetwork n ? (last ? Cidr.Last(n) : n.BaseAddress) : last ? AllOnes() : Family.Any).GetAddressBytes();
+            IPAddress AllOnes() => new IPAddress(Enumerable.Repeat((byte)0xff, Family.AddressBytes).ToArray());
+            var proto = new byte[] { Protocol, 0, 0, 0 };
+            return Kind switch
+            {
+                NftSetKind.Dnat => Concat(Range(Mapping.ExternalAddress is IPAddress e ? new IPNetwork(e, Family.AddressBytes * 8) : null), proto, Service(Mapping.ExternalPort), Range(Mapping.Remote)),
+                NftSetKind.Hairpin => Concat(Range(Mapping.Subnet), Mapping.InternalAddress.GetAddressBytes(), proto, Service(Mapping.InternalPort)),
+                _ => Concat(Mapping.InternalAddress.GetAddressBytes(), proto, Service(Mapping.InternalPort), Pad(Mapping.Bridge)),
+            };
+        }
+
+        /// <summary>A port as a register holds it: big-endian, padded to 4 bytes.</summary>
+        private static byte[] Service(int port) => new byte[] { (byte)(port >> 8), (byte)port, 0, 0 };
+
+        private static byte[] Pad(string name)
+        {
+            var bytes = new byte[16];
+            Encoding.ASCII.GetBytes(name).CopyTo(bytes, 0);
+            return bytes;
+        }
+
+        private static byte[] Concat(params byte[][] parts) => parts.SelectMany(p => p).ToArray();
+
+        /// <summary>An interface name padded with NULs.</summary>
+        internal static string Name(ReadOnlySpan<byte> span)
+        {
+            int end = span.IndexOf((byte)0);
+            return Encoding.ASCII.GetString(end < 0 ? span : span.Slice(0, end));
+        }
+
+        /// <summary>The length of a kind's key for a family.</summary>
+        public static int KeyLength(NftSetKind kind, AddressFamilyProfile family) => kind switch
+        {
+            NftSetKind.Dnat or NftSetKind.Hairpin => 2 * family.AddressBytes + 8,
+            _ => family.AddressBytes + 8 + 16,
+        };
+
+        /// <summary>
+        /// An element from what the kernel lists; null for one NetnsNat would not write. A Dnat element gives the mapping's
+        /// external side and target (its bridge, subnet and uplink unknown); Hairpin and Published ones give what they hold.
+        /// </summary>
+        public static NftMappingElement? Decode(NftSetKind kind, AddressFamilyProfile family, byte[] key, byte[] keyEnd, byte[]? data)
+        {
+            int a = family.AddressBytes;
+            if (key.Length != KeyLength(kind, family) || keyEnd.Length != key.Length) return null;
+            IPAddress Address(byte[] bytes, int at) => new IPAddress(bytes.AsSpan(at, a));
+            int PortAt(byte[] bytes, int at) => (bytes[at] << 8) | bytes[at + 1];
+            string? ProtocolAt(int at) => key[at] == IPPROTO_TCP && keyEnd[at] == IPPROTO_TCP ? "tcp" : key[at] == IPPROTO_UDP && keyEnd[at] == IPPROTO_UDP ? "udp" : null;
+            IPNetwork Host(IPAddress address) => new IPNetwork(address, a * 8);
+            switch (kind)
+            {
+                case NftSetKind.Dnat:
+                {
+                    var protocol = ProtocolAt(a);
+                    if (protocol == null || data == null || data.Length != a + 4 || PortAt(key, a + 4) != PortAt(keyEnd, a + 4)) return null;
+                    var externalFirst = Address(key, 0);
+                    var externalLast = Address(keyEnd, 0);
+                    IPAddress? external = externalFirst;
+                    if (!externalFirst.Equals(externalLast))
+                    {
+                        // A mapping on every address of the host: the whole range.
+                        if (Cidr.RangeAsNetwork(externalFirst, externalLast) is not { PrefixLength: 0 }) return null;
+                        external = null;
+                    }
+                    var remote = Cidr.RangeAsNetwork(Address(key, a + 8), Address(keyEnd, a + 8));
+                    if (remote == null) return null;
+                    var inside = Address(data, 0);
+                    int port = PortAt(key, a + 4), internalPort = PortAt(data, a);
+                    if (port == 0 || internalPort == 0) return null;
+                    return new NftMappingElement(kind, new PortMapping(protocol, external, port, inside, internalPort, remote.Value.PrefixLength == 0 ? null : remote, string.Empty, Host(inside), string.Empty));
+                }
+                case NftSetKind.Hairpin:
+                {
+                    var protocol = ProtocolAt(a + a);
+                    var subnet = Cidr.RangeAsNetwork(Address(key, 0), Address(keyEnd, 0));
+                    if (protocol == null || subnet == null || !key.AsSpan(a).SequenceEqual(keyEnd.AsSpan(a))) return null;
+                    var inside = Address(key, a);
+                    return new NftMappingElement(kind, new PortMapping(protocol, null, PortAt(key, a + a + 4), inside, PortAt(key, a + a + 4), null, string.Empty, subnet.Value, string.Empty));
+                }
+                default:
+                {
+                    var protocol = ProtocolAt(a);
+                    if (protocol == null || !key.AsSpan().SequenceEqual(keyEnd)) return null;
+                    var inside = Address(key, 0);
+                    int port = PortAt(key, a + 4);
+                    return new NftMappingElement(kind, new PortMapping(protocol, null, port, inside, port, null, Name(key.AsSpan(a + 8, 16)), Host(inside), string.Empty));
+                }
+            }
         }
     }
 
@@ -80,17 +229,17 @@ namespace NetnsNat.Backends
     {
         public static readonly NftTableContent Absent = new NftTableContent(false, true, true, null);
 
-        private IReadOnlyList<NftElement>? _all;
+        private IReadOnlyList<NftEntry>? _all;
         private HashSet<string>? _index;
         private readonly Dictionary<string, bool> _known = new Dictionary<string, bool>(StringComparer.Ordinal);
 
-        public NftTableContent(bool exists, bool owned, bool intact, string? problem, IReadOnlyList<NftElement>? elements = null)
+        public NftTableContent(bool exists, bool owned, bool intact, string? problem, IReadOnlyList<NftEntry>? elements = null)
         {
             Exists = exists;
             Owned = owned;
             Intact = intact;
             Problem = problem;
-            _all = exists && owned ? elements : Array.Empty<NftElement>();
+            _all = exists && owned ? elements : Array.Empty<NftEntry>();
         }
 
         public bool Exists { get; }
@@ -104,8 +253,8 @@ namespace NetnsNat.Backends
         /// <summary>What is wrong with a table that is not intact.</summary>
         public string? Problem { get; }
 
-        /// <summary>Every element of the table's sets (one dump of each set, on first use).</summary>
-        public IReadOnlyList<NftElement> Elements
+        /// <summary>Every element of the table's sets and maps (one dump of each, on first use).</summary>
+        public IReadOnlyList<NftEntry> Elements
         {
             get
             {
@@ -128,10 +277,16 @@ namespace NetnsNat.Backends
 
         private HashSet<string> Index => _index ??= Elements.Select(e => e.Text).ToHashSet(StringComparer.Ordinal);
 
-        public bool Has(NftElement element) => Missing(new[] { element }).Count == 0;
+        /// <summary>The elements of a subnet's NAT (masquerade and inbound).</summary>
+        public IEnumerable<NftElement> Subnets => Elements.OfType<NftElement>();
+
+        /// <summary>The elements of port mappings of a kind and family.</summary>
+        public IEnumerable<NftMappingElement> MappingElements(NftSetKind kind, AddressFamilyProfile family) => Elements.OfType<NftMappingElement>().Where(e => e.Kind == kind && e.Family == family);
+
+        public bool Has(NftEntry element) => Missing(new[] { element }).Count == 0;
 
         /// <summary>The elements that are not in the table: from the full list when it was read, else looked up.</summary>
-        public IReadOnlyList<NftElement> Missing(IReadOnlyList<NftElement> elements)
+        public IReadOnlyList<T> Missing<T>(IReadOnlyList<T> elements) where T : NftEntry
         {
             if (!Exists || !Owned) return elements;
             if (_all != null) return elements.Where(e => !Index.Contains(e.Text)).ToArray();
@@ -145,7 +300,7 @@ namespace NetnsNat.Backends
         }
 
         /// <summary>Whether the table holds an element other than these (the first page of each set's dump is enough to tell).</summary>
-        public bool HasOtherThan(IReadOnlyCollection<NftElement> elements)
+        public bool HasOtherThan(IReadOnlyCollection<NftEntry> elements)
         {
             var texts = elements.Select(e => e.Text).ToHashSet(StringComparer.Ordinal);
             if (_all != null) return _foreign > 0 || _all.Any(e => !texts.Contains(e.Text));
@@ -159,14 +314,25 @@ namespace NetnsNat.Backends
     /// <code>
     /// set masquerade4 { type ipv4_addr . ifname; flags interval; }            # subnet . uplink
     /// set inbound4 { type ipv4_addr . ifname . ifname; flags interval; }      # subnet . uplink . bridge
+    /// map dnat4 { type ipv4_addr . inet_proto . inet_service . ipv4_addr : ipv4_addr . inet_service; flags interval; }
+    ///                                                  # external address . protocol . port . sources : namespace address . port
+    /// set hairpin4 { type ipv4_addr . ipv4_addr . inet_proto . inet_service; flags interval; }  # subnet . namespace address . protocol . port
+    /// set published4 { type ipv4_addr . inet_proto . inet_service . ifname; flags interval; }   # namespace address . protocol . port . bridge
+    /// chain prerouting { type nat hook prerouting priority dstnat; policy accept; }
+    ///   fib daddr type local meta l4proto tcp counter dnat ip to ip daddr . meta l4proto . tcp dport . ip saddr map @dnat4   # and udp
+    /// chain output { type nat hook output priority -100; policy accept; }
+    ///   ip daddr != 127.0.0.0/8 fib daddr type local meta l4proto tcp counter dnat ip to ...        # the same, never from loopback
     /// chain postrouting { type nat hook postrouting priority srcnat; policy accept; }
     ///   ip saddr . oifname @masquerade4 counter masquerade
+    ///   ct status dnat ip saddr . ip daddr . meta l4proto . th dport @hairpin4 counter masquerade
     /// chain forward { type filter hook forward priority filter; policy accept; }
+    ///   ct status dnat ip daddr . meta l4proto . th dport . oifname @published4 counter accept
     ///   ct state established,related ip daddr . iifname . oifname @inbound4 counter accept
     ///   ip daddr . iifname . oifname @inbound4 counter drop
     /// </code>
-    /// Adding a bridge adds two elements (no rule, no chain, no verdict map), so the kernel has no chain to rebuild
-    /// and no table to validate again: the cost of a call does not grow with the number of bridges.
+    /// Adding a bridge adds two elements, publishing a port one to three (no rule, no chain, no verdict map), so the
+    /// kernel has no chain to rebuild and no table to validate again: the cost of a call does not grow with the number
+    /// of bridges or mappings.
     /// </summary>
     internal static class NftablesTable
     {
@@ -182,7 +348,10 @@ namespace NetnsNat.Backends
         private const ushort NFTA_SET_ELEM_LIST_TABLE = 1, NFTA_SET_ELEM_LIST_SET = 2, NFTA_SET_ELEM_LIST_ELEMENTS = 3, NFTA_SET_ELEM_LIST_SET_ID = 4;
         private const ushort NFTA_SET_ELEM_KEY = 1, NFTA_SET_ELEM_KEY_END = 10;
         private const ushort NFTA_RULE_TABLE = 1, NFTA_RULE_CHAIN = 2, NFTA_RULE_EXPRESSIONS = 4;
-        private const uint NFT_SET_INTERVAL = 0x4, NFT_SET_CONCAT = 0x80;
+        private const ushort NFTA_SET_DATA_TYPE = 6, NFTA_SET_DATA_LEN = 7, NFTA_SET_ELEM_DATA = 2;
+        private const uint NFT_SET_INTERVAL = 0x4, NFT_SET_MAP = 0x8, NFT_SET_CONCAT = 0x80;
+        private const uint NFT_META_L4PROTO = 16, NFT_PAYLOAD_TRANSPORT_HEADER = 2, NFT_CT_STATUS = 2, IPS_DST_NAT = 0x20, RTN_LOCAL = 2;
+        private const uint TYPE_INET_PROTO = 12, TYPE_INET_SERVICE = 13;
         private const uint NFT_META_IIFNAME = 6, NFT_META_OIFNAME = 7, NFT_META_NFPROTO = 15, NFT_PAYLOAD_NETWORK_HEADER = 1;
         private const uint NFT_REG_1 = 1, NFT_REG32_00 = 8, NF_DROP = 0, NF_ACCEPT = 1;
         private const uint TYPE_IPADDR = 7, TYPE_IP6ADDR = 8, TYPE_IFNAME = 41;
@@ -191,16 +360,48 @@ namespace NetnsNat.Backends
         private const int ElementsPerMessage = 400;
 
         public static string SetName(NftSetKind kind, AddressFamilyProfile family) =>
-            (kind == NftSetKind.Masquerade ? "masquerade" : "inbound") + (family == AddressFamilyProfile.IPv4 ? "4" : "6");
+            kind.ToString().ToLowerInvariant() + (family == AddressFamilyProfile.IPv4 ? "4" : "6");
+
+        private static readonly NftSetKind[] Kinds = { NftSetKind.Masquerade, NftSetKind.Inbound, NftSetKind.Dnat, NftSetKind.Hairpin, NftSetKind.Published };
 
         private static readonly (NftSetKind Kind, AddressFamilyProfile Family)[] Sets =
-        {
-            (NftSetKind.Masquerade, AddressFamilyProfile.IPv4), (NftSetKind.Inbound, AddressFamilyProfile.IPv4),
-            (NftSetKind.Masquerade, AddressFamilyProfile.IPv6), (NftSetKind.Inbound, AddressFamilyProfile.IPv6),
-        };
+            AddressFamilyProfile.All.SelectMany(f => Kinds.Select(k => (k, f))).ToArray();
 
         /// <summary>The rules of each chain, as nft lists them: what the table holds when it is intact.</summary>
-        private static readonly (string Chain, int Rules)[] Chains = { ("postrouting", 2), ("forward", 4) };
+        private static readonly (string Chain, int Rules)[] Chains = { ("prerouting", 4), ("output", 4), ("postrouting", 4), ("forward", 6) };
+
+        private static readonly string[] Protocols = { "tcp", "udp" };
+
+        /// <summary>A set's type as nft writes it.</summary>
+        private static string TypeOf(NftSetKind kind, AddressFamilyProfile family)
+        {
+            var address = family == AddressFamilyProfile.IPv4 ? "ipv4_addr" : "ipv6_addr";
+            return kind switch
+            {
+                NftSetKind.Masquerade => $"{address} . ifname",
+                NftSetKind.Inbound => $"{address} . ifname . ifname",
+                NftSetKind.Dnat => $"{address} . inet_proto . inet_service . {address} : {address} . inet_service",
+                NftSetKind.Hairpin => $"{address} . {address} . inet_proto . inet_service",
+                _ => $"{address} . inet_proto . inet_service . ifname",
+            };
+        }
+
+        /// <summary>The lengths of a set's key fields (as NFTA_SET_DESC_CONCAT gives them), and its key type.</summary>
+        private static (uint[] Fields, uint Type) KeyOf(NftSetKind kind, AddressFamilyProfile family)
+        {
+            uint a = (uint)family.AddressBytes, address = family == AddressFamilyProfile.IPv4 ? TYPE_IPADDR : TYPE_IP6ADDR;
+            var fields = kind switch
+            {
+                NftSetKind.Masquerade => new[] { (a, address), (16u, TYPE_IFNAME) },
+                NftSetKind.Inbound => new[] { (a, address), (16u, TYPE_IFNAME), (16u, TYPE_IFNAME) },
+                NftSetKind.Dnat => new[] { (a, address), (1u, TYPE_INET_PROTO), (2u, TYPE_INET_SERVICE), (a, address) },
+                NftSetKind.Hairpin => new[] { (a, address), (a, address), (1u, TYPE_INET_PROTO), (2u, TYPE_INET_SERVICE) },
+                _ => new[] { (a, address), (1u, TYPE_INET_PROTO), (2u, TYPE_INET_SERVICE), (16u, TYPE_IFNAME) },
+            };
+            uint type = 0;
+            foreach (var (_, t) in fields) type = (type << 6) | t;
+            return (fields.Select(f => f.Item1).ToArray(), type);
+        }
 
         /// <summary>The table's definition as nft commands (one argument to nft, or the lines of an nft -f file).</summary>
         public static IReadOnlyList<string> Definition()
@@ -208,25 +409,47 @@ namespace NetnsNat.Backends
             var lines = new List<string> { $"add table inet {Name} {{ comment \"{Comment}\"; }}" };
             foreach (var (kind, family) in Sets)
             {
-                var address = family == AddressFamilyProfile.IPv4 ? "ipv4_addr" : "ipv6_addr";
-                lines.Add($"add set inet {Name} {SetName(kind, family)} {{ type {address} . ifname{(kind == NftSetKind.Inbound ? " . ifname" : string.Empty)}; flags interval; }}");
+                lines.Add($"add {(kind == NftSetKind.Dnat ? "map" : "set")} inet {Name} {SetName(kind, family)} {{ type {TypeOf(kind, family)}; flags interval; }}");
             }
+            lines.Add($"add chain inet {Name} prerouting {{ type nat hook prerouting priority dstnat; policy accept; }}");
+            lines.Add($"add chain inet {Name} output {{ type nat hook output priority -100; policy accept; }}");
             lines.Add($"add chain inet {Name} postrouting {{ type nat hook postrouting priority srcnat; policy accept; }}");
             lines.Add($"add chain inet {Name} forward {{ type filter hook forward priority filter; policy accept; }}");
-            foreach (var family in AddressFamilyProfile.All)
+            foreach (var chain in new[] { "prerouting", "output" })
             {
-                var ip = family == AddressFamilyProfile.IPv4 ? "ip" : "ip6";
-                lines.Add($"add rule inet {Name} postrouting {ip} saddr . oifname @{SetName(NftSetKind.Masquerade, family)} counter masquerade");
+                foreach (var family in AddressFamilyProfile.All)
+                {
+                    var ip = Ip(family);
+                    var guard = chain == "output" ? $"{ip} daddr != {Loopback(family)} " : string.Empty;
+                    foreach (var protocol in Protocols)
+                    {
+                        lines.Add($"add rule inet {Name} {chain} {guard}fib daddr type local meta l4proto {protocol} counter dnat {ip} to {ip} daddr . meta l4proto . th dport . {ip} saddr map @{SetName(NftSetKind.Dnat, family)}");
+                    }
+                }
             }
             foreach (var family in AddressFamilyProfile.All)
             {
-                var ip = family == AddressFamilyProfile.IPv4 ? "ip" : "ip6";
+                lines.Add($"add rule inet {Name} postrouting {Ip(family)} saddr . oifname @{SetName(NftSetKind.Masquerade, family)} counter masquerade");
+            }
+            foreach (var family in AddressFamilyProfile.All)
+            {
+                var ip = Ip(family);
+                lines.Add($"add rule inet {Name} postrouting ct status dnat {ip} saddr . {ip} daddr . meta l4proto . th dport @{SetName(NftSetKind.Hairpin, family)} counter masquerade");
+            }
+            foreach (var family in AddressFamilyProfile.All)
+            {
+                var ip = Ip(family);
                 var set = SetName(NftSetKind.Inbound, family);
+                lines.Add($"add rule inet {Name} forward ct status dnat {ip} daddr . meta l4proto . th dport . oifname @{SetName(NftSetKind.Published, family)} counter accept");
                 lines.Add($"add rule inet {Name} forward ct state established,related {ip} daddr . iifname . oifname @{set} counter accept");
                 lines.Add($"add rule inet {Name} forward {ip} daddr . iifname . oifname @{set} counter drop");
             }
             return lines;
         }
+
+        private static string Ip(AddressFamilyProfile family) => family == AddressFamilyProfile.IPv4 ? "ip" : "ip6";
+
+        private static string Loopback(AddressFamilyProfile family) => family == AddressFamilyProfile.IPv4 ? "127.0.0.0/8" : "::1";
 
         /// <summary>
         /// Reads the table: whether it exists and is NetnsNat's, and whether it is intact (its elements are read when asked).
@@ -283,7 +506,7 @@ namespace NetnsNat.Backends
             foreach (var (kind, family) in Sets)
             {
                 var set = SetName(kind, family);
-                if (!keyLengths.TryGetValue(set, out var length) || length != KeyLength(kind, family)) problem ??= $"its set {set} is missing or of another type";
+                if (!keyLengths.TryGetValue(set, out var length) || length != KeyLength(kind, family)) problem ??= $"its {(kind == NftSetKind.Dnat ? "map" : "set")} {set} is missing or of another type";
             }
             foreach (var (chain, rules) in Chains)
             {
@@ -295,11 +518,11 @@ namespace NetnsNat.Backends
         }
 
         /// <summary>Every element of the table's sets, one dump of each, and how many it would not write (left out of the list).</summary>
-        public static (IReadOnlyList<NftElement> Elements, int Foreign) ReadElements()
+        public static (IReadOnlyList<NftEntry> Elements, int Foreign) ReadElements()
         {
             int foreign = 0;
             using var socket = NetfilterSocket.Open(0);
-            var elements = new List<NftElement>();
+            var elements = new List<NftEntry>();
             foreach (var (kind, family) in Sets)
             {
                 var set = SetName(kind, family);
@@ -315,9 +538,9 @@ namespace NetnsNat.Backends
                 }
                 foreach (var payload in payloads)
                 {
-                    foreach (var (key, end) in KeysOf(payload))
+                    foreach (var (key, end, data) in KeysOf(payload))
                     {
-                        if (NftElement.Decode(kind, family, key, end ?? key) is { } element) elements.Add(element);
+                        if (NftEntry.FromKernel(kind, family, key, end ?? key, data) is { } element) elements.Add(element);
                         else foreign++;
                     }
                 }
@@ -329,7 +552,7 @@ namespace NetnsNat.Backends
         /// Whether each element is in its set, one NFT_MSG_GETSETELEM each on one socket: the kernel looks the key up (the
         /// element that holds it) and the answer must be this element, start and end.
         /// </summary>
-        public static bool[] Lookup(IReadOnlyList<NftElement> elements)
+        public static bool[] Lookup(IReadOnlyList<NftEntry> elements)
         {
             var found = new bool[elements.Count];
             using var socket = NetfilterSocket.Open(0);
@@ -337,7 +560,7 @@ namespace NetnsNat.Backends
             {
                 var e = elements[i];
                 uint seq = socket.Next();
-                socket.Send(Message(NftMessage(13), NLM_F_REQUEST, seq, NFPROTO_INET, 0, Elements(e.Set, new Dictionary<string, uint>(), new[] { e })), $"look up {e.Value} in {e.Set}");
+                socket.Send(Message(NftMessage(13), NLM_F_REQUEST, seq, NFPROTO_INET, 0, Elements(e.Set, new Dictionary<string, uint>(), new[] { e }, withData: false)), $"look up {e.Value} in {e.Set}");
                 bool done = false;
                 while (!done)
                 {
@@ -352,9 +575,10 @@ namespace NetnsNat.Backends
                             break;
                         }
                         if (type != NftMessage(12)) continue;
-                        foreach (var (key, end) in KeysOf(payload))
+                        foreach (var (key, end, data) in KeysOf(payload))
                         {
-                            if (key.AsSpan().SequenceEqual(e.Key) && (end ?? key).AsSpan().SequenceEqual(e.KeyEnd)) found[i] = true;
+                            // A map's element must map to the same: the same key to another namespace is another mapping.
+                            if (key.AsSpan().SequenceEqual(e.Key) && (end ?? key).AsSpan().SequenceEqual(e.KeyEnd) && (e.Data == null || (data != null && data.AsSpan().SequenceEqual(e.Data)))) found[i] = true;
                         }
                         done = true;
                         break;
@@ -385,9 +609,9 @@ namespace NetnsNat.Backends
                             break;
                         }
                         if (type != NftMessage(12)) continue;
-                        foreach (var (key, keyEnd) in KeysOf(payload))
+                        foreach (var (key, keyEnd, data) in KeysOf(payload))
                         {
-                            var element = NftElement.Decode(kind, family, key, keyEnd ?? key);
+                            var element = NftEntry.FromKernel(kind, family, key, keyEnd ?? key, data);
                             if (element == null || !texts.Contains(element.Text)) return true;
                         }
                     }
@@ -400,21 +624,22 @@ namespace NetnsNat.Backends
         private static byte[] ElementDump(uint seq, string set) => Message(NftMessage(13), NLM_F_REQUEST | NLM_F_DUMP, seq, NFPROTO_INET, 0,
             Concat(Attribute(NFTA_SET_ELEM_LIST_TABLE, Text(Name)), Attribute(NFTA_SET_ELEM_LIST_SET, Text(set))));
 
-        /// <summary>The key and key end of each element of a NEWSETELEM message.</summary>
-        private static IEnumerable<(byte[] Key, byte[]? End)> KeysOf(byte[] payload)
+        /// <summary>The key, key end and data of each element of a NEWSETELEM message.</summary>
+        private static IEnumerable<(byte[] Key, byte[]? End, byte[]? Data)> KeysOf(byte[] payload)
         {
             foreach (var (attr, list) in Attributes(payload, 4))
             {
                 if (attr != NFTA_SET_ELEM_LIST_ELEMENTS) continue;
                 foreach (var (_, item) in Attributes(list, 0))
                 {
-                    byte[]? key = null, end = null;
+                    byte[]? key = null, end = null, data = null;
                     foreach (var (a, v) in Attributes(item, 0))
                     {
                         if (a == NFTA_SET_ELEM_KEY) key = DataValue(v);
                         else if (a == NFTA_SET_ELEM_KEY_END) end = DataValue(v);
+                        else if (a == NFTA_SET_ELEM_DATA) data = DataValue(v);
                     }
-                    if (key != null) yield return (key, end);
+                    if (key != null) yield return (key, end, data);
                 }
             }
         }
@@ -425,7 +650,7 @@ namespace NetnsNat.Backends
         /// <param name="Relay">The elements a table laid again held before: written again, and never taken away by an undo.</param>
         /// <param name="Add">The elements the batch adds.</param>
         /// <param name="DeleteAfter">Delete the table at the end (its last elements go with it).</param>
-        internal sealed record Batch(bool DeleteFirst, bool Create, IReadOnlyList<NftElement> Relay, IReadOnlyList<NftElement> Add, IReadOnlyList<NftElement> Delete, bool DeleteAfter);
+        internal sealed record Batch(bool DeleteFirst, bool Create, IReadOnlyList<NftEntry> Relay, IReadOnlyList<NftEntry> Add, IReadOnlyList<NftEntry> Delete, bool DeleteAfter);
 
         /// <summary>
         /// Writes a batch as one kernel transaction, only at the generation given (when one is): the kernel refuses it
@@ -450,7 +675,7 @@ namespace NetnsNat.Backends
             {
                 foreach (var group in batch.Delete.GroupBy(e => e.Set))
                 {
-                    foreach (var chunk in group.Chunk(ElementsPerMessage)) messages.Add((NftMessage(14), 0, Elements(group.Key, setIds, chunk), $"the deletion of {string.Join(", ", chunk.Select(e => e.Value))}"));
+                    foreach (var chunk in group.Chunk(ElementsPerMessage)) messages.Add((NftMessage(14), 0, Elements(group.Key, setIds, chunk, withData: false), $"the deletion of {string.Join(", ", chunk.Select(e => e.Value))}"));
                 }
             }
             if (messages.Count == 0) return (0, string.Empty);
@@ -477,35 +702,85 @@ namespace NetnsNat.Backends
             {
                 var name = SetName(kind, family);
                 setIds[name] = ++id;
-                var fields = kind == NftSetKind.Masquerade ? new[] { (uint)family.AddressBytes, 16u } : new[] { (uint)family.AddressBytes, 16u, 16u };
-                uint type = family == AddressFamilyProfile.IPv4 ? TYPE_IPADDR : TYPE_IP6ADDR;
-                for (int i = 1; i < fields.Length; i++) type = (type << 6) | TYPE_IFNAME;
+                var (fields, type) = KeyOf(kind, family);
+                bool map = kind == NftSetKind.Dnat;
                 messages.Add((NftMessage(9), NLM_F_CREATE, Concat(
                     Attribute(NFTA_SET_TABLE, Text(Name)),
                     Attribute(NFTA_SET_NAME, Text(name)),
-                    U32(NFTA_SET_FLAGS, NFT_SET_INTERVAL | NFT_SET_CONCAT),
+                    U32(NFTA_SET_FLAGS, NFT_SET_INTERVAL | NFT_SET_CONCAT | (map ? NFT_SET_MAP : 0)),
                     U32(NFTA_SET_KEY_TYPE, type),
                     U32(NFTA_SET_KEY_LEN, KeyLength(kind, family)),
+                    // The map's data: the namespace's address and port, as the nat expression takes them from two registers.
+                    map ? Concat(U32(NFTA_SET_DATA_TYPE, ((family == AddressFamilyProfile.IPv4 ? TYPE_IPADDR : TYPE_IP6ADDR) << 6) | TYPE_INET_SERVICE), U32(NFTA_SET_DATA_LEN, (uint)family.AddressBytes + 4)) : Array.Empty<byte>(),
                     U32(NFTA_SET_ID, id),
                     Attribute(NFTA_SET_DESC | NLA_F_NESTED, Attribute(NFTA_SET_DESC_CONCAT | NLA_F_NESTED,
-                        Concat(fields.Select(f => Attribute(NFTA_LIST_ELEM | NLA_F_NESTED, U32(NFTA_SET_FIELD_LEN, f))).ToArray())))), $"the creation of the set {name}"));
+                        Concat(fields.Select(f => Attribute(NFTA_LIST_ELEM | NLA_F_NESTED, U32(NFTA_SET_FIELD_LEN, f))).ToArray())))), $"the creation of the {(map ? "map" : "set")} {name}"));
             }
+            messages.Add((NftMessage(3), NLM_F_CREATE, BaseChain("prerouting", 0 /* NF_INET_PRE_ROUTING */, -100 /* dstnat */, "nat"), "the creation of the chain prerouting"));
+            messages.Add((NftMessage(3), NLM_F_CREATE, BaseChain("output", 3 /* NF_INET_LOCAL_OUT */, -100, "nat"), "the creation of the chain output"));
             messages.Add((NftMessage(3), NLM_F_CREATE, BaseChain("postrouting", 4 /* NF_INET_POST_ROUTING */, 100 /* srcnat */, "nat"), "the creation of the chain postrouting"));
             messages.Add((NftMessage(3), NLM_F_CREATE, BaseChain("forward", 2 /* NF_INET_FORWARD */, 0 /* filter */, "filter"), "the creation of the chain forward"));
+            void Rule(string chain, string what, params byte[][] expressions) =>
+                messages.Add((NftMessage(6), (ushort)(NLM_F_CREATE | NLM_F_APPEND), RuleBody(chain, Concat(expressions)), what));
+            foreach (var chain in new[] { "prerouting", "output" })
+            {
+                bool output = chain == "output";
+                foreach (var family in AddressFamilyProfile.All)
+                {
+                    var set = SetName(NftSetKind.Dnat, family);
+                    foreach (var protocol in Protocols)
+                    {
+                        // In the order nft writes "[ip daddr != 127.0.0.0/8] fib daddr type local meta l4proto tcp counter dnat ip to ip daddr . meta l4proto . th dport . ip saddr map @dnat4".
+                        Rule(chain, $"the {chain} DNAT rule of {family.Name} {protocol}",
+                            output ? Nfproto(family) : Array.Empty<byte>(),
+                            output ? NotLoopback(family) : Array.Empty<byte>(),
+                            NftRuleWriter.Expression("fib", U32(1 /* DREG */, NFT_REG_1), U32(2 /* RESULT */, 3 /* NFT_FIB_RESULT_ADDRTYPE */), U32(3 /* FLAGS */, 2 /* NFTA_FIB_F_DADDR */)),
+                            NftRuleWriter.Cmp(HostOrder(RTN_LOCAL)),
+                            NftRuleWriter.Expression("meta", U32(2, NFT_META_L4PROTO), U32(1, NFT_REG_1)),
+                            NftRuleWriter.Cmp(new[] { protocol == "tcp" ? (byte)6 : (byte)17 }),
+                            Counter(),
+                            output ? Array.Empty<byte>() : Nfproto(family),
+                            Fields(Payload(family.DestinationOffset, family.AddressBytes), L4Proto, TransportPort, Payload(family.SourceOffset, family.AddressBytes)),
+                            NftRuleWriter.Expression("lookup", Attribute(1 /* SET */, Text(set)), U32(2 /* SREG */, NFT_REG_1), U32(3 /* DREG */, NFT_REG_1), U32(4 /* SET_ID */, setIds[set])),
+                            // The address from the first register, the port from the one after it.
+                            NftRuleWriter.Expression("nat", U32(1 /* TYPE */, 1 /* NFT_NAT_DNAT */), U32(2 /* FAMILY */, family.NfProto),
+                                U32(3 /* REG_ADDR_MIN */, NFT_REG_1), U32(5 /* REG_PROTO_MIN */, Register(family.AddressBytes))));
+                    }
+                }
+            }
             foreach (var family in AddressFamilyProfile.All)
             {
                 var set = SetName(NftSetKind.Masquerade, family);
-                messages.Add((NftMessage(6), (ushort)(NLM_F_CREATE | NLM_F_APPEND), RuleBody("postrouting", Concat(
+                Rule("postrouting", $"the masquerade rule of {family.Name}",
                     Nfproto(family),
                     Load(family, family.SourceOffset, NFT_META_OIFNAME),
                     Lookup(set, setIds[set]),
                     Counter(),
-                    NftRuleWriter.Expression("masq"))), $"the masquerade rule of {family.Name}"));
+                    NftRuleWriter.Expression("masq"));
             }
             foreach (var family in AddressFamilyProfile.All)
             {
+                var set = SetName(NftSetKind.Hairpin, family);
+                Rule("postrouting", $"the hairpin rule of {family.Name}",
+                    DnatStatus(),
+                    Nfproto(family),
+                    Fields(Payload(family.SourceOffset, family.AddressBytes), Payload(family.DestinationOffset, family.AddressBytes), L4Proto, TransportPort),
+                    Lookup(set, setIds[set]),
+                    Counter(),
+                    NftRuleWriter.Expression("masq"));
+            }
+            foreach (var family in AddressFamilyProfile.All)
+            {
+                var published = SetName(NftSetKind.Published, family);
+                Rule("forward", $"the published ports rule of {family.Name}",
+                    DnatStatus(),
+                    Nfproto(family),
+                    Fields(Payload(family.DestinationOffset, family.AddressBytes), L4Proto, TransportPort, MetaField(NFT_META_OIFNAME, 16)),
+                    Lookup(published, setIds[published]),
+                    Counter(),
+                    NftRuleWriter.Verdict(NF_ACCEPT));
                 var set = SetName(NftSetKind.Inbound, family);
-                messages.Add((NftMessage(6), (ushort)(NLM_F_CREATE | NLM_F_APPEND), RuleBody("forward", Concat(
+                Rule("forward", $"the reply rule of {family.Name}",
                     Nfproto(family),
                     // ct state established,related: the state bits (host order) masked, not zero.
                     NftRuleWriter.Expression("ct", U32(1 /* DREG */, NFT_REG_1), U32(2 /* KEY */, 0 /* NFT_CT_STATE */)),
@@ -515,25 +790,80 @@ namespace NetnsNat.Backends
                     Load(family, family.DestinationOffset, NFT_META_IIFNAME, NFT_META_OIFNAME),
                     Lookup(set, setIds[set]),
                     Counter(),
-                    NftRuleWriter.Verdict(NF_ACCEPT))), $"the reply rule of {family.Name}"));
-                messages.Add((NftMessage(6), (ushort)(NLM_F_CREATE | NLM_F_APPEND), RuleBody("forward", Concat(
+                    NftRuleWriter.Verdict(NF_ACCEPT));
+                Rule("forward", $"the inbound drop rule of {family.Name}",
                     Nfproto(family),
                     Load(family, family.DestinationOffset, NFT_META_IIFNAME, NFT_META_OIFNAME),
                     Lookup(set, setIds[set]),
                     Counter(),
-                    NftRuleWriter.Verdict(NF_DROP))), $"the inbound drop rule of {family.Name}"));
+                    NftRuleWriter.Verdict(NF_DROP));
             }
         }
 
-        private static uint KeyLength(NftSetKind kind, AddressFamilyProfile family) => (uint)(family.AddressBytes + (kind == NftSetKind.Masquerade ? 16 : 32));
+        private static byte[] HostOrder(uint value) => BitConverter.GetBytes(value);
 
-        private static byte[] Elements(string set, Dictionary<string, uint> setIds, IEnumerable<NftElement> elements) => Concat(
+        /// <summary>ct status dnat: the status bits (host order) masked with IPS_DST_NAT, not zero.</summary>
+        private static byte[] DnatStatus() => Concat(
+            NftRuleWriter.Expression("ct", U32(1 /* DREG */, NFT_REG_1), U32(2 /* KEY */, NFT_CT_STATUS)),
+            NftRuleWriter.Expression("bitwise", U32(1, NFT_REG_1), U32(2, NFT_REG_1), U32(3, 4),
+                Attribute(4 | NLA_F_NESTED, Attribute(NFTA_DATA_VALUE, HostOrder(IPS_DST_NAT))), Attribute(5 | NLA_F_NESTED, Attribute(NFTA_DATA_VALUE, new byte[4]))),
+            NftRuleWriter.Cmp(new byte[4], negated: true));
+
+        /// <summary>"ip daddr != 127.0.0.0/8" (its first byte, as nft writes it) or "ip6 daddr != ::1".</summary>
+        private static byte[] NotLoopback(AddressFamilyProfile family) => family == AddressFamilyProfile.IPv4
+            ? Concat(NftRuleWriter.Expression("payload", U32(1, NFT_REG_1), U32(2, NFT_PAYLOAD_NETWORK_HEADER), U32(3, family.DestinationOffset), U32(4, 1)), NftRuleWriter.Cmp(new byte[] { 127 }, negated: true))
+            : Concat(NftRuleWriter.Expression("payload", U32(1, NFT_REG_1), U32(2, NFT_PAYLOAD_NETWORK_HEADER), U32(3, family.DestinationOffset), U32(4, 16)), NftRuleWriter.Cmp(IPAddress.IPv6Loopback.GetAddressBytes(), negated: true));
+
+        /// <summary>One field of a concatenation: its length in bytes, and the expressions that load it into a register.</summary>
+        private delegate (int Length, byte[] Expressions) Field(uint register);
+
+        private static Field Payload(uint offset, int length) => register => (length, NftRuleWriter.Expression("payload", U32(1, register), U32(2, NFT_PAYLOAD_NETWORK_HEADER), U32(3, offset), U32(4, (uint)length)));
+
+        private static Field MetaField(uint key, int length) => register => (length, NftRuleWriter.Expression("meta", U32(2, key), U32(1, register)));
+
+        /// <summary>meta l4proto in a concatenation, as nft writes it (with a byteorder expression that leaves its one byte as it is).</summary>
+        private static readonly Field L4Proto = register => (1, Concat(
+            NftRuleWriter.Expression("meta", U32(2, NFT_META_L4PROTO), U32(1, register)),
+            NftRuleWriter.Expression("byteorder", U32(1 /* SREG */, register), U32(2 /* DREG */, register), U32(3 /* OP */, 1 /* NFT_BYTEORDER_HTON */), U32(4 /* LEN */, 1), U32(5 /* SIZE */, 2))));
+
+        /// <summary>th dport: the transport header's destination port.</summary>
+        private static readonly Field TransportPort = register => (2, NftRuleWriter.Expression("payload", U32(1, register), U32(2, NFT_PAYLOAD_TRANSPORT_HEADER), U32(3, 2), U32(4, 2)));
+
+        /// <summary>
+        /// A concatenation in the registers, as nft loads it: the first field into the first 16-byte register, each next
+        /// one into the register after the last one used (each field takes whole 4-byte registers).
+        /// </summary>
+        private static byte[] Fields(params Field[] fields)
+        {
+            var parts = new List<byte[]>();
+            int at = 0;
+            foreach (var field in fields)
+            {
+                var (length, expressions) = field(Register(at));
+                parts.Add(expressions);
+                at += (length + 3) / 4 * 4;
+            }
+            return Concat(parts.ToArray());
+        }
+
+        /// <summary>The register at a byte offset into a concatenation, as nft names it (a 16-byte register where one starts).</summary>
+        private static uint Register(int offset) => offset % 16 == 0 ? NFT_REG_1 + (uint)offset / 16 : NFT_REG32_00 + (uint)offset / 4;
+
+        private static uint KeyLength(NftSetKind kind, AddressFamilyProfile family) => kind switch
+        {
+            NftSetKind.Masquerade => (uint)family.AddressBytes + 16,
+            NftSetKind.Inbound => (uint)family.AddressBytes + 32,
+            _ => (uint)NftMappingElement.KeyLength(kind, family),
+        };
+
+        private static byte[] Elements(string set, Dictionary<string, uint> setIds, IEnumerable<NftEntry> elements, bool withData = true) => Concat(
             Attribute(NFTA_SET_ELEM_LIST_TABLE, Text(Name)),
             Attribute(NFTA_SET_ELEM_LIST_SET, Text(set)),
             setIds.TryGetValue(set, out var id) ? U32(NFTA_SET_ELEM_LIST_SET_ID, id) : Array.Empty<byte>(),
             Attribute(NFTA_SET_ELEM_LIST_ELEMENTS | NLA_F_NESTED, Concat(elements.Select(e => Attribute(NFTA_LIST_ELEM | NLA_F_NESTED, Concat(
                 Attribute(NFTA_SET_ELEM_KEY | NLA_F_NESTED, Attribute(NFTA_DATA_VALUE, e.Key)),
-                Attribute(NFTA_SET_ELEM_KEY_END | NLA_F_NESTED, Attribute(NFTA_DATA_VALUE, e.KeyEnd))))).ToArray())));
+                Attribute(NFTA_SET_ELEM_KEY_END | NLA_F_NESTED, Attribute(NFTA_DATA_VALUE, e.KeyEnd)),
+                withData && e.Data is { } data ? Attribute(NFTA_SET_ELEM_DATA | NLA_F_NESTED, Attribute(NFTA_DATA_VALUE, data)) : Array.Empty<byte>()))).ToArray())));
 
         private static byte[] BaseChain(string name, uint hook, int priority, string type) => Concat(
             Attribute(NFTA_CHAIN_TABLE, Text(Name)),

@@ -75,12 +75,12 @@ namespace NetnsNat.Commands
             if (ParameterSetName == ByAddressSet)
             {
                 if (!TryParseAddress(InternalAddress, "InternalAddress", out var address)) return;
-                _requests.Add(new MappingRequest(null, address, protocol, external, inside, externalAddress, remote, Model.AddressFamilyProfile.Select(AddressFamily)));
+                _requests.Add(new MappingRequest(null, address, protocol, external, inside, externalAddress, remote, Model.AddressFamilyProfile.Select(AddressFamily), Backend));
                 return;
             }
             foreach (var ns in NamespaceRefs(ParameterSetName == ByNameSet ? new[] { Namespace } : null, ParameterSetName == ByPathSet ? new[] { NamespacePath } : null))
             {
-                _requests.Add(new MappingRequest(ns, null, protocol, external, inside, externalAddress, remote, Model.AddressFamilyProfile.Select(AddressFamily)));
+                _requests.Add(new MappingRequest(ns, null, protocol, external, inside, externalAddress, remote, Model.AddressFamilyProfile.Select(AddressFamily), Backend));
             }
         }
 

@@ -53,7 +53,7 @@ namespace NetnsNat.Commands
                 var store = StateStore.Read(this);
                 var families = AddressFamilyProfile.Select(AddressFamily) ?? AddressFamilyProfile.All;
                 bool found = false;
-                foreach (var listed in service.List(families, store))
+                foreach (var listed in service.List(families, store, Backend))
                 {
                     var m = listed.Mapping;
                     if (protocol != null && m.Protocol != protocol) continue;

@@ -15,12 +15,18 @@ namespace NetnsNat.Commands
 
         internal PortMappingService Service() => new PortMappingService(this, BackendFor);
 
+        /// <summary>Iptables or Nftables: the backend of the mappings (a mapping is in the backend of its namespace's NAT). Auto by default.</summary>
+        [Parameter(ValueFromPipelineByPropertyName = true)]
+        [NatBackendTransformation]
+        public NatBackendKind Backend { get; set; }
+
+        internal override NatBackendKind BackendChoice => Backend;
+
         protected override void Begin()
         {
             RequireNetAdmin();
-            // Port mappings are iptables rules; on a host without iptables (the nftables backend's) the namespace's own error
-            // (PortMappingNotSupported) says more than a missing tool, and a read says ToolNotFound then.
-            if (Backends.BackendFactory.Resolve(NatBackendKind.Auto) == NatBackendKind.Iptables) RequireTools(BackendFor(Model.AddressFamilyProfile.IPv4, NatBackendKind.Iptables).RequiredTools.ToArray());
+            // iptables' tools are needed where its rules are read or written: on a host that has them, or when asked for.
+            if (Backends.BackendFactory.Resolve(Backend) == NatBackendKind.Iptables) RequireTools(BackendFor(Model.AddressFamilyProfile.IPv4, NatBackendKind.Iptables).RequiredTools.ToArray());
         }
 
         /// <summary>Tcp or Udp (any case), as iptables writes it: "tcp", "udp".</summary>

@@ -49,13 +49,16 @@ namespace NetnsNat.Commands
         /// <summary>Checks and collects; the work is done in EndProcessing, so a pipeline of mappings is one transaction.</summary>
         protected override void ProcessRecord()
         {
+            // The backend given (or the one of the object piped in): only its mappings.
+            var kind = Backend;
             if (ParameterSetName == ByObjectSet)
             {
                 foreach (var item in InputObject)
                 {
                     var protocol = item.Protocol.ToLowerInvariant();
                     _items.Add((l => l.Mapping.Protocol == protocol && l.Mapping.ExternalPort == item.ExternalPort && l.Mapping.ExternalText == item.ExternalAddress
-                        && l.Mapping.InternalAddress.ToString() == item.InternalAddress && l.Mapping.InternalPort == item.InternalPort, $"for {item}", item));
+                        && l.Mapping.InternalAddress.ToString() == item.InternalAddress && l.Mapping.InternalPort == item.InternalPort
+                        && (kind == NatBackendKind.Auto || l.Kind == kind), $"for {item}", item));
                 }
                 return;
             }
@@ -65,7 +68,7 @@ namespace NetnsNat.Commands
             if (Namespace != null && !CheckNamespaceName(Namespace)) return;
             var what = $"for {Protocol} port {port.ToString(CultureInfo.InvariantCulture)}{(address == null ? string.Empty : " on " + address)}{(Namespace == null ? string.Empty : $" of '{Namespace}'")}";
             _items.Add((l => l.Mapping.Protocol == p && l.Mapping.ExternalPort == port && (address == null || l.Mapping.ExternalText == address.ToString())
-                && (Namespace == null || l.Namespace == Namespace), what, ExternalPort));
+                && (Namespace == null || l.Namespace == Namespace) && (kind == NatBackendKind.Auto || l.Kind == kind), what, ExternalPort));
         }
 
         protected override void EndProcessing()

@@ -229,7 +229,7 @@ namespace NetnsNat.Core
             var nftContent = nftState?.Content;
             var backendArgument = _nft != null ? " -Backend Nftables" : string.Empty;
             var masquerades = subnet == null ? Array.Empty<MasqueradeSeen>()
-                : nftContent != null ? nftContent.Elements.Where(e => e.Kind == NftSetKind.Masquerade && Cidr.Format(e.Subnet) == subnet.Subnet).Select(e => new MasqueradeSeen(e.Out, e.Text)).ToArray()
+                : nftContent != null ? nftContent.Subnets.Where(e => e.Kind == NftSetKind.Masquerade && Cidr.Format(e.Subnet) == subnet.Subnet).Select(e => new MasqueradeSeen(e.Out, e.Text)).ToArray()
                 : snapshot.Chain("nat", "POSTROUTING").Where(r => MasqueradeRules.IsMasquerade(r) && !r.HasOtherMatches && !r.HasNegation && r.Source == subnet.Subnet).Select(r => new MasqueradeSeen(r.OutInterface, r.ToString())).ToArray();
             // The uplink the traffic takes: the one given; else the route to -Target; else the one the MASQUERADE rules
             // name (when it is up); else the default route's.
@@ -400,7 +400,7 @@ namespace NetnsNat.Core
                 Emit("Inbound", NatCheckStatus.Fail, "Inbound traffic cannot be checked without the bridge, the uplink and the namespace's address (see the checks above).", "Fix the checks above, then run Test-NamespaceNat again");
             }
 
-            PortMappings(state, ns, nsAddresses.Select(a => a.Address.Address).ToArray(), uplink);
+            PortMappings(state, nftState, ns, nsAddresses.Select(a => a.Address.Address).ToArray(), uplink);
 
             // Duplicates.
             var dupes = subnet == null ? Array.Empty<IGrouping<string, IptablesRule>>()
@@ -492,8 +492,11 @@ namespace NetnsNat.Core
         /// PortMappings: each port the state store says NetnsNat published for the namespace (of this family) has its
         /// rules, still goes to an address the namespace has, and nothing above its FORWARD rule drops its connections.
         /// </summary>
-        private void PortMappings(IptablesState state, NamespaceRef ns, IReadOnlyCollection<IPAddress> nsAddresses, string? uplink)
+        private void PortMappings(IptablesState state, NftablesState? nftState, NamespaceRef ns, IReadOnlyCollection<IPAddress> nsAddresses, string? uplink)
         {
+            // With the nftables backend the mapping is elements of NetnsNat's table, and iptables' FORWARD is another table on the hook.
+            INatBackend backend = nftState != null ? _nft! : _backend;
+            NatState held = nftState ?? (NatState)state;
             var store = _request.Store ?? StateStore.Read(_host);
             var mappings = store.Mappings.Where(m => m.NamespacePath == ns.Path && m.Family == Family.Name).Select(m => m.ToMapping()).Where(m => m != null).Select(m => m!).ToArray();
             if (mappings.Length == 0)
@@ -507,7 +510,7 @@ namespace NetnsNat.Core
             var fixes = new List<string>();
             foreach (var m in mappings)
             {
-                var missing = _backend.MissingMappingRules(state, m);
+                var missing = backend.MissingMappingRules(held, m);
                 if (missing.Count > 0)
                 {
                     problems.Add($"{m}: {missing.Count} of its rules do not stand ({string.Join("; ", missing)})");
@@ -534,13 +537,25 @@ namespace NetnsNat.Core
                         continue;
                     }
                 }
-                if (_backend.MappingShadowedBy(state, m) is { } shadow)
+                if (backend.MappingShadowedBy(held, m) is { } shadow)
                 {
-                    problems.Add($"{m}: '{shadow.Rule}' stands above its DNAT rule in nat PREROUTING and takes its connections");
+                    problems.Add(nftState != null ? $"{m}: '{shadow.Rule}' in iptables' nat PREROUTING (on the same hook as inet {NftablesTable.Name}) may take its connections first"
+                        : $"{m}: '{shadow.Rule}' stands above its DNAT rule in nat PREROUTING and takes its connections");
                     fixes.Add(shadow.DeleteCommand);
                     continue;
                 }
                 var chain = snapshot.Chain("filter", "FORWARD");
+                if (nftState != null)
+                {
+                    // An accept in NetnsNat's table does not override a drop in iptables' FORWARD: all of it is walked.
+                    var packet = new ForwardPacket(uplink ?? m.Outbound, m.Bridge, m.Remote?.BaseAddress ?? Family.OutsideExample, m.InternalAddress, "NEW");
+                    if (_iptablesInstalled && ForwardEvaluator.Evaluate(snapshot, packet) is { Accepted: false, By: var blocked })
+                    {
+                        problems.Add($"{m}: '{blocked}' in iptables' FORWARD drops its connections, and an accept in inet {NftablesTable.Name} does not override a drop in another table");
+                        fixes.Add($"{Family.Iptables} -I FORWARD -d {m.InternalAddress} -o {m.Bridge} -p {m.Protocol} --dport {m.InternalPort} -m conntrack --ctstate DNAT -j ACCEPT");
+                    }
+                    continue;
+                }
                 var forwardIn = PortMappingRules.ForwardIn(m);
                 int at = 0;
                 while (at < chain.Count && !chain[at].SameAs(forwardIn)) at++;

@@ -13,7 +13,7 @@ namespace NetnsNat.Core
 {
     /// <summary>One mapping asked of Add-NatPortMapping: by namespace or by internal address, with what the user gave.</summary>
     internal sealed record MappingRequest(NamespaceRef? Namespace, IPAddress? InternalAddress, string Protocol, int ExternalPort, int InternalPort,
-        IPAddress? ExternalAddress, IPNetwork? Remote, IReadOnlyList<AddressFamilyProfile>? Families = null);
+        IPAddress? ExternalAddress, IPNetwork? Remote, IReadOnlyList<AddressFamilyProfile>? Families = null, NatBackendKind Backend = NatBackendKind.Auto);
 
     /// <summary>
     /// Publishes namespaces' ports (DNAT) and takes them away: the requests resolved against the state store (which
@@ -77,25 +77,28 @@ namespace NetnsNat.Core
         private readonly Dictionary<string, IReadOnlySet<IPAddress>> _namespaceAddresses = new Dictionary<string, IReadOnlySet<IPAddress>>(StringComparer.Ordinal);
 
         private readonly ICommandHost _host;
-        private readonly Func<AddressFamilyProfile, INatBackend> _backendOf;
-        private readonly Dictionary<AddressFamilyProfile, RuleService> _rules = new Dictionary<AddressFamilyProfile, RuleService>();
+        private readonly Func<AddressFamilyProfile, NatBackendKind, INatBackend> _backendOf;
+        private readonly Dictionary<(AddressFamilyProfile, NatBackendKind), RuleService> _rules = new Dictionary<(AddressFamilyProfile, NatBackendKind), RuleService>();
         private IReadOnlySet<IPAddress>? _hostAddresses;
         private IReadOnlyList<(string Name, IPAddress Address)>? _hostInterfaceAddresses;
 
-        /// <summary>Port mappings are the iptables backend's: backendOf gives it for each family.</summary>
+        /// <summary>A mapping is in the backend of its namespace's NAT: backendOf gives it for a family and kind.</summary>
         public PortMappingService(ICommandHost host, Func<AddressFamilyProfile, NatBackendKind, INatBackend> backendOf)
         {
             _host = host;
-            _backendOf = family => backendOf(family, NatBackendKind.Iptables);
+            _backendOf = backendOf;
         }
 
-        private RuleService Rules(AddressFamilyProfile family)
+        private RuleService Rules(AddressFamilyProfile family, NatBackendKind kind)
         {
-            if (!_rules.TryGetValue(family, out var service)) _rules[family] = service = new RuleService(_host, _backendOf(family));
+            if (!_rules.TryGetValue((family, kind), out var service)) _rules[(family, kind)] = service = new RuleService(_host, _backendOf(family, kind));
             return service;
         }
 
-        private INatBackend Backend(AddressFamilyProfile family) => Rules(family).Backend;
+        private INatBackend Backend(AddressFamilyProfile family, NatBackendKind kind) => Rules(family, kind).Backend;
+
+        /// <summary>The backend a stored mapping's rules are in.</summary>
+        private static NatBackendKind KindOf(StoredMapping stored) => BackendFactory.FromStoreName(stored.Backend);
 
         /// <summary>The host's addresses, by interface (read once per call).</summary>
         private IReadOnlyList<(string Name, IPAddress Address)> HostInterfaceAddresses()
@@ -129,7 +132,7 @@ namespace NetnsNat.Core
             using var tx = NatTransaction.Begin(_host, Settings.LockTimeout);
             var store = StateStore.Load(tx.Lock);
             var index = new StoreIndex(store);
-            var resolved = new List<(PortMapping Mapping, NamespaceRef Namespace)>();
+            var resolved = new List<(PortMapping Mapping, NamespaceRef Namespace, NatBackendKind Kind)>();
             foreach (var request in requests)
             {
                 _host.Try(request.Namespace?.Display ?? request.InternalAddress?.ToString(), () =>
@@ -145,11 +148,10 @@ namespace NetnsNat.Core
             var results = new List<NatPortMapping>();
             var now = DateTime.UtcNow.ToString("o", CultureInfo.InvariantCulture);
             bool record = false;
-            foreach (var family in AddressFamilyProfile.All)
+            foreach (var (family, kind) in resolved.Select(r => (r.Mapping.Family, r.Kind)).Distinct().OrderBy(g => g.Family.Name, StringComparer.Ordinal).ToArray())
             {
-                var mine = resolved.Where(r => r.Mapping.Family == family).ToList();
-                if (mine.Count == 0) continue;
-                var backend = Backend(family);
+                var mine = resolved.Where(r => r.Mapping.Family == family && r.Kind == kind).Select(r => (r.Mapping, r.Namespace)).ToList();
+                var backend = Backend(family, kind);
                 var state = backend.Read(_host.Token);
                 // Mappings that stand (and those the store records whose rules are gone, which Restore lays again) take their ports.
                 var taken = new PortTable(backend.Mappings(state, index.Complete).Concat(index.Of(family)));
@@ -182,13 +184,13 @@ namespace NetnsNat.Core
                     }
                 }
                 if (approved.Count == 0) continue;
-                var applied = Rules(family).ApplyApproved(s => backend.PlanAddMappings(s, approved.Select(x => x.Mapping).ToArray()), $"{approved.Count} port mapping(s)", tx, null);
+                var applied = Rules(family, kind).ApplyApproved(s => backend.PlanAddMappings(s, approved.Select(x => x.Mapping).ToArray()), $"{approved.Count} port mapping(s)", tx, null);
                 var added = new HashSet<string>(applied.Changes.Where(c => c.IsAddition).Select(c => c.RuleText), StringComparer.Ordinal);
                 foreach (var (mapping, ns) in approved)
                 {
                     if (index.Find(mapping) == null)
                     {
-                        var stored = StoredMapping.Of(mapping, ns, now);
+                        var stored = StoredMapping.Of(mapping, ns, now, BackendFactory.StoreName(kind));
                         store.Mappings.Add(stored);
                         index.Add(stored, mapping);
                     }
@@ -213,7 +215,7 @@ namespace NetnsNat.Core
         }
 
         /// <summary>What a request asks for: one mapping per family (and per address of the uplink) it resolves to.</summary>
-        private IEnumerable<(PortMapping Mapping, NamespaceRef Namespace)> Resolve(MappingRequest request, StoreContent store)
+        private IEnumerable<(PortMapping Mapping, NamespaceRef Namespace, NatBackendKind Kind)> Resolve(MappingRequest request, StoreContent store)
         {
             var families = request.Families != null && request.InternalAddress == null && request.ExternalAddress == null && request.Remote == null ? request.Families.ToArray()
                 : request.InternalAddress != null ? new[] { AddressFamilyProfile.Of(request.InternalAddress) }
@@ -291,7 +293,15 @@ namespace NetnsNat.Core
 
             foreach (var (binding, address, owner) in targets)
             {
-                if (binding.Backend == NftablesBackend.Name) throw NftablesBackend.MappingsNotAvailable();
+                // A mapping goes through its namespace's NAT: into the same backend.
+                var kind = BackendFactory.FromStoreName(binding.Backend);
+                if (request.Backend != NatBackendKind.Auto && BackendFactory.Resolve(request.Backend) != kind)
+                {
+                    throw new NetnsNatException(
+                        $"-Backend {request.Backend} does not match the backend of the {binding.Family} NAT of '{owner}' on {binding.Bridge} ({binding.Backend}): a mapping goes into the backend of its namespace's NAT. " +
+                        $"Leave -Backend out (or give -Backend {(kind == NatBackendKind.Nftables ? "Nftables" : "Iptables")}); to move the namespace, Disable-NamespaceNat it and Enable-NamespaceNat -Backend {request.Backend}. Nothing was changed.",
+                        "BackendMismatch", ErrorCategory.InvalidArgument);
+                }
                 var family = AddressFamilyProfile.Parse(binding.Family);
                 Cidr.TryParseNetwork(binding.Subnet, out var subnet);
                 var allowed = request.Remote is IPNetwork rp && AddressFamilyProfile.Of(rp) == family ? rp : (IPNetwork?)null;
@@ -316,7 +326,7 @@ namespace NetnsNat.Core
                 }
                 foreach (var external in externals)
                 {
-                    yield return (new PortMapping(request.Protocol, external, request.ExternalPort, address, request.InternalPort, allowed, binding.Bridge, subnet, binding.Outbound), owner);
+                    yield return (new PortMapping(request.Protocol, external, request.ExternalPort, address, request.InternalPort, allowed, binding.Bridge, subnet, binding.Outbound), owner, kind);
                 }
             }
         }
@@ -385,21 +395,31 @@ namespace NetnsNat.Core
         }
 
         /// <summary>A mapping to list or remove, with the namespace the store knows it for.</summary>
-        internal sealed record Listed(PortMapping Mapping, string? Namespace, string? NamespacePath, string Backend, IReadOnlyList<string> Missing);
+        internal sealed record Listed(PortMapping Mapping, string? Namespace, string? NamespacePath, string Backend, IReadOnlyList<string> Missing, NatBackendKind Kind);
 
         /// <summary>
         /// The mappings of NetnsNat's that the rules hold, and those the store records whose rules are gone (RulesMissing),
         /// of the families given.
         /// </summary>
-        public IReadOnlyList<Listed> List(IEnumerable<AddressFamilyProfile> families, StoreContent store)
+        public IReadOnlyList<Listed> List(IEnumerable<AddressFamilyProfile> families, StoreContent store, NatBackendKind only = NatBackendKind.Auto)
         {
             var listed = new List<Listed>();
             foreach (var family in families)
             {
-                var backend = Backend(family);
+                // The backends installed (or with a table), and those the store records a mapping in.
+                var kinds = BackendFactory.Listed(only, family).Union(store.Mappings.Where(s => s.Family == family.Name).Select(KindOf)).Where(k => only == NatBackendKind.Auto || k == only).Distinct().ToArray();
+                foreach (var kind in kinds) ListOf(family, kind, store, listed);
+            }
+            return listed;
+        }
+
+        private void ListOf(AddressFamilyProfile family, NatBackendKind kind, StoreContent store, List<Listed> listed)
+        {
+            {
+                var backend = Backend(family, kind);
                 bool haveTools = backend.ReadTools.All(t => ProcessRunner.Which(t) != null);
-                var storedOfFamily = store.Mappings.Where(s => s.Family == family.Name).ToArray();
-                if (!haveTools && storedOfFamily.Length == 0) continue;
+                var storedOfFamily = store.Mappings.Where(s => s.Family == family.Name && KindOf(s) == kind).ToArray();
+                if (!haveTools && storedOfFamily.Length == 0) return;
                 var state = backend.Read(_host.Token);
                 var index = new StoreIndex(store);
                 var standing = backend.Mappings(state, index.Complete);
@@ -408,21 +428,20 @@ namespace NetnsNat.Core
                 {
                     var stored = index.Find(m)?.Stored;
                     if (stored != null) inRules.Add(stored, m);
-                    listed.Add(new Listed(m, stored?.Namespace, stored?.NamespacePath, state.BackendName, backend.MissingMappingRules(state, m)));
+                    listed.Add(new Listed(m, stored?.Namespace, stored?.NamespacePath, state.BackendName, backend.MissingMappingRules(state, m), kind));
                 }
                 foreach (var s in storedOfFamily)
                 {
                     if (s.ToMapping() is not { } m || inRules.Find(m) != null) continue;
-                    listed.Add(new Listed(m, s.Namespace, s.NamespacePath, state.BackendName, backend.MissingMappingRules(state, m)));
+                    listed.Add(new Listed(m, s.Namespace, s.NamespacePath, state.BackendName, backend.MissingMappingRules(state, m), kind));
                 }
             }
-            return listed;
         }
 
         /// <summary>A listed mapping as Get-NatPortMapping emits it.</summary>
         public NatPortMapping ToObject(Listed l)
         {
-            var backend = Backend(l.Mapping.Family);
+            var backend = Backend(l.Mapping.Family, l.Kind);
             var status = l.Missing.Count == 0 ? "InForce" : "RulesMissing";
             var detail = l.Missing.Count == 0 ? null : $"{l.Missing.Count} of its rules do not stand: {string.Join("; ", l.Missing)}. Add-NatPortMapping (or Restore-NamespaceNat) lays them again.";
             return ToObject(l.Mapping, l.Namespace, l.Backend, backend.MappingRules(l.Mapping), 0, status, detail);
@@ -432,16 +451,15 @@ namespace NetnsNat.Core
         /// Removes mappings (the rules they do not share with mappings that stay, their store records, their connections),
         /// each family's in one write, inside the caller's transaction. Returns what was removed, or null under -WhatIf.
         /// </summary>
-        public IReadOnlyList<NatPortMapping>? Remove(IReadOnlyList<PortMapping> mappings, StoreContent store, NatTransaction tx, object? group)
+        public IReadOnlyList<NatPortMapping>? Remove(IReadOnlyList<(PortMapping Mapping, NatBackendKind Kind)> mappings, StoreContent store, NatTransaction tx, object? group)
         {
             var results = new List<NatPortMapping>();
             bool any = false;
             var known = new StoreIndex(store);
-            foreach (var family in AddressFamilyProfile.All)
+            foreach (var (family, kind) in mappings.Select(m => (m.Mapping.Family, m.Kind)).Distinct().OrderBy(g => g.Family.Name, StringComparer.Ordinal).ToArray())
             {
-                var mine = mappings.Where(m => m.Family == family).ToArray();
-                if (mine.Length == 0) continue;
-                var backend = Backend(family);
+                var mine = mappings.Where(m => m.Mapping.Family == family && m.Kind == kind).Select(m => m.Mapping).ToArray();
+                var backend = Backend(family, kind);
                 var state = backend.Read(_host.Token);
                 var standing = backend.Mappings(state, known.Complete);
                 // One question per mapping, with all of its commands: a mapping is removed whole (rules, record, connections) or not at all.
@@ -454,7 +472,7 @@ namespace NetnsNat.Core
                 }
                 if (approved.Count == 0) continue;
                 any = true;
-                var applied = Rules(family).ApplyApproved(s =>
+                var applied = Rules(family, kind).ApplyApproved(s =>
                 {
                     var staying = backend.Mappings(s, known.Complete).Where(x => !approved.Any(m => m.ExternalPort == x.ExternalPort && m.SameAs(x))).ToArray();
                     return backend.Merge(approved.Select(m => backend.PlanRemoveMapping(s, m, staying)).ToArray());
@@ -477,11 +495,11 @@ namespace NetnsNat.Core
         /// in one transaction; an item that selects none is its error (what names it), and the others go on. Returns
         /// the removed mappings, or null under -WhatIf.
         /// </summary>
-        public IReadOnlyList<NatPortMapping>? RemoveWhere(IReadOnlyList<(Func<Listed, bool> Select, string What, object Target)> items)
+        public IReadOnlyList<NatPortMapping>? RemoveWhere(IReadOnlyList<(Func<Listed, bool> Select, string What, object Target)> items, NatBackendKind only = NatBackendKind.Auto)
         {
             using var tx = NatTransaction.Begin(_host, Settings.LockTimeout);
             var store = StateStore.Load(tx.Lock);
-            var listed = List(AddressFamilyProfile.All, store);
+            var listed = List(AddressFamilyProfile.All, store, only);
             var selected = new List<Listed>();
             foreach (var (select, what, target) in items)
             {
@@ -495,7 +513,7 @@ namespace NetnsNat.Core
                 selected.AddRange(mine.Where(m => !selected.Contains(m)));
             }
             if (selected.Count == 0) return null;
-            var removed = Remove(selected.Select(l => l.Mapping).ToArray(), store, tx, null);
+            var removed = Remove(selected.Select(l => (l.Mapping, l.Kind)).ToArray(), store, tx, null);
             if (removed != null) StateStore.Save(store, tx.Lock);
             tx.Complete();
             return removed;
@@ -508,9 +526,9 @@ namespace NetnsNat.Core
         public void RemoveForNamespace(NamespaceRef ns, string bridge, IReadOnlyCollection<string> families, StoreContent store, NatTransaction tx)
         {
             var stored = store.Mappings.Where(m => m.NamespacePath == ns.Path && m.Bridge == bridge && families.Contains(m.Family)).ToArray();
-            var mappings = stored.Select(s => s.ToMapping()).Where(m => m != null).Select(m => m!).ToArray();
+            var mappings = stored.Select(s => (Mapping: s.ToMapping(), Kind: KindOf(s))).Where(m => m.Mapping != null).Select(m => (m.Mapping!, m.Kind)).ToArray();
             if (mappings.Length == 0) return;
-            _host.Verbose($"Removing the {mappings.Length} port mapping(s) of '{ns}': {string.Join(", ", mappings.Select(m => m.ToString()))}.");
+            _host.Verbose($"Removing the {mappings.Length} port mapping(s) of '{ns}': {string.Join(", ", mappings.Select(m => m.Item1.ToString()))}.");
             Remove(mappings, store, tx, null);
         }
 
@@ -522,13 +540,13 @@ namespace NetnsNat.Core
         {
             using var tx = NatTransaction.Begin(_host, Settings.LockTimeout);
             var store = StateStore.Load(tx.Lock);
-            var mappings = store.Mappings.Where(match).Where(s => NamespaceRef.Of(s.Namespace, s.NamespacePath).Exists).Select(s => s.ToMapping()).Where(m => m != null).Select(m => m!).ToArray();
+            var mappings = store.Mappings.Where(match).Where(s => NamespaceRef.Of(s.Namespace, s.NamespacePath).Exists)
+                .Select(s => (Mapping: s.ToMapping(), Kind: KindOf(s))).Where(m => m.Mapping != null).Select(m => (Mapping: m.Mapping!, m.Kind)).ToArray();
             var index = new StoreIndex(store);
-            foreach (var family in AddressFamilyProfile.All)
+            foreach (var (family, kind) in mappings.Select(m => (m.Mapping.Family, m.Kind)).Distinct().OrderBy(g => g.Family.Name, StringComparer.Ordinal).ToArray())
             {
-                var mine = mappings.Where(m => m.Family == family).ToArray();
-                if (mine.Length == 0) continue;
-                var backend = Backend(family);
+                var mine = mappings.Where(m => m.Mapping.Family == family && m.Kind == kind).Select(m => m.Mapping).ToArray();
+                var backend = Backend(family, kind);
                 // A mapping of another's that took the port while this one's rules were gone stays; this one is skipped, with a warning.
                 var taken = new PortTable(backend.Mappings(backend.Read(_host.Token), index.Complete));
                 var free = mine.Where(m =>
@@ -538,7 +556,7 @@ namespace NetnsNat.Core
                     return false;
                 }).ToArray();
                 if (free.Length == 0) continue;
-                Rules(family).Apply(state => backend.PlanAddMappings(state, free), $"{free.Length} port mapping(s)", tx, null);
+                Rules(family, kind).Apply(state => backend.PlanAddMappings(state, free), $"{free.Length} port mapping(s)", tx, null);
             }
             tx.Complete();
         }

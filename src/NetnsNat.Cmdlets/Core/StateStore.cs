@@ -44,7 +44,7 @@ namespace NetnsNat.Core
 
     /// <summary>A port mapping NetnsNat added, and the namespace it is for.</summary>
     internal sealed record StoredMapping(string Namespace, string NamespacePath, string Protocol, string ExternalAddress, int ExternalPort, string InternalAddress,
-        int InternalPort, string? Remote, string Bridge, string Subnet, string Outbound, string AddedAt)
+        int InternalPort, string? Remote, string Bridge, string Subnet, string Outbound, string AddedAt, string Backend = "iptables")
     {
         public string Family => InternalAddress.IndexOf(':') >= 0 ? "IPv6" : "IPv4";
 
@@ -62,9 +62,10 @@ namespace NetnsNat.Core
             return new Model.PortMapping(Protocol, any ? null : outside, ExternalPort, inside, InternalPort, remote, Bridge, subnet, Outbound);
         }
 
-        public static StoredMapping Of(Model.PortMapping m, NamespaceRef ns, string addedAt) =>
+        /// <param name="backend">The backend its rules are in, as the store names it ("iptables", "nftables").</param>
+        public static StoredMapping Of(Model.PortMapping m, NamespaceRef ns, string addedAt, string backend) =>
             new StoredMapping(ns.Display, ns.Path, m.Protocol, m.ExternalText, m.ExternalPort, m.InternalAddress.ToString(), m.InternalPort,
-                m.Remote is System.Net.IPNetwork r ? Cidr.Format(r) : null, m.Bridge, Cidr.Format(m.Subnet), m.Outbound, addedAt);
+                m.Remote is System.Net.IPNetwork r ? Cidr.Format(r) : null, m.Bridge, Cidr.Format(m.Subnet), m.Outbound, addedAt, backend);
     }
 
     /// <summary>What the store holds for one network namespace of the host.</summary>
@@ -174,7 +175,9 @@ namespace NetnsNat.Core
                     content.Mappings.Add(new StoredMapping(Text(m, "namespace"), Text(m, "namespacePath"), Text(m, "protocol"), Text(m, "externalAddress"),
                         m.GetProperty("externalPort").GetInt32(), Text(m, "internalAddress"), m.GetProperty("internalPort").GetInt32(),
                         m.TryGetProperty("remote", out var remote) && remote.ValueKind == JsonValueKind.String ? remote.GetString() : null,
-                        Text(m, "bridge"), Text(m, "subnet"), Text(m, "outbound"), Text(m, "addedAt")));
+                        Text(m, "bridge"), Text(m, "subnet"), Text(m, "outbound"), Text(m, "addedAt"),
+                        // 0.1's records name no backend: their rules are iptables'.
+                        m.TryGetProperty("backend", out var backend) && backend.ValueKind == JsonValueKind.String ? backend.GetString() ?? "iptables" : "iptables"));
                 }
                 foreach (var f in Array(root, "forwardingTurnedOn")) content.ForwardingTurnedOn.Add(f.GetString() ?? string.Empty);
                 foreach (var t in Array(root, "createdTables")) content.CreatedTables.Add(t.GetString() ?? string.Empty);
@@ -292,6 +295,7 @@ namespace NetnsNat.Core
                 json.WriteString("subnet", m.Subnet);
                 json.WriteString("outbound", m.Outbound);
                 json.WriteString("addedAt", m.AddedAt);
+                json.WriteString("backend", m.Backend);
                 json.WriteEndObject();
             }
             json.WriteEndArray();

@@ -1,0 +1,242 @@
+# Issue 15, the nftables half: port mappings of namespaces on the nftables backend are elements of NetnsNat's table (the
+# DNAT in the map dnat4/dnat6, the accept in published4/6, the hairpin's masquerade in hairpin4/6). Every behaviour is
+# proven with real connections in the lab: from the "internet" namespace to the host's uplink address, from the host
+# itself, and from a second namespace on the same bridge (hairpin); each listener answers with the source it saw.
+BeforeAll {
+    . (Join-Path $PSScriptRoot 'Common.ps1')
+    $script:udp = [System.Collections.Generic.List[System.Diagnostics.Process]]::new()
+
+    function nftc { (Invoke-LabCommand -FilePath nft -ArgumentList $args).Output }
+    function Get-MapElements([string] $Name = 'dnat4') {
+        # The elements of one of the table's sets or maps, as nft lists them (one line each).
+        $r = Invoke-LabCommand nft -ArgumentList @('list', $(if ($Name -like 'dnat*') { 'map' } else { 'set' }), 'inet', 'netnsnat', $Name) -AllowFailure
+        if ($r.ExitCode -ne 0) { return @() }
+        $text = ($r.Output -replace "`n", ' ') -replace '\s+', ' '
+        if ($text -notmatch 'elements = \{ (.*?) \}') { return @() }
+        @($Matches[1] -split ', ' | ForEach-Object { $_.Trim() })
+    }
+}
+
+Describe 'Port mappings with the nftables backend' {
+    BeforeAll {
+        $lab = New-NetnsNatLab -DualStack
+        Add-LabClient -Name other -Bridge br0 -Address 10.0.0.3/24 -Address6 fd00:0:0:1::3/64
+        # A second source in the "internet", for -RemoteAddressPrefix.
+        Invoke-LabCommand ip -ArgumentList @('-n', $lab.Internet, 'addr', 'add', '198.51.100.253/24', 'dev', 'wan0') | Out-Null
+        Start-LabListener -Namespace testnet -Address 10.0.0.2 -Port 80 | Out-Null
+        Start-LabListener -Namespace testnet -Address 10.0.0.2 -Port 81 | Out-Null
+        Start-LabListener -Namespace testnet -Address fd00:0:0:1::2 -Port 80 | Out-Null
+        $script:udp.Add((Start-UdpEcho))
+    }
+    AfterAll {
+        foreach ($p in $script:udp) { if (-not $p.HasExited) { $p.Kill($true); $p.WaitForExit(5000) | Out-Null } }
+        Remove-NetnsNatLab
+    }
+    BeforeEach {
+        Reset-LabFirewall
+        foreach ($ns in 'testnet', 'other') {
+            Invoke-LabCommand ip -ArgumentList @('-n', $ns, 'route', 'del', 'default') -AllowFailure | Out-Null
+            Invoke-LabCommand ip -ArgumentList @('-n', $ns, '-6', 'route', 'del', 'default') -AllowFailure | Out-Null
+        }
+        'testnet', 'other' | Enable-NamespaceNat -Bridge br0 -Outbound eth0 -Backend Nftables | Out-Null
+    }
+
+    Context 'what a mapping opens' {
+        It 'a connection from outside reaches the namespace with its real source address, for IPv4 and IPv6, through elements of the table' {
+            $m = Add-NatPortMapping testnet -Protocol Tcp -ExternalPort 8080 -InternalPort 80
+            ($m | ForEach-Object { "$_" }) | Should -Be @('Tcp 198.51.100.1:8080 -> 10.0.0.2:80', 'Tcp [2001:db8:1::1]:8080 -> [fd00:0:0:1::2]:80')
+            $m.Backend | Should -Be @('nftables', 'nftables')
+            $m.ChangedRules | Should -Be @(3, 3)
+            $m[0].Rules | Should -Be @(
+                'element inet netnsnat dnat4 { 198.51.100.1 . tcp . 8080 . 0.0.0.0/0 : 10.0.0.2 . 80 }',
+                'element inet netnsnat hairpin4 { 10.0.0.0/24 . 10.0.0.2 . tcp . 80 }',
+                'element inet netnsnat published4 { 10.0.0.2 . tcp . 80 . "br0" }')
+            # The user's verification command: the mapping is an element of the map.
+            Get-MapElements dnat4 | Should -Be @('198.51.100.1 . tcp . 8080 . 0.0.0.0/0 : 10.0.0.2 . 80')
+            Get-MapElements dnat6 | Should -Be @('2001:db8:1::1 . tcp . 8080 . ::/0 : fd00:0:0:1::2 . 80')
+            # Nothing of it in iptables.
+            (Get-LabRuleset) | Should -Not -Match 'DNAT'
+            Get-PeerSeen $lab.Internet 198.51.100.1 8080 -TimeoutSeconds 5 | Should -Be '198.51.100.254' -Because 'no SNAT: the namespace sees the client'
+            Get-PeerSeen $lab.Internet 2001:db8:1::1 8080 -TimeoutSeconds 5 | Should -Be '2001:db8:1::fe'
+        }
+
+        It 'the host reaches the mapping at its own address (the output chain), and never by loopback' {
+            Add-NatPortMapping testnet -Protocol Tcp -ExternalPort 8080 -InternalPort 80 -ExternalAddress 0.0.0.0 | Out-Null
+            Get-PeerSeen '' 198.51.100.1 8080 | Should -Be '198.51.100.1'
+            # A mapping on every address is not one on 127.0.0.1: reaching a namespace from loopback needs route_localnet (moby#45610).
+            Get-PeerSeen '' 127.0.0.1 8080 -TimeoutSeconds 1 | Should -BeNullOrEmpty
+            { Add-NatPortMapping testnet -Protocol Tcp -ExternalPort 8081 -ExternalAddress 127.0.0.1 -ErrorAction Stop } | Should -Throw -ErrorId 'LoopbackExternalAddress*'
+        }
+
+        It 'another namespace on the bridge reaches it through the host''s address (hairpin, masqueraded to the bridge address)' {
+            Add-NatPortMapping testnet -Protocol Tcp -ExternalPort 8080 -InternalPort 80 | Out-Null
+            Get-PeerSeen other 198.51.100.1 8080 | Should -Be '10.0.0.1'
+            Get-PeerSeen other 2001:db8:1::1 8080 | Should -Be 'fd00:0:0:1::1'
+        }
+
+        It 'nothing else opens: an unmapped port, and the namespace''s own address, stay closed to the outside' {
+            Add-NatPortMapping testnet -Protocol Tcp -ExternalPort 8080 -InternalPort 80 | Out-Null
+            Get-PeerSeen $lab.Internet 198.51.100.1 81 -TimeoutSeconds 1 | Should -BeNullOrEmpty
+            Add-InboundRoutes
+            try {
+                Get-PeerSeen $lab.Internet 10.0.0.2 81 -TimeoutSeconds 1 | Should -BeNullOrEmpty -Because 'the inbound drop stays in force'
+                Get-PeerSeen $lab.Internet 10.0.0.2 80 -TimeoutSeconds 1 | Should -BeNullOrEmpty -Because 'the mapped port is reached by the host''s address only'
+                Get-PeerSeen $lab.Internet 198.51.100.1 8080 | Should -Be '198.51.100.254'
+            }
+            finally { Invoke-LabCommand ip -ArgumentList @('-n', $lab.Internet, 'route', 'del', '10.0.0.0/24') -AllowFailure | Out-Null }
+        }
+
+        It '-RemoteAddressPrefix lets in only the sources it names' {
+            Add-NatPortMapping testnet -Protocol Tcp -ExternalPort 8080 -InternalPort 80 -RemoteAddressPrefix 198.51.100.253/32 | Out-Null
+            Get-MapElements dnat4 | Should -Be @('198.51.100.1 . tcp . 8080 . 198.51.100.253 : 10.0.0.2 . 80')
+            Get-PeerSeen $lab.Internet 198.51.100.1 8080 -Bind 198.51.100.253 | Should -Be '198.51.100.253'
+            Get-PeerSeen $lab.Internet 198.51.100.1 8080 -TimeoutSeconds 1 | Should -BeNullOrEmpty -Because '198.51.100.254 is not in the prefix'
+            (Get-NatPortMapping).RemoteAddressPrefix | Should -Be @('198.51.100.253/32')
+        }
+
+        It 'a UDP mapping answers, and its removal drops the flow''s conntrack entry' {
+            Add-NatPortMapping testnet -Protocol Udp -ExternalPort 5353 -InternalPort 53 | Out-Null
+            Send-Udp $lab.Internet 198.51.100.1 5353 | Should -Be '198.51.100.254'
+            @(Get-NatSession -Protocol Udp -Port 5353).Count | Should -BeGreaterOrEqual 1
+            Remove-NatPortMapping -Protocol Udp -ExternalPort 5353
+            @(Get-NatSession -Protocol Udp -Port 5353 -IncludeUntranslated) | Should -BeNullOrEmpty -Because 'a stale UDP entry would keep the old way (moby#8795)'
+            Send-Udp $lab.Internet 198.51.100.1 5353 | Should -BeNullOrEmpty
+            Get-MapElements dnat4 | Should -BeNullOrEmpty
+        }
+
+        It 'on every address of the host (0.0.0.0), the host''s other addresses reach it too' {
+            Add-NatPortMapping testnet -Protocol Tcp -ExternalPort 8080 -InternalPort 80 -ExternalAddress 0.0.0.0 | Out-Null
+            Get-MapElements dnat4 | Should -Be @('0.0.0.0/0 . tcp . 8080 . 0.0.0.0/0 : 10.0.0.2 . 80')
+            Get-PeerSeen $lab.Internet 198.51.100.1 8080 | Should -Be '198.51.100.254'
+            Get-PeerSeen other 10.0.0.1 8080 | Should -Be '10.0.0.1' -Because 'the bridge address is one of the host''s'
+        }
+    }
+
+    Context 'sharing, conflicts, the namespace''s life' {
+        It 'the same mapping again changes nothing; the port for another target is an error naming the mapping in the way' {
+            Add-NatPortMapping testnet -Protocol Tcp -ExternalPort 8080 -InternalPort 80 -AddressFamily IPv4 | Out-Null
+            $before = Get-LabState
+            (Add-NatPortMapping testnet -Protocol Tcp -ExternalPort 8080 -InternalPort 80 -AddressFamily IPv4).ChangedRules | Should -Be 0
+            Get-LabState | Should -Be $before
+            $e = Add-NatPortMapping other -Protocol Tcp -ExternalPort 8080 -InternalPort 80 -AddressFamily IPv4 -ErrorAction SilentlyContinue -ErrorVariable err
+            $e | Should -BeNullOrEmpty
+            $err[0].FullyQualifiedErrorId | Should -BeLike 'PortMappingConflict*'
+            $err[0].Exception.Message | Should -Match "10\.0\.0\.2:80 \('testnet'\)"
+            Get-LabState | Should -Be $before
+        }
+
+        It 'two external ports to one namespace port share its accept and hairpin elements: removing one keeps the other working' {
+            Add-NatPortMapping testnet -Protocol Tcp -ExternalPort 8080 -InternalPort 80 -AddressFamily IPv4 | Out-Null
+            (Add-NatPortMapping testnet -Protocol Tcp -ExternalPort 8081 -InternalPort 80 -AddressFamily IPv4).ChangedRules | Should -Be 1
+            Get-MapElements published4 | Should -HaveCount 1
+            (Remove-NatPortMapping -Protocol Tcp -ExternalPort 8080 -PassThru).ChangedRules | Should -Be 1
+            Get-PeerSeen $lab.Internet 198.51.100.1 8081 | Should -Be '198.51.100.254'
+            Get-PeerSeen other 198.51.100.1 8081 | Should -Be '10.0.0.1'
+            Get-PeerSeen $lab.Internet 198.51.100.1 8080 -TimeoutSeconds 1 | Should -BeNullOrEmpty
+        }
+
+        It 'Disable-NamespaceNat removes the namespace''s mappings; the last Disable takes the table, and the ruleset is what it was' {
+            Disable-NamespaceNat other br0 | Out-Null
+            Disable-NamespaceNat testnet br0 | Out-Null
+            $ruleset = nftc list ruleset
+            'testnet', 'other' | Enable-NamespaceNat -Bridge br0 -Outbound eth0 -Backend Nftables | Out-Null
+            Add-NatPortMapping testnet -Protocol Tcp -ExternalPort 8080 -InternalPort 80 | Out-Null
+            (Get-NamespaceNat testnet).PortMappings | Should -Contain 'Tcp 198.51.100.1:8080 -> 10.0.0.2:80'
+            Disable-NamespaceNat testnet br0 | Out-Null
+            Get-NatPortMapping | Should -BeNullOrEmpty
+            Get-MapElements dnat4 | Should -BeNullOrEmpty
+            Disable-NamespaceNat other br0 | Out-Null
+            nftc list ruleset | Should -Be $ruleset
+        }
+
+        It 'Restore-NamespaceNat lays a mapping again after the table was deleted, and Get-NatPortMapping shows what is missing until then' {
+            Add-NatPortMapping testnet -Protocol Tcp -ExternalPort 8080 -InternalPort 80 -AddressFamily IPv4 | Out-Null
+            nftc delete table inet netnsnat | Out-Null
+            $listed = Get-NatPortMapping
+            $listed.Status | Should -Be 'RulesMissing'
+            $listed.Backend | Should -Be 'nftables'
+            Get-PeerSeen $lab.Internet 198.51.100.1 8080 -TimeoutSeconds 1 | Should -BeNullOrEmpty
+            Restore-NamespaceNat | Out-Null
+            (Get-NatPortMapping).Status | Should -Be 'InForce'
+            Get-PeerSeen $lab.Internet 198.51.100.1 8080 | Should -Be '198.51.100.254'
+        }
+
+        It '-WhatIf shows the nft commands and changes nothing; the commands run as printed publish the port' {
+            $before = Get-LabState
+            $r = Invoke-ChildPwsh -Script 'Add-NatPortMapping testnet -Protocol Tcp -ExternalPort 8080 -InternalPort 80 -AddressFamily IPv4 -WhatIf'
+            $r.ExitCode | Should -Be 0 -Because $r.Error
+            Get-LabState | Should -Be $before
+            # One question per mapping, with its three commands.
+            $lines = @($r.Output -split "`n" | Where-Object { $_ -match '^What if: .*"nft ' })
+            $lines | Should -HaveCount 1
+            ([regex]::Matches($lines[0], 'nft add element inet netnsnat (dnat4|published4|hairpin4) ')).Count | Should -Be 3
+            $command = ($lines[0] -replace '^What if: Performing the operation "', '') -replace '" on target "[^"]*"\.$', ''
+            Invoke-LabCommand sh -ArgumentList @('-c', $command) | Out-Null
+            Get-PeerSeen $lab.Internet 198.51.100.1 8080 | Should -Be '198.51.100.254'
+        }
+
+        It 'a mapping goes into its namespace''s backend: -Backend of the other is an error that changes nothing, and listings filter by it' {
+            $before = Get-LabState
+            { Add-NatPortMapping testnet -Protocol Tcp -ExternalPort 8080 -Backend Iptables -ErrorAction Stop } | Should -Throw -ErrorId 'BackendMismatch*'
+            Get-LabState | Should -Be $before
+            Add-NatPortMapping testnet -Protocol Tcp -ExternalPort 8080 -InternalPort 80 -Backend Nftables -AddressFamily IPv4 | Out-Null
+            Get-NatPortMapping -Backend Iptables | Should -BeNullOrEmpty
+            (Get-NatPortMapping -Backend Nftables).ExternalPort | Should -Be 8080
+            Get-NatPortMapping -Backend Iptables | Remove-NatPortMapping
+            Remove-NatPortMapping -Protocol Tcp -ExternalPort 8080 -Backend Iptables -ErrorAction SilentlyContinue -ErrorVariable err
+            $err[0].FullyQualifiedErrorId | Should -BeLike 'PortMappingNotFound*'
+            Get-NatPortMapping | Remove-NatPortMapping
+            Get-MapElements dnat4 | Should -BeNullOrEmpty
+        }
+
+        It 'a pipeline of 300 mappings is one write: all in the map, each port reaching the namespace' {
+            $items = 20001..20300 | ForEach-Object { [pscustomobject]@{ Namespace = 'testnet'; Protocol = 'Tcp'; ExternalPort = $_; InternalPort = 80; AddressFamily = 'IPv4' } }
+            $out = $items | Add-NatPortMapping -Verbose 4>&1
+            @($out | Where-Object { $_ -is [NetnsNat.NatPortMapping] }).Count | Should -Be 300
+            @($out | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] -and "$_" -match 'one nf_tables netlink batch' }).Count | Should -Be 1
+            Get-MapElements dnat4 | Should -HaveCount 300
+            Get-PeerSeen $lab.Internet 198.51.100.1 20300 | Should -Be '198.51.100.254'
+            Get-NatPortMapping | Remove-NatPortMapping
+            Get-MapElements dnat4 | Should -BeNullOrEmpty
+        }
+    }
+
+    Context 'beside iptables, and Test-NamespaceNat' {
+        It 'Test-NamespaceNat passes a mapping in force, and fails one whose element was deleted by hand, with a fix that works' {
+            Add-NatPortMapping testnet -Protocol Tcp -ExternalPort 8080 -InternalPort 80 -AddressFamily IPv4 | Out-Null
+            (Test-NamespaceNat testnet -AddressFamily IPv4 | Where-Object Check -eq PortMappings).Status | Should -Be 'Pass'
+            nftc delete element inet netnsnat published4 '{ 10.0.0.2 . tcp . 80 . "br0" }' | Out-Null
+            Get-PeerSeen $lab.Internet 198.51.100.1 8080 -TimeoutSeconds 1 | Should -BeNullOrEmpty -Because 'the inbound drop takes the connection the accept no longer lets through'
+            $check = Test-NamespaceNat testnet -AddressFamily IPv4 | Where-Object Check -eq PortMappings
+            $check.Status | Should -Be 'Fail'
+            $check.Detail | Should -Match 'published4'
+            Invoke-Expression $check.Fix | Out-Null
+            (Test-NamespaceNat testnet -AddressFamily IPv4 | Where-Object Check -eq PortMappings).Status | Should -Be 'Pass'
+            Get-PeerSeen $lab.Internet 198.51.100.1 8080 | Should -Be '198.51.100.254'
+        }
+
+        It 'Test-NamespaceNat fails a mapping that iptables'' FORWARD drops (Docker started after it), and its fix lets the connections through' {
+            Add-NatPortMapping testnet -Protocol Tcp -ExternalPort 8080 -InternalPort 80 -AddressFamily IPv4 | Out-Null
+            Invoke-LabCommand iptables -ArgumentList @('-P', 'FORWARD', 'DROP') | Out-Null
+            Invoke-LabCommand iptables -ArgumentList @('-A', 'FORWARD', '-m', 'conntrack', '--ctstate', 'RELATED,ESTABLISHED', '-j', 'ACCEPT') | Out-Null
+            Get-PeerSeen $lab.Internet 198.51.100.1 8080 -TimeoutSeconds 1 | Should -BeNullOrEmpty
+            $check = Test-NamespaceNat testnet -AddressFamily IPv4 | Where-Object Check -eq PortMappings
+            $check.Status | Should -Be 'Fail'
+            $check.Detail | Should -Match 'iptables'' FORWARD drops'
+            $check.Fix | Should -Match '^iptables -I FORWARD'
+            Invoke-LabCommand bash -ArgumentList @('-c', $check.Fix) | Out-Null
+            Get-PeerSeen $lab.Internet 198.51.100.1 8080 | Should -Be '198.51.100.254'
+        }
+
+        It 'warns when a DNAT of iptables'' nat PREROUTING takes the same port (the user''s own rule), and Test-NamespaceNat names it' {
+            Invoke-LabCommand iptables -ArgumentList @('-t', 'nat', '-A', 'PREROUTING', '-p', 'tcp', '--dport', '8080', '-j', 'DNAT', '--to-destination', '10.0.0.2:81') | Out-Null
+            Add-NatPortMapping testnet -Protocol Tcp -ExternalPort 8080 -InternalPort 80 -AddressFamily IPv4 -WarningVariable warn -WarningAction SilentlyContinue | Out-Null
+            "$warn" | Should -Match '--to-destination 10\.0\.0\.2:81'
+            $check = Test-NamespaceNat testnet -AddressFamily IPv4 | Where-Object Check -eq PortMappings
+            $check.Status | Should -Be 'Fail'
+            $check.Fix | Should -Match '^iptables -t nat -D PREROUTING'
+            Invoke-LabCommand bash -ArgumentList @('-c', $check.Fix) | Out-Null
+            Get-PeerSeen $lab.Internet 198.51.100.1 8080 | Should -Be '198.51.100.254'
+        }
+    }
+}
