@@ -75,6 +75,12 @@ namespace NetnsNat.Backends
         /// </summary>
         IReadOnlyList<PortMapping> Mappings(NatState state, Func<PortMapping, PortMapping?> complete);
 
+        /// <summary>
+        /// Whether a write of a mapping whose external port another mapping in the rules takes fails whole (nftables' map
+        /// holds no two overlapping keys); when it does, a caller needs no listing of the mappings to find the one in the way.
+        /// </summary>
+        bool RefusesTakenPorts { get; }
+
         /// <summary>What makes the state hold the mappings' rules (nothing when they stand as they should).</summary>
         NatPlan PlanAddMappings(NatState state, IReadOnlyList<PortMapping> mappings);
 

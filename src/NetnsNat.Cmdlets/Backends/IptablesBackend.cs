@@ -451,6 +451,9 @@ namespace NetnsNat.Backends
 
         public IReadOnlyList<PortMapping> Mappings(NatState state, Func<PortMapping, PortMapping?> complete) => PortMappingRules.Parse(Snapshot(state), complete);
 
+        /// <summary>iptables takes a second DNAT rule for a port (the first one wins): the mappings in the rules are listed.</summary>
+        public bool RefusesTakenPorts => false;
+
         public NatPlan PlanAddMappings(NatState state, IReadOnlyList<PortMapping> mappings) =>
             Plan(state, mappings.Count == 0 ? RulePlan.Empty : RulePlanner.PlanAdd(Snapshot(state), PortMappingRules.Describe(mappings)));
 

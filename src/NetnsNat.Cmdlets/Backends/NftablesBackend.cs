@@ -290,6 +290,8 @@ namespace NetnsNat.Backends
             if (errno == Nfnl.ERESTART && generation != null) throw new RulesetMovedException();
             var hint = errno switch
             {
+                Nfnl.EEXIST or 39 /* ENOTEMPTY */ or 16 /* EBUSY */ when what.StartsWith("the elements", StringComparison.Ordinal) && (what.Contains(" tcp . ", StringComparison.Ordinal) || what.Contains(" udp . ", StringComparison.Ordinal)) =>
+                    $" The port is taken in the table's map by an element NetnsNat's state store does not know (written by hand, or left by a lost store): look at it (nft list map inet {NftablesTable.Name} dnat4, or dnat6), delete it (nft delete element inet {NftablesTable.Name} dnat4 '{{ ... }}'), or publish on another port.",
                 Nfnl.EEXIST or 39 /* ENOTEMPTY */ when what.StartsWith("the elements", StringComparison.Ordinal) => " The subnet overlaps one the table's set already holds for the same interfaces, and an nftables interval set holds no overlapping ranges: remove the other first (Get-NatMasquerade -Backend Nftables lists them), or use the same subnet.",
                 Nfnl.EPERM => " Another program may own the table, or this process lacks CAP_NET_ADMIN: run PowerShell as root (sudo pwsh).",
                 Nfnl.EOPNOTSUPP or Nfnl.ENOENT when what.Contains("creation", StringComparison.Ordinal) => " The kernel may lack an nf_tables feature this table needs (nf_tables with the inet family, nft_nat/nft_masq, nft_ct and concatenated interval sets, Linux 5.6 or later).",
@@ -385,6 +387,9 @@ namespace NetnsNat.Backends
             }
             return found;
         }
+
+        /// <summary>The DNAT map holds no two overlapping keys: a write of a port that is taken fails whole, naming the element.</summary>
+        public bool RefusesTakenPorts => true;
 
         public NatPlan PlanAddMappings(NatState state, IReadOnlyList<PortMapping> mappings)
         {

@@ -26,42 +26,66 @@ namespace NetnsNat.Core
         /// <summary>What mappings that may overlap share: family, protocol and external port.</summary>
         private static string KeyOf(PortMapping m) => m.Family.Name + " " + m.Protocol + " " + m.ExternalPort.ToString(CultureInfo.InvariantCulture);
 
-        /// <summary>The store's mappings, parsed once and found by their external side (not a parse and a walk per lookup).</summary>
+        /// <summary>
+        /// The store's mappings found by their external side: grouped by family, protocol and port without parsing them,
+        /// and a group parsed when it is first asked for (a call that adds one mapping to a thousand parses a few).
+        /// </summary>
         private sealed class StoreIndex
         {
-            private readonly Dictionary<string, List<(StoredMapping Stored, PortMapping Mapping)>> _byPort = new Dictionary<string, List<(StoredMapping, PortMapping)>>(StringComparer.Ordinal);
+            private readonly Dictionary<(string Family, string Protocol, int Port), List<StoredMapping>> _raw = new Dictionary<(string, string, int), List<StoredMapping>>();
+            private readonly Dictionary<(string Family, string Protocol, int Port), List<(StoredMapping Stored, PortMapping Mapping)>> _parsed = new Dictionary<(string, string, int), List<(StoredMapping, PortMapping)>>();
+
+            private static (string, string, int) KeyOf(StoredMapping s) => (s.Family, s.Protocol, s.ExternalPort);
+
+            private static (string, string, int) KeyOf(PortMapping m) => (m.Family.Name, m.Protocol, m.ExternalPort);
 
             public StoreIndex(StoreContent store)
             {
                 foreach (var s in store.Mappings)
                 {
-                    if (s.ToMapping() is { } m) Add(s, m);
+                    if (!_raw.TryGetValue(KeyOf(s), out var list)) _raw[KeyOf(s)] = list = new List<StoredMapping>();
+                    list.Add(s);
                 }
             }
 
-            public void Add(StoredMapping stored, PortMapping mapping)
+            private List<(StoredMapping Stored, PortMapping Mapping)> At((string, string, int) key)
             {
-                if (!_byPort.TryGetValue(KeyOf(mapping), out var list)) _byPort[KeyOf(mapping)] = list = new List<(StoredMapping, PortMapping)>();
-                list.Add((stored, mapping));
+                if (_parsed.TryGetValue(key, out var list)) return list;
+                list = new List<(StoredMapping, PortMapping)>();
+                if (_raw.TryGetValue(key, out var raw))
+                {
+                    foreach (var s in raw)
+                    {
+                        if (s.ToMapping() is { } m) list.Add((s, m));
+                    }
+                }
+                return _parsed[key] = list;
             }
 
+            public void Add(StoredMapping stored, PortMapping mapping) => At(KeyOf(mapping)).Add((stored, mapping));
+
             public (StoredMapping Stored, PortMapping Mapping)? Find(PortMapping mapping) =>
-                _byPort.TryGetValue(KeyOf(mapping), out var list) && list.FindIndex(x => x.Mapping.SameAs(mapping)) is int i && i >= 0 ? list[i] : null;
+                At(KeyOf(mapping)) is var list && list.FindIndex(x => x.Mapping.SameAs(mapping)) is int i && i >= 0 ? list[i] : null;
 
             /// <summary>A mapping read from the rules, with the bridge, subnet and uplink the store recorded for it; null when the store does not know it.</summary>
             public PortMapping? Complete(PortMapping bare) => Find(bare)?.Mapping;
 
-            /// <summary>Every mapping the store records of a family.</summary>
-            public IEnumerable<PortMapping> Of(AddressFamilyProfile family) => _byPort.Values.SelectMany(l => l).Select(x => x.Mapping).Where(m => m.Family == family);
+            /// <summary>The mappings the store records on the same family, protocol and port as this one.</summary>
+            public IEnumerable<PortMapping> OnPortOf(PortMapping m) => At(KeyOf(m)).Select(x => x.Mapping);
         }
 
-        /// <summary>Mappings by family, protocol and port: the ones a new mapping may overlap.</summary>
+        /// <summary>
+        /// Mappings by family, protocol and port: the ones a new mapping may overlap. Those of the rules given, those added
+        /// to it, and (with an index) those the store records, even when their rules are gone (Restore lays them again).
+        /// </summary>
         private sealed class PortTable
         {
             private readonly Dictionary<string, List<PortMapping>> _byPort = new Dictionary<string, List<PortMapping>>(StringComparer.Ordinal);
+            private readonly StoreIndex? _recorded;
 
-            public PortTable(IEnumerable<PortMapping> mappings)
+            public PortTable(IEnumerable<PortMapping> mappings, StoreIndex? recorded = null)
             {
+                _recorded = recorded;
                 foreach (var m in mappings) Add(m);
             }
 
@@ -71,7 +95,12 @@ namespace NetnsNat.Core
                 list.Add(m);
             }
 
-            public PortMapping? InTheWay(PortMapping m) => _byPort.TryGetValue(KeyOf(m), out var list) ? list.FirstOrDefault(x => x.Overlaps(m) && !x.SameAs(m)) : null;
+            public PortMapping? InTheWay(PortMapping m)
+            {
+                var near = _byPort.TryGetValue(KeyOf(m), out var list) ? list : Enumerable.Empty<PortMapping>();
+                if (_recorded != null) near = near.Concat(_recorded.OnPortOf(m));
+                return near.FirstOrDefault(x => x.Overlaps(m) && !x.SameAs(m));
+            }
         }
 
         private readonly Dictionary<string, IReadOnlySet<IPAddress>> _namespaceAddresses = new Dictionary<string, IReadOnlySet<IPAddress>>(StringComparer.Ordinal);
@@ -154,7 +183,9 @@ namespace NetnsNat.Core
                 var backend = Backend(family, kind);
                 var state = backend.Read(_host.Token);
                 // Mappings that stand (and those the store records whose rules are gone, which Restore lays again) take their ports.
-                var taken = new PortTable(backend.Mappings(state, index.Complete).Concat(index.Of(family)));
+                // A backend whose write refuses a port that is taken (nftables' map) needs no listing of its mappings: the
+                // store's records find NetnsNat's, and the write refuses one written by hand.
+                var taken = new PortTable(backend.RefusesTakenPorts ? Array.Empty<PortMapping>() : backend.Mappings(state, index.Complete), index);
                 // One question per mapping, with all of its commands: a mapping is added whole or not at all.
                 var approved = new List<(PortMapping Mapping, NamespaceRef Namespace)>();
                 foreach (var item in mine)
