@@ -292,6 +292,43 @@ function Get-LabRuleset {
     @(ConvertTo-LabRuleset (Invoke-LabCommand $(if ($IPv6) { 'ip6tables-save' } else { 'iptables-save' })).Output) -join "`n"
 }
 
+function Get-LabStoreView {
+    <#
+    .SYNOPSIS
+        A state store's content as NetnsNat reads it (its file, then the lines of its journal that follow that file), one
+        record per line, without the times records were made (a setup made again is the same setup) or how the content
+        is split between the file and the journal.
+    #>
+    param([Parameter(Mandatory)][string] $Path)
+    $text = [System.IO.File]::ReadAllText($Path)
+    try { $root = $text | ConvertFrom-Json -ErrorAction Stop } catch { return @("unreadable: $text") }
+    $lists = @{}
+    function Part($object, [string] $name) { if ($object.PSObject.Properties[$name]) { @($object.$name) } else { @() } }
+    foreach ($name in 'bindings', 'rules', 'mappings') { $lists[$name] = [System.Collections.Generic.List[string]]::new(); foreach ($r in (Part $root $name)) { $lists[$name].Add(($r | ConvertTo-Json -Compress -Depth 5)) } }
+    $host_ = [ordered]@{ forwardingTurnedOn = Part $root 'forwardingTurnedOn'; createdTables = Part $root 'createdTables'; acceptRaChanged = Part $root 'acceptRaChanged' }
+    $journal = [System.IO.Path]::ChangeExtension($Path, '.journal')
+    if (Test-Path $journal) {
+        $content = [System.IO.File]::ReadAllText($journal)
+        foreach ($line in @($content -split "`n" | Select-Object -SkipLast 1)) {
+            try { $change = $line | ConvertFrom-Json -ErrorAction Stop } catch { return @("unreadable journal line: $line") }
+            if (-not $root.PSObject.Properties['generation'] -or $change.generation -ne $root.generation) { continue }
+            foreach ($part in 'remove', 'add') {
+                if (-not $change.PSObject.Properties[$part]) { continue }
+                foreach ($name in 'bindings', 'rules', 'mappings') {
+                    if (-not $change.$part.PSObject.Properties[$name]) { continue }
+                    foreach ($r in @($change.$part.$name)) {
+                        $key = $r | ConvertTo-Json -Compress -Depth 5
+                        if ($part -eq 'remove') { [void]$lists[$name].Remove($key) } else { $lists[$name].Add($key) }
+                    }
+                }
+            }
+            foreach ($name in 'forwardingTurnedOn', 'createdTables', 'acceptRaChanged') { if ($change.PSObject.Properties[$name]) { $host_[$name] = @($change.$name) } }
+        }
+    }
+    foreach ($name in 'bindings', 'rules', 'mappings') { foreach ($r in $lists[$name]) { "${name}: " + ($r -replace '"(enabledAt|addedAt)":"[^"]*",?', '') } }
+    foreach ($name in $host_.Keys) { "${name}: " + (ConvertTo-Json -Compress -Depth 5 -InputObject @($host_[$name])) }
+}
+
 function Get-LabState {
     <# Everything a NetnsNat call may change, as text: rules of both backends, routes here and in every namespace, sysctls. #>
     $lines = [System.Collections.Generic.List[string]]::new()
@@ -313,7 +350,7 @@ function Get-LabState {
     # NetnsNat's state store: a call that changes nothing records nothing there either (the times a binding or mapping
     # was made are left out: a setup made again is the same setup).
     foreach ($store in @(Get-ChildItem /var/lib/netnsnat -Filter '*.json' -ErrorAction SilentlyContinue)) {
-        $lines.AddRange([string[]]@([System.IO.File]::ReadAllLines($store.FullName) | Where-Object { $_ -notmatch '^\s*"(enabledAt|addedAt)":' } | ForEach-Object { "store: $_" }))
+        $lines.AddRange([string[]]@(Get-LabStoreView $store.FullName | ForEach-Object { "store: $_" }))
     }
     # nftables tables other than iptables-nft's, without counters (traffic between two reads would change them).
     foreach ($table in @(Get-LabNftTables)) {

@@ -220,7 +220,9 @@ Describe 'Ownership: what NetnsNat enabled and what it added' {
     Context 'the state store' {
         It 'a corrupt store is StateStoreUnreadable (ReadError) naming the file, nothing changed, the file kept' {
             Enable-NamespaceNat c1 br0 eth0 | Out-Null
-            Enable-NamespaceNat c1 br0 eth0 | Out-Null   # a second write keeps the first as .bak
+            # Changes after the first write keep a .bak: the file the journal follows (or the last file of a store emptied).
+            Disable-NamespaceNat c1 br0 | Out-Null
+            Enable-NamespaceNat c1 br0 eth0 | Out-Null
             $store = Get-ChildItem /var/lib/netnsnat -Filter 'netns-*.json' | Select-Object -First 1
             Set-Content $store.FullName '{ "version": 1, "bindings": [ { "namespace": '
             $e = Assert-FailsWithoutChange { Enable-NamespaceNat c2 br0 eth0 } -ErrorId StateStoreUnreadable -Category ReadError
@@ -229,6 +231,56 @@ Describe 'Ownership: what NetnsNat enabled and what it added' {
             "$($store.FullName).bak" | Should -Exist
             Assert-FailsWithoutChange { Get-NamespaceNat } -ErrorId StateStoreUnreadable -Category ReadError | Out-Null
             Move-Item "$($store.FullName).bak" $store.FullName -Force
+            (Get-NamespaceNat).Namespace | Should -Be @('c1')
+        }
+
+        It 'a change is one line appended to its journal, which a fresh process reads; a line cut short (a crash) is a save that did not happen' {
+            Enable-NamespaceNat c1 br0 eth0 | Out-Null
+            $store = (Get-ChildItem /var/lib/netnsnat -Filter 'netns-*.json' | Select-Object -First 1).FullName
+            $journal = [System.IO.Path]::ChangeExtension($store, '.journal')
+            $journal | Should -Not -Exist -Because 'the first save writes the file whole'
+            $file = Get-Content $store -Raw
+            Enable-NamespaceNat c2 br0 eth0 | Out-Null
+            Get-Content $store -Raw | Should -Be $file -Because 'the change went to the journal, not into the file'
+            @(Get-Content $journal) | Should -HaveCount 1
+            (Get-Content $journal | ConvertFrom-Json).add.bindings.namespace | Should -Be 'c2'
+            $r = Invoke-ChildPwsh -Script '(Get-NamespaceNat).Namespace -join ","'
+            $r.Output.Trim() | Should -Be 'c1,c2' -Because $r.Error
+            Disable-NamespaceNat c1 br0 | Out-Null
+            @(Get-Content $journal) | Should -HaveCount 2
+            (Get-Content $journal | Select-Object -Last 1 | ConvertFrom-Json).remove.bindings.namespace | Should -Be 'c1'
+            # A crash in the middle of a save: its line cut short. The store is what the last whole line left.
+            [System.IO.File]::AppendAllText($journal, '{"generation":"')
+            $r = Invoke-ChildPwsh -Script '(Get-NamespaceNat).Namespace -join ","'
+            $r.Output.Trim() | Should -Be 'c2' -Because $r.Error
+            Test-LabConnection -Namespace c2 | Should -Be $lab.UplinkAddress
+            # The next save writes the file whole, with no journal to append to a broken line.
+            $r = Invoke-ChildPwsh -Script 'Enable-NamespaceNat c1 br0 eth0 | Out-Null; (Get-NamespaceNat).Namespace -join ","'
+            $r.Output.Trim() | Should -Be 'c2,c1' -Because $r.Error
+            $journal | Should -Not -Exist
+            (Get-Content $store -Raw | ConvertFrom-Json).bindings.namespace | Should -Be @('c2', 'c1')
+        }
+
+        It 'a journal line that is not JSON is StateStoreUnreadable naming the journal; the .bak and the journal put the store back; another file''s generation takes none of it' {
+            Enable-NamespaceNat c1 br0 eth0 | Out-Null
+            Disable-NamespaceNat c1 br0 | Out-Null
+            Enable-NamespaceNat c1 br0 eth0 | Out-Null
+            $store = (Get-ChildItem /var/lib/netnsnat -Filter 'netns-*.json' | Select-Object -First 1).FullName
+            $journal = [System.IO.Path]::ChangeExtension($store, '.journal')
+            Enable-NamespaceNat c2 br0 eth0 | Out-Null
+            $lines = Get-Content $journal
+            Set-Content $journal "not json`n"
+            $e = Assert-FailsWithoutChange { Get-NamespaceNat } -ErrorId StateStoreUnreadable -Category ReadError
+            $e.Exception.Message | Should -Match ([regex]::Escape($journal))
+            Set-Content $journal $lines
+            (Get-NamespaceNat).Namespace | Should -Be @('c1', 'c2')
+            # The .bak is the file the journal follows: put back, it comes up to date with the journal.
+            Copy-Item "$store.bak" $store -Force
+            (Get-NamespaceNat).Namespace | Should -Be @('c1', 'c2')
+            # A file of another generation (an older copy put back) takes none of this journal's lines.
+            $old = Get-Content $store -Raw | ConvertFrom-Json
+            $old.generation = 'another'
+            $old | ConvertTo-Json -Depth 6 | Set-Content $store
             (Get-NamespaceNat).Namespace | Should -Be @('c1')
         }
 

@@ -90,6 +90,19 @@ namespace NetnsNat.Core
 
         public IEnumerable<StoredBinding> Using(string rulesKey) => Bindings.Where(b => b.RulesKey == rulesKey);
 
+        /// <summary>The store as it was loaded or last saved (StateStore's own): what a save writes the change from.</summary>
+        internal object? Basis { get; private set; }
+
+        /// <summary>A copy to change, which remembers what it was loaded from.</summary>
+        internal StoreContent Tracked(object basis)
+        {
+            var copy = Clone();
+            copy.Basis = basis;
+            return copy;
+        }
+
+        internal void Track(object? basis) => Basis = basis;
+
         /// <summary>A copy whose collections can change without changing this one (the records in them never change).</summary>
         public StoreContent Clone()
         {
@@ -105,18 +118,32 @@ namespace NetnsNat.Core
     }
 
     /// <summary>
-    /// NetnsNat's record of what it enabled and what it added: /var/lib/netnsnat/netns-INODE.json, one file per network
-    /// namespace of the host (hosts that share a filesystem, such as containers or the lab's hosts, never see each
-    /// other's bindings). Read and written only under the ruleset lock; written atomically (a temporary file, fsync,
-    /// rename), the previous file kept as .bak. A corrupt or unreadable file is an error that names it: never a crash,
-    /// never silently replaced.
+    /// NetnsNat's record of what it enabled and what it added, one per network namespace of the host (hosts that share a
+    /// filesystem, such as containers or the lab's hosts, never see each other's bindings):
+    /// <list type="bullet">
+    /// <item>/var/lib/netnsnat/netns-INODE.json, the whole content, written atomically (a temporary file, fsync, rename),
+    /// the previous file kept as .bak (and, when a journal starts, the file it follows);</item>
+    /// <item>netns-INODE.journal beside it, the changes since, one JSON line per save (the records it removed and added),
+    /// appended and fsync'ed: a save costs what its change is, not what the store holds. When the journal has grown as
+    /// large as the file, the next save writes the whole content again and starts a new journal.</item>
+    /// </list>
+    /// Each journal line names the generation of the file it follows: a file put back from its .bak, or written whole
+    /// again, never takes another file's changes. Read and written only under the ruleset lock. A corrupt or unreadable
+    /// file is an error that names it: never a crash, never silently replaced. A last line cut short (a crash in the
+    /// middle of its write) is a save that did not happen.
     /// </summary>
     internal static class StateStore
     {
         public const string Directory = "/var/lib/netnsnat";
         private const int Version = 1;
 
+        /// <summary>The size under which a journal is never folded into the file, however small the file.</summary>
+        private const long JournalFloor = 64 * 1024;
+
         public static string PathOf(string netns) => Path.Combine(Directory, "netns-" + netns + ".json");
+
+        /// <summary>The journal of a store file: netns-INODE.journal.</summary>
+        public static string JournalOf(string path) => Path.ChangeExtension(path, ".journal");
 
         public static string CurrentPath => PathOf(NetnsIdentity.Current());
 
@@ -130,83 +157,211 @@ namespace NetnsNat.Core
             return Load(held);
         }
 
+        /// <summary>The store's two files as one read saw them: their sizes and modification times (to the 100 ns).</summary>
+        private sealed record Stamp(string Path, long Length, long Modified, long JournalLength, long JournalModified)
+        {
+            public static Stamp Of(string path)
+            {
+                var info = new FileInfo(path);
+                var journal = new FileInfo(JournalOf(path));
+                return new Stamp(path, info.Exists ? info.Length : -1, info.Exists ? info.LastWriteTimeUtc.Ticks : 0,
+                    journal.Exists ? journal.Length : -1, journal.Exists ? journal.LastWriteTimeUtc.Ticks : 0);
+            }
+        }
+
+        /// <summary>What a read of the store found: the content, the file's generation, and whether the journal ends in a line cut short.</summary>
+        private sealed record Snapshot(Stamp Stamp, StoreContent Content, string Generation, bool Torn);
+
+        /// <summary>The store as this process last read or wrote it: its content without parsing it again, which at a thousand bindings is most of a call.</summary>
+        private static Snapshot? _cached;
+
         /// <summary>The store of this network namespace; empty when there is none yet. Needs the ruleset lock.</summary>
         public static StoreContent Load(RulesetLock held)
         {
             held.Require();
             var path = CurrentPath;
+            var stamp = Stamp.Of(path);
+            if (_cached is not { } cached || cached.Stamp != stamp)
+            {
+                cached = _cached = stamp.Length < 0 ? new Snapshot(stamp, new StoreContent(), string.Empty, false) : ReadFiles(path, stamp);
+            }
+            return cached.Content.Tracked(cached);
+        }
+
+        private static Snapshot ReadFiles(string path, Stamp stamp)
+        {
             var content = new StoreContent();
-            var info = new FileInfo(path);
-            if (!info.Exists) return content;
-            // The file as this process last read or wrote it (the same size and modification time, to the 100 ns): its
-            // content without parsing it again, which at a thousand bindings is most of a call.
-            if (_cached is { } cached && cached.Path == path && cached.Length == info.Length && cached.Modified == info.LastWriteTimeUtc.Ticks) return cached.Content.Clone();
-            byte[] bytes;
+            var root = Parse(path, ReadBytes(path));
             try
             {
-                bytes = File.ReadAllBytes(path);
-            }
-            catch (Exception ex) when (ex is IOException || ex is UnauthorizedAccessException)
-            {
-                throw Unreadable(path, ex.Message, ex);
-            }
-            try
-            {
-                using var doc = JsonDocument.Parse(bytes);
-                var root = doc.RootElement;
                 if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("version", out var v) || v.GetInt32() != Version)
                 {
                     throw Unreadable(path, $"it is not a NetnsNat store of version {Version}", null);
                 }
-                foreach (var b in Array(root, "bindings"))
-                {
-                    content.Bindings.Add(new StoredBinding(
-                        Text(b, "namespace"), Text(b, "namespacePath"), Text(b, "bridge"), Text(b, "family"), Text(b, "subnet"), Text(b, "gateway"),
-                        Text(b, "outbound"), Text(b, "backend"), b.TryGetProperty("dns", out var dns) && dns.ValueKind == JsonValueKind.Array ? Strings(dns) : null,
-                        b.TryGetProperty("wroteResolvConf", out var w) && w.ValueKind == JsonValueKind.True, Text(b, "enabledAt")));
-                }
-                foreach (var r in Array(root, "rules"))
-                {
-                    content.Rules.Add(new StoredRules(Text(r, "family"), Text(r, "subnet"), Text(r, "outbound"), Text(r, "bridge"), Text(r, "backend"),
-                        Strings(r.GetProperty("added")), Strings(r.GetProperty("found"))));
-                }
-                foreach (var m in Array(root, "mappings"))
-                {
-                    content.Mappings.Add(new StoredMapping(Text(m, "namespace"), Text(m, "namespacePath"), Text(m, "protocol"), Text(m, "externalAddress"),
-                        m.GetProperty("externalPort").GetInt32(), Text(m, "internalAddress"), m.GetProperty("internalPort").GetInt32(),
-                        m.TryGetProperty("remote", out var remote) && remote.ValueKind == JsonValueKind.String ? remote.GetString() : null,
-                        Text(m, "bridge"), Text(m, "subnet"), Text(m, "outbound"), Text(m, "addedAt"),
-                        // 0.1's records name no backend: their rules are iptables'.
-                        m.TryGetProperty("backend", out var backend) && backend.ValueKind == JsonValueKind.String ? backend.GetString() ?? "iptables" : "iptables"));
-                }
-                foreach (var f in Array(root, "forwardingTurnedOn")) content.ForwardingTurnedOn.Add(f.GetString() ?? string.Empty);
-                foreach (var t in Array(root, "createdTables")) content.CreatedTables.Add(t.GetString() ?? string.Empty);
-                foreach (var a in Array(root, "acceptRaChanged")) content.AcceptRaChanged[Text(a, "interface")] = a.GetProperty("previous").GetInt32();
+                foreach (var b in Array(root, "bindings")) content.Bindings.Add(BindingOf(b));
+                foreach (var r in Array(root, "rules")) content.Rules.Add(RulesOf(r));
+                foreach (var m in Array(root, "mappings")) content.Mappings.Add(MappingOf(m));
+                HostOf(root, content);
             }
             catch (Exception ex) when (ex is JsonException || ex is InvalidOperationException || ex is KeyNotFoundException || ex is FormatException)
             {
                 throw Unreadable(path, ex.Message, ex);
             }
-            _cached = new CachedStore(path, info.Length, info.LastWriteTimeUtc.Ticks, content.Clone());
-            return content;
+            var generation = root.TryGetProperty("generation", out var g) && g.ValueKind == JsonValueKind.String ? g.GetString() ?? string.Empty : string.Empty;
+            bool torn = stamp.JournalLength > 0 && Replay(JournalOf(path), generation, content);
+            return new Snapshot(stamp, content, generation, torn);
         }
 
-        /// <summary>The content of the store file as this process last read or wrote it, with the file's size and time then.</summary>
-        private sealed record CachedStore(string Path, long Length, long Modified, StoreContent Content);
+        private static byte[] ReadBytes(string path)
+        {
+            try
+            {
+                return File.ReadAllBytes(path);
+            }
+            catch (Exception ex) when (ex is IOException || ex is UnauthorizedAccessException)
+            {
+                throw Unreadable(path, ex.Message, ex);
+            }
+        }
 
-        private static CachedStore? _cached;
+        private static JsonElement Parse(string path, ReadOnlySpan<byte> bytes)
+        {
+            try
+            {
+                var reader = new Utf8JsonReader(bytes);
+                return JsonElement.ParseValue(ref reader);
+            }
+            catch (JsonException ex)
+            {
+                throw Unreadable(path, ex.Message, ex);
+            }
+        }
 
+        /// <summary>
+        /// Applies the journal's lines of this generation to the content, in order: each removes the records it names (the
+        /// first of the same value) and appends the ones it adds. Returns whether the last line was cut short.
+        /// </summary>
+        private static bool Replay(string journal, string generation, StoreContent content)
+        {
+            var bytes = ReadBytes(journal);
+            var bindings = new Replayed<StoredBinding>(content.Bindings, WriteBinding);
+            var rules = new Replayed<StoredRules>(content.Rules, WriteRules);
+            var mappings = new Replayed<StoredMapping>(content.Mappings, WriteMapping);
+            int start = 0;
+            while (start < bytes.Length)
+            {
+                int end = System.Array.IndexOf(bytes, (byte)'\n', start);
+                if (end < 0) break;
+                var line = Parse(journal, bytes.AsSpan(start, end - start));
+                start = end + 1;
+                try
+                {
+                    if (!line.TryGetProperty("generation", out var g) || g.GetString() != generation) continue;
+                    if (line.TryGetProperty("remove", out var remove))
+                    {
+                        foreach (var b in Array(remove, "bindings")) bindings.Remove(BindingOf(b));
+                        foreach (var r in Array(remove, "rules")) rules.Remove(RulesOf(r));
+                        foreach (var m in Array(remove, "mappings")) mappings.Remove(MappingOf(m));
+                    }
+                    if (line.TryGetProperty("add", out var add))
+                    {
+                        foreach (var b in Array(add, "bindings")) bindings.Add(BindingOf(b));
+                        foreach (var r in Array(add, "rules")) rules.Add(RulesOf(r));
+                        foreach (var m in Array(add, "mappings")) mappings.Add(MappingOf(m));
+                    }
+                    HostOf(line, content);
+                }
+                catch (Exception ex) when (ex is JsonException || ex is InvalidOperationException || ex is KeyNotFoundException || ex is FormatException)
+                {
+                    throw Unreadable(journal, ex.Message, ex);
+                }
+            }
+            bindings.Finish();
+            rules.Finish();
+            mappings.Finish();
+            return start < bytes.Length;
+        }
 
-        /// <summary>Writes the store atomically, keeping the previous file as .bak. Needs the ruleset lock.</summary>
+        /// <summary>
+        /// A list of records as a journal changes it: a removal takes the first record of the same value (its compact JSON),
+        /// found through an index made the first time one is removed.
+        /// </summary>
+        private sealed class Replayed<T>
+            where T : class
+        {
+            private readonly List<T> _list;
+            private readonly Action<Utf8JsonWriter, T> _write;
+            private readonly List<T?> _items;
+            private Dictionary<string, Queue<int>>? _index;
+
+            public Replayed(List<T> list, Action<Utf8JsonWriter, T> write)
+            {
+                _list = list;
+                _write = write;
+                _items = new List<T?>(list);
+            }
+
+            public void Add(T item)
+            {
+                _items.Add(item);
+                if (_index != null) Enqueue(Key(item), _items.Count - 1);
+            }
+
+            public void Remove(T item)
+            {
+                if (_index == null)
+                {
+                    _index = new Dictionary<string, Queue<int>>(StringComparer.Ordinal);
+                    for (int i = 0; i < _items.Count; i++)
+                    {
+                        if (_items[i] is { } x) Enqueue(Key(x), i);
+                    }
+                }
+                if (_index.TryGetValue(Key(item), out var at) && at.Count > 0) _items[at.Dequeue()] = null;
+            }
+
+            public void Finish()
+            {
+                _list.Clear();
+                foreach (var x in _items)
+                {
+                    if (x != null) _list.Add(x);
+                }
+            }
+
+            private void Enqueue(string key, int i)
+            {
+                if (!_index!.TryGetValue(key, out var q)) _index[key] = q = new Queue<int>();
+                q.Enqueue(i);
+            }
+
+            private string Key(T item) => Compact(json => _write(json, item));
+        }
+
+        private static string Compact(Action<Utf8JsonWriter> write)
+        {
+            var buffer = new System.Buffers.ArrayBufferWriter<byte>();
+            using (var json = new Utf8JsonWriter(buffer)) write(json);
+            return Encoding.UTF8.GetString(buffer.WrittenSpan);
+        }
+
+        /// <summary>
+        /// Records the content: the change since it was loaded as one line appended to the journal, or, when there is no
+        /// file to follow or the journal has grown as large as the file, the whole content in the file (the previous one
+        /// kept as .bak) and an empty journal. Nothing is written when nothing changed. Needs the ruleset lock.
+        /// </summary>
         public static void Save(StoreContent content, RulesetLock held)
         {
             held.Require();
             var path = CurrentPath;
+            var journal = JournalOf(path);
             if (content.IsEmpty)
             {
-                // Nothing left to remember: no file (the .bak keeps the last one).
+                // Nothing left to remember: no file (the .bak keeps the last one written whole) and no journal.
                 if (File.Exists(path)) File.Move(path, path + ".bak", overwrite: true);
+                File.Delete(journal);
                 _cached = null;
+                content.Track(null);
                 return;
             }
             if (!System.IO.Directory.Exists(Directory))
@@ -214,25 +369,121 @@ namespace NetnsNat.Core
                 System.IO.Directory.CreateDirectory(Directory);
                 File.SetUnixFileMode(Directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
             }
+            var basis = content.Basis as Snapshot;
+            // The change is appended only to the files it was loaded from, as they were (under the same lock, nothing else wrote them).
+            bool follows = basis != null && basis.Stamp.Length >= 0 && !basis.Torn && basis.Stamp == Stamp.Of(path);
+            string generation;
+            if (follows)
+            {
+                var line = JournalLine(basis!, content);
+                if (line == null) return;
+                long journalLength = Math.Max(basis!.Stamp.JournalLength, 0);
+                if (journalLength + line.Length <= Math.Max(basis.Stamp.Length, JournalFloor))
+                {
+                    // A new journal: the file it follows is copied to .bak too (a copy: an edit of the file in place must not change
+                    // it), so that the file and the journal can be put back together. Once per journal, not per change.
+                    if (basis.Stamp.JournalLength < 0) File.Copy(path, path + ".bak", overwrite: true);
+                    Append(journal, line);
+                    generation = basis.Generation;
+                    Remember(path, content, generation);
+                    return;
+                }
+            }
+            generation = Guid.NewGuid().ToString("N");
+            WriteWhole(path, content, generation);
+            File.Delete(journal);
+            Remember(path, content, generation);
+        }
+
+        private static void Remember(string path, StoreContent content, string generation)
+        {
+            var snapshot = new Snapshot(Stamp.Of(path), content.Clone(), generation, false);
+            _cached = snapshot;
+            content.Track(snapshot);
+        }
+
+        private static void WriteWhole(string path, StoreContent content, string generation)
+        {
             var temp = path + ".tmp";
             using (var stream = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None))
             {
                 using (var json = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
                 {
-                    Write(json, content);
+                    Write(json, content, generation);
                 }
                 stream.Flush(flushToDisk: true);
             }
             File.SetUnixFileMode(temp, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-            if (File.Exists(path))
-            {
-                // The previous file kept as .bak by a second name (a hard link, whatever its size); a copy where links fail.
-                File.Delete(path + ".bak");
-                if (Linux.Native.link(path, path + ".bak") != 0) File.Copy(path, path + ".bak", overwrite: true);
-            }
+            if (File.Exists(path)) KeepAsBackup(path);
             File.Move(temp, path, overwrite: true);
-            var info = new FileInfo(path);
-            _cached = new CachedStore(path, info.Length, info.LastWriteTimeUtc.Ticks, content.Clone());
+        }
+
+        /// <summary>The file kept as .bak by a second name (a hard link, whatever its size); a copy where links fail.</summary>
+        private static void KeepAsBackup(string path)
+        {
+            File.Delete(path + ".bak");
+            if (Linux.Native.link(path, path + ".bak") != 0) File.Copy(path, path + ".bak", overwrite: true);
+        }
+
+        /// <summary>Appends one line in one write, and waits until it is on disk.</summary>
+        private static void Append(string journal, byte[] line)
+        {
+            using var stream = new FileStream(journal, FileMode.Append, FileAccess.Write, FileShare.None);
+            stream.Write(line);
+            stream.Flush(flushToDisk: true);
+            File.SetUnixFileMode(journal, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        }
+
+        /// <summary>The change from the loaded content to this one as a journal line (records compared by identity: they never change); null when there is none.</summary>
+        private static byte[]? JournalLine(Snapshot basis, StoreContent content)
+        {
+            var before = basis.Content;
+            var (removedBindings, addedBindings) = Difference(before.Bindings, content.Bindings);
+            var (removedRules, addedRules) = Difference(before.Rules, content.Rules);
+            var (removedMappings, addedMappings) = Difference(before.Mappings, content.Mappings);
+            bool host = !before.ForwardingTurnedOn.SetEquals(content.ForwardingTurnedOn) || !before.CreatedTables.SetEquals(content.CreatedTables)
+                || before.AcceptRaChanged.Count != content.AcceptRaChanged.Count || before.AcceptRaChanged.Any(a => !content.AcceptRaChanged.TryGetValue(a.Key, out var v) || v != a.Value);
+            if (removedBindings.Count + addedBindings.Count + removedRules.Count + addedRules.Count + removedMappings.Count + addedMappings.Count == 0 && !host) return null;
+            var buffer = new System.Buffers.ArrayBufferWriter<byte>();
+            using (var json = new Utf8JsonWriter(buffer))
+            {
+                json.WriteStartObject();
+                json.WriteString("generation", basis.Generation);
+                json.WriteString("at", DateTime.UtcNow.ToString("o", System.Globalization.CultureInfo.InvariantCulture));
+                void Records(string name, IReadOnlyList<StoredBinding> b, IReadOnlyList<StoredRules> r, IReadOnlyList<StoredMapping> m)
+                {
+                    if (b.Count + r.Count + m.Count == 0) return;
+                    json.WriteStartObject(name);
+                    WriteRecords(json, "bindings", b, WriteBinding);
+                    WriteRecords(json, "rules", r, WriteRules);
+                    WriteRecords(json, "mappings", m, WriteMapping);
+                    json.WriteEndObject();
+                }
+                Records("remove", removedBindings, removedRules, removedMappings);
+                Records("add", addedBindings, addedRules, addedMappings);
+                if (host) WriteHost(json, content);
+                json.WriteEndObject();
+            }
+            var line = new byte[buffer.WrittenCount + 1];
+            buffer.WrittenSpan.CopyTo(line);
+            line[^1] = (byte)'\n';
+            return line;
+        }
+
+        /// <summary>What went (in the order it stood) and what came (in the order it stands): by identity.</summary>
+        private static (IReadOnlyList<T> Removed, IReadOnlyList<T> Added) Difference<T>(List<T> before, List<T> after)
+            where T : class
+        {
+            var old = new HashSet<T>(before, ReferenceEqualityComparer.Instance);
+            var now = new HashSet<T>(after, ReferenceEqualityComparer.Instance);
+            var removed = before.Where(x => !now.Contains(x)).ToArray();
+            var added = after.Where(x => !old.Contains(x)).ToArray();
+            // A record that stays but moved (taken out and put back) is removed and added again: the order is kept.
+            if (removed.Length == 0 && added.Length == 0 && !before.SequenceEqual(after, ReferenceEqualityComparer.Instance))
+            {
+                return (before, after);
+            }
+            return (removed, added);
         }
 
         private static void WriteStrings(Utf8JsonWriter json, string name, IEnumerable<string> values)
@@ -242,63 +493,29 @@ namespace NetnsNat.Core
             json.WriteEndArray();
         }
 
-        private static void Write(Utf8JsonWriter json, StoreContent content)
+        private static void WriteRecords<T>(Utf8JsonWriter json, string name, IEnumerable<T> records, Action<Utf8JsonWriter, T> write)
+        {
+            json.WriteStartArray(name);
+            foreach (var r in records) write(json, r);
+            json.WriteEndArray();
+        }
+
+        private static void Write(Utf8JsonWriter json, StoreContent content, string generation)
         {
             json.WriteStartObject();
             json.WriteNumber("version", Version);
             json.WriteString("netns", NetnsIdentity.Current());
-            json.WriteStartArray("bindings");
-            foreach (var b in content.Bindings)
-            {
-                json.WriteStartObject();
-                json.WriteString("namespace", b.Namespace);
-                json.WriteString("namespacePath", b.NamespacePath);
-                json.WriteString("bridge", b.Bridge);
-                json.WriteString("family", b.Family);
-                json.WriteString("subnet", b.Subnet);
-                json.WriteString("gateway", b.Gateway);
-                json.WriteString("outbound", b.Outbound);
-                json.WriteString("backend", b.Backend);
-                if (b.Dns != null) WriteStrings(json, "dns", b.Dns);
-                json.WriteBoolean("wroteResolvConf", b.WroteResolvConf);
-                json.WriteString("enabledAt", b.EnabledAt);
-                json.WriteEndObject();
-            }
-            json.WriteEndArray();
-            json.WriteStartArray("rules");
-            foreach (var r in content.Rules)
-            {
-                json.WriteStartObject();
-                json.WriteString("family", r.Family);
-                json.WriteString("subnet", r.Subnet);
-                json.WriteString("outbound", r.Outbound);
-                json.WriteString("bridge", r.Bridge);
-                json.WriteString("backend", r.Backend);
-                WriteStrings(json, "added", r.Added);
-                WriteStrings(json, "found", r.Found);
-                json.WriteEndObject();
-            }
-            json.WriteEndArray();
-            json.WriteStartArray("mappings");
-            foreach (var m in content.Mappings)
-            {
-                json.WriteStartObject();
-                json.WriteString("namespace", m.Namespace);
-                json.WriteString("namespacePath", m.NamespacePath);
-                json.WriteString("protocol", m.Protocol);
-                json.WriteString("externalAddress", m.ExternalAddress);
-                json.WriteNumber("externalPort", m.ExternalPort);
-                json.WriteString("internalAddress", m.InternalAddress);
-                json.WriteNumber("internalPort", m.InternalPort);
-                if (m.Remote != null) json.WriteString("remote", m.Remote);
-                json.WriteString("bridge", m.Bridge);
-                json.WriteString("subnet", m.Subnet);
-                json.WriteString("outbound", m.Outbound);
-                json.WriteString("addedAt", m.AddedAt);
-                json.WriteString("backend", m.Backend);
-                json.WriteEndObject();
-            }
-            json.WriteEndArray();
+            json.WriteString("generation", generation);
+            WriteRecords(json, "bindings", content.Bindings, WriteBinding);
+            WriteRecords(json, "rules", content.Rules, WriteRules);
+            WriteRecords(json, "mappings", content.Mappings, WriteMapping);
+            WriteHost(json, content);
+            json.WriteEndObject();
+        }
+
+        /// <summary>What NetnsNat changed on the host itself: forwarding it turned on, tables its writes created, accept_ra it raised.</summary>
+        private static void WriteHost(Utf8JsonWriter json, StoreContent content)
+        {
             WriteStrings(json, "forwardingTurnedOn", content.ForwardingTurnedOn.OrderBy(f => f, StringComparer.Ordinal));
             WriteStrings(json, "createdTables", content.CreatedTables.OrderBy(t => t, StringComparer.Ordinal));
             json.WriteStartArray("acceptRaChanged");
@@ -310,15 +527,103 @@ namespace NetnsNat.Core
                 json.WriteEndObject();
             }
             json.WriteEndArray();
+        }
+
+        /// <summary>Sets the host's part from an object that has it (the file, or a journal line that changed it).</summary>
+        private static void HostOf(JsonElement e, StoreContent content)
+        {
+            if (e.TryGetProperty("forwardingTurnedOn", out var forwarding))
+            {
+                content.ForwardingTurnedOn.Clear();
+                foreach (var f in forwarding.EnumerateArray()) content.ForwardingTurnedOn.Add(f.GetString() ?? string.Empty);
+            }
+            if (e.TryGetProperty("createdTables", out var tables))
+            {
+                content.CreatedTables.Clear();
+                foreach (var t in tables.EnumerateArray()) content.CreatedTables.Add(t.GetString() ?? string.Empty);
+            }
+            if (e.TryGetProperty("acceptRaChanged", out var ra))
+            {
+                content.AcceptRaChanged.Clear();
+                foreach (var a in ra.EnumerateArray()) content.AcceptRaChanged[Text(a, "interface")] = a.GetProperty("previous").GetInt32();
+            }
+        }
+
+        private static void WriteBinding(Utf8JsonWriter json, StoredBinding b)
+        {
+            json.WriteStartObject();
+            json.WriteString("namespace", b.Namespace);
+            json.WriteString("namespacePath", b.NamespacePath);
+            json.WriteString("bridge", b.Bridge);
+            json.WriteString("family", b.Family);
+            json.WriteString("subnet", b.Subnet);
+            json.WriteString("gateway", b.Gateway);
+            json.WriteString("outbound", b.Outbound);
+            json.WriteString("backend", b.Backend);
+            if (b.Dns != null) WriteStrings(json, "dns", b.Dns);
+            json.WriteBoolean("wroteResolvConf", b.WroteResolvConf);
+            json.WriteString("enabledAt", b.EnabledAt);
             json.WriteEndObject();
         }
 
+        private static StoredBinding BindingOf(JsonElement b) => new StoredBinding(
+            Text(b, "namespace"), Text(b, "namespacePath"), Text(b, "bridge"), Text(b, "family"), Text(b, "subnet"), Text(b, "gateway"),
+            Text(b, "outbound"), Text(b, "backend"), b.TryGetProperty("dns", out var dns) && dns.ValueKind == JsonValueKind.Array ? Strings(dns) : null,
+            b.TryGetProperty("wroteResolvConf", out var w) && w.ValueKind == JsonValueKind.True, Text(b, "enabledAt"));
+
+        private static void WriteRules(Utf8JsonWriter json, StoredRules r)
+        {
+            json.WriteStartObject();
+            json.WriteString("family", r.Family);
+            json.WriteString("subnet", r.Subnet);
+            json.WriteString("outbound", r.Outbound);
+            json.WriteString("bridge", r.Bridge);
+            json.WriteString("backend", r.Backend);
+            WriteStrings(json, "added", r.Added);
+            WriteStrings(json, "found", r.Found);
+            json.WriteEndObject();
+        }
+
+        private static StoredRules RulesOf(JsonElement r) => new StoredRules(Text(r, "family"), Text(r, "subnet"), Text(r, "outbound"), Text(r, "bridge"), Text(r, "backend"),
+            Strings(r.GetProperty("added")), Strings(r.GetProperty("found")));
+
+        private static void WriteMapping(Utf8JsonWriter json, StoredMapping m)
+        {
+            json.WriteStartObject();
+            json.WriteString("namespace", m.Namespace);
+            json.WriteString("namespacePath", m.NamespacePath);
+            json.WriteString("protocol", m.Protocol);
+            json.WriteString("externalAddress", m.ExternalAddress);
+            json.WriteNumber("externalPort", m.ExternalPort);
+            json.WriteString("internalAddress", m.InternalAddress);
+            json.WriteNumber("internalPort", m.InternalPort);
+            if (m.Remote != null) json.WriteString("remote", m.Remote);
+            json.WriteString("bridge", m.Bridge);
+            json.WriteString("subnet", m.Subnet);
+            json.WriteString("outbound", m.Outbound);
+            json.WriteString("addedAt", m.AddedAt);
+            json.WriteString("backend", m.Backend);
+            json.WriteEndObject();
+        }
+
+        private static StoredMapping MappingOf(JsonElement m) => new StoredMapping(Text(m, "namespace"), Text(m, "namespacePath"), Text(m, "protocol"), Text(m, "externalAddress"),
+            m.GetProperty("externalPort").GetInt32(), Text(m, "internalAddress"), m.GetProperty("internalPort").GetInt32(),
+            m.TryGetProperty("remote", out var remote) && remote.ValueKind == JsonValueKind.String ? remote.GetString() : null,
+            Text(m, "bridge"), Text(m, "subnet"), Text(m, "outbound"), Text(m, "addedAt"),
+            // 0.1's records name no backend: their rules are iptables'.
+            m.TryGetProperty("backend", out var backend) && backend.ValueKind == JsonValueKind.String ? backend.GetString() ?? "iptables" : "iptables");
+
         private static NetnsNatException Unreadable(string path, string why, Exception? inner) =>
-            new NetnsNatException(
-                $"NetnsNat's state store {path} cannot be read ({why}). Nothing was changed. Look at it, and if it cannot be repaired, move it away " +
-                $"(mv {path} {path}.broken; the previous version is {path}.bak): NetnsNat then knows no bindings, so Disable-NamespaceNat " +
-                "needs Enable-NamespaceNat again first, and Restore-NamespaceNat restores nothing.",
-                "StateStoreUnreadable", ErrorCategory.ReadError, inner);
+            path.EndsWith(".journal", StringComparison.Ordinal)
+                ? new NetnsNatException(
+                    $"NetnsNat's state store journal {path} cannot be read ({why}). Nothing was changed. Look at it, and if it cannot be repaired, move it away " +
+                    $"(mv {path} {path}.broken): NetnsNat then knows the store as {Path.ChangeExtension(path, ".json")} was last written whole, without the changes since.",
+                    "StateStoreUnreadable", ErrorCategory.ReadError, inner)
+                : new NetnsNatException(
+                    $"NetnsNat's state store {path} cannot be read ({why}). Nothing was changed. Look at it, and if it cannot be repaired, move it away " +
+                    $"(mv {path} {path}.broken; the previous version is {path}.bak, and its journal {JournalOf(path)} brings it up to date): NetnsNat then knows no bindings, so Disable-NamespaceNat " +
+                    "needs Enable-NamespaceNat again first, and Restore-NamespaceNat restores nothing.",
+                    "StateStoreUnreadable", ErrorCategory.ReadError, inner);
 
         private static IEnumerable<JsonElement> Array(JsonElement root, string name) =>
             root.TryGetProperty(name, out var a) && a.ValueKind == JsonValueKind.Array ? a.EnumerateArray() : Enumerable.Empty<JsonElement>();
