@@ -113,11 +113,20 @@ try {
     $seen6 = Test-LabConnection -Namespace testnet -Address $lab.ServerAddress6
     Write-Host "TCP from testnet with the nftables backend: IPv4 the server saw $seen; IPv6 the server saw $seen6 (iptables-save holds nothing of NetnsNat's)"
     if ($seen -ne $lab.UplinkAddress -or $seen6 -ne $lab.UplinkAddress6) { throw 'The client did not get out through the nftables backend' }
+
+    Show-Step 'Publish the port there too: Add-NatPortMapping testnet -Protocol Tcp -ExternalPort 8080 -InternalPort 80 (elements of the table''s map)'
+    $web = Start-LabListener -Namespace testnet -Address 10.0.0.2 -Port 80
+    Add-NatPortMapping testnet -Protocol Tcp -ExternalPort 8080 -InternalPort 80 -AddressFamily IPv4 | Format-Table | Out-String | Write-Host
+    Show-Command nft @('list', 'map', 'inet', 'netnsnat', 'dnat4')
+    $seen = Test-LabConnection -Namespace $lab.Internet -Address $lab.UplinkAddress -Port 8080
+    Write-Host "TCP from the internet to $($lab.UplinkAddress):8080 through the nftables backend: the web server in testnet sees the client as $seen (no SNAT)"
+    if ($seen -ne '198.51.100.254') { throw 'The published port did not reach testnet through the nftables backend' }
+    Stop-LabListener $web
     Disable-NamespaceNat -Namespace testnet -Bridge br0
     $left = (Invoke-LabCommand nft -ArgumentList @('list', 'tables')).Output
     Write-Host "After Disable-NamespaceNat, nft list tables: $(if ($left -match 'netnsnat') { $left } else { 'no inet netnsnat (deleted with its last elements)' })"
     if ($left -match 'netnsnat') { throw 'The table inet netnsnat was left after the last Disable' }
-    Write-Host "`nDemo finished: NAT enabled for IPv4 and IPv6, verified with real traffic, and undone (iptables, then nftables)." -ForegroundColor Green
+    Write-Host "`nDemo finished: NAT enabled for IPv4 and IPv6, verified with real traffic, a port published, and undone (iptables, then nftables)." -ForegroundColor Green
 }
 catch {
     $failed = $true
