@@ -19,6 +19,22 @@ Describe 'Set-NamespaceDefaultRoute' {
         Get-NsRoute | Should -Be 'default via 10.0.0.1 dev veth1'
     }
 
+    It 'keeps no hold on a namespace it entered: deleted, the namespace goes at once (its veth with it)' {
+        # The route is set from a thread that entered the namespace and left it again; were it still there, the namespace
+        # (and the veth whose peer is in it) would outlive ip netns del.
+        Invoke-LabCommand ip -ArgumentList @('netns', 'add', 'nnl-brief') | Out-Null
+        try {
+            Invoke-LabCommand ip -ArgumentList @('link', 'add', 'vbrief0', 'type', 'veth', 'peer', 'name', 'vbrief1', 'netns', 'nnl-brief') | Out-Null
+            Invoke-LabCommand ip -ArgumentList @('-n', 'nnl-brief', 'addr', 'add', '10.9.9.2/24', 'dev', 'vbrief1') | Out-Null
+            Invoke-LabCommand ip -ArgumentList @('-n', 'nnl-brief', 'link', 'set', 'vbrief1', 'up') | Out-Null
+            (Set-NamespaceDefaultRoute nnl-brief 10.9.9.1).Changed | Should -BeTrue
+        }
+        finally { Invoke-LabCommand ip -ArgumentList @('netns', 'del', 'nnl-brief') -AllowFailure | Out-Null }
+        $deadline = [DateTime]::UtcNow.AddSeconds(3)
+        while ((Test-Path /sys/class/net/vbrief0) -and [DateTime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 20 }
+        '/sys/class/net/vbrief0' | Should -Not -Exist -Because 'the namespace was destroyed when ip netns del dropped the last hold on it'
+    }
+
     It 'changes nothing when the route is already there' {
         Set-NamespaceDefaultRoute testnet 10.0.0.1 | Out-Null
         (Set-NamespaceDefaultRoute testnet 10.0.0.1).Changed | Should -BeFalse
