@@ -364,8 +364,18 @@ namespace NetnsNat.Backends
 
         private static readonly NftSetKind[] Kinds = { NftSetKind.Masquerade, NftSetKind.Inbound, NftSetKind.Dnat, NftSetKind.Hairpin, NftSetKind.Published };
 
-        private static readonly (NftSetKind Kind, AddressFamilyProfile Family)[] Sets =
-            AddressFamilyProfile.All.SelectMany(f => Kinds.Select(k => (k, f))).ToArray();
+        /// <summary>Every set and map, a family's after the other's (loops, not LINQ over tuples: precompiled code has no instantiation of those).</summary>
+        private static readonly (NftSetKind Kind, AddressFamilyProfile Family)[] Sets = AllSets();
+
+        private static (NftSetKind, AddressFamilyProfile)[] AllSets()
+        {
+            var sets = new List<(NftSetKind, AddressFamilyProfile)>();
+            foreach (var family in AddressFamilyProfile.All)
+            {
+                foreach (var kind in Kinds) sets.Add((kind, family));
+            }
+            return sets.ToArray();
+        }
 
         /// <summary>The rules of each chain, as nft lists them: what the table holds when it is intact.</summary>
         private static readonly (string Chain, int Rules)[] Chains = { ("prerouting", 4), ("output", 4), ("postrouting", 4), ("forward", 6) };
@@ -390,17 +400,17 @@ namespace NetnsNat.Backends
         private static (uint[] Fields, uint Type) KeyOf(NftSetKind kind, AddressFamilyProfile family)
         {
             uint a = (uint)family.AddressBytes, address = family == AddressFamilyProfile.IPv4 ? TYPE_IPADDR : TYPE_IP6ADDR;
-            var fields = kind switch
+            var (lengths, types) = kind switch
             {
-                NftSetKind.Masquerade => new[] { (a, address), (16u, TYPE_IFNAME) },
-                NftSetKind.Inbound => new[] { (a, address), (16u, TYPE_IFNAME), (16u, TYPE_IFNAME) },
-                NftSetKind.Dnat => new[] { (a, address), (1u, TYPE_INET_PROTO), (2u, TYPE_INET_SERVICE), (a, address) },
-                NftSetKind.Hairpin => new[] { (a, address), (a, address), (1u, TYPE_INET_PROTO), (2u, TYPE_INET_SERVICE) },
-                _ => new[] { (a, address), (1u, TYPE_INET_PROTO), (2u, TYPE_INET_SERVICE), (16u, TYPE_IFNAME) },
+                NftSetKind.Masquerade => (new[] { a, 16u }, new[] { address, TYPE_IFNAME }),
+                NftSetKind.Inbound => (new[] { a, 16u, 16u }, new[] { address, TYPE_IFNAME, TYPE_IFNAME }),
+                NftSetKind.Dnat => (new[] { a, 1u, 2u, a }, new[] { address, TYPE_INET_PROTO, TYPE_INET_SERVICE, address }),
+                NftSetKind.Hairpin => (new[] { a, a, 1u, 2u }, new[] { address, address, TYPE_INET_PROTO, TYPE_INET_SERVICE }),
+                _ => (new[] { a, 1u, 2u, 16u }, new[] { address, TYPE_INET_PROTO, TYPE_INET_SERVICE, TYPE_IFNAME }),
             };
             uint type = 0;
-            foreach (var (_, t) in fields) type = (type << 6) | t;
-            return (fields.Select(f => f.Item1).ToArray(), type);
+            foreach (var t in types) type = (type << 6) | t;
+            return (lengths, type);
         }
 
         /// <summary>The table's definition as nft commands (one argument to nft, or the lines of an nft -f file).</summary>

@@ -556,10 +556,14 @@ namespace NetnsNat.Core
         /// </summary>
         public void RemoveForNamespace(NamespaceRef ns, string bridge, IReadOnlyCollection<string> families, StoreContent store, NatTransaction tx)
         {
-            var stored = store.Mappings.Where(m => m.NamespacePath == ns.Path && m.Bridge == bridge && families.Contains(m.Family)).ToArray();
-            var mappings = stored.Select(s => (Mapping: s.ToMapping(), Kind: KindOf(s))).Where(m => m.Mapping != null).Select(m => (m.Mapping!, m.Kind)).ToArray();
-            if (mappings.Length == 0) return;
-            _host.Verbose($"Removing the {mappings.Length} port mapping(s) of '{ns}': {string.Join(", ", mappings.Select(m => m.Item1.ToString()))}.");
+            // Loops rather than LINQ over tuples: Disable-NamespaceNat's path stays in precompiled code.
+            var mappings = new List<(PortMapping, NatBackendKind)>();
+            foreach (var s in store.Mappings)
+            {
+                if (s.NamespacePath == ns.Path && s.Bridge == bridge && families.Contains(s.Family) && s.ToMapping() is { } m) mappings.Add((m, KindOf(s)));
+            }
+            if (mappings.Count == 0) return;
+            _host.Verbose($"Removing the {mappings.Count} port mapping(s) of '{ns}': {string.Join(", ", mappings.Select(m => m.Item1.ToString()))}.");
             Remove(mappings, store, tx, null);
         }
 
