@@ -23,8 +23,11 @@ namespace NetnsNat.Core
         bool WroteResolvConf,
         string EnabledAt)
     {
-        /// <summary>The key of the rules it uses, shared with every binding on the same bridge, subnet and uplink.</summary>
-        public string RulesKey => StoredRules.KeyOf(Family, Subnet, Outbound, Bridge, Backend);
+        /// <summary>
+        /// The key of the rules it uses, shared with every binding on the same bridge, subnet and uplink: made once (a call
+        /// compares it with every binding's), as a record's key fields are never changed by a with-expression.
+        /// </summary>
+        public string RulesKey { get; } = StoredRules.KeyOf(Family, Subnet, Outbound, Bridge, Backend);
 
         public bool SameNamespace(string path, string bridge, string family) => NamespacePath == path && Bridge == bridge && Family == family;
     }
@@ -36,7 +39,8 @@ namespace NetnsNat.Core
     /// </summary>
     internal sealed record StoredRules(string Family, string Subnet, string Outbound, string Bridge, string Backend, IReadOnlyList<string> Added, IReadOnlyList<string> Found)
     {
-        public string Key => KeyOf(Family, Subnet, Outbound, Bridge, Backend);
+        /// <summary>Made once, as <see cref="StoredBinding.RulesKey"/> is (a with-expression changes Added and Found, never the key fields).</summary>
+        public string Key { get; } = KeyOf(Family, Subnet, Outbound, Bridge, Backend);
 
         /// <summary>A subnet NAT's key: the same subnet, uplink and bridge in two backends are two sets of rules.</summary>
         public static string KeyOf(string family, string subnet, string outbound, string bridge, string backend) => $"{family} {subnet} {outbound} {bridge} {backend}";
@@ -470,20 +474,23 @@ namespace NetnsNat.Core
             return line;
         }
 
-        /// <summary>What went (in the order it stood) and what came (in the order it stands): by identity.</summary>
+        /// <summary>
+        /// The change from one list to the other as records removed (by value, first match) and records appended, by one
+        /// walk in step: the records of before that after keeps in the same order are matched, the others removed, and what
+        /// after holds past the last match appended. Replayed, that gives after exactly, whatever was done; when records
+        /// are only taken out and added at the end (as the services do), it is the change itself.
+        /// </summary>
         private static (IReadOnlyList<T> Removed, IReadOnlyList<T> Added) Difference<T>(List<T> before, List<T> after)
             where T : class
         {
-            var old = new HashSet<T>(before, ReferenceEqualityComparer.Instance);
-            var now = new HashSet<T>(after, ReferenceEqualityComparer.Instance);
-            var removed = before.Where(x => !now.Contains(x)).ToArray();
-            var added = after.Where(x => !old.Contains(x)).ToArray();
-            // A record that stays but moved (taken out and put back) is removed and added again: the order is kept.
-            if (removed.Length == 0 && added.Length == 0 && !before.SequenceEqual(after, ReferenceEqualityComparer.Instance))
+            List<T>? removed = null;
+            int j = 0;
+            foreach (var x in before)
             {
-                return (before, after);
+                if (j < after.Count && ReferenceEquals(x, after[j])) j++;
+                else (removed ??= new List<T>()).Add(x);
             }
-            return (removed, added);
+            return ((IReadOnlyList<T>?)removed ?? System.Array.Empty<T>(), j == after.Count ? System.Array.Empty<T>() : after.GetRange(j, after.Count - j));
         }
 
         private static void WriteStrings(Utf8JsonWriter json, string name, IEnumerable<string> values)
