@@ -145,3 +145,37 @@ function Send-Udp([string] $Namespace, [string] $Address, [int] $Port) {
     (Invoke-LabCommand ip -ArgumentList @('netns', 'exec', $Namespace, 'bash', '-c', $exchange) -AllowFailure).Output.Trim()
 }
 
+function New-PortMappingLab {
+    <#
+    The lab of the port mapping tests: dual stack; a second namespace on br0 ('other', 10.0.0.3); a second source in the
+    "internet" (198.51.100.253, for -RemoteAddressPrefix); TCP listeners in testnet on 10.0.0.2:80, 10.0.0.2:81 and
+    [fd00:0:0:1::2]:80; a UDP echo server on 10.0.0.2:53. Remove-PortMappingLab takes it all away.
+    #>
+    $lab = New-NetnsNatLab -DualStack
+    Add-LabClient -Name other -Bridge br0 -Address 10.0.0.3/24 -Address6 fd00:0:0:1::3/64
+    Invoke-LabCommand ip -ArgumentList @('-n', $lab.Internet, 'addr', 'add', '198.51.100.253/24', 'dev', 'wan0') | Out-Null
+    Start-LabListener -Namespace testnet -Address 10.0.0.2 -Port 80 | Out-Null
+    Start-LabListener -Namespace testnet -Address 10.0.0.2 -Port 81 | Out-Null
+    Start-LabListener -Namespace testnet -Address fd00:0:0:1::2 -Port 80 | Out-Null
+    $lab | Add-Member -NotePropertyName UdpEcho -NotePropertyValue (Start-UdpEcho) -PassThru
+}
+
+function Remove-PortMappingLab($Lab) {
+    if ($Lab -and -not $Lab.UdpEcho.HasExited) { $Lab.UdpEcho.Kill($true); $Lab.UdpEcho.WaitForExit(5000) | Out-Null }
+    Remove-NetnsNatLab
+}
+
+function Reset-PortMappingLab([string] $Backend = 'Auto') {
+    # Before each test: no rule, no route, no mapping; then testnet and other enabled on br0 in the backend given.
+    Reset-LabFirewall
+    foreach ($ns in 'testnet', 'other') {
+        Invoke-LabCommand ip -ArgumentList @('-n', $ns, 'route', 'del', 'default') -AllowFailure | Out-Null
+        Invoke-LabCommand ip -ArgumentList @('-n', $ns, '-6', 'route', 'del', 'default') -AllowFailure | Out-Null
+    }
+    'testnet', 'other' | Enable-NamespaceNat -Bridge br0 -Outbound eth0 -Backend $Backend | Out-Null
+}
+
+function Get-WhatIfCommand([string] $Output, [string] $Tool = 'nft') {
+    # The commands of each "What if: Performing the operation "COMMANDS" on target "..."." line that runs the tool, as printed.
+    @($Output -split "`n" | Where-Object { $_ -match "^What if: .*`"$Tool " } | ForEach-Object { ($_ -replace '^What if: Performing the operation "', '') -replace '" on target "[^"]*"\.$', '' })
+}

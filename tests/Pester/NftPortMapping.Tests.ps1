@@ -4,7 +4,6 @@
 # itself, and from a second namespace on the same bridge (hairpin); each listener answers with the source it saw.
 BeforeAll {
     . (Join-Path $PSScriptRoot 'Common.ps1')
-    $script:udp = [System.Collections.Generic.List[System.Diagnostics.Process]]::new()
 
     function nftc { (Invoke-LabCommand -FilePath nft -ArgumentList $args).Output }
     function Get-MapElements([string] $Name = 'dnat4') {
@@ -18,28 +17,9 @@ BeforeAll {
 }
 
 Describe 'Port mappings with the nftables backend' {
-    BeforeAll {
-        $lab = New-NetnsNatLab -DualStack
-        Add-LabClient -Name other -Bridge br0 -Address 10.0.0.3/24 -Address6 fd00:0:0:1::3/64
-        # A second source in the "internet", for -RemoteAddressPrefix.
-        Invoke-LabCommand ip -ArgumentList @('-n', $lab.Internet, 'addr', 'add', '198.51.100.253/24', 'dev', 'wan0') | Out-Null
-        Start-LabListener -Namespace testnet -Address 10.0.0.2 -Port 80 | Out-Null
-        Start-LabListener -Namespace testnet -Address 10.0.0.2 -Port 81 | Out-Null
-        Start-LabListener -Namespace testnet -Address fd00:0:0:1::2 -Port 80 | Out-Null
-        $script:udp.Add((Start-UdpEcho))
-    }
-    AfterAll {
-        foreach ($p in $script:udp) { if (-not $p.HasExited) { $p.Kill($true); $p.WaitForExit(5000) | Out-Null } }
-        Remove-NetnsNatLab
-    }
-    BeforeEach {
-        Reset-LabFirewall
-        foreach ($ns in 'testnet', 'other') {
-            Invoke-LabCommand ip -ArgumentList @('-n', $ns, 'route', 'del', 'default') -AllowFailure | Out-Null
-            Invoke-LabCommand ip -ArgumentList @('-n', $ns, '-6', 'route', 'del', 'default') -AllowFailure | Out-Null
-        }
-        'testnet', 'other' | Enable-NamespaceNat -Bridge br0 -Outbound eth0 -Backend Nftables | Out-Null
-    }
+    BeforeAll { $lab = New-PortMappingLab }
+    AfterAll { Remove-PortMappingLab $lab }
+    BeforeEach { Reset-PortMappingLab -Backend Nftables }
 
     Context 'what a mapping opens' {
         It 'a connection from outside reaches the namespace with its real source address, for IPv4 and IPv6, through elements of the table' {
@@ -121,11 +101,46 @@ Describe 'Port mappings with the nftables backend' {
             $e = Add-NatPortMapping other -Protocol Tcp -ExternalPort 8080 -InternalPort 80 -AddressFamily IPv4 -ErrorAction SilentlyContinue -ErrorVariable err
             $e | Should -BeNullOrEmpty
             $err[0].FullyQualifiedErrorId | Should -BeLike 'PortMappingConflict*'
+            $err[0].CategoryInfo.Category | Should -Be 'ResourceExists'
             $err[0].Exception.Message | Should -Match "10\.0\.0\.2:80 \('testnet'\)"
             Get-LabState | Should -Be $before
         }
 
+        It 'a port that an element written by hand into the map takes is PortMappingConflict naming it, nothing changed; deleted as the error says, the port is published' {
+            Add-NatPortMapping testnet -Protocol Tcp -ExternalPort 8081 -InternalPort 81 -AddressFamily IPv4 | Out-Null
+            nftc add element inet netnsnat dnat4 '{ 198.51.100.1 . tcp . 8080 . 0.0.0.0/0 : 10.0.0.3 . 80 }' | Out-Null
+            $e = Assert-FailsWithoutChange { Add-NatPortMapping testnet -Protocol Tcp -ExternalPort 8080 -InternalPort 80 -AddressFamily IPv4 } -ErrorId PortMappingConflict -Category ResourceExists
+            $e.Exception.Message | Should -Match '10\.0\.0\.3 \. 80'
+            $delete = [regex]::Match($e.Exception.Message, "nft delete element [^)]*").Value
+            Invoke-LabCommand sh -ArgumentList @('-c', $delete) | Out-Null
+            Add-NatPortMapping testnet -Protocol Tcp -ExternalPort 8080 -InternalPort 80 -AddressFamily IPv4 | Out-Null
+            Get-PeerSeen $lab.Internet 198.51.100.1 8080 | Should -Be '198.51.100.254'
+        }
+
+        It 'a mapping added by path is the namespace NetnsNat enabled by name: listed, and removed, by that name' {
+            $m = Add-NatPortMapping -NamespacePath /run/netns/other -Protocol Udp -ExternalPort 9204 -AddressFamily IPv4
+            $m.Namespace | Should -Be 'other'
+            (Get-NatPortMapping -Namespace other).ExternalPort | Should -Be 9204
+            Remove-NatPortMapping other -Protocol Udp -ExternalPort 9204
+            Get-NatPortMapping | Should -BeNullOrEmpty
+        }
+
+        It 'after nft flush ruleset, Add-NatPortMapping lays the namespace''s NAT again first (a warning says so): the inbound drop stands beside the mapping' {
+            nftc flush ruleset | Out-Null
+            $m = Add-NatPortMapping testnet -Protocol Tcp -ExternalPort 8080 -InternalPort 80 -AddressFamily IPv4 -WarningVariable warn -WarningAction SilentlyContinue
+            "$warn" | Should -Match 'were gone: laid again'
+            (Get-NamespaceNat testnet | Where-Object AddressFamily -eq IPv4).Status | Should -Be 'InForce'
+            Get-PeerSeen $lab.Internet 198.51.100.1 8080 | Should -Be '198.51.100.254'
+            Add-InboundRoutes
+            try { Get-PeerSeen $lab.Internet 10.0.0.2 80 -TimeoutSeconds 1 | Should -BeNullOrEmpty -Because 'the inbound drop was laid again with the mapping' }
+            finally { Invoke-LabCommand ip -ArgumentList @('-n', $lab.Internet, 'route', 'del', '10.0.0.0/24') -AllowFailure | Out-Null }
+        }
+
         It 'two external ports to one namespace port share its accept and hairpin elements: removing one keeps the other working' {
+            # In one pipeline the shared elements count once: 3 for the first mapping, 1 for the second.
+            $m = 8090, 8091 | ForEach-Object { [pscustomobject]@{ Namespace = 'testnet'; Protocol = 'Tcp'; ExternalPort = $_; InternalPort = 80; AddressFamily = 'IPv4' } } | Add-NatPortMapping
+            $m.ChangedRules | Should -Be @(3, 1)
+            Get-NatPortMapping | Remove-NatPortMapping
             Add-NatPortMapping testnet -Protocol Tcp -ExternalPort 8080 -InternalPort 80 -AddressFamily IPv4 | Out-Null
             (Add-NatPortMapping testnet -Protocol Tcp -ExternalPort 8081 -InternalPort 80 -AddressFamily IPv4).ChangedRules | Should -Be 1
             Get-MapElements published4 | Should -HaveCount 1
@@ -167,11 +182,10 @@ Describe 'Port mappings with the nftables backend' {
             $r.ExitCode | Should -Be 0 -Because $r.Error
             Get-LabState | Should -Be $before
             # One question per mapping, with its three commands.
-            $lines = @($r.Output -split "`n" | Where-Object { $_ -match '^What if: .*"nft ' })
-            $lines | Should -HaveCount 1
-            ([regex]::Matches($lines[0], 'nft add element inet netnsnat (dnat4|published4|hairpin4) ')).Count | Should -Be 3
-            $command = ($lines[0] -replace '^What if: Performing the operation "', '') -replace '" on target "[^"]*"\.$', ''
-            Invoke-LabCommand sh -ArgumentList @('-c', $command) | Out-Null
+            $commands = @(Get-WhatIfCommand $r.Output)
+            $commands | Should -HaveCount 1
+            ([regex]::Matches($commands[0], 'nft add element inet netnsnat (dnat4|published4|hairpin4) ')).Count | Should -Be 3
+            Invoke-LabCommand sh -ArgumentList @('-c', $commands[0]) | Out-Null
             Get-PeerSeen $lab.Internet 198.51.100.1 8080 | Should -Be '198.51.100.254'
         }
 
@@ -222,9 +236,28 @@ Describe 'Port mappings with the nftables backend' {
             Get-PeerSeen $lab.Internet 198.51.100.1 8080 -TimeoutSeconds 1 | Should -BeNullOrEmpty
             $check = Test-NamespaceNat testnet -AddressFamily IPv4 | Where-Object Check -eq PortMappings
             $check.Status | Should -Be 'Fail'
-            $check.Detail | Should -Match 'iptables'' FORWARD drops'
+            $check.Detail | Should -Match 'the FORWARD chain of iptables \(iptables-nft\) drops its connections'
             $check.Fix | Should -Match '^iptables -I FORWARD'
             Invoke-LabCommand bash -ArgumentList @('-c', $check.Fix) | Out-Null
+            Get-PeerSeen $lab.Internet 198.51.100.1 8080 | Should -Be '198.51.100.254'
+        }
+
+        It 'another table''s forward chain with policy drop: Add warns, Test-NamespaceNat fails (no rules) or warns (rules it does not evaluate), and the fix lets the connections through' {
+            Add-NatPortMapping testnet -Protocol Tcp -ExternalPort 8080 -InternalPort 80 -AddressFamily IPv4 | Out-Null
+            nftc add table inet myfw | Out-Null
+            nftc add chain inet myfw forwardchain '{ type filter hook forward priority 10; policy drop; }' | Out-Null
+            Get-PeerSeen $lab.Internet 198.51.100.1 8080 -TimeoutSeconds 1 | Should -BeNullOrEmpty
+            $check = Test-NamespaceNat testnet -AddressFamily IPv4 | Where-Object Check -eq PortMappings
+            $check.Status | Should -Be 'Fail'
+            $check.Detail | Should -Match "inet myfw forwardchain' on the forward hook drops everything"
+            # With rules NetnsNat does not evaluate (what a host firewall has): a warning, on Add too.
+            nftc add rule inet myfw forwardchain ct state 'established,related' accept | Out-Null
+            nftc add rule inet myfw forwardchain iifname br0 accept | Out-Null
+            Add-NatPortMapping testnet -Protocol Tcp -ExternalPort 8082 -InternalPort 80 -AddressFamily IPv4 -WarningVariable warn -WarningAction SilentlyContinue | Out-Null
+            "$warn" | Should -Match 'may do nothing: the nftables chain .inet myfw forwardchain.'
+            $check = Test-NamespaceNat testnet -AddressFamily IPv4 | Where-Object Check -eq PortMappings
+            $check.Status | Should -Be 'Warn'
+            foreach ($fix in $check.Fix -split '; ') { Invoke-LabCommand sh -ArgumentList @('-c', $fix) | Out-Null }
             Get-PeerSeen $lab.Internet 198.51.100.1 8080 | Should -Be '198.51.100.254'
         }
 

@@ -171,14 +171,11 @@ Describe 'The nftables backend on a dual-stack bridge' {
         $r = Invoke-ChildPwsh -Script 'Enable-NamespaceNat testnet br0 eth0 -Backend Nftables -WhatIf'
         $r.ExitCode | Should -Be 0 -Because $r.Error
         Get-LabState | Should -Be $state
-        $lines = @($r.Output -split "`n" | Where-Object { $_ -match '^What if: .*"nft ' })
-        @($lines | Where-Object { $_ -match 'add table inet netnsnat' }) | Should -HaveCount 1
-        @($lines | Where-Object { $_ -match 'nft add element inet netnsnat' }) | Should -HaveCount 4
+        $commands = Get-WhatIfCommand $r.Output
+        @($commands | Where-Object { $_ -match 'add table inet netnsnat' }) | Should -HaveCount 1
+        @($commands | Where-Object { $_ -match 'nft add element inet netnsnat' }) | Should -HaveCount 4
         # Each command as printed, run by a shell: the table Enable makes.
-        foreach ($line in $lines) {
-            $command = ($line -replace '^What if: Performing the operation "', '') -replace '" on target "[^"]*"\.$', ''
-            Invoke-LabCommand sh -ArgumentList @('-c', $command) | Out-Null
-        }
+        foreach ($command in $commands) { Invoke-LabCommand sh -ArgumentList @('-c', $command) | Out-Null }
         $byHand = Get-OwnTable
         nftc delete table inet netnsnat | Out-Null
         Enable-NamespaceNat testnet br0 eth0 -Backend Nftables | Out-Null

@@ -3,34 +3,14 @@
 # the same bridge (hairpin); each listener answers with the source address it saw.
 BeforeAll {
     . (Join-Path $PSScriptRoot 'Common.ps1')
-    $script:udp = [System.Collections.Generic.List[System.Diagnostics.Process]]::new()
 
     function Get-NatRules { @((Get-LabRuleset) -split "`n" | Where-Object { $_ -match 'DNAT' }) }
 }
 
 Describe 'Port mappings: Add-, Get-, Remove-NatPortMapping' {
-    BeforeAll {
-        $lab = New-NetnsNatLab -DualStack
-        Add-LabClient -Name other -Bridge br0 -Address 10.0.0.3/24 -Address6 fd00:0:0:1::3/64
-        # A second source in the "internet", for -RemoteAddressPrefix.
-        Invoke-LabCommand ip -ArgumentList @('-n', $lab.Internet, 'addr', 'add', '198.51.100.253/24', 'dev', 'wan0') | Out-Null
-        Start-LabListener -Namespace testnet -Address 10.0.0.2 -Port 80 | Out-Null
-        Start-LabListener -Namespace testnet -Address 10.0.0.2 -Port 81 | Out-Null
-        Start-LabListener -Namespace testnet -Address fd00:0:0:1::2 -Port 80 | Out-Null
-        $script:udp.Add((Start-UdpEcho))
-    }
-    AfterAll {
-        foreach ($p in $script:udp) { if (-not $p.HasExited) { $p.Kill($true); $p.WaitForExit(5000) | Out-Null } }
-        Remove-NetnsNatLab
-    }
-    BeforeEach {
-        Reset-LabFirewall
-        foreach ($ns in 'testnet', 'other') {
-            Invoke-LabCommand ip -ArgumentList @('-n', $ns, 'route', 'del', 'default') -AllowFailure | Out-Null
-            Invoke-LabCommand ip -ArgumentList @('-n', $ns, '-6', 'route', 'del', 'default') -AllowFailure | Out-Null
-        }
-        'testnet', 'other' | Enable-NamespaceNat -Bridge br0 -Outbound eth0 | Out-Null
-    }
+    BeforeAll { $lab = New-PortMappingLab }
+    AfterAll { Remove-PortMappingLab $lab }
+    BeforeEach { Reset-PortMappingLab }
 
     Context 'what a mapping opens' {
         It 'a connection from outside reaches the namespace with its real source address, for IPv4 and IPv6' {
@@ -257,7 +237,7 @@ Describe 'Port mappings: Add-, Get-, Remove-NatPortMapping' {
         It 'a DNAT rule of another''s above the mapping''s is a warning on Add and a failure of Test-NamespaceNat; so is an external address the host lost' {
             Invoke-LabCommand iptables -ArgumentList @('-t', 'nat', '-A', 'PREROUTING', '-d', '198.51.100.1/32', '-p', 'tcp', '--dport', '8080', '-j', 'DNAT', '--to-destination', '10.0.0.3:80') | Out-Null
             Add-NatPortMapping testnet -Protocol Tcp -ExternalPort 8080 -InternalPort 80 -AddressFamily IPv4 -WarningVariable w -WarningAction SilentlyContinue | Out-Null
-            "$w" | Should -Match 'takes its connections first'
+            "$w" | Should -Match 'takes the same connections'
             $check = Test-NamespaceNat testnet -AddressFamily IPv4 | Where-Object Check -EQ PortMappings
             $check.Status | Should -Be 'Fail'
             $check.Fix | Should -Match '^iptables -t nat -D PREROUTING -d 198\.51\.100\.1/32 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 10\.0\.0\.3:80$'

@@ -98,6 +98,13 @@ namespace NetnsNat.Backends
         /// with the command that deletes it; null when none.
         /// </summary>
         (string Rule, string DeleteCommand)? MappingShadowedBy(NatState state, PortMapping mapping);
+
+        /// <summary>
+        /// What else on the forward hook drops a new connection to the mapping from its uplink, which the backend's own
+        /// rules cannot override, with the command that lets it through; Certain is false when NetnsNat could not evaluate
+        /// it (another nftables table's rules). Null when nothing does.
+        /// </summary>
+        (string Why, string Fix, bool Certain)? MappingBlockedBy(NatState state, PortMapping mapping);
     }
 
     /// <summary>A backend's view of the rules at one moment; never changed once read.</summary>

@@ -451,6 +451,9 @@ namespace NetnsNat.Backends
 
         public IReadOnlyList<PortMapping> Mappings(NatState state, Func<PortMapping, PortMapping?> complete) => PortMappingRules.Parse(Snapshot(state), complete);
 
+        /// <summary>The mapping's FORWARD rules stand at the top of the chain, laid there again when a drop gets above them (Test-NamespaceNat walks the chain).</summary>
+        public (string Why, string Fix, bool Certain)? MappingBlockedBy(NatState state, PortMapping mapping) => null;
+
         /// <summary>iptables takes a second DNAT rule for a port (the first one wins): the mappings in the rules are listed.</summary>
         public bool RefusesTakenPorts => false;
 

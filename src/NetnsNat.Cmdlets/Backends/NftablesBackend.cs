@@ -290,8 +290,8 @@ namespace NetnsNat.Backends
             if (errno == Nfnl.ERESTART && generation != null) throw new RulesetMovedException();
             var hint = errno switch
             {
-                Nfnl.EEXIST or 39 /* ENOTEMPTY */ or 16 /* EBUSY */ when what.StartsWith("the elements", StringComparison.Ordinal) && (what.Contains(" tcp . ", StringComparison.Ordinal) || what.Contains(" udp . ", StringComparison.Ordinal)) =>
-                    $" The port is taken in the table's map by an element NetnsNat's state store does not know (written by hand, or left by a lost store): look at it (nft list map inet {NftablesTable.Name} dnat4, or dnat6), delete it (nft delete element inet {NftablesTable.Name} dnat4 '{{ ... }}'), or publish on another port.",
+                Nfnl.EEXIST or 39 /* ENOTEMPTY */ or 16 /* EBUSY */ when what.StartsWith("the elements of dnat", StringComparison.Ordinal) =>
+                    $" An element of the map overlaps one it already holds (another range of the same port): look at them (nft list map inet {NftablesTable.Name} {what.Substring("the elements of ".Length, 5)}), delete the one NetnsNat's state store does not know, or publish on another port.",
                 Nfnl.EEXIST or 39 /* ENOTEMPTY */ when what.StartsWith("the elements", StringComparison.Ordinal) => " The subnet overlaps one the table's set already holds for the same interfaces, and an nftables interval set holds no overlapping ranges: remove the other first (Get-NatMasquerade -Backend Nftables lists them), or use the same subnet.",
                 Nfnl.EPERM => " Another program may own the table, or this process lacks CAP_NET_ADMIN: run PowerShell as root (sudo pwsh).",
                 Nfnl.EOPNOTSUPP or Nfnl.ENOENT when what.Contains("creation", StringComparison.Ordinal) => " The kernel may lack an nf_tables feature this table needs (nf_tables with the inet family, nft_nat/nft_masq, nft_ct and concatenated interval sets, Linux 5.6 or later).",
@@ -395,7 +395,27 @@ namespace NetnsNat.Backends
         {
             var s = State(state);
             RequireOwned(s.Content);
+            if (s.Content.Exists && s.Content.Intact) RequirePortsFree(mappings);
             return PlanElements(s, mappings.SelectMany(ElementsOf).DistinctBy(e => e.Text).ToArray());
+        }
+
+        /// <summary>
+        /// Fails for a mapping whose external side an element of the DNAT map already takes for another target (written by
+        /// hand, or left by a lost store): the kernel is asked which element holds the mapping's key.
+        /// </summary>
+        private static void RequirePortsFree(IReadOnlyList<PortMapping> mappings)
+        {
+            var keys = mappings.Select(m => (NftEntry)new NftMappingElement(NftSetKind.Dnat, m)).ToArray();
+            var holders = NftablesTable.Holders(keys);
+            for (int i = 0; i < keys.Length; i++)
+            {
+                if (holders[i] is not NftMappingElement other || other.Text == keys[i].Text) continue;
+                var m = mappings[i];
+                throw new NetnsNatException(
+                    $"{m.ExternalEndpoint} is taken in inet {NftablesTable.Name}: its map {keys[i].Set} holds '{other.Value}', which NetnsNat's state store does not know (written by hand, or left by a lost store), for the same connections. Nothing was changed for {m}. " +
+                    $"Delete it (nft delete element inet {NftablesTable.Name} {keys[i].Set} '{{ {other.KeyText} }}'), or publish on another -ExternalPort.",
+                    "PortMappingConflict", ErrorCategory.ResourceExists);
+            }
         }
 
         public NatPlan PlanRemoveMapping(NatState state, PortMapping mapping, IReadOnlyList<PortMapping> staying)
@@ -426,6 +446,32 @@ namespace NetnsNat.Backends
         /// </summary>
         public (string Rule, string DeleteCommand)? MappingShadowedBy(NatState state, PortMapping mapping) =>
             _iptables?.MappingShadowedBy(_iptables.Read(_token), mapping);
+
+        /// <summary>
+        /// iptables' FORWARD (either backend) that drops a new connection from the uplink to the mapping's port, or another
+        /// table's forward chain whose policy is drop (certain when it has no rules; NetnsNat does not evaluate nftables
+        /// rules): an accept in this table does not override their drop.
+        /// </summary>
+        public (string Why, string Fix, bool Certain)? MappingBlockedBy(NatState state, PortMapping mapping)
+        {
+            var (snapshots, _) = Neighbours();
+            var packet = new ForwardPacket(mapping.Outbound, mapping.Bridge, mapping.Remote?.BaseAddress ?? Family.OutsideExample, mapping.InternalAddress, "NEW");
+            foreach (var (name, tool, snapshot) in snapshots)
+            {
+                var verdict = ForwardEvaluator.Evaluate(snapshot, packet);
+                if (verdict.Accepted) continue;
+                return ($"the FORWARD chain of {tool} ({name}) drops its connections ({verdict.By}), and an accept in inet {NftablesTable.Name} does not override a drop in another table",
+                    $"{tool} -I FORWARD -d {mapping.InternalAddress} -o {mapping.Bridge} -p {mapping.Protocol} --dport {mapping.InternalPort} -m conntrack --ctstate DNAT -j ACCEPT", true);
+            }
+            foreach (var (chain, empty) in NftablesChains.PolicyDroppers(Family, skipIptables: _iptables != null))
+            {
+                var fix = $"nft insert rule {chain} ct status dnat {(Family == AddressFamilyProfile.IPv4 ? "ip" : "ip6")} daddr {mapping.InternalAddress} {mapping.Protocol} dport {mapping.InternalPort} accept";
+                return empty
+                    ? ($"the nftables chain '{chain}' on the forward hook drops everything by its policy, and an accept in inet {NftablesTable.Name} does not override it", fix, true)
+                    : ($"the nftables chain '{chain}' on the forward hook drops by its policy what its rules do not accept (NetnsNat does not evaluate its rules); if they do not accept the mapping's connections, an accept in inet {NftablesTable.Name} does not override it", fix, false);
+            }
+            return null;
+        }
 
         /// <summary>A table named netnsnat that NetnsNat did not create is never touched.</summary>
         private static void RequireOwned(NftTableContent content)

@@ -118,6 +118,9 @@ namespace NetnsNat.Backends
             _ => $"{Mapping.InternalAddress} . {Mapping.Protocol} . {Port(Mapping.InternalPort)} . \"{Mapping.Bridge}\"",
         };
 
+        /// <summary>The element's key as nft writes it (what nft delete element takes): its value without what a map's element maps to.</summary>
+        public string KeyText => Value.Split(" : ")[0];
+
         public override byte[] Key => Encode(last: false);
 
         public override byte[] KeyEnd => Encode(last: true);
@@ -319,9 +322,9 @@ namespace NetnsNat.Backends
     /// set hairpin4 { type ipv4_addr . ipv4_addr . inet_proto . inet_service; flags interval; }  # subnet . namespace address . protocol . port
     /// set published4 { type ipv4_addr . inet_proto . inet_service . ifname; flags interval; }   # namespace address . protocol . port . bridge
     /// chain prerouting { type nat hook prerouting priority dstnat; policy accept; }
-    ///   fib daddr type local meta l4proto tcp counter dnat ip to ip daddr . meta l4proto . tcp dport . ip saddr map @dnat4   # and udp
+    ///   fib daddr type local meta l4proto tcp counter dnat ip to ip daddr . meta l4proto . th dport . ip saddr map @dnat4    # and udp (nft lists "tcp dport")
     /// chain output { type nat hook output priority -100; policy accept; }
-    ///   ip daddr != 127.0.0.0/8 fib daddr type local meta l4proto tcp counter dnat ip to ...        # the same, never from loopback
+    ///   ip daddr != 127.0.0.0/8 fib daddr type local meta l4proto tcp counter dnat ip to ...        # the same, never to loopback
     /// chain postrouting { type nat hook postrouting priority srcnat; policy accept; }
     ///   ip saddr . oifname @masquerade4 counter masquerade
     ///   ct status dnat ip saddr . ip daddr . meta l4proto . th dport @hairpin4 counter masquerade
@@ -498,7 +501,7 @@ namespace NetnsNat.Backends
                 userData = data;
             }
             if (!exists) return NftTableContent.Absent;
-            if (userData == null || CommentOf(userData) != Comment) return new NftTableContent(true, false, false, "it was not created by NetnsNat", Array.Empty<NftElement>());
+            if (userData == null || CommentOf(userData) != Comment) return new NftTableContent(true, false, false, "it was not created by NetnsNat", Array.Empty<NftEntry>());
 
             var keyLengths = new Dictionary<string, uint>(StringComparer.Ordinal);
             foreach (var payload in socket.Dump(Message(NftMessage(10), NLM_F_REQUEST | NLM_F_DUMP, socket.Next(), NFPROTO_INET, 0, Attribute(NFTA_SET_TABLE, Text(Name))), NftMessage(9), "list the sets of inet netnsnat"))
@@ -560,11 +563,31 @@ namespace NetnsNat.Backends
 
         /// <summary>
         /// Whether each element is in its set, one NFT_MSG_GETSETELEM each on one socket: the kernel looks the key up (the
-        /// element that holds it) and the answer must be this element, start and end.
+        /// element that holds it) and the answer must be this element, start and end (and, in a map, what it maps to).
         /// </summary>
         public static bool[] Lookup(IReadOnlyList<NftEntry> elements)
         {
             var found = new bool[elements.Count];
+            Ask(elements, (i, key, end, data) =>
+            {
+                var e = elements[i];
+                // A map's element must map to the same: the same key to another namespace is another mapping.
+                if (key.AsSpan().SequenceEqual(e.Key) && (end ?? key).AsSpan().SequenceEqual(e.KeyEnd) && (e.Data == null || (data != null && data.AsSpan().SequenceEqual(e.Data)))) found[i] = true;
+            });
+            return found;
+        }
+
+        /// <summary>The element of its set that holds each element's key (its start), as NetnsNat reads it; null where none does.</summary>
+        public static NftEntry?[] Holders(IReadOnlyList<NftEntry> elements)
+        {
+            var holders = new NftEntry?[elements.Count];
+            Ask(elements, (i, key, end, data) => holders[i] ??= NftEntry.FromKernel(elements[i].Kind, elements[i].Family, key, end ?? key, data));
+            return holders;
+        }
+
+        /// <summary>One NFT_MSG_GETSETELEM per element on one socket; each answer's elements (key, key end, data) handed to found with the element's index.</summary>
+        private static void Ask(IReadOnlyList<NftEntry> elements, Action<int, byte[], byte[]?, byte[]?> found)
+        {
             using var socket = NetfilterSocket.Open(0);
             for (int i = 0; i < elements.Count; i++)
             {
@@ -585,17 +608,12 @@ namespace NetnsNat.Backends
                             break;
                         }
                         if (type != NftMessage(12)) continue;
-                        foreach (var (key, end, data) in KeysOf(payload))
-                        {
-                            // A map's element must map to the same: the same key to another namespace is another mapping.
-                            if (key.AsSpan().SequenceEqual(e.Key) && (end ?? key).AsSpan().SequenceEqual(e.KeyEnd) && (e.Data == null || (data != null && data.AsSpan().SequenceEqual(e.Data)))) found[i] = true;
-                        }
+                        foreach (var (key, end, data) in KeysOf(payload)) found(i, key, end, data);
                         done = true;
                         break;
                     }
                 }
             }
-            return found;
         }
 
         /// <summary>Whether any set holds an element whose text is not one of these: the first page of each set's dump, then the socket is closed.</summary>
@@ -674,7 +692,7 @@ namespace NetnsNat.Backends
             if (batch.Create) AddDefinition(messages, setIds);
             foreach (var group in batch.Relay.Concat(batch.Add).GroupBy(e => e.Set))
             {
-                foreach (var chunk in group.Chunk(ElementsPerMessage)) messages.Add((NftMessage(12), NLM_F_CREATE, Elements(group.Key, setIds, chunk), $"the elements {string.Join(", ", chunk.Select(e => e.Value))}"));
+                foreach (var chunk in group.Chunk(ElementsPerMessage)) messages.Add((NftMessage(12), NLM_F_CREATE, Elements(group.Key, setIds, chunk), $"the elements of {group.Key}: {string.Join(", ", chunk.Select(e => e.Value))}"));
             }
             // A table deleted at the end takes its last elements with it.
             if (batch.DeleteAfter)
@@ -980,6 +998,13 @@ namespace NetnsNat.Backends
         public static IReadOnlyList<string> ForwardDroppers(AddressFamilyProfile family, bool skipIptables) => Droppers(ForwardChains(family, skipIptables));
 
         private static IReadOnlyList<string> Droppers(IReadOnlyList<ForwardChain> chains) => chains.Where(c => c.PolicyDrop && c.Rules.Count == 0).Select(c => c.Name).ToArray();
+
+        /// <summary>
+        /// The base chains on the forward hook whose policy is drop, as "family table chain", and whether they have no rule
+        /// (then they drop everything; with rules, what those do not accept).
+        /// </summary>
+        public static IReadOnlyList<(string Chain, bool Empty)> PolicyDroppers(AddressFamilyProfile family, bool skipIptables) =>
+            ForwardChains(family, skipIptables).Where(c => c.PolicyDrop).Select(c => (c.Name, c.Rules.Count == 0)).ToArray();
 
         /// <summary>The chains that drop everything and those whose rules may drop (Suspects, below), from one listing (iptables-nft's FORWARD left out): what Test-NamespaceNat reports.</summary>
         public static (IReadOnlyList<string> Droppers, IReadOnlyList<string> Suspects) ForwardHook(AddressFamilyProfile family)

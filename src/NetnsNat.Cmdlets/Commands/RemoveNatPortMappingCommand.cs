@@ -58,17 +58,19 @@ namespace NetnsNat.Commands
                     var protocol = item.Protocol.ToLowerInvariant();
                     _items.Add((l => l.Mapping.Protocol == protocol && l.Mapping.ExternalPort == item.ExternalPort && l.Mapping.ExternalText == item.ExternalAddress
                         && l.Mapping.InternalAddress.ToString() == item.InternalAddress && l.Mapping.InternalPort == item.InternalPort
-                        && (kind == NatBackendKind.Auto || l.Kind == kind), $"for {item}", item));
+                        && (kind == NatBackendKind.Auto || l.Kind == kind), $"for {item}{(kind == NatBackendKind.Auto ? string.Empty : $" in the {kind} backend")}", item));
                 }
                 return;
             }
             if (!TryParseProtocol(Protocol, out var p) || !TryParsePort(ExternalPort, "ExternalPort", out var port)) return;
             IPAddress? address = null;
             if (ExternalAddress != null && !TryParseAddress(ExternalAddress, "ExternalAddress", out address)) return;
-            if (Namespace != null && !CheckNamespaceName(Namespace)) return;
-            var what = $"for {Protocol} port {port.ToString(CultureInfo.InvariantCulture)}{(address == null ? string.Empty : " on " + address)}{(Namespace == null ? string.Empty : $" of '{Namespace}'")}";
+            // This record's namespace: the selection runs at the end of the pipeline, when the parameter holds the last record's.
+            var ns = Namespace;
+            if (ns != null && !CheckNamespaceName(ns)) return;
+            var what = $"for {Protocol} port {port.ToString(CultureInfo.InvariantCulture)}{(address == null ? string.Empty : " on " + address)}{(ns == null ? string.Empty : $" of '{ns}'")}{(kind == NatBackendKind.Auto ? string.Empty : $" in the {kind} backend")}";
             _items.Add((l => l.Mapping.Protocol == p && l.Mapping.ExternalPort == port && (address == null || l.Mapping.ExternalText == address.ToString())
-                && (Namespace == null || l.Namespace == Namespace) && (kind == NatBackendKind.Auto || l.Kind == kind), what, ExternalPort));
+                && (ns == null || l.Namespace == ns) && (kind == NatBackendKind.Auto || l.Kind == kind), what, ExternalPort));
         }
 
         protected override void EndProcessing()

@@ -507,6 +507,7 @@ namespace NetnsNat.Core
             var snapshot = state.Snapshot;
             HashSet<IPAddress>? hostAddresses = null;
             var problems = new List<string>();
+            var doubts = new List<string>();
             var fixes = new List<string>();
             foreach (var m in mappings)
             {
@@ -547,12 +548,11 @@ namespace NetnsNat.Core
                 var chain = snapshot.Chain("filter", "FORWARD");
                 if (nftState != null)
                 {
-                    // An accept in NetnsNat's table does not override a drop in iptables' FORWARD: all of it is walked.
-                    var packet = new ForwardPacket(uplink ?? m.Outbound, m.Bridge, m.Remote?.BaseAddress ?? Family.OutsideExample, m.InternalAddress, "NEW");
-                    if (_iptablesInstalled && ForwardEvaluator.Evaluate(snapshot, packet) is { Accepted: false, By: var blocked })
+                    // An accept in NetnsNat's table does not override a drop elsewhere on the forward hook.
+                    if (backend.MappingBlockedBy(held, m) is { } blocked)
                     {
-                        problems.Add($"{m}: '{blocked}' in iptables' FORWARD drops its connections, and an accept in inet {NftablesTable.Name} does not override a drop in another table");
-                        fixes.Add($"{Family.Iptables} -I FORWARD -d {m.InternalAddress} -o {m.Bridge} -p {m.Protocol} --dport {m.InternalPort} -m conntrack --ctstate DNAT -j ACCEPT");
+                        (blocked.Certain ? problems : doubts).Add($"{m}: {blocked.Why}");
+                        fixes.Add(blocked.Fix);
                     }
                     continue;
                 }
@@ -565,9 +565,14 @@ namespace NetnsNat.Core
                     fixes.Add($"{PortMappingService.AddCommand(m, ns)} (lays its rules on top again)");
                 }
             }
-            if (problems.Count == 0)
+            if (problems.Count == 0 && doubts.Count == 0)
             {
                 Emit("PortMappings", NatCheckStatus.Pass, $"{mappings.Length} published port(s) in force: {string.Join(", ", mappings.Select(m => m.ToString()))}.");
+                return;
+            }
+            if (problems.Count == 0)
+            {
+                Emit("PortMappings", NatCheckStatus.Warn, string.Join("; ", doubts) + ".", string.Join("; ", fixes.Distinct()));
                 return;
             }
             Emit("PortMappings", NatCheckStatus.Fail, string.Join("; ", problems) + ".", string.Join("; ", fixes.Distinct()));

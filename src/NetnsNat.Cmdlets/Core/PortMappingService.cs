@@ -24,7 +24,7 @@ namespace NetnsNat.Core
     internal sealed class PortMappingService
     {
         /// <summary>What mappings that may overlap share: family, protocol and external port.</summary>
-        private static string KeyOf(PortMapping m) => m.Family.Name + " " + m.Protocol + " " + m.ExternalPort.ToString(CultureInfo.InvariantCulture);
+        private static (string Family, string Protocol, int Port) KeyOf(PortMapping m) => (m.Family.Name, m.Protocol, m.ExternalPort);
 
         /// <summary>
         /// The store's mappings found by their external side: grouped by family, protocol and port without parsing them,
@@ -35,15 +35,14 @@ namespace NetnsNat.Core
             private readonly Dictionary<(string Family, string Protocol, int Port), List<StoredMapping>> _raw = new Dictionary<(string, string, int), List<StoredMapping>>();
             private readonly Dictionary<(string Family, string Protocol, int Port), List<(StoredMapping Stored, PortMapping Mapping)>> _parsed = new Dictionary<(string, string, int), List<(StoredMapping, PortMapping)>>();
 
-            private static (string, string, int) KeyOf(StoredMapping s) => (s.Family, s.Protocol, s.ExternalPort);
+            private static (string, string, int) RawKeyOf(StoredMapping s) => (s.Family, s.Protocol, s.ExternalPort);
 
-            private static (string, string, int) KeyOf(PortMapping m) => (m.Family.Name, m.Protocol, m.ExternalPort);
 
             public StoreIndex(StoreContent store)
             {
                 foreach (var s in store.Mappings)
                 {
-                    if (!_raw.TryGetValue(KeyOf(s), out var list)) _raw[KeyOf(s)] = list = new List<StoredMapping>();
+                    if (!_raw.TryGetValue(RawKeyOf(s), out var list)) _raw[RawKeyOf(s)] = list = new List<StoredMapping>();
                     list.Add(s);
                 }
             }
@@ -62,16 +61,16 @@ namespace NetnsNat.Core
                 return _parsed[key] = list;
             }
 
-            public void Add(StoredMapping stored, PortMapping mapping) => At(KeyOf(mapping)).Add((stored, mapping));
+            public void Add(StoredMapping stored, PortMapping mapping) => At(PortMappingService.KeyOf(mapping)).Add((stored, mapping));
 
             public (StoredMapping Stored, PortMapping Mapping)? Find(PortMapping mapping) =>
-                At(KeyOf(mapping)) is var list && list.FindIndex(x => x.Mapping.SameAs(mapping)) is int i && i >= 0 ? list[i] : null;
+                At(PortMappingService.KeyOf(mapping)) is var list && list.FindIndex(x => x.Mapping.SameAs(mapping)) is int i && i >= 0 ? list[i] : null;
 
             /// <summary>A mapping read from the rules, with the bridge, subnet and uplink the store recorded for it; null when the store does not know it.</summary>
             public PortMapping? Complete(PortMapping bare) => Find(bare)?.Mapping;
 
             /// <summary>The mappings the store records on the same family, protocol and port as this one.</summary>
-            public IEnumerable<PortMapping> OnPortOf(PortMapping m) => At(KeyOf(m)).Select(x => x.Mapping);
+            public IEnumerable<PortMapping> OnPortOf(PortMapping m) => At(PortMappingService.KeyOf(m)).Select(x => x.Mapping);
         }
 
         /// <summary>
@@ -80,7 +79,7 @@ namespace NetnsNat.Core
         /// </summary>
         private sealed class PortTable
         {
-            private readonly Dictionary<string, List<PortMapping>> _byPort = new Dictionary<string, List<PortMapping>>(StringComparer.Ordinal);
+            private readonly Dictionary<(string, string, int), List<PortMapping>> _byPort = new Dictionary<(string, string, int), List<PortMapping>>();
             private readonly StoreIndex? _recorded;
 
             public PortTable(IEnumerable<PortMapping> mappings, StoreIndex? recorded = null)
@@ -181,6 +180,18 @@ namespace NetnsNat.Core
             {
                 var mine = resolved.Where(r => r.Mapping.Family == family && r.Kind == kind).Select(r => (r.Mapping, r.Namespace)).ToList();
                 var backend = Backend(family, kind);
+                // A mapping goes through its namespace's NAT: when that NAT's rules are gone (a flushed ruleset), they are laid
+                // again first, as Restore-NamespaceNat would, so that no port is published without the inbound drop beside it.
+                var subnets = mine.Select(r => new SubnetNat(r.Mapping.Subnet, r.Mapping.Outbound, r.Mapping.Bridge)).Distinct().ToArray();
+                foreach (var outcome in Rules(family, kind).Add(subnets, tx, _ => null) ?? Array.Empty<RuleService.Outcome>())
+                {
+                    if (outcome.Plan.IsEmpty) continue;
+                    _host.Warning($"The rules of {outcome.Target}, which its namespaces' NAT and port mappings need, were gone: laid again ({outcome.Plan.Additions} added). Restore-NamespaceNat lays every binding's again.");
+                    foreach (var table in outcome.CreatedTables)
+                    {
+                        record |= store.CreatedTables.Add(table);
+                    }
+                }
                 var state = backend.Read(_host.Token);
                 // Mappings that stand (and those the store records whose rules are gone, which Restore lays again) take their ports.
                 // A backend whose write refuses a port that is taken (nftables' map) needs no listing of its mappings: the
@@ -216,6 +227,7 @@ namespace NetnsNat.Core
                 }
                 if (approved.Count == 0) continue;
                 var applied = Rules(family, kind).ApplyApproved(s => backend.PlanAddMappings(s, approved.Select(x => x.Mapping).ToArray()), $"{approved.Count} port mapping(s)", tx, null);
+                // Each rule (or element) added counts once, for the first mapping that needs it: mappings to one namespace port share some.
                 var added = new HashSet<string>(applied.Changes.Where(c => c.IsAddition).Select(c => c.RuleText), StringComparer.Ordinal);
                 foreach (var (mapping, ns) in approved)
                 {
@@ -226,14 +238,18 @@ namespace NetnsNat.Core
                         index.Add(stored, mapping);
                     }
                     var rules = backend.MappingRules(mapping);
-                    results.Add(ToObject(mapping, ns.Display, state.BackendName, rules, rules.Count(added.Contains)));
+                    results.Add(ToObject(mapping, ns.Display, state.BackendName, rules, rules.Count(added.Remove)));
                 }
                 var after = backend.Read(_host.Token);
                 foreach (var (mapping, _) in approved)
                 {
                     if (backend.MappingShadowedBy(after, mapping) is { } shadow)
                     {
-                        _host.Warning($"{mapping} does nothing while '{shadow.Rule}' stands above it in nat PREROUTING: that rule takes its connections first. Delete it ({shadow.DeleteCommand}), or publish on another port.");
+                        _host.Warning($"{mapping} may do nothing while '{shadow.Rule}' stands in nat PREROUTING: that DNAT takes the same connections, and a connection goes where the first DNAT it meets sends it. Delete it ({shadow.DeleteCommand}), or publish on another port.");
+                    }
+                    if (backend.MappingBlockedBy(after, mapping) is { } blocked)
+                    {
+                        _host.Warning($"{mapping} {(blocked.Certain ? "does nothing" : "may do nothing")}: {blocked.Why}. Let its connections through ({blocked.Fix}).");
                     }
                 }
                 // Connections made before the mapping (a UDP flow to the port, answered by the host or dropped) would keep
@@ -297,7 +313,8 @@ namespace NetnsNat.Core
                             $"Give it one (ip -n {ns.Name ?? "NAME"} addr add ADDRESS/PREFIX dev IFACE), or map another namespace.",
                             "NamespaceHasNoAddress", ErrorCategory.InvalidOperation);
                     }
-                    targets.Add((b, address, ns));
+                    // The namespace as NetnsNat enabled it (by name, or by path): a mapping added by path is the same namespace's.
+                    targets.Add((b, address, NamespaceRef.Of(b.Namespace, b.NamespacePath)));
                 }
             }
             else
@@ -330,7 +347,7 @@ namespace NetnsNat.Core
                 {
                     throw new NetnsNatException(
                         $"-Backend {request.Backend} does not match the backend of the {binding.Family} NAT of '{owner}' on {binding.Bridge} ({binding.Backend}): a mapping goes into the backend of its namespace's NAT. " +
-                        $"Leave -Backend out (or give -Backend {(kind == NatBackendKind.Nftables ? "Nftables" : "Iptables")}); to move the namespace, Disable-NamespaceNat it and Enable-NamespaceNat -Backend {request.Backend}. Nothing was changed.",
+                        $"Leave -Backend out (or give -Backend {(kind == NatBackendKind.Nftables ? "Nftables" : "Iptables")}). Objects piped in bind it by their Backend property: to publish saved mappings on a namespace that moved, pipe them through Select-Object Namespace, Protocol, ExternalPort, InternalPort, ExternalAddress, RemoteAddressPrefix. Nothing was changed.",
                         "BackendMismatch", ErrorCategory.InvalidArgument);
                 }
                 var family = AddressFamilyProfile.Parse(binding.Family);
@@ -446,26 +463,24 @@ namespace NetnsNat.Core
 
         private void ListOf(AddressFamilyProfile family, NatBackendKind kind, StoreContent store, List<Listed> listed)
         {
+            var backend = Backend(family, kind);
+            bool haveTools = backend.ReadTools.All(t => ProcessRunner.Which(t) != null);
+            var storedOfFamily = store.Mappings.Where(s => s.Family == family.Name && KindOf(s) == kind).ToArray();
+            if (!haveTools && storedOfFamily.Length == 0) return;
+            var state = backend.Read(_host.Token);
+            var index = new StoreIndex(store);
+            var standing = backend.Mappings(state, index.Complete);
+            var inRules = new StoreIndex(new StoreContent());
+            foreach (var m in standing)
             {
-                var backend = Backend(family, kind);
-                bool haveTools = backend.ReadTools.All(t => ProcessRunner.Which(t) != null);
-                var storedOfFamily = store.Mappings.Where(s => s.Family == family.Name && KindOf(s) == kind).ToArray();
-                if (!haveTools && storedOfFamily.Length == 0) return;
-                var state = backend.Read(_host.Token);
-                var index = new StoreIndex(store);
-                var standing = backend.Mappings(state, index.Complete);
-                var inRules = new StoreIndex(new StoreContent());
-                foreach (var m in standing)
-                {
-                    var stored = index.Find(m)?.Stored;
-                    if (stored != null) inRules.Add(stored, m);
-                    listed.Add(new Listed(m, stored?.Namespace, stored?.NamespacePath, state.BackendName, backend.MissingMappingRules(state, m), kind));
-                }
-                foreach (var s in storedOfFamily)
-                {
-                    if (s.ToMapping() is not { } m || inRules.Find(m) != null) continue;
-                    listed.Add(new Listed(m, s.Namespace, s.NamespacePath, state.BackendName, backend.MissingMappingRules(state, m), kind));
-                }
+                var stored = index.Find(m)?.Stored;
+                if (stored != null) inRules.Add(stored, m);
+                listed.Add(new Listed(m, stored?.Namespace, stored?.NamespacePath, state.BackendName, backend.MissingMappingRules(state, m), kind));
+            }
+            foreach (var s in storedOfFamily)
+            {
+                if (s.ToMapping() is not { } m || inRules.Find(m) != null) continue;
+                listed.Add(new Listed(m, s.Namespace, s.NamespacePath, state.BackendName, backend.MissingMappingRules(state, m), kind));
             }
         }
 
@@ -526,11 +541,11 @@ namespace NetnsNat.Core
         /// in one transaction; an item that selects none is its error (what names it), and the others go on. Returns
         /// the removed mappings, or null under -WhatIf.
         /// </summary>
-        public IReadOnlyList<NatPortMapping>? RemoveWhere(IReadOnlyList<(Func<Listed, bool> Select, string What, object Target)> items, NatBackendKind only = NatBackendKind.Auto)
+        public IReadOnlyList<NatPortMapping>? RemoveWhere(IReadOnlyList<(Func<Listed, bool> Select, string What, object Target)> items)
         {
             using var tx = NatTransaction.Begin(_host, Settings.LockTimeout);
             var store = StateStore.Load(tx.Lock);
-            var listed = List(AddressFamilyProfile.All, store, only);
+            var listed = List(AddressFamilyProfile.All, store);
             var selected = new List<Listed>();
             foreach (var (select, what, target) in items)
             {

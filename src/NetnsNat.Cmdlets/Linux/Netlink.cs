@@ -335,7 +335,7 @@ namespace NetnsNat.Linux
                     queue.CompleteAdding();
                     foreach (var left in queue.GetConsumingEnumerable())
                     {
-                        left.Result = (-1, 0, "setns back to the process's namespace");
+                        left.Result = (-1, 11 /* EAGAIN */, "a socket in another namespace (the thread that makes them had to end; run it again)");
                         left.Done.Set();
                     }
                     break;
@@ -347,8 +347,14 @@ namespace NetnsNat.Linux
         private static (int Fd, int Errno, string Step) Make(Request request, int home, out bool lost)
         {
             lost = false;
-            if (home < 0) return (-1, Marshal.GetLastWin32Error(), "open /proc/thread-self/ns/net");
-            int target = Native.open(request.Path, Native.O_RDONLY | Native.O_CLOEXEC);
+            if (home < 0)
+            {
+                // Without the way back this thread serves nothing: it ends, and the next request starts another.
+                lost = true;
+                return (-1, Marshal.GetLastWin32Error(), "open /proc/thread-self/ns/net");
+            }
+            // O_NONBLOCK: a path that is a FIFO, not a namespace, must not hold the one thread every namespace goes through.
+            int target = Native.open(request.Path, Native.O_RDONLY | Native.O_CLOEXEC | 0x800 /* O_NONBLOCK */);
             if (target < 0) return (-1, Marshal.GetLastWin32Error(), "open " + request.Path);
             try
             {
