@@ -17,6 +17,9 @@ namespace NetnsNat
         /// <summary>Runs between the read of the ruleset and the write of a plan made from it (a test's stand-in for another program writing then).</summary>
         public static Action? BeforeRuleWrite { get; set; }
 
+        /// <summary>The size under which the state store's journal is never folded into its file (64 KiB when null): a test's way to fold it soon.</summary>
+        public static long? StoreJournalFloor { get; set; }
+
         /// <summary>The rules NetnsNat writes for a subnet out of an uplink (and a bridge's FORWARD rules), in iptables-save form.</summary>
         public static string[] MasqueradeRules(string subnet, string outbound, string? bridge) =>
             Backends.MasqueradeRules.For(Target(subnet, outbound, bridge)).Select(r => r.ToString()).ToArray();

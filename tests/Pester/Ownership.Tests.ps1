@@ -284,6 +284,25 @@ Describe 'Ownership: what NetnsNat enabled and what it added' {
             (Get-NamespaceNat).Namespace | Should -Be @('c1')
         }
 
+        It 'folds the journal into the file when it has grown as large, and keeps as .bak the content before that change (the file with its journal)' {
+            [NetnsNat.InternalHooks]::StoreJournalFloor = 0
+            try {
+                Enable-NamespaceNat c1 br0 eth0 | Out-Null
+                $store = (Get-ChildItem /var/lib/netnsnat -Filter 'netns-*.json' | Select-Object -First 1).FullName
+                $journal = [System.IO.Path]::ChangeExtension($store, '.journal')
+                $folded = $false
+                foreach ($i in 1..8) {
+                    $before = @((Get-NamespaceNat).Namespace)
+                    if ($i % 2) { Enable-NamespaceNat c2 br0 eth0 | Out-Null } else { Disable-NamespaceNat c2 br0 | Out-Null }
+                    if ($i -gt 1 -and -not (Test-Path $journal)) { $folded = $true; break }
+                }
+                $folded | Should -BeTrue -Because 'a journal as large as the file is folded into it'
+                @((Get-Content "$store.bak" -Raw | ConvertFrom-Json).bindings.namespace | Select-Object -Unique) | Should -Be $before
+                @((Get-Content $store -Raw | ConvertFrom-Json).bindings.namespace | Select-Object -Unique) | Should -Be @((Get-NamespaceNat).Namespace | Select-Object -Unique)
+            }
+            finally { [NetnsNat.InternalHooks]::StoreJournalFloor = $null }
+        }
+
         It 'is kept per network namespace: another host on the same filesystem sees none of these bindings' {
             Enable-NamespaceNat c1 br0 eth0 | Out-Null
             $r = Invoke-ChildPwsh -Script '@(Get-NamespaceNat).Count' -Prefix @('unshare', '--net', '--')

@@ -422,8 +422,10 @@ namespace NetnsNat.Backends
         {
             var s = State(state);
             RequireOwned(s.Content);
-            // The hairpin and accept elements that mappings which stay share with this one stay too.
-            var kept = staying.SelectMany(ElementsOf).Select(e => e.Text).ToHashSet(StringComparer.Ordinal);
+            // The hairpin and accept elements that mappings which stay share with this one stay too: only those to the same
+            // namespace port can share one (a thousand removed in one call do not format a million elements).
+            var kept = staying.Where(s => s.InternalPort == mapping.InternalPort && s.Protocol == mapping.Protocol && s.InternalAddress.Equals(mapping.InternalAddress))
+                .SelectMany(ElementsOf).Select(e => e.Text).ToHashSet(StringComparer.Ordinal);
             var mine = ElementsOf(mapping).Where(e => !kept.Contains(e.Text)).ToArray();
             var absent = s.Content.Missing(mine);
             return Deletion(s, mine.Except(absent).ToArray());

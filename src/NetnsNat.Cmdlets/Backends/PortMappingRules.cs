@@ -155,7 +155,10 @@ namespace NetnsNat.Backends
         /// </summary>
         public static IReadOnlyList<IptablesRule> Removal(IptablesSnapshot snapshot, PortMapping mapping, IReadOnlyList<PortMapping> staying)
         {
-            var kept = staying.SelectMany(For).Select(r => r.Key).ToHashSet(StringComparer.Ordinal);
+            // Only a mapping of the same namespace port (its POSTROUTING and FORWARD rules) or of the same external port (its
+            // DNAT rules) can share a rule with this one: the others are not turned into rules at all.
+            var kept = staying.Where(s => s.ExternalPort == mapping.ExternalPort || (s.InternalPort == mapping.InternalPort && s.InternalAddress.Equals(mapping.InternalAddress)))
+                .SelectMany(For).Select(r => r.Key).ToHashSet(StringComparer.Ordinal);
             var delete = new List<IptablesRule>();
             foreach (var rule in For(mapping))
             {

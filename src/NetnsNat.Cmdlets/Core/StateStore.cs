@@ -162,14 +162,35 @@ namespace NetnsNat.Core
         }
 
         /// <summary>The store's two files as one read saw them: their sizes and modification times (to the 100 ns).</summary>
-        private sealed record Stamp(string Path, long Length, long Modified, long JournalLength, long JournalModified)
+        /// <summary>
+        /// The store's two files as one read saw them: each one's size, modification and change times (to the
+        /// nanosecond) and inode. A file written whole again is a new inode; a write by another process in the same
+        /// clock tick at the same size still changes one of them.
+        /// </summary>
+        private sealed record Stamp(string Path, FileStamp File, FileStamp Journal)
         {
-            public static Stamp Of(string path)
+            public long Length => File.Length;
+
+            public long JournalLength => Journal.Length;
+
+            public static Stamp Of(string path) => new Stamp(path, FileStamp.Of(path), FileStamp.Of(JournalOf(path)));
+        }
+
+        /// <summary>One file's size (-1 when there is none), times and inode (statx; size and time alone where it is missing).</summary>
+        private sealed record FileStamp(long Length, long Modified, long Changed, ulong Inode)
+        {
+            private static readonly FileStamp Missing = new FileStamp(-1, 0, 0, 0);
+
+            public static FileStamp Of(string path)
             {
+                var buffer = new byte[256];
+                if (Linux.Native.statx(-100 /* AT_FDCWD */, path, 0, 0x7ff /* STATX_BASIC_STATS */, buffer) == 0)
+                {
+                    static long Time(byte[] b, int at) => BitConverter.ToInt64(b, at) * 1_000_000_000 + BitConverter.ToUInt32(b, at + 8);
+                    return new FileStamp(BitConverter.ToInt64(buffer, 40), Time(buffer, 112), Time(buffer, 96), BitConverter.ToUInt64(buffer, 32));
+                }
                 var info = new FileInfo(path);
-                var journal = new FileInfo(JournalOf(path));
-                return new Stamp(path, info.Exists ? info.Length : -1, info.Exists ? info.LastWriteTimeUtc.Ticks : 0,
-                    journal.Exists ? journal.Length : -1, journal.Exists ? journal.LastWriteTimeUtc.Ticks : 0);
+                return info.Exists ? new FileStamp(info.Length, info.LastWriteTimeUtc.Ticks, 0, 0) : Missing;
             }
         }
 
@@ -382,7 +403,7 @@ namespace NetnsNat.Core
                 var line = JournalLine(basis!, content);
                 if (line == null) return;
                 long journalLength = Math.Max(basis!.Stamp.JournalLength, 0);
-                if (journalLength + line.Length <= Math.Max(basis.Stamp.Length, JournalFloor))
+                if (journalLength + line.Length <= Math.Max(basis.Stamp.Length, InternalHooks.StoreJournalFloor ?? JournalFloor))
                 {
                     // A new journal: the file it follows is copied to .bak too (a copy: an edit of the file in place must not change
                     // it), so that the file and the journal can be put back together. Once per journal, not per change.
@@ -394,7 +415,11 @@ namespace NetnsNat.Core
                 }
             }
             generation = Guid.NewGuid().ToString("N");
-            WriteWhole(path, content, generation);
+            // The journal folded in: .bak keeps the content as it was before this save (the file with its journal), not
+            // the file alone, which would lack every change the journal held.
+            bool folded = follows && basis!.Stamp.JournalLength > 0;
+            if (folded) WriteFile(path + ".bak", basis!.Content, basis.Generation);
+            WriteWhole(path, content, generation, keepPrevious: !folded);
             File.Delete(journal);
             Remember(path, content, generation);
         }
@@ -406,9 +431,19 @@ namespace NetnsNat.Core
             content.Track(snapshot);
         }
 
-        private static void WriteWhole(string path, StoreContent content, string generation)
+        /// <summary>Writes the content whole, atomically; the file it replaces kept as .bak when asked.</summary>
+        private static void WriteWhole(string path, StoreContent content, string generation, bool keepPrevious)
         {
             var temp = path + ".tmp";
+            WriteFile(temp, content, generation);
+            if (keepPrevious && File.Exists(path)) KeepAsBackup(path);
+            File.Move(temp, path, overwrite: true);
+        }
+
+        /// <summary>The content, whole, in a file (through a temporary file and a rename: never half written), fsync'ed, readable by root alone.</summary>
+        private static void WriteFile(string path, StoreContent content, string generation)
+        {
+            var temp = path + ".part";
             using (var stream = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None))
             {
                 using (var json = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
@@ -418,7 +453,6 @@ namespace NetnsNat.Core
                 stream.Flush(flushToDisk: true);
             }
             File.SetUnixFileMode(temp, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-            if (File.Exists(path)) KeepAsBackup(path);
             File.Move(temp, path, overwrite: true);
         }
 
@@ -628,7 +662,7 @@ namespace NetnsNat.Core
                     "StateStoreUnreadable", ErrorCategory.ReadError, inner)
                 : new NetnsNatException(
                     $"NetnsNat's state store {path} cannot be read ({why}). Nothing was changed. Look at it, and if it cannot be repaired, move it away " +
-                    $"(mv {path} {path}.broken; the previous version is {path}.bak, and its journal {JournalOf(path)} brings it up to date): NetnsNat then knows no bindings, so Disable-NamespaceNat " +
+                    $"(mv {path} {path}.broken; the previous version is {path}.bak, which NetnsNat brings up to date with the journal {JournalOf(path)} when that follows it): without either, NetnsNat knows no bindings, so Disable-NamespaceNat " +
                     "needs Enable-NamespaceNat again first, and Restore-NamespaceNat restores nothing.",
                     "StateStoreUnreadable", ErrorCategory.ReadError, inner);
 

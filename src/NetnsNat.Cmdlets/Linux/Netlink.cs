@@ -34,6 +34,9 @@ namespace NetnsNat.Linux
 
         [DllImport("libc", SetLastError = true)] public static extern int open([MarshalAs(UnmanagedType.LPStr)] string path, int flags);
         [DllImport("libc", SetLastError = true)] public static extern int close(int fd);
+
+        /// <summary>statx(2) with a 256-byte struct statx: the same layout on every architecture.</summary>
+        [DllImport("libc", SetLastError = true)] public static extern int statx(int dirfd, [MarshalAs(UnmanagedType.LPStr)] string path, int flags, uint mask, byte[] buffer);
         [DllImport("libc", SetLastError = true)] public static extern int link([MarshalAs(UnmanagedType.LPStr)] string oldPath, [MarshalAs(UnmanagedType.LPStr)] string newPath);
         [DllImport("libc", SetLastError = true)] public static extern int setns(int fd, int nstype);
         [DllImport("libc", SetLastError = true)] public static extern int socket(int domain, int type, int protocol);
