@@ -90,7 +90,7 @@ namespace NetnsNat.Backends
         /// <summary>Every rule of a mapping, in the backend's own text.</summary>
         IReadOnlyList<string> MappingRules(PortMapping mapping);
 
-        /// <summary>The rules of a mapping that do not stand now, in the backend's own text.</summary>
+        /// <summary>The rules of a mapping that do not stand now, in the backend's own text (or, when its table was changed by hand, that table).</summary>
         IReadOnlyList<string> MissingMappingRules(NatState state, PortMapping mapping);
 
         /// <summary>

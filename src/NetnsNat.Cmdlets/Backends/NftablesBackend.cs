@@ -437,8 +437,9 @@ namespace NetnsNat.Backends
         {
             var content = State(state).Content;
             var all = ElementsOf(mapping);
-            // In a table changed by hand the elements may stand and do nothing: they count as missing until it is laid again.
-            if (!content.Exists || !content.Owned || !content.Intact) return all.Select(e => e.Text).ToArray();
+            if (!content.Exists || !content.Owned) return all.Select(e => e.Text).ToArray();
+            // In a table changed by hand the elements may stand and do nothing: the table is what is missing until it is laid again.
+            if (!content.Intact) return new[] { $"table inet {NftablesTable.Name} as NetnsNat makes it ({content.Problem})" };
             return content.Missing(all).Select(e => e.Text).ToArray();
         }
 
