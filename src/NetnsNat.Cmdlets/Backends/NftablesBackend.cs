@@ -457,8 +457,8 @@ namespace NetnsNat.Backends
         /// </summary>
         public (string Why, string Fix, bool Certain)? MappingBlockedBy(NatState state, PortMapping mapping)
         {
-            var (snapshots, _) = Neighbours();
-            var packet = new ForwardPacket(mapping.Outbound, mapping.Bridge, mapping.Remote?.BaseAddress ?? Family.OutsideExample, mapping.InternalAddress, "NEW");
+            var (snapshots, policyDrops) = Neighbours();
+            var packet = PortMappingRules.InboundPacket(mapping, mapping.Outbound);
             foreach (var (name, tool, snapshot) in snapshots)
             {
                 var verdict = ForwardEvaluator.Evaluate(snapshot, packet);
@@ -466,7 +466,7 @@ namespace NetnsNat.Backends
                 return ($"the FORWARD chain of {tool} ({name}) drops its connections ({verdict.By}), and an accept in inet {NftablesTable.Name} does not override a drop in another table",
                     $"{tool} -I FORWARD -d {mapping.InternalAddress} -o {mapping.Bridge} -p {mapping.Protocol} --dport {mapping.InternalPort} -m conntrack --ctstate DNAT -j ACCEPT", true);
             }
-            foreach (var (chain, empty) in NftablesChains.PolicyDroppers(Family, skipIptables: _iptables != null))
+            foreach (var (chain, empty) in policyDrops)
             {
                 var fix = $"nft insert rule {chain} ct status dnat {(Family == AddressFamilyProfile.IPv4 ? "ip" : "ip6")} daddr {mapping.InternalAddress} {mapping.Protocol} dport {mapping.InternalPort} accept";
                 return empty
@@ -497,7 +497,7 @@ namespace NetnsNat.Backends
             var bridge = target.Bridge!;
             var host = target.SampleHost;
             var outside = Family.OutsideExample;
-            var (snapshots, droppers) = Neighbours();
+            var (snapshots, policyDrops) = Neighbours();
             foreach (var (name, tool, snapshot) in snapshots)
             {
                 var outgoing = ForwardEvaluator.Evaluate(snapshot, new ForwardPacket(bridge, target.Outbound, host, outside, "NEW"));
@@ -510,7 +510,7 @@ namespace NetnsNat.Backends
                     "or use -Backend Iptables, which puts NetnsNat's FORWARD rules above the drop.",
                     "ForwardBlocked", ErrorCategory.ResourceUnavailable);
             }
-            foreach (var chain in droppers)
+            foreach (var (chain, _) in policyDrops.Where(c => c.Empty))
             {
                 throw new NetnsNatException(
                     $"The nftables chain '{chain}' on the forward hook drops by its policy and has no rules, and an accept in NetnsNat's table does not override a drop in another table: the namespaces on {bridge} would not get out. Nothing was changed. " +
@@ -519,13 +519,14 @@ namespace NetnsNat.Backends
             }
         }
 
-        private (IReadOnlyList<(string Name, string Tool, IptablesSnapshot Snapshot)> Snapshots, IReadOnlyList<string> Droppers)? _neighbours;
+        private (IReadOnlyList<(string Name, string Tool, IptablesSnapshot Snapshot)> Snapshots, IReadOnlyList<(string Chain, bool Empty)> PolicyDrops)? _neighbours;
 
         /// <summary>
-        /// What else is on the forward hook, read once per backend (a call's targets share it): iptables' rules in the
-        /// backend iptables uses and in the other one, and other tables' chains that drop everything.
+        /// What else is on the forward hook, read once per backend (a call's targets and mappings share it): iptables' rules
+        /// in the backend iptables uses and in the other one, and other tables' chains whose policy is drop (and whether
+        /// they have no rule, when they drop everything).
         /// </summary>
-        private (IReadOnlyList<(string Name, string Tool, IptablesSnapshot Snapshot)> Snapshots, IReadOnlyList<string> Droppers) Neighbours()
+        private (IReadOnlyList<(string Name, string Tool, IptablesSnapshot Snapshot)> Snapshots, IReadOnlyList<(string Chain, bool Empty)> PolicyDrops) Neighbours()
         {
             if (_neighbours is { } known) return known;
             var snapshots = new List<(string Name, string Tool, IptablesSnapshot Snapshot)>();
@@ -535,7 +536,7 @@ namespace NetnsNat.Backends
                 snapshots.Add((state.BackendName, Family.Iptables, state.Snapshot));
                 if (_iptables.OtherBackend(state, _token) is { } other) snapshots.Add(("iptables-" + (other.Name == "legacy" ? "legacy" : "nft"), other.Tool.Replace("-save", string.Empty, StringComparison.Ordinal), other.Snapshot));
             }
-            var result = (snapshots, NftablesChains.ForwardDroppers(Family, skipIptables: _iptables != null));
+            var result = (snapshots, NftablesChains.PolicyDroppers(Family, skipIptables: _iptables != null));
             _neighbours = result;
             return result;
         }

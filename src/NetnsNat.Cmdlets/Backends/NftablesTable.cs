@@ -995,8 +995,6 @@ namespace NetnsNat.Backends
         /// The base chains on the forward hook whose policy is drop and which have no rule, as "family table chain": they
         /// drop every forwarded packet, whatever NetnsNat's table accepts.
         /// </summary>
-        public static IReadOnlyList<string> ForwardDroppers(AddressFamilyProfile family, bool skipIptables) => Droppers(ForwardChains(family, skipIptables));
-
         private static IReadOnlyList<string> Droppers(IReadOnlyList<ForwardChain> chains) => chains.Where(c => c.PolicyDrop && c.Rules.Count == 0).Select(c => c.Name).ToArray();
 
         /// <summary>

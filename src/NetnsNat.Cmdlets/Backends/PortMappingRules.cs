@@ -145,9 +145,12 @@ namespace NetnsNat.Backends
         /// </summary>
         public static string? DroppedBy(IptablesSnapshot snapshot, IReadOnlyList<IptablesRule> above, PortMapping m, string uplink)
         {
-            var packet = new ForwardPacket(uplink, m.Bridge, m.Remote?.BaseAddress ?? m.Family.OutsideExample, m.InternalAddress, "NEW");
-            return ForwardEvaluator.Decides(snapshot, above, packet) is { Accepted: false } verdict ? verdict.By : null;
+            return ForwardEvaluator.Decides(snapshot, above, InboundPacket(m, uplink)) is { Accepted: false } verdict ? verdict.By : null;
         }
+
+        /// <summary>A new connection to the mapping from outside, in by the uplink, from an allowed source, as FORWARD sees it after the DNAT.</summary>
+        public static ForwardPacket InboundPacket(PortMapping m, string uplink) =>
+            new ForwardPacket(uplink, m.Bridge, m.Remote?.BaseAddress ?? m.Family.OutsideExample, m.InternalAddress, "NEW");
 
         /// <summary>
         /// What to remove for a mapping: its rules that stand, except those another of NetnsNat's mappings that stay
