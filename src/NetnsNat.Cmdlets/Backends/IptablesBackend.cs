@@ -103,14 +103,18 @@ namespace NetnsNat.Backends
     internal static class RulesetCache
     {
         private static readonly object Gate = new object();
-        private static readonly Dictionary<(string Netns, string Family), (uint Generation, IptablesSnapshot Snapshot)> Entries =
-            new Dictionary<(string, string), (uint, IptablesSnapshot)>();
+        // Keyed "netns/family", with a class for the value: no generic over a value tuple to JIT-compile (see NlAttribute).
+        private sealed record Entry(uint Generation, IptablesSnapshot Snapshot);
+
+        private static readonly Dictionary<string, Entry> Entries = new Dictionary<string, Entry>(StringComparer.Ordinal);
+
+        private static string Key(string netns, AddressFamilyProfile family) => netns + "/" + family.Name;
 
         public static IptablesSnapshot? Get(string netns, AddressFamilyProfile family, uint generation)
         {
             lock (Gate)
             {
-                return Entries.TryGetValue((netns, family.Name), out var e) && e.Generation == generation ? e.Snapshot : null;
+                return Entries.TryGetValue(Key(netns, family), out var e) && e.Generation == generation ? e.Snapshot : null;
             }
         }
 
@@ -119,13 +123,13 @@ namespace NetnsNat.Backends
         {
             lock (Gate)
             {
-                return Entries.TryGetValue((netns, family.Name), out var e) && ReferenceEquals(e.Snapshot, snapshot) ? e.Generation : null;
+                return Entries.TryGetValue(Key(netns, family), out var e) && ReferenceEquals(e.Snapshot, snapshot) ? e.Generation : null;
             }
         }
 
         public static void Set(string netns, AddressFamilyProfile family, uint generation, IptablesSnapshot snapshot)
         {
-            lock (Gate) Entries[(netns, family.Name)] = (generation, snapshot);
+            lock (Gate) Entries[Key(netns, family)] = new Entry(generation, snapshot);
         }
 
         /// <summary>Forgets every family's snapshot of the namespace: a write of any family moves the shared generation.</summary>
@@ -133,7 +137,7 @@ namespace NetnsNat.Backends
         {
             lock (Gate)
             {
-                foreach (var key in Entries.Keys.Where(k => k.Netns == netns).ToArray()) Entries.Remove(key);
+                foreach (var family in AddressFamilyProfile.All) Entries.Remove(Key(netns, family));
             }
         }
     }

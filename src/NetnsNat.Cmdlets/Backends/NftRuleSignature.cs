@@ -2,6 +2,7 @@ using System;
 using System.Buffers.Binary;
 using System.Collections.Generic;
 using System.Text;
+using NetnsNat.Linux;
 using static NetnsNat.Linux.NetlinkAttributes;
 
 namespace NetnsNat.Backends
@@ -78,7 +79,7 @@ namespace NetnsNat.Backends
             return text.ToString();
         }
 
-        private static byte[] Find(List<(ushort Type, byte[] Data)> fields, ushort type)
+        private static byte[] Find(List<NlAttribute> fields, ushort type)
         {
             foreach (var (t, d) in fields)
             {

@@ -467,7 +467,7 @@ namespace NetnsNat.Backends
             return comment;
         }
 
-        private static byte[]? Find(List<(ushort Type, byte[] Data)> fields, ushort type)
+        private static byte[]? Find(List<NlAttribute> fields, ushort type)
         {
             foreach (var (t, d) in fields)
             {
@@ -478,7 +478,7 @@ namespace NetnsNat.Backends
 
         private static byte[]? Find(byte[] payload, ushort type) => Find(Attributes(payload, 4), type);
 
-        private static uint? U32(List<(ushort Type, byte[] Data)> fields, ushort type) =>
+        private static uint? U32(List<NlAttribute> fields, ushort type) =>
             Find(fields, type) is { Length: 4 } d ? BinaryPrimitives.ReadUInt32BigEndian(d) : null;
 
         private static byte[]? Value(byte[]? nested) => nested == null ? null : Find(Attributes(nested, 0), NFTA_DATA_VALUE);

@@ -519,24 +519,29 @@ namespace NetnsNat.Backends
             }
         }
 
-        private (IReadOnlyList<(string Name, string Tool, IptablesSnapshot Snapshot)> Snapshots, IReadOnlyList<(string Chain, bool Empty)> PolicyDrops)? _neighbours;
+        /// <summary>iptables' rules in one backend: the backend's result name, its program, and the rules.</summary>
+        private sealed record Neighbour(string Name, string Tool, IptablesSnapshot Snapshot);
+
+        private sealed record Neighbourhood(IReadOnlyList<Neighbour> Snapshots, IReadOnlyList<PolicyDrop> PolicyDrops);
+
+        private Neighbourhood? _neighbours;
 
         /// <summary>
         /// What else is on the forward hook, read once per backend (a call's targets and mappings share it): iptables' rules
         /// in the backend iptables uses and in the other one, and other tables' chains whose policy is drop (and whether
         /// they have no rule, when they drop everything).
         /// </summary>
-        private (IReadOnlyList<(string Name, string Tool, IptablesSnapshot Snapshot)> Snapshots, IReadOnlyList<(string Chain, bool Empty)> PolicyDrops) Neighbours()
+        private Neighbourhood Neighbours()
         {
             if (_neighbours is { } known) return known;
-            var snapshots = new List<(string Name, string Tool, IptablesSnapshot Snapshot)>();
+            var snapshots = new List<Neighbour>();
             if (_iptables != null)
             {
                 var state = _iptables.Read(_token);
-                snapshots.Add((state.BackendName, Family.Iptables, state.Snapshot));
-                if (_iptables.OtherBackend(state, _token) is { } other) snapshots.Add(("iptables-" + (other.Name == "legacy" ? "legacy" : "nft"), other.Tool.Replace("-save", string.Empty, StringComparison.Ordinal), other.Snapshot));
+                snapshots.Add(new Neighbour(state.BackendName, Family.Iptables, state.Snapshot));
+                if (_iptables.OtherBackend(state, _token) is { } other) snapshots.Add(new Neighbour("iptables-" + (other.Name == "legacy" ? "legacy" : "nft"), other.Tool.Replace("-save", string.Empty, StringComparison.Ordinal), other.Snapshot));
             }
-            var result = (snapshots, NftablesChains.PolicyDroppers(Family, skipIptables: _iptables != null));
+            var result = new Neighbourhood(snapshots, NftablesChains.PolicyDroppers(Family, skipIptables: _iptables != null));
             _neighbours = result;
             return result;
         }

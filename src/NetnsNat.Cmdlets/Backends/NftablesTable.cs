@@ -680,30 +680,33 @@ namespace NetnsNat.Backends
         /// <param name="DeleteAfter">Delete the table at the end (its last elements go with it).</param>
         internal sealed record Batch(bool DeleteFirst, bool Create, IReadOnlyList<NftEntry> Relay, IReadOnlyList<NftEntry> Add, IReadOnlyList<NftEntry> Delete, bool DeleteAfter);
 
+        /// <summary>One message of a batch: its type, flags, body, and what it is about (for the error that refuses it).</summary>
+        private sealed record BatchMessage(ushort Type, ushort Flags, byte[] Body, string What);
+
         /// <summary>
         /// Writes a batch as one kernel transaction, only at the generation given (when one is): the kernel refuses it
         /// when the ruleset changed since. Returns 0, or the errno of the refusal (ERESTART: the ruleset moved) with what it was about.
         /// </summary>
         public static (int Errno, string What) Write(Batch batch, uint? generation)
         {
-            var messages = new List<(ushort Type, ushort Flags, byte[] Body, string What)>();
-            if (batch.DeleteFirst) messages.Add((NftMessage(2), 0, Attribute(NFTA_TABLE_NAME, Text(Name)), "the deletion of the table"));
+            var messages = new List<BatchMessage>();
+            if (batch.DeleteFirst) messages.Add(new BatchMessage(NftMessage(2), 0, Attribute(NFTA_TABLE_NAME, Text(Name)), "the deletion of the table"));
             var setIds = new Dictionary<string, uint>(StringComparer.Ordinal);
             if (batch.Create) AddDefinition(messages, setIds);
             foreach (var group in batch.Relay.Concat(batch.Add).GroupBy(e => e.Set))
             {
-                foreach (var chunk in group.Chunk(ElementsPerMessage)) messages.Add((NftMessage(12), NLM_F_CREATE, Elements(group.Key, setIds, chunk), $"the elements of {group.Key}: {string.Join(", ", chunk.Select(e => e.Value))}"));
+                foreach (var chunk in group.Chunk(ElementsPerMessage)) messages.Add(new BatchMessage(NftMessage(12), NLM_F_CREATE, Elements(group.Key, setIds, chunk), $"the elements of {group.Key}: {string.Join(", ", chunk.Select(e => e.Value))}"));
             }
             // A table deleted at the end takes its last elements with it.
             if (batch.DeleteAfter)
             {
-                messages.Add((NftMessage(2), 0, Attribute(NFTA_TABLE_NAME, Text(Name)), "the deletion of the table"));
+                messages.Add(new BatchMessage(NftMessage(2), 0, Attribute(NFTA_TABLE_NAME, Text(Name)), "the deletion of the table"));
             }
             else
             {
                 foreach (var group in batch.Delete.GroupBy(e => e.Set))
                 {
-                    foreach (var chunk in group.Chunk(ElementsPerMessage)) messages.Add((NftMessage(14), 0, Elements(group.Key, setIds, chunk, withData: false), $"the deletion of {string.Join(", ", chunk.Select(e => e.Value))}"));
+                    foreach (var chunk in group.Chunk(ElementsPerMessage)) messages.Add(new BatchMessage(NftMessage(14), 0, Elements(group.Key, setIds, chunk, withData: false), $"the deletion of {string.Join(", ", chunk.Select(e => e.Value))}"));
                 }
             }
             if (messages.Count == 0) return (0, string.Empty);
@@ -722,9 +725,9 @@ namespace NetnsNat.Backends
             return (errno, errno == 0 ? string.Empty : index >= 0 && index < messages.Count ? messages[index].What : "the batch");
         }
 
-        private static void AddDefinition(List<(ushort, ushort, byte[], string)> messages, Dictionary<string, uint> setIds)
+        private static void AddDefinition(List<BatchMessage> messages, Dictionary<string, uint> setIds)
         {
-            messages.Add((NftMessage(0), NLM_F_CREATE, Concat(Attribute(NFTA_TABLE_NAME, Text(Name)), Attribute(NFTA_TABLE_USERDATA, CommentUserData(Comment))), "the creation of the table"));
+            messages.Add(new BatchMessage(NftMessage(0), NLM_F_CREATE, Concat(Attribute(NFTA_TABLE_NAME, Text(Name)), Attribute(NFTA_TABLE_USERDATA, CommentUserData(Comment))), "the creation of the table"));
             uint id = 0;
             foreach (var (kind, family) in Sets)
             {
@@ -732,7 +735,7 @@ namespace NetnsNat.Backends
                 setIds[name] = ++id;
                 var (fields, type) = KeyOf(kind, family);
                 bool map = kind == NftSetKind.Dnat;
-                messages.Add((NftMessage(9), NLM_F_CREATE, Concat(
+                messages.Add(new BatchMessage(NftMessage(9), NLM_F_CREATE, Concat(
                     Attribute(NFTA_SET_TABLE, Text(Name)),
                     Attribute(NFTA_SET_NAME, Text(name)),
                     U32(NFTA_SET_FLAGS, NFT_SET_INTERVAL | NFT_SET_CONCAT | (map ? NFT_SET_MAP : 0)),
@@ -744,12 +747,12 @@ namespace NetnsNat.Backends
                     Attribute(NFTA_SET_DESC | NLA_F_NESTED, Attribute(NFTA_SET_DESC_CONCAT | NLA_F_NESTED,
                         Concat(fields.Select(f => Attribute(NFTA_LIST_ELEM | NLA_F_NESTED, U32(NFTA_SET_FIELD_LEN, f))).ToArray())))), $"the creation of the {(map ? "map" : "set")} {name}"));
             }
-            messages.Add((NftMessage(3), NLM_F_CREATE, BaseChain("prerouting", 0 /* NF_INET_PRE_ROUTING */, -100 /* dstnat */, "nat"), "the creation of the chain prerouting"));
-            messages.Add((NftMessage(3), NLM_F_CREATE, BaseChain("output", 3 /* NF_INET_LOCAL_OUT */, -100, "nat"), "the creation of the chain output"));
-            messages.Add((NftMessage(3), NLM_F_CREATE, BaseChain("postrouting", 4 /* NF_INET_POST_ROUTING */, 100 /* srcnat */, "nat"), "the creation of the chain postrouting"));
-            messages.Add((NftMessage(3), NLM_F_CREATE, BaseChain("forward", 2 /* NF_INET_FORWARD */, 0 /* filter */, "filter"), "the creation of the chain forward"));
+            messages.Add(new BatchMessage(NftMessage(3), NLM_F_CREATE, BaseChain("prerouting", 0 /* NF_INET_PRE_ROUTING */, -100 /* dstnat */, "nat"), "the creation of the chain prerouting"));
+            messages.Add(new BatchMessage(NftMessage(3), NLM_F_CREATE, BaseChain("output", 3 /* NF_INET_LOCAL_OUT */, -100, "nat"), "the creation of the chain output"));
+            messages.Add(new BatchMessage(NftMessage(3), NLM_F_CREATE, BaseChain("postrouting", 4 /* NF_INET_POST_ROUTING */, 100 /* srcnat */, "nat"), "the creation of the chain postrouting"));
+            messages.Add(new BatchMessage(NftMessage(3), NLM_F_CREATE, BaseChain("forward", 2 /* NF_INET_FORWARD */, 0 /* filter */, "filter"), "the creation of the chain forward"));
             void Rule(string chain, string what, params byte[][] expressions) =>
-                messages.Add((NftMessage(6), (ushort)(NLM_F_CREATE | NLM_F_APPEND), RuleBody(chain, Concat(expressions)), what));
+                messages.Add(new BatchMessage(NftMessage(6), (ushort)(NLM_F_CREATE | NLM_F_APPEND), RuleBody(chain, Concat(expressions)), what));
             foreach (var chain in new[] { "prerouting", "output" })
             {
                 bool output = chain == "output";
@@ -941,9 +944,15 @@ namespace NetnsNat.Backends
         }
     }
 
+    /// <summary>A base chain on the forward hook whose policy is drop, as "family table chain", and whether it has no rule.</summary>
+    internal sealed record PolicyDrop(string Chain, bool Empty);
+
     /// <summary>The base chains of other nftables tables, as netlink lists them.</summary>
     internal static class NftablesChains
     {
+        /// <summary>A chain as the chain listing names it, before its rules are listed.</summary>
+        private sealed record ChainHead(byte Family, string Table, string Chain, bool Drop);
+
         private const ushort NFTA_CHAIN_TABLE = 1, NFTA_CHAIN_NAME = 3, NFTA_CHAIN_HOOK = 4, NFTA_CHAIN_POLICY = 5, NFTA_HOOK_HOOKNUM = 1;
         private const ushort NFTA_RULE_TABLE = 1, NFTA_RULE_CHAIN = 2;
 
@@ -962,7 +971,7 @@ namespace NetnsNat.Backends
         {
             if (NftGeneration.Read() == null) return Array.Empty<ForwardChain>();
             using var socket = NetfilterSocket.Open(0);
-            var found = new List<(byte Family, string Table, string Chain, bool Drop)>();
+            var found = new List<ChainHead>();
             foreach (var payload in socket.Dump(Nfnl.Message(Nfnl.NftMessage(4), Nfnl.NLM_F_REQUEST | Nfnl.NLM_F_DUMP, socket.Next(), 0, 0, Array.Empty<byte>()), Nfnl.NftMessage(3), "list the nftables chains"))
             {
                 byte tableFamily = payload[0];
@@ -985,7 +994,7 @@ namespace NetnsNat.Backends
                 if (table == null || chain == null || hook != 2 /* NF_INET_FORWARD */) continue;
                 if (tableFamily == NftablesTable.NFPROTO_INET && table == NftablesTable.Name) continue;
                 if (skipIptables && tableFamily == family.NfProto && table == "filter" && chain == "FORWARD") continue;
-                found.Add((tableFamily, table, chain, policy == 0 /* NF_DROP */));
+                found.Add(new ChainHead(tableFamily, table, chain, policy == 0 /* NF_DROP */));
             }
             return found.Select(c => new ForwardChain(c.Family, c.Table, c.Chain, c.Drop, socket.Dump(Nfnl.Message(Nfnl.NftMessage(7), Nfnl.NLM_F_REQUEST | Nfnl.NLM_F_DUMP, socket.Next(), c.Family, 0,
                 Concat(Attribute(NFTA_RULE_TABLE, Nfnl.Text(c.Table)), Attribute(NFTA_RULE_CHAIN, Nfnl.Text(c.Chain)))), Nfnl.NftMessage(6), $"list the rules of {c.Table} {c.Chain}"))).ToArray();
@@ -1001,8 +1010,8 @@ namespace NetnsNat.Backends
         /// The base chains on the forward hook whose policy is drop, as "family table chain", and whether they have no rule
         /// (then they drop everything; with rules, what those do not accept).
         /// </summary>
-        public static IReadOnlyList<(string Chain, bool Empty)> PolicyDroppers(AddressFamilyProfile family, bool skipIptables) =>
-            ForwardChains(family, skipIptables).Where(c => c.PolicyDrop).Select(c => (c.Name, c.Rules.Count == 0)).ToArray();
+        public static IReadOnlyList<PolicyDrop> PolicyDroppers(AddressFamilyProfile family, bool skipIptables) =>
+            ForwardChains(family, skipIptables).Where(c => c.PolicyDrop).Select(c => new PolicyDrop(c.Name, c.Rules.Count == 0)).ToArray();
 
         /// <summary>The chains that drop everything and those whose rules may drop (Suspects, below), from one listing (iptables-nft's FORWARD left out): what Test-NamespaceNat reports.</summary>
         public static (IReadOnlyList<string> Droppers, IReadOnlyList<string> Suspects) ForwardHook(AddressFamilyProfile family)

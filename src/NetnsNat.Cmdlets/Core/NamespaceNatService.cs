@@ -59,7 +59,8 @@ namespace NetnsNat.Core
         private readonly ICommandHost _host;
         private readonly Func<AddressFamilyProfile, NatBackendKind, INatBackend> _backendOf;
         private readonly NatBackendKind _kind;
-        private readonly Dictionary<(AddressFamilyProfile, NatBackendKind), RuleService> _rules = new Dictionary<(AddressFamilyProfile, NatBackendKind), RuleService>();
+        // By family and backend: [IPv4 Auto, IPv4 Iptables, IPv4 Nftables, IPv6 ...] (an array: no generic over a value tuple to JIT-compile).
+        private readonly RuleService?[] _rules = new RuleService?[6];
         private readonly InterfaceService _interfaces;
         private readonly ForwardingService _forwarding;
         private readonly RouteService _routes;
@@ -90,8 +91,8 @@ namespace NetnsNat.Core
         /// <summary>The rule service of a family and backend (made when first needed).</summary>
         private RuleService Rules(AddressFamilyProfile family, NatBackendKind kind)
         {
-            if (!_rules.TryGetValue((family, kind), out var service)) _rules[(family, kind)] = service = new RuleService(_host, _backendOf(family, kind));
-            return service;
+            int key = (family == AddressFamilyProfile.IPv6 ? 3 : 0) + (int)kind;
+            return _rules[key] ??= new RuleService(_host, _backendOf(family, kind));
         }
 
         private RuleService Rules(AddressFamilyProfile family) => Rules(family, _kind);
@@ -143,6 +144,9 @@ namespace NetnsNat.Core
             return recorded != null ? BackendFactory.FromStoreName(recorded.Backend) : _kind;
         }
 
+        /// <summary>A namespace's binding to a bridge subnet, as a call plans it (a class: see NlAttribute).</summary>
+        private sealed record Planned(EnableRequest Request, NatBinding Binding);
+
         private void EnableAll(IReadOnlyList<EnableRequest> requests, Action<NamespaceNatResult> emit)
         {
             var ready = new List<EnableRequest>();
@@ -151,7 +155,7 @@ namespace NetnsNat.Core
             foreach (var request in requests) _host.Try(request.Namespace.Display, () => { Check(request, links, uplinks); ready.Add(request); });
             if (ready.Count == 0) return;
 
-            var groups = ready.SelectMany(r => r.Bindings.Select(b => (Request: r, Binding: b))).GroupBy(x => x.Binding.Rules).ToArray();
+            var groups = ready.SelectMany(r => r.Bindings.Select(b => new Planned(r, b))).GroupBy(x => x.Binding.Rules).ToArray();
             foreach (var g in groups) _host.Verbose($"Setting up NAT on bridge {g.Key.Bridge} ({g.Key.SubnetText}, gateway {g.First().Binding.Gateway}) via {g.Key.Outbound} for {g.Count()} namespace(s).");
             var families = Ordered(groups.Select(g => g.Key.Family)).ToArray();
             using var tx = NatTransaction.Begin(_host, Settings.LockTimeout);

@@ -660,9 +660,9 @@ namespace NetnsNat.Core
         {
             var all = bridge.Of(Family);
             // The subnet NetnsNat enabled it for, when the bridge still has it; else the one the namespace's address is on.
-            var recorded = _request.Subnet == null ? default : all.FirstOrDefault(b => Cidr.Format(b.Network) == _request.Subnet);
-            var a = recorded.Address != null ? recorded : all.FirstOrDefault(b => namespaceAddresses.Any(x => b.Network.Contains(x.Address)));
-            return InterfaceService.ToSubnet(bridge.Name, a.Address == null ? all[0] : a, bridge.IsUp);
+            var recorded = _request.Subnet == null ? null : all.FirstOrDefault(b => Cidr.Format(b.Network) == _request.Subnet);
+            var a = recorded ?? all.FirstOrDefault(b => namespaceAddresses.Any(x => b.Network.Contains(x.Address)));
+            return InterfaceService.ToSubnet(bridge.Name, a ?? all[0], bridge.IsUp);
         }
     }
 }

@@ -106,7 +106,8 @@ namespace NetnsNat.Core
 
         private readonly ICommandHost _host;
         private readonly Func<AddressFamilyProfile, NatBackendKind, INatBackend> _backendOf;
-        private readonly Dictionary<(AddressFamilyProfile, NatBackendKind), RuleService> _rules = new Dictionary<(AddressFamilyProfile, NatBackendKind), RuleService>();
+        // By family and backend: [IPv4 Auto, IPv4 Iptables, IPv4 Nftables, IPv6 ...] (an array: no generic over a value tuple to JIT-compile).
+        private readonly RuleService?[] _rules = new RuleService?[6];
         private IReadOnlySet<IPAddress>? _hostAddresses;
         private IReadOnlyList<(string Name, IPAddress Address)>? _hostInterfaceAddresses;
 
@@ -119,8 +120,8 @@ namespace NetnsNat.Core
 
         private RuleService Rules(AddressFamilyProfile family, NatBackendKind kind)
         {
-            if (!_rules.TryGetValue((family, kind), out var service)) _rules[(family, kind)] = service = new RuleService(_host, _backendOf(family, kind));
-            return service;
+            int key = (family == AddressFamilyProfile.IPv6 ? 3 : 0) + (int)kind;
+            return _rules[key] ??= new RuleService(_host, _backendOf(family, kind));
         }
 
         private INatBackend Backend(AddressFamilyProfile family, NatBackendKind kind) => Rules(family, kind).Backend;

@@ -1,4 +1,5 @@
 using System;
+using System.Diagnostics.CodeAnalysis;
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
@@ -6,7 +7,8 @@ using System.Net.Sockets;
 namespace NetnsNat.Linux
 {
     /// <summary>An address with its prefix length, host bits kept (a bridge's 10.0.0.1/24).</summary>
-    internal readonly record struct IpPrefix(IPAddress Address, int PrefixLength)
+    /// <remarks>A class, not a struct: lists and queries of it then run precompiled code in a fresh pwsh (see NlAttribute).</remarks>
+    internal sealed record IpPrefix(IPAddress Address, int PrefixLength)
     {
         /// <summary>The network the address is on, host bits cleared: 192.168.5.130/25 gives 192.168.5.128/25.</summary>
         public IPNetwork Network => new IPNetwork(Cidr.Mask(Address, PrefixLength), PrefixLength);
@@ -55,9 +57,9 @@ namespace NetnsNat.Linux
         }
 
         /// <summary>Parses "ADDRESS/PREFIX" (the prefix is required), keeping the host bits of the address.</summary>
-        public static bool TryParsePrefix(string? text, out IpPrefix prefix, out string error)
+        public static bool TryParsePrefix(string? text, [NotNullWhen(true)] out IpPrefix? prefix, out string error)
         {
-            prefix = default;
+            prefix = null;
             if (string.IsNullOrWhiteSpace(text))
             {
                 error = "it is empty";
@@ -142,9 +144,10 @@ namespace NetnsNat.Linux
             return null;
         }
 
-        private static readonly (byte[] Bytes, int Length) LinkLocal6 = (IPAddress.Parse("fe80::").GetAddressBytes(), 10);
-        private static readonly (byte[] Bytes, int Length) Multicast6 = (IPAddress.Parse("ff00::").GetAddressBytes(), 8);
-        private static readonly (byte[] Bytes, int Length) Mapped6 = (IPAddress.Parse("::ffff:0:0").GetAddressBytes(), 96);
+        // fe80::/10, ff00::/8 and ::ffff:0:0/96 as bytes (not parsed: this runs in every fresh pwsh's first call).
+        private static readonly (byte[] Bytes, int Length) LinkLocal6 = (new byte[] { 0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }, 10);
+        private static readonly (byte[] Bytes, int Length) Multicast6 = (new byte[] { 0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }, 8);
+        private static readonly (byte[] Bytes, int Length) Mapped6 = (new byte[] { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 0, 0 }, 96);
 
         /// <summary>
         /// Why NetnsNat will not NAT an IPv6 network, or null when it will: the whole address space (::/0), link-local

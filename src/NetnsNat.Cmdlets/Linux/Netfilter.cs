@@ -199,7 +199,7 @@ namespace NetnsNat.Linux
             return _buffer.AsSpan(0, n);
         }
 
-        public List<(ushort Type, uint Seq, byte[] Payload)> Receive(string operation)
+        public List<NlMessage> Receive(string operation)
         {
             var n = (int)Native.recv(_fd, _buffer, _buffer.Length, 0);
             if (n < 0)
@@ -221,7 +221,7 @@ namespace NetnsNat.Linux
             int errno = 0, index = -1;
             while (true)
             {
-                List<(ushort Type, uint Seq, byte[] Payload)> answer;
+                List<NlMessage> answer;
                 try
                 {
                     answer = Receive(operation);

@@ -52,6 +52,19 @@ namespace NetnsNat.Linux
         public static string Strerror(int errno) => Marshal.PtrToStringAnsi(strerror(errno)) ?? "error";
     }
 
+    // Classes, not value tuples: code for a generic over a value type (List<(ushort, byte[])>) is not in a ReadyToRun
+    // image when the generic lives in another assembly, so a fresh pwsh JIT-compiles it on the first call; over classes
+    // it shares the precompiled List<__Canon> code (docs/performance.md, the cold start).
+
+    /// <summary>One netlink attribute: its type (without the nested and byte-order flags) and its data.</summary>
+    internal sealed record NlAttribute(ushort Type, byte[] Data);
+
+    /// <summary>One netlink message of what a recv returned: its type, sequence number and payload after the 16-byte header.</summary>
+    internal sealed record NlMessage(ushort Type, uint Seq, byte[] Payload);
+
+    /// <summary>One message of an answer to a request: its type and payload.</summary>
+    internal sealed record NlReply(ushort Type, byte[] Payload);
+
     /// <summary>Building and reading netlink attributes (struct nlattr: length, type, payload padded to 4 bytes).</summary>
     internal static class NetlinkAttributes
     {
@@ -84,30 +97,30 @@ namespace NetnsNat.Linux
         }
 
         /// <summary>The attributes of a payload from an offset on, each as (type without flags, data).</summary>
-        public static List<(ushort Type, byte[] Data)> Attributes(byte[] payload, int offset)
+        public static List<NlAttribute> Attributes(byte[] payload, int offset)
         {
-            var attributes = new List<(ushort, byte[])>();
+            var attributes = new List<NlAttribute>();
             while (offset + 4 <= payload.Length)
             {
                 int len = BinaryPrimitives.ReadUInt16LittleEndian(payload.AsSpan(offset));
                 ushort type = BinaryPrimitives.ReadUInt16LittleEndian(payload.AsSpan(offset + 2));
                 if (len < 4 || offset + len > payload.Length) break;
-                attributes.Add(((ushort)(type & 0x3FFF), payload.AsSpan(offset + 4, len - 4).ToArray()));
+                attributes.Add(new NlAttribute((ushort)(type & 0x3FFF), payload.AsSpan(offset + 4, len - 4).ToArray()));
                 offset += (len + 3) & ~3;
             }
             return attributes;
         }
 
         /// <summary>The messages in what one recv returned: (type, sequence number, payload after the 16-byte header).</summary>
-        public static List<(ushort Type, uint Seq, byte[] Payload)> Messages(byte[] buffer, int length)
+        public static List<NlMessage> Messages(byte[] buffer, int length)
         {
-            var messages = new List<(ushort, uint, byte[])>();
+            var messages = new List<NlMessage>();
             int offset = 0;
             while (offset + 16 <= length)
             {
                 int len = (int)BinaryPrimitives.ReadUInt32LittleEndian(buffer.AsSpan(offset));
                 if (len < 16 || offset + len > length) break;
-                messages.Add((BinaryPrimitives.ReadUInt16LittleEndian(buffer.AsSpan(offset + 4)),
+                messages.Add(new NlMessage(BinaryPrimitives.ReadUInt16LittleEndian(buffer.AsSpan(offset + 4)),
                     BinaryPrimitives.ReadUInt32LittleEndian(buffer.AsSpan(offset + 8)),
                     buffer.AsSpan(offset + 16, len - 16).ToArray()));
                 offset += (len + 3) & ~3;
@@ -638,11 +651,11 @@ namespace NetnsNat.Linux
         }
 
         /// <summary>Sends one request and collects the answer: the messages of a dump, or the ack (or one reply).</summary>
-        private List<(ushort Type, byte[] Payload)> Exchange(byte[] request, bool dump, string operation, bool expectReply = false)
+        private List<NlReply> Exchange(byte[] request, bool dump, string operation, bool expectReply = false)
         {
             if (Native.send(_fd, request, request.Length, 0) < 0) throw new NetlinkException(operation, Marshal.GetLastWin32Error(), _errorId);
             uint seq = _seq;
-            var messages = new List<(ushort, byte[])>();
+            var messages = new List<NlReply>();
             while (true)
             {
                 var n = (int)Native.recv(_fd, _buffer, _buffer.Length, 0);
@@ -657,7 +670,7 @@ namespace NetnsNat.Linux
                         if (error != 0) throw new NetlinkException(operation, -error, _errorId);
                         return messages;
                     }
-                    messages.Add((type, payload));
+                    messages.Add(new NlReply(type, payload));
                     if (!dump && expectReply) return messages;
                 }
             }

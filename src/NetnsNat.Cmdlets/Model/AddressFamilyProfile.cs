@@ -98,8 +98,9 @@ namespace NetnsNat.Model
         /// <summary>An address outside (documentation range: 192.0.2.1, 2001:db8::1) for walking a packet through FORWARD.</summary>
         public IPAddress OutsideExample => Family == AddressFamily.InterNetwork ? OutsideExample4 : OutsideExample6;
 
-        private static readonly IPAddress OutsideExample4 = IPAddress.Parse("192.0.2.1");
-        private static readonly IPAddress OutsideExample6 = IPAddress.Parse("2001:db8::1");
+        // From bytes, not parsed: the first call of a fresh pwsh would JIT-compile IPAddress's parser for these alone.
+        private static readonly IPAddress OutsideExample4 = new IPAddress(new byte[] { 192, 0, 2, 1 });
+        private static readonly IPAddress OutsideExample6 = new IPAddress(new byte[] { 0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1 });
 
         public static AddressFamilyProfile Of(IPAddress address) => address.AddressFamily == AddressFamily.InterNetworkV6 ? IPv6 : IPv4;
 
