@@ -366,6 +366,21 @@ Describe 'Test-NamespaceNat with the nftables backend' {
         Test-NamespaceNat testnet -AddressFamily IPv4 -Quiet | Should -BeTrue -Because 'a warning is no failure'
     }
 
+    It 'in a table changed by hand, reads whether the inbound drop still stands: Pass while it does, Fail once it is gone' {
+        # The hairpin's masquerade deleted by hand: the table is not as NetnsNat made it, but new connections in are still dropped.
+        $handle = ((nftc -a list chain inet netnsnat postrouting) -split "`n" | Where-Object { $_ -match '@hairpin4' } | ForEach-Object { ($_ -split '# handle ')[1].Trim() })
+        nftc delete rule inet netnsnat postrouting handle $handle | Out-Null
+        $inbound = Test-NamespaceNat testnet -AddressFamily IPv4 | Where-Object Check -eq 'Inbound'
+        $inbound.Status | Should -Be 'Pass' -Because $inbound.Detail
+        $inbound.Detail | Should -Match '@inbound4 drop'
+        # Then the drop itself: now anyone can reach the namespace, and the check says so.
+        $handle = ((nftc -a list chain inet netnsnat forward) -split "`n" | Where-Object { $_ -match '@inbound4 counter packets \d+ bytes \d+ drop' } | ForEach-Object { ($_ -split '# handle ')[1].Trim() })
+        nftc delete rule inet netnsnat forward handle $handle | Out-Null
+        $inbound = Test-NamespaceNat testnet -AddressFamily IPv4 | Where-Object Check -eq 'Inbound'
+        $inbound.Status | Should -Be 'Fail'
+        $inbound.Detail | Should -Match 'not as NetnsNat made it'
+    }
+
     It 'says what is wrong with a table changed by hand or not NetnsNat''s, with a fix that works' {
         $handle = ((nftc -a list chain inet netnsnat forward) -split "`n" | Where-Object { $_ -match '@inbound4 counter packets \d+ bytes \d+ drop' } | ForEach-Object { ($_ -split '# handle ')[1].Trim() })
         nftc delete rule inet netnsnat forward handle $handle | Out-Null

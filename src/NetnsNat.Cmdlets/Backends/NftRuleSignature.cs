@@ -53,6 +53,12 @@ namespace NetnsNat.Backends
                     case "bitwise":
                         text.Append("bitwise:").Append(Hex(Find(fields, 3))).Append(',').Append(Hex(Value(Find(fields, 4)))).Append(',').Append(Hex(Value(Find(fields, 5)))).Append(';');
                         break;
+                    case "lookup":
+                        // The set by name (not its id in a batch) and the flags (inverted or not; the kernel lists 0,
+                        // a batch may leave them out); not the registers.
+                        var flags = Find(fields, 5);
+                        text.Append("lookup:").Append(Encoding.ASCII.GetString(Find(fields, 1)).TrimEnd('\0')).Append(',').Append(Hex(flags.Length == 0 ? new byte[4] : flags)).Append(';');
+                        break;
                     case "immediate":
                         text.Append("immediate:").Append(Hex(Verdict(Find(fields, 2)))).Append(';');
                         break;

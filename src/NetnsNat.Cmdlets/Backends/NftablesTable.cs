@@ -530,6 +530,35 @@ namespace NetnsNat.Backends
             return new NftTableContent(true, true, problem == null, problem);
         }
 
+        /// <summary>
+        /// Whether the table's chain still holds the rule of its definition named <paramref name="what"/> ("the inbound
+        /// drop rule of IPv4"): for a table changed by hand, which of its rules stand. Compared by what the rules do
+        /// (<see cref="NftRuleSignature"/>), not by handle or position.
+        /// </summary>
+        public static bool Stands(string chain, string what)
+        {
+            var definition = new List<BatchMessage>();
+            AddDefinition(definition, new Dictionary<string, uint>(StringComparer.Ordinal));
+            var wanted = definition.FirstOrDefault(m => m.What == what) ?? throw new ArgumentException($"The table has no rule '{what}'.", nameof(what));
+            var signature = NftRuleSignature.Of(ExpressionsOf(wanted.Body, 0), Array.Empty<byte>());
+            using var socket = NetfilterSocket.Open(0);
+            foreach (var payload in socket.Dump(Message(NftMessage(7), NLM_F_REQUEST | NLM_F_DUMP, socket.Next(), NFPROTO_INET, 0,
+                Concat(Attribute(NFTA_RULE_TABLE, Text(Name)), Attribute(NFTA_RULE_CHAIN, Text(chain)))), NftMessage(6), $"list the rules of inet netnsnat {chain}"))
+            {
+                if (NftRuleSignature.Of(ExpressionsOf(payload, 4), Array.Empty<byte>()) == signature) return true;
+            }
+            return false;
+        }
+
+        private static byte[] ExpressionsOf(byte[] rule, int offset)
+        {
+            foreach (var (attr, value) in Attributes(rule, offset))
+            {
+                if (attr == NFTA_RULE_EXPRESSIONS) return value;
+            }
+            return Array.Empty<byte>();
+        }
+
         /// <summary>Every element of the table's sets, one dump of each, and how many it would not write (left out of the list).</summary>
         public static (IReadOnlyList<NftEntry> Elements, int Foreign) ReadElements()
         {

@@ -332,7 +332,9 @@ namespace NetnsNat.Core
                     var element = new NftElement(NftSetKind.Inbound, network!.Value, uplink, bridgeName);
                     var set = NftablesTable.SetName(NftSetKind.Inbound, Family);
                     var ipWord = Family == AddressFamilyProfile.IPv4 ? "ip" : "ip6";
-                    bool has = nftContent.Intact && nftContent.Has(element);
+                    // A table changed by hand: whether its drop of new connections stands is read from its forward chain.
+                    bool has = nftContent.Owned && nftContent.Has(element)
+                        && (nftContent.Intact || NftablesTable.Stands("forward", $"the inbound drop rule of {Family.Name}"));
                     var outVerdict = new ForwardVerdict(true, $"inet {NftablesTable.Name} forward: policy accept", Array.Empty<string>());
                     var replyVerdict = new ForwardVerdict(true, has ? $"inet {NftablesTable.Name} forward: ct state established,related {ipWord} daddr . iifname . oifname @{set} accept" : $"inet {NftablesTable.Name} forward: policy accept", Array.Empty<string>());
                     verdicts.Insert(0, (NftablesBackend.Name, outVerdict, replyVerdict, "nft"));
