@@ -228,6 +228,8 @@ Describe 'Port mappings: Add-, Get-, Remove-NatPortMapping' {
             foreach ($table in 'nat', 'filter') { Invoke-LabCommand iptables -ArgumentList @('-t', $table, '-F') | Out-Null }
             $r = Invoke-ChildPwsh -Script 'Restore-NamespaceNat -WhatIf'
             $r.Output | Should -Match 'iptables -t nat -A PREROUTING -d 198\.51\.100\.1/32 -p tcp -m tcp --dport 8080 '
+            # One question for the mapping, with all of its commands, as Add-NatPortMapping asks (not one per rule).
+            @([regex]::Matches($r.Output, 'What if: Performing the operation "[^"]*--dport 8080')) | Should -HaveCount 1
             Assert-FailsWithoutChange { Add-NatPortMapping other -Protocol Tcp -ExternalPort 8080 -AddressFamily IPv4 } -ErrorId PortMappingConflict -Category ResourceExists | Out-Null
             Remove-NatPortMapping -Protocol Tcp -ExternalPort 8080
             Add-NatPortMapping testnet -Protocol Tcp -ExternalPort 8080 -InternalPort 80 -AddressFamily IPv4 | Out-Null

@@ -599,15 +599,23 @@ namespace NetnsNat.Core
                 var mine = mappings.Where(m => m.Mapping.Family == family && m.Kind == kind).Select(m => m.Mapping).ToArray();
                 var backend = Backend(family, kind);
                 // A mapping of another's that took the port while this one's rules were gone stays; this one is skipped, with a warning.
-                var taken = new PortTable(backend.Mappings(backend.Read(_host.Token), index.Complete));
-                var free = mine.Where(m =>
+                var state = backend.Read(_host.Token);
+                var taken = new PortTable(backend.Mappings(state, index.Complete));
+                // One question per mapping, with all of its commands, as Add-NatPortMapping asks: laid again whole or not at all.
+                var approved = new List<PortMapping>();
+                foreach (var m in mine)
                 {
-                    if (taken.InTheWay(m) is not { } other) return true;
-                    _host.Warning($"Not restoring {m}: {other.ExternalEndpoint} now goes to {other.TargetText}. Remove that mapping ({RemoveCommand(other)}) and run Restore-NamespaceNat again, or {RemoveCommand(m)}.");
-                    return false;
-                }).ToArray();
-                if (free.Length == 0) continue;
-                Rules(family, kind).Apply(state => backend.PlanAddMappings(state, free), $"{free.Length} port mapping(s)", tx, null);
+                    if (taken.InTheWay(m) is { } other)
+                    {
+                        _host.Warning($"Not restoring {m}: {other.ExternalEndpoint} now goes to {other.TargetText}. Remove that mapping ({RemoveCommand(other)}) and run Restore-NamespaceNat again, or {RemoveCommand(m)}.");
+                        continue;
+                    }
+                    var own = backend.PlanAddMappings(state, new[] { m });
+                    if (own.IsEmpty) _host.Verbose($"{m} stands as it should: nothing to change.");
+                    else if (_host.ShouldProcess(m.ToString(), string.Join("; ", own.Changes.Select(c => c.CommandLine)))) approved.Add(m);
+                }
+                if (approved.Count == 0) continue;
+                Rules(family, kind).ApplyApproved(s => backend.PlanAddMappings(s, approved.ToArray()), $"{approved.Count} port mapping(s)", tx, null);
             }
             tx.Complete();
         }
