@@ -183,8 +183,18 @@ function Invoke-Package {
     Write-Host "Packed $(Join-Path $packages "NetnsNat.$version.nupkg")"
 }
 
+function Publish-ColdFloor {
+    $floor = Join-Path $Out 'ColdFloor'
+    if (Test-Path $floor) { Remove-Item $floor -Recurse -Force }
+    Invoke-Checked dotnet @('publish', (Join-Path $Root 'bench/ColdFloor/ColdFloor.csproj'), '-c', 'Release', '-r', 'linux-x64', '--self-contained', 'false',
+        '-p:PublishReadyToRun=true', "-p:PowerShellHome=$PSHOME", '-o', $floor, '--nologo', '--verbosity', 'quiet')
+    Copy-Item (Join-Path $Root 'bench/ColdFloor/ColdFloor.psd1') $floor
+}
+
 function Invoke-Bench {
     $bench = Join-Path $Root 'bench/Invoke-Benchmark.ps1'
+    # The cold start's floor (bench/ColdFloor, a module of one empty cmdlet), published here: the sandbox has no network.
+    Publish-ColdFloor
     & (Join-Path $Root 'tests/Lab/sandbox.sh') $Pwsh -NoProfile -NonInteractive -File $bench -ModulePath (Join-Path $Out 'NetnsNat') -OutputPath $Out
     if ($LASTEXITCODE -ne 0) { throw "The benchmark failed (exit code $LASTEXITCODE)" }
     if (-not $Baseline) { return }

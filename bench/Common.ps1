@@ -49,23 +49,63 @@ function Wait-Quiet([double] $busyBelow = 0.15, [int] $maxSeconds = 30) {
     }
 }
 
-function Measure-ColdStart([string] $Module, [int] $Count = 7, [string] $Backend = 'Auto') {
-    # Import-Module and the first Enable-NamespaceNat of a fresh pwsh, each timed from inside it (Stopwatch), with the
-    # methods .NET JIT-compiled meanwhile; the Enable is undone after, so each sample starts from the same ruleset.
-    $b = (New-Bridges 1)[0]
-    $probe = "`$j0 = [System.Runtime.JitInfo]::GetCompiledMethodCount(); `$sw = [Diagnostics.Stopwatch]::StartNew(); Import-Module '$Module'; `$import = `$sw.Elapsed.TotalMilliseconds; " +
-        "`$j1 = [System.Runtime.JitInfo]::GetCompiledMethodCount(); `$sw.Restart(); Enable-NamespaceNat -Namespace $($b.Namespace) -Bridge $($b.Bridge) -Outbound eth0$(if ($Backend -ne 'Auto') { " -Backend $Backend" }) | Out-Null; `$first = `$sw.Elapsed.TotalMilliseconds; " +
-        "`$j2 = [System.Runtime.JitInfo]::GetCompiledMethodCount(); '{0} {1} {2} {3}' -f `$import, `$first, (`$j1 - `$j0), (`$j2 - `$j1); Disable-NamespaceNat -Namespace $($b.Namespace) -Bridge $($b.Bridge)"
-    $samples = foreach ($i in 1..$Count) {
-        $f = ("$(& $pwsh -NoProfile -NonInteractive -Command $probe)".Trim() -split ' ')
-        if ($f.Count -ne 4) { throw "The cold-start probe failed: $f" }
-        [pscustomobject]@{ Import = [double]$f[0]; First = [double]$f[1]; JitImport = [int]$f[2]; JitFirst = [int]$f[3] }
+function Measure-ColdStart([string] $Module, [int] $Count = 7, [string] $Backend = 'Auto', [string] $Pwsh = $pwsh, [string] $FirstCall, [string] $Undo) {
+    # Import-Module and the first call of a fresh pwsh (by default Enable-NamespaceNat), each timed from inside it
+    # (Stopwatch), with the methods .NET JIT-compiled meanwhile; the call is undone after, so each sample starts from the
+    # same ruleset. -Pwsh: another pwsh (a ReadyToRun copy); -FirstCall/-Undo: another module's call (the floor).
+    if (-not $FirstCall) {
+        $b = (New-Bridges 1)[0]
+        $FirstCall = "Enable-NamespaceNat -Namespace $($b.Namespace) -Bridge $($b.Bridge) -Outbound eth0$(if ($Backend -ne 'Auto') { " -Backend $Backend" })"
+        $Undo = "Disable-NamespaceNat -Namespace $($b.Namespace) -Bridge $($b.Bridge)"
     }
+    Get-ColdSummary @(foreach ($i in 1..$Count) { Get-ColdSample $Module $Pwsh $FirstCall $Undo })
+}
+
+function Get-ColdSample([string] $Module, [string] $Pwsh, [string] $FirstCall, [string] $Undo) {
+    # One fresh pwsh: Import-Module, then the first call, each timed from inside it, with the methods JIT-compiled meanwhile.
+    $probe = "`$j0 = [System.Runtime.JitInfo]::GetCompiledMethodCount(); `$sw = [Diagnostics.Stopwatch]::StartNew(); Import-Module '$Module'; `$import = `$sw.Elapsed.TotalMilliseconds; " +
+        "`$j1 = [System.Runtime.JitInfo]::GetCompiledMethodCount(); `$sw.Restart(); $FirstCall | Out-Null; `$first = `$sw.Elapsed.TotalMilliseconds; " +
+        "`$j2 = [System.Runtime.JitInfo]::GetCompiledMethodCount(); '{0} {1} {2} {3}' -f `$import, `$first, (`$j1 - `$j0), (`$j2 - `$j1); $Undo"
+    $f = ("$(& $Pwsh -NoProfile -NonInteractive -Command $probe)".Trim() -split ' ')
+    if ($f.Count -ne 4) { throw "The cold-start probe failed: $f" }
+    [pscustomobject]@{ Import = [double]$f[0]; First = [double]$f[1]; JitImport = [int]$f[2]; JitFirst = [int]$f[3] }
+}
+
+function Get-ColdSummary($samples) {
     [pscustomobject]@{
         Import = (Stats $samples.Import).Median; First = (Stats $samples.First).Median
         Sum = (Stats ($samples | ForEach-Object { $_.Import + $_.First })).Median
         JitImport = (Stats $samples.JitImport).Median; JitFirst = (Stats $samples.JitFirst).Median
     }
+}
+
+function Get-ColdFloor {
+    # The floor of the cold start: bench/ColdFloor, a binary module of one cmdlet that does nothing, published
+    # ReadyToRun for this pwsh as ./build.ps1 publishes NetnsNat (./build.ps1 Bench publishes it to out/ColdFloor before
+    # entering the sandbox, which has no network for a restore). Returns its manifest, or a string saying why there is none.
+    $manifest = Join-Path $PSScriptRoot '../out/ColdFloor/ColdFloor.psd1'
+    if (Test-Path $manifest) { return (Resolve-Path $manifest).Path }
+    "no out/ColdFloor (./build.ps1 Bench publishes it)"
+}
+
+function New-ReadyToRunPwsh([string] $folder) {
+    # A copy of this pwsh with PowerShell's own assemblies precompiled (crossgen2, ReadyToRun), as the distribution
+    # packages of PowerShell ship them; the dotnet tool package ships them as IL only, so a fresh pwsh of it JIT-compiles
+    # PowerShell itself. Returns the copy's pwsh, or a string saying why there is none.
+    $runtime = [System.Runtime.InteropServices.RuntimeEnvironment]::GetRuntimeDirectory().TrimEnd('/')
+    $version = Split-Path $runtime -Leaf
+    $crossgen = Join-Path $HOME ".nuget/packages/microsoft.netcore.app.crossgen2.linux-x64/$version/tools/crossgen2"
+    if (-not (Test-Path $crossgen)) { return "no crossgen2 $version in the NuGet cache (./build.ps1 Build restores it)" }
+    Copy-Item $PSHOME $folder -Recurse
+    $il = Join-Path $folder 'il'
+    New-Item -ItemType Directory $il | Out-Null
+    foreach ($name in 'System.Management.Automation', 'Microsoft.PowerShell.ConsoleHost', 'Microsoft.PowerShell.Commands.Utility', 'Microsoft.PowerShell.Commands.Management', 'Microsoft.PowerShell.Security', 'pwsh', 'Newtonsoft.Json') {
+        $target = Join-Path $folder "$name.dll"
+        if (-not (Test-Path $target)) { continue }
+        Move-Item $target $il
+        Invoke-LabCommand $crossgen -ArgumentList @('-r', "$runtime/*.dll", '-r', "$PSHOME/*.dll", '--targetos', 'linux', '--targetarch', 'x64', '-O', (Join-Path $il "$name.dll"), '-o', $target) -TimeoutSeconds 300 | Out-Null
+    }
+    Join-Path $folder 'pwsh'
 }
 
 function Count-Execs([string[]] $command) {

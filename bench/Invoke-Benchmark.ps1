@@ -252,7 +252,7 @@ foreach ($backend in 'Iptables', 'Nftables') {
 }
 
 # ---- 9. The two backends side by side (issue 14), in a lab of their own -----------------------------------------------
-foreach ($r in & (Join-Path $PSScriptRoot 'Nftables.ps1') -ModulePath $ModulePath -Samples $Samples -Levels $Levels) { Add-Row $r.Measurement $r.NetnsNat $r.Lesson $r.Ratio }
+foreach ($r in & (Join-Path $PSScriptRoot 'Nftables.ps1') -ModulePath $ModulePath -Levels $Levels) { Add-Row $r.Measurement $r.NetnsNat $r.Lesson $r.Ratio }
 
 $md = [System.Text.StringBuilder]::new()
 [void]$md.AppendLine("# NetnsNat benchmark ($(Get-Date -Format 'yyyy-MM-dd HH:mm'), $([Environment]::ProcessorCount) cores)").AppendLine()

@@ -1,7 +1,8 @@
 <#
 .SYNOPSIS
-    The two backends side by side (issue 14), in one run, in the sandbox: one Enable at 10, 100 and 1000 configured
-    bridges, its Disable, 1000 bridges piped into one call, processes per call, the cold start, and nft -f.
+    The two backends side by side (issue 14), in one run, in the sandbox: one Enable and one Disable at 10, 100 and 1000
+    configured bridges (and the nf_tables batch inside each), 1000 bridges piped into one call, processes per call, the
+    cold start beside its floor (a module of one empty cmdlet) in this pwsh and in a ReadyToRun copy of it, and nft -f.
 .DESCRIPTION
     Section 9 of ./build.ps1 Bench; alone:
         tests/Lab/sandbox.sh dotnet pwsh -NoProfile -File bench/Nftables.ps1 -ModulePath out/NetnsNat -Print
@@ -11,7 +12,7 @@
 param(
     [Parameter(Mandatory)][string] $ModulePath,
     [int[]] $Levels = @(10, 100, 1000),
-    [int] $Samples = 15,
+    [int] $Samples = 41,
     [int] $Bulk = 1000,
     [switch] $Print
 )
@@ -38,6 +39,16 @@ function Measure-NftFile([int] $count) {
     Stats $times
 }
 
+# The nf_tables batch inside one Enable and one Disable (what -Verbose reports): the kernel's part of the call.
+function Measure-NftBatch($probes) {
+    $times = foreach ($p in $probes) {
+        $e = Enable-NamespaceNat -Namespace $p.Namespace -Bridge $p.Bridge -Outbound eth0 -Backend Nftables -Verbose 4>&1 | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] -and $_.Message -match 'netlink batch.*\(([\d.]+) ms\)' } | ForEach-Object { [double]$Matches[1] }
+        $d = Disable-NamespaceNat -Namespace $p.Namespace -Bridge $p.Bridge -Verbose 4>&1 | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] -and $_.Message -match 'netlink batch.*\(([\d.]+) ms\)' } | ForEach-Object { [double]$Matches[1] }
+        [pscustomobject]@{ Enable = $e; Disable = $d }
+    }
+    [pscustomobject]@{ Enable = Stats $times.Enable; Disable = Stats $times.Disable }
+}
+
 $rows = [System.Collections.Generic.List[object]]::new()
 try {
     New-NetnsNatLab -Client '' | Out-Null
@@ -47,7 +58,7 @@ try {
     $probes = @(New-Bridges $Samples)
     $warm = (New-Bridges 1)[0]
     foreach ($kind in 'Iptables', 'Nftables') {
-        foreach ($i in 1..30) {
+        foreach ($i in 1..40) {
             Enable-NamespaceNat -Namespace $warm.Namespace -Bridge $warm.Bridge -Outbound eth0 -Backend $kind | Out-Null
             Disable-NamespaceNat -Namespace $warm.Namespace -Bridge $warm.Bridge
         }
@@ -66,8 +77,9 @@ try {
                 $enable.Add((Time { Enable-NamespaceNat -Namespace $p.Namespace -Bridge $p.Bridge -Outbound eth0 -Backend $kind }))
                 $disable.Add((Time { Disable-NamespaceNat -Namespace $p.Namespace -Bridge $p.Bridge }))
             }
-            $nftFile = if ($kind -eq 'Nftables') { Measure-NftFile $Samples } else { $null }
-            $result["$kind/$level"] = [pscustomobject]@{ Enable = Stats $enable; Disable = Stats $disable; NftFile = $nftFile }
+            $nftFile = if ($kind -eq 'Nftables') { Measure-NftFile 15 } else { $null }
+            $batch = if ($kind -eq 'Nftables') { Measure-NftBatch $probes } else { $null }
+            $result["$kind/$level"] = [pscustomobject]@{ Enable = Stats $enable; Disable = Stats $disable; NftFile = $nftFile; Batch = $batch }
         }
         Get-NamespaceNat | Disable-NamespaceNat
         if (@(Get-NamespaceNat).Count -ne 0) { throw "The $kind pass left bindings" }
@@ -85,6 +97,17 @@ try {
     $ni = $result["Iptables/$last"].Enable.Median / $result["Iptables/$first"].Enable.Median
     $nn = $result["Nftables/$last"].Enable.Median / $result["Nftables/$first"].Enable.Median
     $rows.Add((Row "cost of one Enable at $last bridges / at $first (target for nftables: within 1.2x)" ('nftables {0:0.00}x / iptables {1:0.00}x' -f $nn, $ni) '' ''))
+    foreach ($level in $Levels) {
+        $i = $result["Iptables/$level"]; $n = $result["Nftables/$level"]
+        $rows.Add((Row "Disable one namespace at $level bridges: nftables / iptables backend" ('{0} / {1}' -f (Fmt $n.Disable), (Fmt $i.Disable)) '' ('{0:0.00}x nft / ipt' -f ($n.Disable.Median / $i.Disable.Median))))
+    }
+    $di = $result["Iptables/$last"].Disable.Median / $result["Iptables/$first"].Disable.Median
+    $dn = $result["Nftables/$last"].Disable.Median / $result["Nftables/$first"].Disable.Median
+    $rows.Add((Row "cost of one Disable at $last bridges / at $first (target for nftables: within 1.2x)" ('nftables {0:0.00}x / iptables {1:0.00}x' -f $dn, $di) '' ''))
+    foreach ($level in $Levels) {
+        $bt = $result["Nftables/$level"].Batch
+        $rows.Add((Row "the nf_tables batch inside one Enable / one Disable at $level bridges, nftables backend (the kernel's part)" ('{0} / {1}' -f (Fmt $bt.Enable), (Fmt $bt.Disable)) '' ''))
+    }
     foreach ($kind in 'Nftables', 'Iptables') {
         $r = $result["$kind/$first"]
         $rows.Add((Row "Disable / Enable of the same namespace, $($kind.ToLowerInvariant()) backend, at $first bridges (target: 1.5x at most)" ('{0} / {1}' -f (Fmt $r.Disable), (Fmt $r.Enable)) '' ('{0:0.00}x' -f ($r.Disable.Median / $r.Enable.Median))))
@@ -98,8 +121,35 @@ try {
     $base = Count-Execs @($pwsh, '-NoProfile', '-NonInteractive', '-Command', "Import-Module '$ModulePath'; Get-BridgeSubnet $($b.Bridge) | Out-Null")
     $full = Count-Execs @($pwsh, '-NoProfile', '-NonInteractive', '-Command', "Import-Module '$ModulePath'; Get-BridgeSubnet $($b.Bridge) | Out-Null; Enable-NamespaceNat $($b.Namespace) $($b.Bridge) eth0 -Backend Nftables | Out-Null; Disable-NamespaceNat $($b.Namespace) $($b.Bridge)")
     $rows.Add((Row 'processes started by one Enable and its Disable, nftables backend (strace execve; target 0)' ($full - $base) '' ''))
-    $cold = Measure-ColdStart $ModulePath -Backend Nftables
-    $rows.Add((Row 'Cold start, nftables backend: Import-Module / first Enable-NamespaceNat / sum (median of 7; target under 80 ms)' ('{0:0.0} ms / {1:0.0} ms / {2:0.0} ms' -f $cold.Import, $cold.First, $cold.Sum) '' ''))
+    # The cold start beside its floor: the same measurement of a module of one empty cmdlet, in this pwsh and in a copy
+    # of it whose PowerShell assemblies are precompiled (as the distribution packages ship them).
+    $scratch = "/run/bench-cold-$PID"
+    New-Item -ItemType Directory $scratch | Out-Null
+    try {
+        $floor = Get-ColdFloor
+        $r2r = New-ReadyToRunPwsh "$scratch/pwsh"
+        $shells = @([pscustomobject]@{ Name = "this pwsh ($($PSVersionTable.PSVersion), the dotnet tool's: PowerShell's own assemblies not precompiled)"; Path = $pwsh })
+        if (Test-Path $r2r) { $shells += [pscustomobject]@{ Name = 'a copy of it with PowerShell''s assemblies precompiled (crossgen2, as distribution packages ship pwsh)'; Path = $r2r } }
+        else { $rows.Add((Row 'Cold start in a ReadyToRun pwsh' "not measured: $r2r" '' '')) }
+        $b = (New-Bridges 1)[0]
+        $enable = "Enable-NamespaceNat -Namespace $($b.Namespace) -Bridge $($b.Bridge) -Outbound eth0 -Backend Nftables"
+        $disable = "Disable-NamespaceNat -Namespace $($b.Namespace) -Bridge $($b.Bridge)"
+        Wait-Quiet
+        foreach ($shell in $shells) {
+            # NetnsNat and the floor alternate, fresh process by fresh process, so both see the same machine.
+            $ours = [System.Collections.Generic.List[object]]::new(); $theirs = [System.Collections.Generic.List[object]]::new()
+            foreach ($i in 1..7) {
+                $ours.Add((Get-ColdSample $ModulePath $shell.Path $enable $disable))
+                if (Test-Path $floor) { $theirs.Add((Get-ColdSample $floor $shell.Path 'Enable-ColdFloor bn0 bb0' '')) }
+            }
+            $cold = Get-ColdSummary $ours
+            $rows.Add((Row "Cold start in $($shell.Name): Import-Module / first Enable-NamespaceNat (nftables) / sum (median of 7; target under 80 ms)" ('{0:0.0} ms / {1:0.0} ms / {2:0.0} ms ({3} + {4} methods JIT-compiled)' -f $cold.Import, $cold.First, $cold.Sum, $cold.JitImport, $cold.JitFirst) '' ''))
+            if ($theirs.Count -eq 0) { $rows.Add((Row '  its floor' "not measured: $floor" '' '')); continue }
+            $base = Get-ColdSummary $theirs
+            $rows.Add((Row "  its floor, a module of one empty cmdlet: Import-Module / first call / sum" ('{0:0.0} ms / {1:0.0} ms / {2:0.0} ms ({3} + {4} methods JIT-compiled)' -f $base.Import, $base.First, $base.Sum, $base.JitImport, $base.JitFirst) '' ('NetnsNat {0:0.0} ms above it' -f ($cold.Sum - $base.Sum))))
+        }
+    }
+    finally { Remove-Item $scratch -Recurse -Force -ErrorAction Ignore }
 }
 finally {
     Remove-NetnsNatLab
