@@ -125,14 +125,17 @@ function Get-PeerSeen {
     ([System.Net.IPAddress]::Parse($seen)).ToString()
 }
 
-function Start-UdpEcho {
-    # In testnet: a UDP server on 10.0.0.2:53 that answers with the source it saw. Returns its process (the caller ends it).
+function Start-UdpEcho([string] $Address = '10.0.0.2') {
+    # In testnet: a UDP server on ADDRESS:53 that answers with the source it saw. Returns its process (the caller ends it).
+    $v6 = $Address.Contains(':')
+    $listen = if ($v6) { "UDP6-RECVFROM:53,bind=[$Address],fork" } else { "UDP-RECVFROM:53,bind=$Address,fork" }
     $psi = [System.Diagnostics.ProcessStartInfo]::new((Get-Command ip -CommandType Application)[0].Source)
-    foreach ($a in @('netns', 'exec', 'testnet', 'socat', 'UDP-RECVFROM:53,bind=10.0.0.2,fork', 'SYSTEM:echo $SOCAT_PEERADDR')) { $psi.ArgumentList.Add($a) }
+    foreach ($a in @('netns', 'exec', 'testnet', 'socat', $listen, 'SYSTEM:echo $SOCAT_PEERADDR')) { $psi.ArgumentList.Add($a) }
     $psi.RedirectStandardInput = $true; $psi.RedirectStandardOutput = $true; $psi.RedirectStandardError = $true
     $process = [System.Diagnostics.Process]::Start($psi)
     $deadline = [DateTime]::UtcNow.AddSeconds(10)
-    while (-not ((Invoke-LabCommand ip -ArgumentList @('netns', 'exec', 'testnet', 'ss', '-lun')).Output -match '10\.0\.0\.2:53\b')) {
+    $bound = if ($v6) { [regex]::Escape("[$Address]:53") } else { [regex]::Escape("${Address}:53") + '\b' }
+    while (-not ((Invoke-LabCommand ip -ArgumentList @('netns', 'exec', 'testnet', 'ss', '-lun')).Output -match $bound)) {
         if ([DateTime]::UtcNow -gt $deadline) { throw 'the UDP server did not start' }
         Start-Sleep -Milliseconds 50
     }
@@ -140,28 +143,35 @@ function Start-UdpEcho {
 }
 
 function Send-Udp([string] $Namespace, [string] $Address, [int] $Port) {
-    # One datagram out, the answer (the source the server saw) back, or '' when none comes within 3 s.
+    # One datagram out, the answer (the source the server saw, as an address in its usual text) back, or '' when none comes within 3 s.
     $exchange = "exec 3<>/dev/udp/$Address/$Port; echo ping >&3; timeout 3 head -n 1 <&3"
-    (Invoke-LabCommand ip -ArgumentList @('netns', 'exec', $Namespace, 'bash', '-c', $exchange) -AllowFailure).Output.Trim()
+    $seen = (Invoke-LabCommand ip -ArgumentList @('netns', 'exec', $Namespace, 'bash', '-c', $exchange) -AllowFailure).Output.Trim().Trim('[', ']')
+    $address = $seen -as [System.Net.IPAddress]
+    if ($address) { $address.ToString() } else { $seen }
 }
 
 function New-PortMappingLab {
     <#
     The lab of the port mapping tests: dual stack; a second namespace on br0 ('other', 10.0.0.3); a second source in the
-    "internet" (198.51.100.253, for -RemoteAddressPrefix); TCP listeners in testnet on 10.0.0.2:80, 10.0.0.2:81 and
-    [fd00:0:0:1::2]:80; a UDP echo server on 10.0.0.2:53. Remove-PortMappingLab takes it all away.
+    "internet" (198.51.100.253 and 2001:db8:1::fd, for -RemoteAddressPrefix); TCP listeners in testnet on 10.0.0.2:80,
+    10.0.0.2:81 and [fd00:0:0:1::2]:80; UDP echo servers on 10.0.0.2:53 and [fd00:0:0:1::2]:53. Remove-PortMappingLab
+    takes it all away.
     #>
     $lab = New-NetnsNatLab -DualStack
     Add-LabClient -Name other -Bridge br0 -Address 10.0.0.3/24 -Address6 fd00:0:0:1::3/64
     Invoke-LabCommand ip -ArgumentList @('-n', $lab.Internet, 'addr', 'add', '198.51.100.253/24', 'dev', 'wan0') | Out-Null
+    # Deprecated (preferred_lft 0): a source only when a test binds it, never the one the kernel picks.
+    Invoke-LabCommand ip -ArgumentList @('-n', $lab.Internet, 'addr', 'add', '2001:db8:1::fd/64', 'dev', 'wan0', 'nodad', 'preferred_lft', '0') | Out-Null
     Start-LabListener -Namespace testnet -Address 10.0.0.2 -Port 80 | Out-Null
     Start-LabListener -Namespace testnet -Address 10.0.0.2 -Port 81 | Out-Null
     Start-LabListener -Namespace testnet -Address fd00:0:0:1::2 -Port 80 | Out-Null
-    $lab | Add-Member -NotePropertyName UdpEcho -NotePropertyValue (Start-UdpEcho) -PassThru
+    $lab | Add-Member -NotePropertyName UdpEcho -NotePropertyValue @((Start-UdpEcho), (Start-UdpEcho fd00:0:0:1::2)) -PassThru
 }
 
 function Remove-PortMappingLab($Lab) {
-    if ($Lab -and -not $Lab.UdpEcho.HasExited) { $Lab.UdpEcho.Kill($true); $Lab.UdpEcho.WaitForExit(5000) | Out-Null }
+    foreach ($echo in @(if ($Lab) { $Lab.UdpEcho })) {
+        if (-not $echo.HasExited) { $echo.Kill($true); $echo.WaitForExit(5000) | Out-Null }
+    }
     Remove-NetnsNatLab
 }
 

@@ -46,6 +46,10 @@ Describe 'Port mappings with the nftables backend' {
             # A mapping on every address is not one on 127.0.0.1: reaching a namespace from loopback needs route_localnet (moby#45610).
             Get-PeerSeen '' 127.0.0.1 8080 -TimeoutSeconds 1 | Should -BeNullOrEmpty
             { Add-NatPortMapping testnet -Protocol Tcp -ExternalPort 8081 -ExternalAddress 127.0.0.1 -ErrorAction Stop } | Should -Throw -ErrorId 'LoopbackExternalAddress*'
+            # IPv6: the host at its uplink address, never by ::1.
+            Add-NatPortMapping testnet -Protocol Tcp -ExternalPort 8082 -InternalPort 80 -AddressFamily IPv6 | Out-Null
+            Get-PeerSeen '' 2001:db8:1::1 8082 | Should -Be '2001:db8:1::1'
+            Get-PeerSeen '' ::1 8082 -TimeoutSeconds 1 | Should -BeNullOrEmpty
         }
 
         It 'another namespace on the bridge reaches it through the host''s address (hairpin, masqueraded to the bridge address)' {
@@ -72,16 +76,24 @@ Describe 'Port mappings with the nftables backend' {
             Get-PeerSeen $lab.Internet 198.51.100.1 8080 -Bind 198.51.100.253 | Should -Be '198.51.100.253'
             Get-PeerSeen $lab.Internet 198.51.100.1 8080 -TimeoutSeconds 1 | Should -BeNullOrEmpty -Because '198.51.100.254 is not in the prefix'
             (Get-NatPortMapping).RemoteAddressPrefix | Should -Be @('198.51.100.253/32')
+            # IPv6: the sources field of dnat6.
+            Add-NatPortMapping testnet -Protocol Tcp -ExternalPort 8080 -InternalPort 80 -AddressFamily IPv6 -RemoteAddressPrefix 2001:db8:1::fd/128 | Out-Null
+            Get-MapElements dnat6 | Should -Be @('2001:db8:1::1 . tcp . 8080 . 2001:db8:1::fd : fd00:0:0:1::2 . 80')
+            Get-PeerSeen $lab.Internet 2001:db8:1::1 8080 -Bind '[2001:db8:1::fd]' | Should -Be '2001:db8:1::fd'
+            Get-PeerSeen $lab.Internet 2001:db8:1::1 8080 -TimeoutSeconds 1 | Should -BeNullOrEmpty -Because '2001:db8:1::fe is not in the prefix'
         }
 
-        It 'a UDP mapping answers, and its removal drops the flow''s conntrack entry' {
+        It 'a UDP mapping answers, in both families, and its removal drops the flow''s conntrack entry' {
             Add-NatPortMapping testnet -Protocol Udp -ExternalPort 5353 -InternalPort 53 | Out-Null
             Send-Udp $lab.Internet 198.51.100.1 5353 | Should -Be '198.51.100.254'
+            Send-Udp $lab.Internet 2001:db8:1::1 5353 | Should -Be '2001:db8:1::fe'
             @(Get-NatSession -Protocol Udp -Port 5353).Count | Should -BeGreaterOrEqual 1
             Remove-NatPortMapping -Protocol Udp -ExternalPort 5353
             @(Get-NatSession -Protocol Udp -Port 5353 -IncludeUntranslated) | Should -BeNullOrEmpty -Because 'a stale UDP entry would keep the old way (moby#8795)'
             Send-Udp $lab.Internet 198.51.100.1 5353 | Should -BeNullOrEmpty
+            Send-Udp $lab.Internet 2001:db8:1::1 5353 | Should -BeNullOrEmpty
             Get-MapElements dnat4 | Should -BeNullOrEmpty
+            Get-MapElements dnat6 | Should -BeNullOrEmpty
         }
 
         It 'on every address of the host (0.0.0.0), the host''s other addresses reach it too' {
