@@ -25,6 +25,19 @@ namespace NetnsNat.Tests
         }
 
         [Fact]
+        public void A_lookup_reads_the_same_from_a_batch_and_from_the_kernel_and_differs_by_set_map_or_inversion()
+        {
+            // A batch names the set and its id in the batch, without flags; the kernel lists the name and flags 0.
+            static string Lookup(params byte[][] fields) => NftRuleSignature.Of(NftRuleWriter.Expression("lookup", fields), System.Array.Empty<byte>());
+            var name = NetlinkAttributes.Attribute(1, Nfnl.Text("inbound4"));
+            var batch = Lookup(name, Nfnl.U32(2, 1), Nfnl.U32(4, 7));
+            Assert.Equal(batch, Lookup(name, Nfnl.U32(2, 9), Nfnl.U32(5, 0)));
+            Assert.NotEqual(batch, Lookup(name, Nfnl.U32(2, 1), Nfnl.U32(5, 1)));
+            Assert.NotEqual(batch, Lookup(name, Nfnl.U32(2, 1), Nfnl.U32(3, 1)));
+            Assert.NotEqual(batch, Lookup(NetlinkAttributes.Attribute(1, Nfnl.Text("inbound6")), Nfnl.U32(2, 1)));
+        }
+
+        [Fact]
         public void Keeps_the_comment_as_user_data_type_0_with_its_NUL()
         {
             var encoding = NftRuleWriter.Encode(MasqueradeRules.ForwardOut("10.0.0.0/24", "br0", "eth0"), AddressFamilyProfile.IPv4)!;

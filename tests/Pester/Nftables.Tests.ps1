@@ -366,13 +366,21 @@ Describe 'Test-NamespaceNat with the nftables backend' {
         Test-NamespaceNat testnet -AddressFamily IPv4 -Quiet | Should -BeTrue -Because 'a warning is no failure'
     }
 
-    It 'in a table changed by hand, reads whether the inbound drop still stands: Pass while it does, Fail once it is gone' {
+    It 'in a table changed by hand, reads whether the inbound drop still takes effect: Pass while it does, Fail under an accept added above it or once it is gone' {
         # The hairpin's masquerade deleted by hand: the table is not as NetnsNat made it, but new connections in are still dropped.
         $handle = ((nftc -a list chain inet netnsnat postrouting) -split "`n" | Where-Object { $_ -match '@hairpin4' } | ForEach-Object { ($_ -split '# handle ')[1].Trim() })
         nftc delete rule inet netnsnat postrouting handle $handle | Out-Null
         $inbound = Test-NamespaceNat testnet -AddressFamily IPv4 | Where-Object Check -eq 'Inbound'
         $inbound.Status | Should -Be 'Pass' -Because $inbound.Detail
         $inbound.Detail | Should -Match '@inbound4 drop'
+        # An accept added by hand above the drop: the drop no longer takes effect for what it accepts.
+        nftc insert rule inet netnsnat forward iifname eth0 accept | Out-Null
+        $inbound = Test-NamespaceNat testnet -AddressFamily IPv4 | Where-Object Check -eq 'Inbound'
+        $inbound.Status | Should -Be 'Fail'
+        $inbound.Detail | Should -Match 'a rule added by hand above it'
+        $handle = ((nftc -a list chain inet netnsnat forward) -split "`n" | Where-Object { $_ -match 'iifname "eth0" accept' } | ForEach-Object { ($_ -split '# handle ')[1].Trim() })
+        nftc delete rule inet netnsnat forward handle $handle | Out-Null
+        (Test-NamespaceNat testnet -AddressFamily IPv4 | Where-Object Check -eq 'Inbound').Status | Should -Be 'Pass'
         # Then the drop itself: now anyone can reach the namespace, and the check says so.
         $handle = ((nftc -a list chain inet netnsnat forward) -split "`n" | Where-Object { $_ -match '@inbound4 counter packets \d+ bytes \d+ drop' } | ForEach-Object { ($_ -split '# handle ')[1].Trim() })
         nftc delete rule inet netnsnat forward handle $handle | Out-Null

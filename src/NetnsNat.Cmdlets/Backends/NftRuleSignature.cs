@@ -10,8 +10,8 @@ namespace NetnsNat.Backends
     /// <summary>
     /// What a rule's nf_tables expressions mean, as one comparable string: each expression's name and the values that
     /// decide what it matches or does (a meta key, a payload's offset and length, a cmp's operator and data, a bitwise
-    /// mask, a verdict, an xt extension's name, revision and info), leaving out registers, counter values and
-    /// attributes a kernel adds on its own. The comment is kept apart from where it is stored (rule user data, or an
+    /// mask, a verdict, a lookup's set by name, an xt extension's name, revision and info), leaving out registers, a
+    /// batch's set ids, counter values and attributes a kernel adds on its own. The comment is kept apart from where it is stored (rule user data, or an
     /// xt "comment" match), so a rule reads the same whether NetnsNat, iptables-nft-restore or the kernel's dump wrote
     /// these bytes. Two signatures are equal exactly when the rules are the same rule.
     /// </summary>
@@ -54,10 +54,11 @@ namespace NetnsNat.Backends
                         text.Append("bitwise:").Append(Hex(Find(fields, 3))).Append(',').Append(Hex(Value(Find(fields, 4)))).Append(',').Append(Hex(Value(Find(fields, 5)))).Append(';');
                         break;
                     case "lookup":
-                        // The set by name (not its id in a batch) and the flags (inverted or not; the kernel lists 0,
-                        // a batch may leave them out); not the registers.
+                        // The set by name (not its id in a batch), whether it is a map's (a destination register), and the
+                        // flags (inverted or not; the kernel lists 0, a batch may leave them out); not the registers themselves.
                         var flags = Find(fields, 5);
-                        text.Append("lookup:").Append(Encoding.ASCII.GetString(Find(fields, 1)).TrimEnd('\0')).Append(',').Append(Hex(flags.Length == 0 ? new byte[4] : flags)).Append(';');
+                        text.Append("lookup:").Append(Encoding.ASCII.GetString(Find(fields, 1)).TrimEnd('\0')).Append(',').Append(Find(fields, 3).Length > 0 ? "map," : "set,")
+                            .Append(Hex(flags.Length == 0 ? new byte[4] : flags)).Append(';');
                         break;
                     case "immediate":
                         text.Append("immediate:").Append(Hex(Verdict(Find(fields, 2)))).Append(';');

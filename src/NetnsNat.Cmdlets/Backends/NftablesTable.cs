@@ -531,24 +531,36 @@ namespace NetnsNat.Backends
         }
 
         /// <summary>
-        /// Whether the table's chain still holds the rule of its definition named <paramref name="what"/> ("the inbound
-        /// drop rule of IPv4"): for a table changed by hand, which of its rules stand. Compared by what the rules do
-        /// (<see cref="NftRuleSignature"/>), not by handle or position.
+        /// Whether the family's inbound drop takes effect in the table's forward chain: the rule is there, and every rule
+        /// before it is one of the table's own (a rule added by hand above it could accept what it drops). Compared by what
+        /// the rules do (<see cref="NftRuleSignature"/>), not by handle; one dump of the chain. For a table changed by hand,
+        /// or one whose rule counts are right but whose rules are not.
         /// </summary>
-        public static bool Stands(string chain, string what)
+        public static bool InboundDropStands(AddressFamilyProfile family)
         {
             var definition = new List<BatchMessage>();
             AddDefinition(definition, new Dictionary<string, uint>(StringComparer.Ordinal));
-            var wanted = definition.FirstOrDefault(m => m.What == what) ?? throw new ArgumentException($"The table has no rule '{what}'.", nameof(what));
-            var signature = NftRuleSignature.Of(ExpressionsOf(wanted.Body, 0), Array.Empty<byte>());
+            string? drop = null;
+            var own = new HashSet<string>(StringComparer.Ordinal);
+            foreach (var rule in definition)
+            {
+                if (rule.Chain != "forward") continue;
+                var signature = NftRuleSignature.Of(ExpressionsOf(rule.Body, 0), Array.Empty<byte>());
+                own.Add(signature);
+                if (rule.What == InboundDrop(family)) drop = signature;
+            }
             using var socket = NetfilterSocket.Open(0);
             foreach (var payload in socket.Dump(Message(NftMessage(7), NLM_F_REQUEST | NLM_F_DUMP, socket.Next(), NFPROTO_INET, 0,
-                Concat(Attribute(NFTA_RULE_TABLE, Text(Name)), Attribute(NFTA_RULE_CHAIN, Text(chain)))), NftMessage(6), $"list the rules of inet netnsnat {chain}"))
+                Concat(Attribute(NFTA_RULE_TABLE, Text(Name)), Attribute(NFTA_RULE_CHAIN, Text("forward")))), NftMessage(6), $"list the rules of inet {Name} forward"))
             {
-                if (NftRuleSignature.Of(ExpressionsOf(payload, 4), Array.Empty<byte>()) == signature) return true;
+                var signature = NftRuleSignature.Of(ExpressionsOf(payload, 4), Array.Empty<byte>());
+                if (signature == drop) return true;
+                if (!own.Contains(signature)) return false;
             }
             return false;
         }
+
+        private static string InboundDrop(AddressFamilyProfile family) => $"the inbound drop rule of {family.Name}";
 
         private static byte[] ExpressionsOf(byte[] rule, int offset)
         {
@@ -710,7 +722,7 @@ namespace NetnsNat.Backends
         internal sealed record Batch(bool DeleteFirst, bool Create, IReadOnlyList<NftEntry> Relay, IReadOnlyList<NftEntry> Add, IReadOnlyList<NftEntry> Delete, bool DeleteAfter);
 
         /// <summary>One message of a batch: its type, flags, body, and what it is about (for the error that refuses it).</summary>
-        private sealed record BatchMessage(ushort Type, ushort Flags, byte[] Body, string What);
+        private sealed record BatchMessage(ushort Type, ushort Flags, byte[] Body, string What, string? Chain = null);
 
         /// <summary>
         /// Writes a batch as one kernel transaction, only at the generation given (when one is): the kernel refuses it
@@ -744,7 +756,7 @@ namespace NetnsNat.Backends
             uint seq = socket.Reserve(messages.Count + 2);
             uint first = seq, last = seq + (uint)messages.Count;
             var wire = new List<byte[]>(messages.Count + 2) { BatchBegin(seq, generation) };
-            foreach (var (type, flags, body, _) in messages)
+            foreach (var (type, flags, body, _, _) in messages)
             {
                 ++seq;
                 wire.Add(Message(type, (ushort)(NLM_F_REQUEST | flags | (seq == last ? NLM_F_ACK : 0)), seq, NFPROTO_INET, 0, body));
@@ -781,7 +793,7 @@ namespace NetnsNat.Backends
             messages.Add(new BatchMessage(NftMessage(3), NLM_F_CREATE, BaseChain("postrouting", 4 /* NF_INET_POST_ROUTING */, 100 /* srcnat */, "nat"), "the creation of the chain postrouting"));
             messages.Add(new BatchMessage(NftMessage(3), NLM_F_CREATE, BaseChain("forward", 2 /* NF_INET_FORWARD */, 0 /* filter */, "filter"), "the creation of the chain forward"));
             void Rule(string chain, string what, params byte[][] expressions) =>
-                messages.Add(new BatchMessage(NftMessage(6), (ushort)(NLM_F_CREATE | NLM_F_APPEND), RuleBody(chain, Concat(expressions)), what));
+                messages.Add(new BatchMessage(NftMessage(6), (ushort)(NLM_F_CREATE | NLM_F_APPEND), RuleBody(chain, Concat(expressions)), what, chain));
             foreach (var chain in new[] { "prerouting", "output" })
             {
                 bool output = chain == "output";
@@ -851,7 +863,7 @@ namespace NetnsNat.Backends
                     Lookup(set, setIds[set]),
                     Counter(),
                     NftRuleWriter.Verdict(NF_ACCEPT));
-                Rule("forward", $"the inbound drop rule of {family.Name}",
+                Rule("forward", InboundDrop(family),
                     Nfproto(family),
                     Load(family, family.DestinationOffset, NFT_META_IIFNAME, NFT_META_OIFNAME),
                     Lookup(set, setIds[set]),

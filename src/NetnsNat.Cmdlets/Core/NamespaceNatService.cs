@@ -59,8 +59,7 @@ namespace NetnsNat.Core
         private readonly ICommandHost _host;
         private readonly Func<AddressFamilyProfile, NatBackendKind, INatBackend> _backendOf;
         private readonly NatBackendKind _kind;
-        // By family and backend: [IPv4 Auto, IPv4 Iptables, IPv4 Nftables, IPv6 ...] (an array: no generic over a value tuple to JIT-compile).
-        private readonly RuleService?[] _rules = new RuleService?[6];
+        private readonly RuleServices _rules;
         private readonly InterfaceService _interfaces;
         private readonly ForwardingService _forwarding;
         private readonly RouteService _routes;
@@ -81,6 +80,7 @@ namespace NetnsNat.Core
         {
             _host = host;
             _backendOf = backendOf;
+            _rules = new RuleServices(host, backendOf);
             _kind = BackendFactory.Resolve(kind);
             _interfaces = new InterfaceService(host);
             _forwarding = new ForwardingService(host);
@@ -89,11 +89,7 @@ namespace NetnsNat.Core
         }
 
         /// <summary>The rule service of a family and backend (made when first needed).</summary>
-        private RuleService Rules(AddressFamilyProfile family, NatBackendKind kind)
-        {
-            int key = (family == AddressFamilyProfile.IPv6 ? 3 : 0) + (int)kind;
-            return _rules[key] ??= new RuleService(_host, _backendOf(family, kind));
-        }
+        private RuleService Rules(AddressFamilyProfile family, NatBackendKind kind) => _rules.Of(family, kind);
 
         private RuleService Rules(AddressFamilyProfile family) => Rules(family, _kind);
 
@@ -147,6 +143,9 @@ namespace NetnsNat.Core
         /// <summary>A namespace's binding to a bridge subnet, as a call plans it (a class: see NlAttribute).</summary>
         private sealed record Planned(EnableRequest Request, NatBinding Binding);
 
+        /// <summary>A request the call enabled, and whether it wrote the namespace's resolv.conf.</summary>
+        private sealed record Enabled(EnableRequest Request, bool WroteResolvConf);
+
         private void EnableAll(IReadOnlyList<EnableRequest> requests, Action<NamespaceNatResult> emit)
         {
             var ready = new List<EnableRequest>();
@@ -184,7 +183,7 @@ namespace NetnsNat.Core
 
             var progress = new ProgressRecord(1, "Enable-NamespaceNat", "Setting default routes") { PercentComplete = 0 };
             int done = 0;
-            var enabled = new List<(EnableRequest Request, bool WroteResolvConf)>();
+            var enabled = new List<Enabled>();
             // Namespaces in the order of their first bridge subnet, as the rules were grouped.
             foreach (var request in groups.SelectMany(g => g.Select(x => x.Request)).Distinct())
             {
@@ -198,7 +197,7 @@ namespace NetnsNat.Core
                 NamespaceNatResult? result = null;
                 if (_host.Try(request.Namespace.Display, () => result = EnableOne(request, forwarding, acceptRa, RuleFor, tx, out wrote)) && result != null)
                 {
-                    enabled.Add((request, wrote));
+                    enabled.Add(new Enabled(request, wrote));
                     emit(result);
                 }
             }

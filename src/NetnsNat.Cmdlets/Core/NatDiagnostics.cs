@@ -332,17 +332,20 @@ namespace NetnsNat.Core
                     var element = new NftElement(NftSetKind.Inbound, network!.Value, uplink, bridgeName);
                     var set = NftablesTable.SetName(NftSetKind.Inbound, Family);
                     var ipWord = Family == AddressFamilyProfile.IPv4 ? "ip" : "ip6";
-                    // A table changed by hand: whether its drop of new connections stands is read from its forward chain.
-                    bool has = nftContent.Owned && nftContent.Has(element)
-                        && (nftContent.Intact || NftablesTable.Stands("forward", $"the inbound drop rule of {Family.Name}"));
+                    bool listed = nftContent.Owned && nftContent.Has(element);
+                    // Whether the drop takes effect is read from the forward chain: the table may have been changed by hand
+                    // (a rule deleted, or one added above the drop that accepts).
+                    bool drops = listed && NftablesTable.InboundDropStands(Family);
+                    bool replies = listed && nftContent.Intact;
                     var outVerdict = new ForwardVerdict(true, $"inet {NftablesTable.Name} forward: policy accept", Array.Empty<string>());
-                    var replyVerdict = new ForwardVerdict(true, has ? $"inet {NftablesTable.Name} forward: ct state established,related {ipWord} daddr . iifname . oifname @{set} accept" : $"inet {NftablesTable.Name} forward: policy accept", Array.Empty<string>());
+                    var replyVerdict = new ForwardVerdict(true, replies ? $"inet {NftablesTable.Name} forward: ct state established,related {ipWord} daddr . iifname . oifname @{set} accept" : $"inet {NftablesTable.Name} forward: policy accept", Array.Empty<string>());
                     verdicts.Insert(0, (NftablesBackend.Name, outVerdict, replyVerdict, "nft"));
+                    var changed = nftContent.Intact ? string.Empty : $" (inet {NftablesTable.Name} is not as NetnsNat made it: {nftContent.Problem})";
                     var why = !nftContent.Exists ? $"inet {NftablesTable.Name} does not exist"
                         : !nftContent.Owned ? $"inet {NftablesTable.Name} is not NetnsNat's"
-                        : !nftContent.Intact ? $"inet {NftablesTable.Name} is not as NetnsNat made it: {nftContent.Problem}"
-                        : $"inet {NftablesTable.Name} forward: no element {element.Value} in {set}";
-                    inVerdicts.Insert(0, new ForwardVerdict(!has, has ? $"inet {NftablesTable.Name} forward: {ipWord} daddr . iifname . oifname @{set} drop" : why, Array.Empty<string>()));
+                        : !listed ? (nftContent.Intact ? $"inet {NftablesTable.Name} forward: no element {element.Value} in {set}" : $"inet {NftablesTable.Name} is not as NetnsNat made it: {nftContent.Problem}")
+                        : $"inet {NftablesTable.Name} forward: its inbound drop rule of {Family.Name} is gone, or a rule added by hand above it comes first{changed}";
+                    inVerdicts.Insert(0, new ForwardVerdict(!drops, drops ? $"inet {NftablesTable.Name} forward: {ipWord} daddr . iifname . oifname @{set} drop" : why, Array.Empty<string>()));
                 }
                 var blocked = verdicts.FirstOrDefault(v => !v.Out.Accepted || !v.Reply.Accepted);
                 var uncertain = verdicts.SelectMany(v => v.Out.Uncertain.Concat(v.Reply.Uncertain)).Distinct().ToArray();

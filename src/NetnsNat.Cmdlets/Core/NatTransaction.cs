@@ -14,7 +14,10 @@ namespace NetnsNat.Core
     internal sealed class NatTransaction : IDisposable
     {
         private readonly ICommandHost _host;
-        private readonly List<(object? Group, string What, Action Undo)> _undo = new List<(object?, string, Action)>();
+        // A class, not a value tuple: no List code to JIT-compile in a fresh pwsh (see NlAttribute).
+        private sealed record Step(object? Group, string What, Action Undo);
+
+        private readonly List<Step> _undo = new List<Step>();
         private bool _completed;
 
         private NatTransaction(ICommandHost host, RulesetLock held)
@@ -38,7 +41,7 @@ namespace NetnsNat.Core
         public bool HasChanges => _undo.Count > 0;
 
         /// <summary>Records how to undo a change just made; group ties it to an item whose own failure undoes it alone.</summary>
-        public void Record(object? group, string what, Action undo) => _undo.Add((group, what, undo));
+        public void Record(object? group, string what, Action undo) => _undo.Add(new Step(group, what, undo));
 
         /// <summary>Undoes the changes of one group (or, with null, of every group), newest first, keeping the lock.</summary>
         public void RollBack(object? group)

@@ -106,8 +106,7 @@ namespace NetnsNat.Core
 
         private readonly ICommandHost _host;
         private readonly Func<AddressFamilyProfile, NatBackendKind, INatBackend> _backendOf;
-        // By family and backend: [IPv4 Auto, IPv4 Iptables, IPv4 Nftables, IPv6 ...] (an array: no generic over a value tuple to JIT-compile).
-        private readonly RuleService?[] _rules = new RuleService?[6];
+        private readonly RuleServices _rules;
         private IReadOnlySet<IPAddress>? _hostAddresses;
         private IReadOnlyList<(string Name, IPAddress Address)>? _hostInterfaceAddresses;
 
@@ -116,13 +115,16 @@ namespace NetnsNat.Core
         {
             _host = host;
             _backendOf = backendOf;
+            _rules = new RuleServices(host, backendOf);
         }
 
-        private RuleService Rules(AddressFamilyProfile family, NatBackendKind kind)
-        {
-            int key = (family == AddressFamilyProfile.IPv6 ? 3 : 0) + (int)kind;
-            return _rules[key] ??= new RuleService(_host, _backendOf(family, kind));
-        }
+        private RuleService Rules(AddressFamilyProfile family, NatBackendKind kind) => _rules.Of(family, kind);
+
+        /// <summary>A plan's commands as one -WhatIf/-Confirm action: a mapping is asked about once, with all of them.</summary>
+        private static string Commands(NatPlan plan) => string.Join("; ", plan.Changes.Select(c => c.CommandLine));
+
+        /// <summary>The mappings of one family and backend that -WhatIf/-Confirm let through, to be written in one write.</summary>
+        private sealed record Approved(RuleService Rules, INatBackend Backend, PortMapping[] Mappings);
 
         private INatBackend Backend(AddressFamilyProfile family, NatBackendKind kind) => Rules(family, kind).Backend;
 
@@ -219,7 +221,7 @@ namespace NetnsNat.Core
                         approved.Add(item);
                         continue;
                     }
-                    var action = own.IsEmpty ? $"Record the mapping, whose rules stand, in {StateStore.CurrentPath}" : string.Join("; ", own.Changes.Select(c => c.CommandLine));
+                    var action = own.IsEmpty ? $"Record the mapping, whose rules stand, in {StateStore.CurrentPath}" : Commands(own);
                     if (_host.ShouldProcess(item.Mapping.ToString(), action))
                     {
                         approved.Add(item);
@@ -572,7 +574,8 @@ namespace NetnsNat.Core
         /// </summary>
         public void RemoveForNamespace(NamespaceRef ns, string bridge, IReadOnlyCollection<string> families, StoreContent store, NatTransaction tx)
         {
-            // Loops rather than LINQ over tuples: Disable-NamespaceNat's path stays in precompiled code.
+            // Loops rather than LINQ over tuples: fewer generic instantiations over value types, which no ReadyToRun
+            // image holds, on Disable-NamespaceNat's path (the list itself is one; see NlAttribute).
             var mappings = new List<(PortMapping, NatBackendKind)>();
             foreach (var s in store.Mappings)
             {
@@ -594,14 +597,16 @@ namespace NetnsNat.Core
             var mappings = store.Mappings.Where(match).Where(s => NamespaceRef.Of(s.Namespace, s.NamespacePath).Exists)
                 .Select(s => (Mapping: s.ToMapping(), Kind: KindOf(s))).Where(m => m.Mapping != null).Select(m => (Mapping: m.Mapping!, m.Kind)).ToArray();
             var index = new StoreIndex(store);
+            // Every question first, one per mapping with all of its commands (as Add-NatPortMapping asks: a mapping is laid
+            // again whole or not at all); then one write per family and backend.
+            var writes = new List<Approved>();
             foreach (var (family, kind) in mappings.Select(m => (m.Mapping.Family, m.Kind)).Distinct().OrderBy(g => g.Family.Name, StringComparer.Ordinal).ToArray())
             {
                 var mine = mappings.Where(m => m.Mapping.Family == family && m.Kind == kind).Select(m => m.Mapping).ToArray();
                 var backend = Backend(family, kind);
-                // A mapping of another's that took the port while this one's rules were gone stays; this one is skipped, with a warning.
                 var state = backend.Read(_host.Token);
+                // A mapping of another's that took the port while this one's rules were gone stays; this one is skipped, with a warning.
                 var taken = new PortTable(backend.Mappings(state, index.Complete));
-                // One question per mapping, with all of its commands, as Add-NatPortMapping asks: laid again whole or not at all.
                 var approved = new List<PortMapping>();
                 foreach (var m in mine)
                 {
@@ -612,10 +617,13 @@ namespace NetnsNat.Core
                     }
                     var own = backend.PlanAddMappings(state, new[] { m });
                     if (own.IsEmpty) _host.Verbose($"{m} stands as it should: nothing to change.");
-                    else if (_host.ShouldProcess(m.ToString(), string.Join("; ", own.Changes.Select(c => c.CommandLine)))) approved.Add(m);
+                    else if (_host.ShouldProcess(m.ToString(), Commands(own))) approved.Add(m);
                 }
-                if (approved.Count == 0) continue;
-                Rules(family, kind).ApplyApproved(s => backend.PlanAddMappings(s, approved.ToArray()), $"{approved.Count} port mapping(s)", tx, null);
+                if (approved.Count > 0) writes.Add(new Approved(Rules(family, kind), backend, approved.ToArray()));
+            }
+            foreach (var write in writes)
+            {
+                write.Rules.ApplyApproved(s => write.Backend.PlanAddMappings(s, write.Mappings), $"{write.Mappings.Length} port mapping(s)", tx, null);
             }
             tx.Complete();
         }

@@ -7,6 +7,29 @@ using NetnsNat.Model;
 namespace NetnsNat.Core
 {
     /// <summary>
+    /// A call's rule services, one per family and backend, each made when first needed. An array by family and backend,
+    /// not a dictionary keyed by a value tuple: no generic code over a value type to JIT-compile in a fresh pwsh.
+    /// </summary>
+    internal sealed class RuleServices
+    {
+        // The backends (Auto, Iptables, Nftables): one slot each per family.
+        private const int Kinds = (int)NatBackendKind.Nftables + 1;
+
+        private readonly ICommandHost _host;
+        private readonly Func<AddressFamilyProfile, NatBackendKind, INatBackend> _backendOf;
+        private readonly RuleService?[] _services = new RuleService?[2 * Kinds];
+
+        public RuleServices(ICommandHost host, Func<AddressFamilyProfile, NatBackendKind, INatBackend> backendOf)
+        {
+            _host = host;
+            _backendOf = backendOf;
+        }
+
+        public RuleService Of(AddressFamilyProfile family, NatBackendKind kind) =>
+            _services[(family == AddressFamilyProfile.IPv6 ? Kinds : 0) + (int)kind] ??= new RuleService(_host, _backendOf(family, kind));
+    }
+
+    /// <summary>
     /// Adds and removes the rules of subnet NATs through a backend: one read, a plan per target with -WhatIf and
     /// -Confirm asked per change, one write for all targets, its undo recorded in the caller's transaction.
     /// </summary>
