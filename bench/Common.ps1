@@ -49,16 +49,13 @@ function Wait-Quiet([double] $busyBelow = 0.15, [int] $maxSeconds = 30) {
     }
 }
 
-function Measure-ColdStart([string] $Module, [int] $Count = 7, [string] $Backend = 'Auto', [string] $Pwsh = $pwsh, [string] $FirstCall, [string] $Undo) {
-    # Import-Module and the first call of a fresh pwsh (by default Enable-NamespaceNat), each timed from inside it
-    # (Stopwatch), with the methods .NET JIT-compiled meanwhile; the call is undone after, so each sample starts from the
-    # same ruleset. -Pwsh: another pwsh (a ReadyToRun copy); -FirstCall/-Undo: another module's call (the floor).
-    if (-not $FirstCall) {
-        $b = (New-Bridges 1)[0]
-        $FirstCall = "Enable-NamespaceNat -Namespace $($b.Namespace) -Bridge $($b.Bridge) -Outbound eth0$(if ($Backend -ne 'Auto') { " -Backend $Backend" })"
-        $Undo = "Disable-NamespaceNat -Namespace $($b.Namespace) -Bridge $($b.Bridge)"
-    }
-    Get-ColdSummary @(foreach ($i in 1..$Count) { Get-ColdSample $Module $Pwsh $FirstCall $Undo })
+function Measure-ColdStart([string] $Module, [int] $Count = 7, [string] $Backend = 'Auto') {
+    # Import-Module and the first Enable-NamespaceNat of a fresh pwsh, each timed from inside it (Stopwatch), with the
+    # methods .NET JIT-compiled meanwhile; the Enable is undone after, so each sample starts from the same ruleset.
+    $b = (New-Bridges 1)[0]
+    $enable = "Enable-NamespaceNat -Namespace $($b.Namespace) -Bridge $($b.Bridge) -Outbound eth0$(if ($Backend -ne 'Auto') { " -Backend $Backend" })"
+    $disable = "Disable-NamespaceNat -Namespace $($b.Namespace) -Bridge $($b.Bridge)"
+    Get-ColdSummary @(foreach ($i in 1..$Count) { Get-ColdSample $Module $pwsh $enable $disable })
 }
 
 function Get-ColdSample([string] $Module, [string] $Pwsh, [string] $FirstCall, [string] $Undo) {
@@ -93,19 +90,25 @@ function New-ReadyToRunPwsh([string] $folder) {
     # packages of PowerShell ship them; the dotnet tool package ships them as IL only, so a fresh pwsh of it JIT-compiles
     # PowerShell itself. Returns the copy's pwsh, or a string saying why there is none.
     $runtime = [System.Runtime.InteropServices.RuntimeEnvironment]::GetRuntimeDirectory().TrimEnd('/')
-    $version = Split-Path $runtime -Leaf
-    $crossgen = Join-Path $HOME ".nuget/packages/microsoft.netcore.app.crossgen2.linux-x64/$version/tools/crossgen2"
-    if (-not (Test-Path $crossgen)) { return "no crossgen2 $version in the NuGet cache (./build.ps1 Build restores it)" }
-    Copy-Item $PSHOME $folder -Recurse
-    $il = Join-Path $folder 'il'
-    New-Item -ItemType Directory $il | Out-Null
-    foreach ($name in 'System.Management.Automation', 'Microsoft.PowerShell.ConsoleHost', 'Microsoft.PowerShell.Commands.Utility', 'Microsoft.PowerShell.Commands.Management', 'Microsoft.PowerShell.Security', 'pwsh', 'Newtonsoft.Json') {
-        $target = Join-Path $folder "$name.dll"
-        if (-not (Test-Path $target)) { continue }
-        Move-Item $target $il
-        Invoke-LabCommand $crossgen -ArgumentList @('-r', "$runtime/*.dll", '-r', "$PSHOME/*.dll", '--targetos', 'linux', '--targetarch', 'x64', '-O', (Join-Path $il "$name.dll"), '-o', $target) -TimeoutSeconds 300 | Out-Null
+    $version = [version](Split-Path $runtime -Leaf)
+    # Any crossgen2 of the runtime's major version makes code it runs (./build.ps1 Build restores the SDK's own).
+    $crossgen = Get-ChildItem (Join-Path $HOME '.nuget/packages/microsoft.netcore.app.crossgen2.linux-x64') -Directory -ErrorAction Ignore |
+        Where-Object { ($_.Name -as [version]) -and ([version]$_.Name).Major -eq $version.Major } | Sort-Object { [version]$_.Name } -Descending |
+        ForEach-Object { Join-Path $_.FullName 'tools/crossgen2' } | Where-Object { Test-Path $_ } | Select-Object -First 1
+    if (-not $crossgen) { return "no crossgen2 $($version.Major).x in the NuGet cache (./build.ps1 Build restores one)" }
+    try {
+        Copy-Item $PSHOME $folder -Recurse
+        $il = Join-Path $folder 'il'
+        New-Item -ItemType Directory $il | Out-Null
+        foreach ($name in 'System.Management.Automation', 'Microsoft.PowerShell.ConsoleHost', 'Microsoft.PowerShell.Commands.Utility', 'Microsoft.PowerShell.Commands.Management', 'Microsoft.PowerShell.Security', 'pwsh', 'Newtonsoft.Json') {
+            $target = Join-Path $folder "$name.dll"
+            if (-not (Test-Path $target)) { continue }
+            Move-Item $target $il
+            Invoke-LabCommand $crossgen -ArgumentList @('-r', "$runtime/*.dll", '-r', "$PSHOME/*.dll", '--targetos', 'linux', '--targetarch', 'x64', '-O', (Join-Path $il "$name.dll"), '-o', $target) -TimeoutSeconds 300 | Out-Null
+        }
+        Join-Path $folder 'pwsh'
     }
-    Join-Path $folder 'pwsh'
+    catch { "crossgen2 failed: $_" }
 }
 
 function Count-Execs([string[]] $command) {
