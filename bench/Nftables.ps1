@@ -93,20 +93,16 @@ try {
     }
 
     $first = $Levels[0]; $last = $Levels[-1]
-    foreach ($level in $Levels) {
-        $i = $result["Iptables/$level"]; $n = $result["Nftables/$level"]
-        $rows.Add((Row "Enable one namespace at $level bridges: nftables / iptables backend" ('{0} / {1}' -f (Fmt $n.Enable), (Fmt $i.Enable)) '' ('{0:0.00}x nft / ipt' -f ($n.Enable.Median / $i.Enable.Median))))
+    # Per call (Enable, then Disable): its time at each level in both backends, and its cost at the last level / the first.
+    foreach ($call in 'Enable', 'Disable') {
+        foreach ($level in $Levels) {
+            $i = $result["Iptables/$level"].$call; $n = $result["Nftables/$level"].$call
+            $rows.Add((Row "$call one namespace at $level bridges: nftables / iptables backend" ('{0} / {1}' -f (Fmt $n), (Fmt $i)) '' ('{0:0.00}x nft / ipt' -f ($n.Median / $i.Median))))
+        }
+        $ni = $result["Iptables/$last"].$call.Median / $result["Iptables/$first"].$call.Median
+        $nn = $result["Nftables/$last"].$call.Median / $result["Nftables/$first"].$call.Median
+        $rows.Add((Row "cost of one $call at $last bridges / at $first (target for nftables: within 1.2x)" ('nftables {0:0.00}x / iptables {1:0.00}x' -f $nn, $ni) '' ''))
     }
-    $ni = $result["Iptables/$last"].Enable.Median / $result["Iptables/$first"].Enable.Median
-    $nn = $result["Nftables/$last"].Enable.Median / $result["Nftables/$first"].Enable.Median
-    $rows.Add((Row "cost of one Enable at $last bridges / at $first (target for nftables: within 1.2x)" ('nftables {0:0.00}x / iptables {1:0.00}x' -f $nn, $ni) '' ''))
-    foreach ($level in $Levels) {
-        $i = $result["Iptables/$level"]; $n = $result["Nftables/$level"]
-        $rows.Add((Row "Disable one namespace at $level bridges: nftables / iptables backend" ('{0} / {1}' -f (Fmt $n.Disable), (Fmt $i.Disable)) '' ('{0:0.00}x nft / ipt' -f ($n.Disable.Median / $i.Disable.Median))))
-    }
-    $di = $result["Iptables/$last"].Disable.Median / $result["Iptables/$first"].Disable.Median
-    $dn = $result["Nftables/$last"].Disable.Median / $result["Nftables/$first"].Disable.Median
-    $rows.Add((Row "cost of one Disable at $last bridges / at $first (target for nftables: within 1.2x)" ('nftables {0:0.00}x / iptables {1:0.00}x' -f $dn, $di) '' ''))
     foreach ($level in $Levels) {
         $bt = $result["Nftables/$level"].Batch
         $rows.Add((Row "the nf_tables batch inside one Enable / one Disable at $level bridges, nftables backend (the kernel's part)" ('{0} / {1}' -f (Fmt $bt.Enable), (Fmt $bt.Disable)) '' ''))
