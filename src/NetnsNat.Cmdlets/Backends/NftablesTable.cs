@@ -256,6 +256,9 @@ namespace NetnsNat.Backends
         /// <summary>What is wrong with a table that is not intact.</summary>
         public string? Problem { get; }
 
+        /// <summary>The rules of its forward chain as the read listed them (netlink payloads, in order); none when it was not read.</summary>
+        public IReadOnlyList<byte[]> ForwardRules { get; init; } = Array.Empty<byte[]>();
+
         /// <summary>Every element of the table's sets and maps (one dump of each, on first use).</summary>
         public IReadOnlyList<NftEntry> Elements
         {
@@ -521,37 +524,30 @@ namespace NetnsNat.Backends
                 var set = SetName(kind, family);
                 if (!keyLengths.TryGetValue(set, out var length) || length != KeyLength(kind, family)) problem ??= $"its {(kind == NftSetKind.Dnat ? "map" : "set")} {set} is missing or of another type";
             }
+            IReadOnlyList<byte[]> forward = Array.Empty<byte[]>();
             foreach (var (chain, rules) in Chains)
             {
-                int count = socket.Dump(Message(NftMessage(7), NLM_F_REQUEST | NLM_F_DUMP, socket.Next(), NFPROTO_INET, 0,
-                    Concat(Attribute(NFTA_RULE_TABLE, Text(Name)), Attribute(NFTA_RULE_CHAIN, Text(chain)))), NftMessage(6), $"list the rules of inet netnsnat {chain}").Count;
+                var listed = socket.Dump(Message(NftMessage(7), NLM_F_REQUEST | NLM_F_DUMP, socket.Next(), NFPROTO_INET, 0,
+                    Concat(Attribute(NFTA_RULE_TABLE, Text(Name)), Attribute(NFTA_RULE_CHAIN, Text(chain)))), NftMessage(6), $"list the rules of inet netnsnat {chain}");
+                if (chain == "forward") forward = listed;
+                int count = listed.Count;
                 if (count != rules) problem ??= count == 0 ? $"its chain {chain} is missing or empty" : $"its chain {chain} has {count} rules, not {rules}";
             }
-            return new NftTableContent(true, true, problem == null, problem);
+            return new NftTableContent(true, true, problem == null, problem) { ForwardRules = forward };
         }
 
         /// <summary>
         /// Whether the family's inbound drop takes effect in the table's forward chain: the rule is there, and every rule
         /// before it is one of the table's own (a rule added by hand above it could accept what it drops). Compared by what
-        /// the rules do (<see cref="NftRuleSignature"/>), not by handle; one dump of the chain. For a table changed by hand,
-        /// or one whose rule counts are right but whose rules are not.
+        /// the rules do (<see cref="NftRuleSignature"/>), not by handle. For a table changed by hand,
+        /// or one whose rule counts are right but whose rules are not. Reads the chain's rules as the table's read listed
+        /// them (<see cref="NftTableContent.ForwardRules"/>): no second dump.
         /// </summary>
-        public static bool InboundDropStands(AddressFamilyProfile family)
+        public static bool InboundDropStands(NftTableContent content, AddressFamilyProfile family)
         {
-            var definition = new List<BatchMessage>();
-            AddDefinition(definition, new Dictionary<string, uint>(StringComparer.Ordinal));
-            string? drop = null;
-            var own = new HashSet<string>(StringComparer.Ordinal);
-            foreach (var rule in definition)
-            {
-                if (rule.Chain != "forward") continue;
-                var signature = NftRuleSignature.Of(ExpressionsOf(rule.Body, 0), Array.Empty<byte>());
-                own.Add(signature);
-                if (rule.What == InboundDrop(family)) drop = signature;
-            }
-            using var socket = NetfilterSocket.Open(0);
-            foreach (var payload in socket.Dump(Message(NftMessage(7), NLM_F_REQUEST | NLM_F_DUMP, socket.Next(), NFPROTO_INET, 0,
-                Concat(Attribute(NFTA_RULE_TABLE, Text(Name)), Attribute(NFTA_RULE_CHAIN, Text("forward")))), NftMessage(6), $"list the rules of inet {Name} forward"))
+            var (own, drops) = ForwardSignatures.Value;
+            var drop = drops[family == AddressFamilyProfile.IPv6 ? 1 : 0];
+            foreach (var payload in content.ForwardRules)
             {
                 var signature = NftRuleSignature.Of(ExpressionsOf(payload, 4), Array.Empty<byte>());
                 if (signature == drop) return true;
@@ -559,6 +555,24 @@ namespace NetnsNat.Backends
             }
             return false;
         }
+
+        /// <summary>The signatures of the definition's forward rules, and of each family's inbound drop (IPv4, IPv6): made once.</summary>
+        private static readonly Lazy<(HashSet<string> Own, string[] Drops)> ForwardSignatures = new Lazy<(HashSet<string>, string[])>(() =>
+        {
+            var definition = new List<BatchMessage>();
+            AddDefinition(definition, new Dictionary<string, uint>(StringComparer.Ordinal));
+            var own = new HashSet<string>(StringComparer.Ordinal);
+            var drops = new string[2];
+            foreach (var rule in definition)
+            {
+                if (rule.Chain != "forward") continue;
+                var signature = NftRuleSignature.Of(ExpressionsOf(rule.Body, 0), Array.Empty<byte>());
+                own.Add(signature);
+                if (rule.What == InboundDrop(AddressFamilyProfile.IPv4)) drops[0] = signature;
+                else if (rule.What == InboundDrop(AddressFamilyProfile.IPv6)) drops[1] = signature;
+            }
+            return (own, drops);
+        });
 
         private static string InboundDrop(AddressFamilyProfile family) => $"the inbound drop rule of {family.Name}";
 

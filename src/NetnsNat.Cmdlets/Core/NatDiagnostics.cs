@@ -335,7 +335,7 @@ namespace NetnsNat.Core
                     bool listed = nftContent.Owned && nftContent.Has(element);
                     // Whether the drop takes effect is read from the forward chain: the table may have been changed by hand
                     // (a rule deleted, or one added above the drop that accepts).
-                    bool drops = listed && NftablesTable.InboundDropStands(Family);
+                    bool drops = listed && NftablesTable.InboundDropStands(nftContent, Family);
                     bool replies = listed && nftContent.Intact;
                     var outVerdict = new ForwardVerdict(true, $"inet {NftablesTable.Name} forward: policy accept", Array.Empty<string>());
                     var replyVerdict = new ForwardVerdict(true, replies ? $"inet {NftablesTable.Name} forward: ct state established,related {ipWord} daddr . iifname . oifname @{set} accept" : $"inet {NftablesTable.Name} forward: policy accept", Array.Empty<string>());

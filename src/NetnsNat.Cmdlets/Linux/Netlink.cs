@@ -269,27 +269,8 @@ namespace NetnsNat.Linux
     /// </summary>
     internal static class NamespaceSockets
     {
-        private sealed class Request
+        private sealed record Request(string Path, string Display, int Domain, int Type, int Protocol)
         {
-            public Request(string path, string display, int domain, int type, int protocol)
-            {
-                Path = path;
-                Display = display;
-                Domain = domain;
-                Type = type;
-                Protocol = protocol;
-            }
-
-            public string Path { get; }
-
-            public string Display { get; }
-
-            public int Domain { get; }
-
-            public int Type { get; }
-
-            public int Protocol { get; }
-
             public (int Fd, int Errno, string Step) Result { get; set; }
 
             public ManualResetEventSlim Done { get; } = new ManualResetEventSlim(false);
