@@ -346,7 +346,16 @@ Invoke-Command -HostName $($Hosts.h1), $($Hosts.h2) -UserName root -KeyFilePath 
 
     It 'a remote pwsh without CAP_NET_ADMIN (not root) stops with RootRequired (PermissionDenied), nothing changed' {
         $before = Get-HostState h1
-        $na = New-PSSession -HostName $Hosts.h1 @Ssh -Subsystem powershell-noadmin -ErrorAction Stop
+        # The remote pwsh once died at start in a full run (an unhandled error of pwsh's own, before any module was
+        # loaded): a second try, with the first failure and the sshd log written out so that it can be looked into.
+        $na = $null
+        foreach ($attempt in 1, 2) {
+            try { $na = New-PSSession -HostName $Hosts.h1 @Ssh -Subsystem powershell-noadmin -ConnectingTimeout 30000 -ErrorAction Stop; break }
+            catch [System.Management.Automation.Remoting.PSRemotingTransportException] {
+                Write-Host "New-PSSession -Subsystem powershell-noadmin, attempt ${attempt}: $($_.Exception)`nsshd log: $(Get-Content ($Sshd | Where-Object Name -EQ h1).Log -Raw -ErrorAction Ignore)"
+                if ($attempt -eq 2) { throw }
+            }
+        }
         try {
             Invoke-Command -Session $na { Import-Module $using:modulePath }
             $out = Invoke-Command -Session $na { Enable-NamespaceNat h1-testnet -Bridge br0 -Outbound eth0 } -ErrorVariable e -ErrorAction SilentlyContinue
