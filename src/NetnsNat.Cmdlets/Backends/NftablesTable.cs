@@ -383,9 +383,6 @@ namespace NetnsNat.Backends
             return sets.ToArray();
         }
 
-        /// <summary>The rules of each chain, as nft lists them: what the table holds when it is intact.</summary>
-        private static readonly (string Chain, int Rules)[] Chains = { ("prerouting", 4), ("output", 4), ("postrouting", 4), ("forward", 6) };
-
         private static readonly string[] Protocols = { "tcp", "udp" };
 
         /// <summary>A set's type as nft writes it.</summary>
@@ -427,40 +424,102 @@ namespace NetnsNat.Backends
             {
                 lines.Add($"add {(kind == NftSetKind.Dnat ? "map" : "set")} inet {Name} {SetName(kind, family)} {{ type {TypeOf(kind, family)}; flags interval; }}");
             }
-            lines.Add($"add chain inet {Name} prerouting {{ type nat hook prerouting priority dstnat; policy accept; }}");
-            lines.Add($"add chain inet {Name} output {{ type nat hook output priority -100; policy accept; }}");
-            lines.Add($"add chain inet {Name} postrouting {{ type nat hook postrouting priority srcnat; policy accept; }}");
-            lines.Add($"add chain inet {Name} forward {{ type filter hook forward priority filter; policy accept; }}");
+            foreach (var chain in BaseChains) lines.Add($"add chain inet {Name} {chain.Name} {{ {chain.Spec} }}");
+            foreach (var rule in Rules.Value) lines.Add($"add rule inet {Name} {rule.Chain} {rule.Text}");
+            return lines;
+        }
+
+        /// <summary>One base chain of the table: its hook, priority and type, and how nft writes them.</summary>
+        private sealed record TableChain(string Name, uint Hook, int Priority, string Type, string Spec);
+
+        private static readonly TableChain[] BaseChains =
+        {
+            new TableChain("prerouting", 0 /* NF_INET_PRE_ROUTING */, -100 /* dstnat */, "nat", "type nat hook prerouting priority dstnat; policy accept;"),
+            new TableChain("output", 3 /* NF_INET_LOCAL_OUT */, -100, "nat", "type nat hook output priority -100; policy accept;"),
+            new TableChain("postrouting", 4 /* NF_INET_POST_ROUTING */, 100 /* srcnat */, "nat", "type nat hook postrouting priority srcnat; policy accept;"),
+            new TableChain("forward", 2 /* NF_INET_FORWARD */, 0 /* filter */, "filter", "type filter hook forward priority filter; policy accept;"),
+        };
+
+        /// <summary>
+        /// One rule of the table: its chain, what it is (for an error that names it), how nft writes it, and its
+        /// expressions over netlink (given the batch's set ids). Each rule is written once, here, as both.
+        /// </summary>
+        private sealed record TableRule(string Chain, string What, string Text, Func<Dictionary<string, uint>, byte[]> Expressions);
+
+        /// <summary>The table's rules in order: the one list the nft text, the netlink batch and the intact check (rules per chain) come from.</summary>
+        private static readonly Lazy<TableRule[]> Rules = new Lazy<TableRule[]>(AllRules);
+
+        private static TableRule[] AllRules()
+        {
+            var rules = new List<TableRule>();
             foreach (var chain in new[] { "prerouting", "output" })
             {
+                bool output = chain == "output";
                 foreach (var family in AddressFamilyProfile.All)
                 {
                     var ip = Ip(family);
-                    var guard = chain == "output" ? $"{ip} daddr != {Loopback(family)} " : string.Empty;
+                    var set = SetName(NftSetKind.Dnat, family);
+                    var guard = output ? $"{ip} daddr != {Loopback(family)} " : string.Empty;
                     foreach (var protocol in Protocols)
                     {
-                        lines.Add($"add rule inet {Name} {chain} {guard}fib daddr type local meta l4proto {protocol} counter dnat {ip} to {ip} daddr . meta l4proto . th dport . {ip} saddr map @{SetName(NftSetKind.Dnat, family)}");
+                        // In the order nft writes "[ip daddr != 127.0.0.0/8] fib daddr type local meta l4proto tcp counter dnat ip to ip daddr . meta l4proto . th dport . ip saddr map @dnat4".
+                        rules.Add(new TableRule(chain, $"the {chain} DNAT rule of {family.Name} {protocol}",
+                            $"{guard}fib daddr type local meta l4proto {protocol} counter dnat {ip} to {ip} daddr . meta l4proto . th dport . {ip} saddr map @{set}",
+                            ids => Concat(
+                                output ? Nfproto(family) : Array.Empty<byte>(),
+                                output ? NotLoopback(family) : Array.Empty<byte>(),
+                                NftRuleWriter.Expression("fib", U32(1 /* DREG */, NFT_REG_1), U32(2 /* RESULT */, 3 /* NFT_FIB_RESULT_ADDRTYPE */), U32(3 /* FLAGS */, 2 /* NFTA_FIB_F_DADDR */)),
+                                NftRuleWriter.Cmp(HostOrder(RTN_LOCAL)),
+                                NftRuleWriter.Expression("meta", U32(2, NFT_META_L4PROTO), U32(1, NFT_REG_1)),
+                                NftRuleWriter.Cmp(new[] { protocol == "tcp" ? (byte)6 : (byte)17 }),
+                                Counter(),
+                                output ? Array.Empty<byte>() : Nfproto(family),
+                                Fields(Payload(family.DestinationOffset, family.AddressBytes), L4Proto, TransportPort, Payload(family.SourceOffset, family.AddressBytes)),
+                                NftRuleWriter.Expression("lookup", Attribute(1 /* SET */, Text(set)), U32(2 /* SREG */, NFT_REG_1), U32(3 /* DREG */, NFT_REG_1), U32(4 /* SET_ID */, ids[set])),
+                                // The address from the first register, the port from the one after it.
+                                NftRuleWriter.Expression("nat", U32(1 /* TYPE */, 1 /* NFT_NAT_DNAT */), U32(2 /* FAMILY */, family.NfProto),
+                                    U32(3 /* REG_ADDR_MIN */, NFT_REG_1), U32(5 /* REG_PROTO_MIN */, Register(family.AddressBytes))))));
                     }
                 }
             }
             foreach (var family in AddressFamilyProfile.All)
             {
-                lines.Add($"add rule inet {Name} postrouting {Ip(family)} saddr . oifname @{SetName(NftSetKind.Masquerade, family)} counter masquerade");
+                var ip = Ip(family);
+                var set = SetName(NftSetKind.Masquerade, family);
+                rules.Add(new TableRule("postrouting", $"the masquerade rule of {family.Name}", $"{ip} saddr . oifname @{set} counter masquerade",
+                    ids => Concat(Nfproto(family), Load(family, family.SourceOffset, NFT_META_OIFNAME), Lookup(set, ids[set]), Counter(), NftRuleWriter.Expression("masq"))));
             }
             foreach (var family in AddressFamilyProfile.All)
             {
                 var ip = Ip(family);
-                lines.Add($"add rule inet {Name} postrouting ct status dnat {ip} saddr . {ip} daddr . meta l4proto . th dport @{SetName(NftSetKind.Hairpin, family)} counter masquerade");
+                var set = SetName(NftSetKind.Hairpin, family);
+                rules.Add(new TableRule("postrouting", $"the hairpin rule of {family.Name}", $"ct status dnat {ip} saddr . {ip} daddr . meta l4proto . th dport @{set} counter masquerade",
+                    ids => Concat(DnatStatus(), Nfproto(family),
+                        Fields(Payload(family.SourceOffset, family.AddressBytes), Payload(family.DestinationOffset, family.AddressBytes), L4Proto, TransportPort),
+                        Lookup(set, ids[set]), Counter(), NftRuleWriter.Expression("masq"))));
             }
             foreach (var family in AddressFamilyProfile.All)
             {
                 var ip = Ip(family);
+                var published = SetName(NftSetKind.Published, family);
                 var set = SetName(NftSetKind.Inbound, family);
-                lines.Add($"add rule inet {Name} forward ct status dnat {ip} daddr . meta l4proto . th dport . oifname @{SetName(NftSetKind.Published, family)} counter accept");
-                lines.Add($"add rule inet {Name} forward ct state established,related {ip} daddr . iifname . oifname @{set} counter accept");
-                lines.Add($"add rule inet {Name} forward {ip} daddr . iifname . oifname @{set} counter drop");
+                rules.Add(new TableRule("forward", $"the published ports rule of {family.Name}", $"ct status dnat {ip} daddr . meta l4proto . th dport . oifname @{published} counter accept",
+                    ids => Concat(DnatStatus(), Nfproto(family),
+                        Fields(Payload(family.DestinationOffset, family.AddressBytes), L4Proto, TransportPort, MetaField(NFT_META_OIFNAME, 16)),
+                        Lookup(published, ids[published]), Counter(), NftRuleWriter.Verdict(NF_ACCEPT))));
+                rules.Add(new TableRule("forward", $"the reply rule of {family.Name}", $"ct state established,related {ip} daddr . iifname . oifname @{set} counter accept",
+                    ids => Concat(Nfproto(family),
+                        // ct state established,related: the state bits (host order) masked, not zero.
+                        NftRuleWriter.Expression("ct", U32(1 /* DREG */, NFT_REG_1), U32(2 /* KEY */, 0 /* NFT_CT_STATE */)),
+                        NftRuleWriter.Expression("bitwise", U32(1, NFT_REG_1), U32(2, NFT_REG_1), U32(3, 4),
+                            Attribute(4 | NLA_F_NESTED, Attribute(NFTA_DATA_VALUE, new byte[] { 6, 0, 0, 0 })), Attribute(5 | NLA_F_NESTED, Attribute(NFTA_DATA_VALUE, new byte[4]))),
+                        NftRuleWriter.Cmp(new byte[4], negated: true),
+                        Load(family, family.DestinationOffset, NFT_META_IIFNAME, NFT_META_OIFNAME),
+                        Lookup(set, ids[set]), Counter(), NftRuleWriter.Verdict(NF_ACCEPT))));
+                rules.Add(new TableRule("forward", InboundDrop(family), $"{ip} daddr . iifname . oifname @{set} counter drop",
+                    ids => Concat(Nfproto(family), Load(family, family.DestinationOffset, NFT_META_IIFNAME, NFT_META_OIFNAME), Lookup(set, ids[set]), Counter(), NftRuleWriter.Verdict(NF_DROP))));
             }
-            return lines;
+            return rules.ToArray();
         }
 
         private static string Ip(AddressFamilyProfile family) => family == AddressFamilyProfile.IPv4 ? "ip" : "ip6";
@@ -525,8 +584,10 @@ namespace NetnsNat.Backends
                 if (!keyLengths.TryGetValue(set, out var length) || length != KeyLength(kind, family)) problem ??= $"its {(kind == NftSetKind.Dnat ? "map" : "set")} {set} is missing or of another type";
             }
             IReadOnlyList<byte[]> forward = Array.Empty<byte[]>();
-            foreach (var (chain, rules) in Chains)
+            foreach (var (chain, _, _, _, _) in BaseChains)
             {
+                // The rules the chain holds when the table is intact: the definition's.
+                int rules = Rules.Value.Count(r => r.Chain == chain);
                 var listed = socket.Dump(Message(NftMessage(7), NLM_F_REQUEST | NLM_F_DUMP, socket.Next(), NFPROTO_INET, 0,
                     Concat(Attribute(NFTA_RULE_TABLE, Text(Name)), Attribute(NFTA_RULE_CHAIN, Text(chain)))), NftMessage(6), $"list the rules of inet netnsnat {chain}");
                 if (chain == "forward") forward = listed;
@@ -802,87 +863,13 @@ namespace NetnsNat.Backends
                     Attribute(NFTA_SET_DESC | NLA_F_NESTED, Attribute(NFTA_SET_DESC_CONCAT | NLA_F_NESTED,
                         Concat(fields.Select(f => Attribute(NFTA_LIST_ELEM | NLA_F_NESTED, U32(NFTA_SET_FIELD_LEN, f))).ToArray())))), $"the creation of the {(map ? "map" : "set")} {name}"));
             }
-            messages.Add(new BatchMessage(NftMessage(3), NLM_F_CREATE, BaseChain("prerouting", 0 /* NF_INET_PRE_ROUTING */, -100 /* dstnat */, "nat"), "the creation of the chain prerouting"));
-            messages.Add(new BatchMessage(NftMessage(3), NLM_F_CREATE, BaseChain("output", 3 /* NF_INET_LOCAL_OUT */, -100, "nat"), "the creation of the chain output"));
-            messages.Add(new BatchMessage(NftMessage(3), NLM_F_CREATE, BaseChain("postrouting", 4 /* NF_INET_POST_ROUTING */, 100 /* srcnat */, "nat"), "the creation of the chain postrouting"));
-            messages.Add(new BatchMessage(NftMessage(3), NLM_F_CREATE, BaseChain("forward", 2 /* NF_INET_FORWARD */, 0 /* filter */, "filter"), "the creation of the chain forward"));
-            void Rule(string chain, string what, params byte[][] expressions) =>
-                messages.Add(new BatchMessage(NftMessage(6), (ushort)(NLM_F_CREATE | NLM_F_APPEND), RuleBody(chain, Concat(expressions)), what, chain));
-            foreach (var chain in new[] { "prerouting", "output" })
+            foreach (var chain in BaseChains)
             {
-                bool output = chain == "output";
-                foreach (var family in AddressFamilyProfile.All)
-                {
-                    var set = SetName(NftSetKind.Dnat, family);
-                    foreach (var protocol in Protocols)
-                    {
-                        // In the order nft writes "[ip daddr != 127.0.0.0/8] fib daddr type local meta l4proto tcp counter dnat ip to ip daddr . meta l4proto . th dport . ip saddr map @dnat4".
-                        Rule(chain, $"the {chain} DNAT rule of {family.Name} {protocol}",
-                            output ? Nfproto(family) : Array.Empty<byte>(),
-                            output ? NotLoopback(family) : Array.Empty<byte>(),
-                            NftRuleWriter.Expression("fib", U32(1 /* DREG */, NFT_REG_1), U32(2 /* RESULT */, 3 /* NFT_FIB_RESULT_ADDRTYPE */), U32(3 /* FLAGS */, 2 /* NFTA_FIB_F_DADDR */)),
-                            NftRuleWriter.Cmp(HostOrder(RTN_LOCAL)),
-                            NftRuleWriter.Expression("meta", U32(2, NFT_META_L4PROTO), U32(1, NFT_REG_1)),
-                            NftRuleWriter.Cmp(new[] { protocol == "tcp" ? (byte)6 : (byte)17 }),
-                            Counter(),
-                            output ? Array.Empty<byte>() : Nfproto(family),
-                            Fields(Payload(family.DestinationOffset, family.AddressBytes), L4Proto, TransportPort, Payload(family.SourceOffset, family.AddressBytes)),
-                            NftRuleWriter.Expression("lookup", Attribute(1 /* SET */, Text(set)), U32(2 /* SREG */, NFT_REG_1), U32(3 /* DREG */, NFT_REG_1), U32(4 /* SET_ID */, setIds[set])),
-                            // The address from the first register, the port from the one after it.
-                            NftRuleWriter.Expression("nat", U32(1 /* TYPE */, 1 /* NFT_NAT_DNAT */), U32(2 /* FAMILY */, family.NfProto),
-                                U32(3 /* REG_ADDR_MIN */, NFT_REG_1), U32(5 /* REG_PROTO_MIN */, Register(family.AddressBytes))));
-                    }
-                }
+                messages.Add(new BatchMessage(NftMessage(3), NLM_F_CREATE, BaseChain(chain.Name, chain.Hook, chain.Priority, chain.Type), $"the creation of the chain {chain.Name}"));
             }
-            foreach (var family in AddressFamilyProfile.All)
+            foreach (var rule in Rules.Value)
             {
-                var set = SetName(NftSetKind.Masquerade, family);
-                Rule("postrouting", $"the masquerade rule of {family.Name}",
-                    Nfproto(family),
-                    Load(family, family.SourceOffset, NFT_META_OIFNAME),
-                    Lookup(set, setIds[set]),
-                    Counter(),
-                    NftRuleWriter.Expression("masq"));
-            }
-            foreach (var family in AddressFamilyProfile.All)
-            {
-                var set = SetName(NftSetKind.Hairpin, family);
-                Rule("postrouting", $"the hairpin rule of {family.Name}",
-                    DnatStatus(),
-                    Nfproto(family),
-                    Fields(Payload(family.SourceOffset, family.AddressBytes), Payload(family.DestinationOffset, family.AddressBytes), L4Proto, TransportPort),
-                    Lookup(set, setIds[set]),
-                    Counter(),
-                    NftRuleWriter.Expression("masq"));
-            }
-            foreach (var family in AddressFamilyProfile.All)
-            {
-                var published = SetName(NftSetKind.Published, family);
-                Rule("forward", $"the published ports rule of {family.Name}",
-                    DnatStatus(),
-                    Nfproto(family),
-                    Fields(Payload(family.DestinationOffset, family.AddressBytes), L4Proto, TransportPort, MetaField(NFT_META_OIFNAME, 16)),
-                    Lookup(published, setIds[published]),
-                    Counter(),
-                    NftRuleWriter.Verdict(NF_ACCEPT));
-                var set = SetName(NftSetKind.Inbound, family);
-                Rule("forward", $"the reply rule of {family.Name}",
-                    Nfproto(family),
-                    // ct state established,related: the state bits (host order) masked, not zero.
-                    NftRuleWriter.Expression("ct", U32(1 /* DREG */, NFT_REG_1), U32(2 /* KEY */, 0 /* NFT_CT_STATE */)),
-                    NftRuleWriter.Expression("bitwise", U32(1, NFT_REG_1), U32(2, NFT_REG_1), U32(3, 4),
-                        Attribute(4 | NLA_F_NESTED, Attribute(NFTA_DATA_VALUE, new byte[] { 6, 0, 0, 0 })), Attribute(5 | NLA_F_NESTED, Attribute(NFTA_DATA_VALUE, new byte[4]))),
-                    NftRuleWriter.Cmp(new byte[4], negated: true),
-                    Load(family, family.DestinationOffset, NFT_META_IIFNAME, NFT_META_OIFNAME),
-                    Lookup(set, setIds[set]),
-                    Counter(),
-                    NftRuleWriter.Verdict(NF_ACCEPT));
-                Rule("forward", InboundDrop(family),
-                    Nfproto(family),
-                    Load(family, family.DestinationOffset, NFT_META_IIFNAME, NFT_META_OIFNAME),
-                    Lookup(set, setIds[set]),
-                    Counter(),
-                    NftRuleWriter.Verdict(NF_DROP));
+                messages.Add(new BatchMessage(NftMessage(6), (ushort)(NLM_F_CREATE | NLM_F_APPEND), RuleBody(rule.Chain, rule.Expressions(setIds)), rule.What, rule.Chain));
             }
         }
 
