@@ -10,7 +10,7 @@ namespace NetnsNat.Core
     /// them never both see a rule missing and both add it. iptables' own xtables lock covers only one call. A value of
     /// this type is proof that the lock is held: every method that writes rules takes one, and only Acquire makes one.
     /// </summary>
-    internal sealed class RulesetLock : IDisposable
+    internal sealed partial class RulesetLock : IDisposable
     {
         /// <summary>
         /// The lock of the network namespace this process works in: /run/netnsnat/netns-INODE.lock. Hosts that share
@@ -29,14 +29,14 @@ namespace NetnsNat.Core
         /// <summary>The lock file.</summary>
         public string Path { get; }
 
-        [DllImport("libc", SetLastError = true)]
-        private static extern int open([MarshalAs(UnmanagedType.LPStr)] string path, int flags, int mode);
+        [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+        private static partial int open(string path, int flags, int mode);
 
-        [DllImport("libc", SetLastError = true)]
-        private static extern int flock(int fd, int operation);
+        [LibraryImport("libc", SetLastError = true)]
+        private static partial int flock(int fd, int operation);
 
-        [DllImport("libc", SetLastError = true)]
-        private static extern int close(int fd);
+        [LibraryImport("libc", SetLastError = true)]
+        private static partial int close(int fd);
 
         /// <summary>True until Dispose.</summary>
         public bool IsHeld => _fd >= 0;

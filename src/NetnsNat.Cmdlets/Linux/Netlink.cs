@@ -27,26 +27,31 @@ namespace NetnsNat.Linux
         public string ErrorId { get; }
     }
 
-    internal static class Native
+    /// <summary>
+    /// The C library's calls, as source-generated P/Invokes: their marshalling is C# compiled with the module (so
+    /// ReadyToRun code, like the rest), and with runtime marshalling off (AssemblyInfo.cs) the calls themselves need no
+    /// stub made at run time: a fresh pwsh JIT-compiles none of them on its first call.
+    /// </summary>
+    internal static partial class Native
     {
         public const int CLONE_NEWNET = 0x40000000;
         public const int O_RDONLY = 0, O_CLOEXEC = 0x80000;
 
-        [DllImport("libc", SetLastError = true)] public static extern int open([MarshalAs(UnmanagedType.LPStr)] string path, int flags);
-        [DllImport("libc", SetLastError = true)] public static extern int close(int fd);
+        [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)] public static partial int open(string path, int flags);
+        [LibraryImport("libc", SetLastError = true)] public static partial int close(int fd);
 
         /// <summary>statx(2) with a 256-byte struct statx: the same layout on every architecture.</summary>
-        [DllImport("libc", SetLastError = true)] public static extern int statx(int dirfd, [MarshalAs(UnmanagedType.LPStr)] string path, int flags, uint mask, byte[] buffer);
-        [DllImport("libc", SetLastError = true)] public static extern int link([MarshalAs(UnmanagedType.LPStr)] string oldPath, [MarshalAs(UnmanagedType.LPStr)] string newPath);
-        [DllImport("libc", SetLastError = true)] public static extern int setns(int fd, int nstype);
-        [DllImport("libc", SetLastError = true)] public static extern int socket(int domain, int type, int protocol);
-        [DllImport("libc", SetLastError = true)] public static extern nint send(int fd, byte[] buf, nint len, int flags);
-        [DllImport("libc", SetLastError = true)] public static extern nint recv(int fd, byte[] buf, nint len, int flags);
-        [DllImport("libc", SetLastError = true)] public static extern int setsockopt(int fd, int level, int name, long[] value, int len);
-        [DllImport("libc", SetLastError = true, EntryPoint = "setsockopt")] public static extern int setsockoptInt(int fd, int level, int name, ref int value, int len);
-        [DllImport("libc", SetLastError = true)] public static extern int getifaddrs(out IntPtr ifap);
-        [DllImport("libc")] public static extern void freeifaddrs(IntPtr ifa);
-        [DllImport("libc")] public static extern IntPtr strerror(int errnum);
+        [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)] public static partial int statx(int dirfd, string path, int flags, uint mask, byte[] buffer);
+        [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)] public static partial int link(string oldPath, string newPath);
+        [LibraryImport("libc", SetLastError = true)] public static partial int setns(int fd, int nstype);
+        [LibraryImport("libc", SetLastError = true)] public static partial int socket(int domain, int type, int protocol);
+        [LibraryImport("libc", SetLastError = true)] public static partial nint send(int fd, byte[] buf, nint len, int flags);
+        [LibraryImport("libc", SetLastError = true)] public static partial nint recv(int fd, byte[] buf, nint len, int flags);
+        [LibraryImport("libc", SetLastError = true)] public static partial int setsockopt(int fd, int level, int name, long[] value, int len);
+        [LibraryImport("libc", SetLastError = true, EntryPoint = "setsockopt")] public static partial int setsockoptInt(int fd, int level, int name, ref int value, int len);
+        [LibraryImport("libc", SetLastError = true)] public static partial int getifaddrs(out IntPtr ifap);
+        [LibraryImport("libc")] public static partial void freeifaddrs(IntPtr ifa);
+        [LibraryImport("libc")] public static partial IntPtr strerror(int errnum);
 
         /// <summary>The C library's text for an errno.</summary>
         public static string Strerror(int errno) => Marshal.PtrToStringAnsi(strerror(errno)) ?? "error";
