@@ -250,6 +250,49 @@ Describe 'The nftables backend beside other firewalls' {
         (nftc list tables) | Should -Match 'table inet othertool'
     }
 
+    It 'walks another table''s forward chain: a host firewall''s policy drop with accepts for other interfaces is ForwardBlocked naming the chain, and its fix as printed lets the traffic out' {
+        # The shape of a hand-written /etc/nftables.conf: replies and one other interface let through, the rest dropped.
+        nftc add table inet filter | Out-Null
+        nftc add chain inet filter forward '{ type filter hook forward priority 0; policy drop; }' | Out-Null
+        nftc add rule inet filter forward ct state 'established,related' accept | Out-Null
+        nftc add rule inet filter forward iifname docker0 accept | Out-Null
+        try {
+            $e = Assert-FailsWithoutChange { Enable-NamespaceNat testnet br0 eth0 -Backend Nftables -AddressFamily IPv4 } -ErrorId ForwardBlocked -Category ResourceUnavailable
+            $e.Exception.Message | Should -Match "'inet filter forward' on the forward hook drops new traffic from br0 out of eth0 \(policy drop\)"
+            $fix = [regex]::Match($e.Exception.Message, 'Let the traffic through it \((?<fix>.*?)\), or set').Groups['fix'].Value
+            $fix | Should -Match '^nft insert rule inet filter forward iifname "br0" oifname "eth0" accept; '
+            foreach ($command in $fix -split '; ') { Invoke-LabCommand sh -ArgumentList @('-c', $command) | Out-Null }
+            Enable-NamespaceNat testnet br0 eth0 -Backend Nftables -AddressFamily IPv4 -WarningVariable warned | Out-Null
+            $warned | Should -BeNullOrEmpty
+            Test-LabConnection | Should -Be $lab.UplinkAddress
+            (Test-NamespaceNat testnet -AddressFamily IPv4 | Where-Object Check -eq 'Forward').Status | Should -Be 'Pass'
+        }
+        finally {
+            Disable-NamespaceNat testnet br0 -ErrorAction Ignore | Out-Null
+            nftc delete table inet filter | Out-Null
+        }
+    }
+
+    It 'warns, and goes on, when another table''s forward chain may accept the traffic by rules it does not evaluate (a port): the warning''s fix works' {
+        nftc add table inet filter | Out-Null
+        nftc add chain inet filter forward '{ type filter hook forward priority 0; policy drop; }' | Out-Null
+        nftc add rule inet filter forward ct state 'established,related' accept | Out-Null
+        nftc add rule inet filter forward tcp dport 443 accept | Out-Null
+        try {
+            Enable-NamespaceNat testnet br0 eth0 -Backend Nftables -AddressFamily IPv4 -WarningVariable warned -WarningAction SilentlyContinue | Out-Null
+            "$warned" | Should -Match "'inet filter forward' on the forward hook may drop the traffic of br0 \(rule handle \d+ \(accept, with matches NetnsNat does not evaluate\) or else policy drop\)"
+            (Test-NamespaceNat testnet -AddressFamily IPv4 | Where-Object Check -eq 'Forward').Status | Should -Be 'Warn'
+            $fix = [regex]::Match("$warned", 'let the traffic through it: (?<fix>.*)\.$').Groups['fix'].Value
+            foreach ($command in $fix -split '; ') { Invoke-LabCommand sh -ArgumentList @('-c', $command) | Out-Null }
+            Test-LabConnection | Should -Be $lab.UplinkAddress
+            (Test-NamespaceNat testnet -AddressFamily IPv4 | Where-Object Check -eq 'Forward').Status | Should -Be 'Pass' -Because 'the inserted accepts decide before the rules it cannot evaluate'
+        }
+        finally {
+            Disable-NamespaceNat testnet br0 -ErrorAction Ignore | Out-Null
+            nftc delete table inet filter | Out-Null
+        }
+    }
+
     It 'never touches a table named netnsnat that it did not create' {
         nftc add table inet netnsnat | Out-Null
         nftc add chain inet netnsnat mine | Out-Null
@@ -354,16 +397,23 @@ Describe 'Test-NamespaceNat with the nftables backend' {
         }
     }
 
-    It 'warns about another table''s forward chain whose rules drop, which it does not evaluate, naming it' {
+    It 'walks another table''s forward chain: a rule that drops by a port it does not evaluate is a warning; one that drops the subnet is a failure naming it, and the fix works' {
         nftc add table inet fw | Out-Null
         nftc add chain inet fw forward '{ type filter hook forward priority 0; policy accept; }' | Out-Null
+        nftc add rule inet fw forward tcp dport 25 drop | Out-Null
+        $forward = Test-NamespaceNat testnet -AddressFamily IPv4 | Where-Object Check -eq 'Forward'
+        $forward.Status | Should -Be 'Warn'
+        $forward.Detail | Should -Match "'inet fw forward' has rule handle \d+ \(drop\)"
+        Test-NamespaceNat testnet -AddressFamily IPv4 -Quiet | Should -BeTrue -Because 'a warning is no failure'
         nftc add rule inet fw forward ip saddr 10.0.0.0/24 drop | Out-Null
         Test-LabConnection -TimeoutSeconds 1 | Should -BeNullOrEmpty
         $forward = Test-NamespaceNat testnet -AddressFamily IPv4 | Where-Object Check -eq 'Forward'
-        $forward.Status | Should -Be 'Warn'
-        $forward.Detail | Should -Match "'inet fw forward'"
-        $forward.Fix | Should -Be 'nft list chain inet fw forward'
-        Test-NamespaceNat testnet -AddressFamily IPv4 -Quiet | Should -BeTrue -Because 'a warning is no failure'
+        $forward.Status | Should -Be 'Fail'
+        $forward.Detail | Should -Match "nftables chain 'inet fw forward'.*inet fw forward: rule handle \d+ \(drop\)"
+        $forward.Fix | Should -Be 'nft insert rule inet fw forward iifname "br0" oifname "eth0" accept; nft insert rule inet fw forward iifname "eth0" oifname "br0" ct state established,related accept (or set its policy to accept)'
+        foreach ($command in ($forward.Fix -replace ' \(or set.*$') -split '; ') { Invoke-LabCommand sh -ArgumentList @('-c', $command) | Out-Null }
+        Test-LabConnection | Should -Be $lab.UplinkAddress
+        (Test-NamespaceNat testnet -AddressFamily IPv4 | Where-Object Check -eq 'Forward').Status | Should -Be 'Pass'
     }
 
     It 'in a table changed by hand, reads whether the inbound drop still takes effect: Pass while it does, Fail under an accept added above it or once it is gone' {
@@ -410,6 +460,6 @@ Describe 'Test-NamespaceNat with the nftables backend' {
         $forward = Test-NamespaceNat testnet -AddressFamily IPv4 | Where-Object Check -eq 'Forward'
         $forward.Status | Should -Be 'Fail'
         $forward.Detail | Should -Match 'ip othertool fw_filter'
-        $forward.Fix | Should -Match 'nft add rule ip othertool fw_filter iifname "br0" oifname "eth0" accept'
+        $forward.Fix | Should -Match 'nft insert rule ip othertool fw_filter iifname "br0" oifname "eth0" accept'
     }
 }

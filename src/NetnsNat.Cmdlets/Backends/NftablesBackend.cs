@@ -466,7 +466,7 @@ namespace NetnsNat.Backends
                 return ($"the FORWARD chain of {tool} ({name}) drops its connections ({verdict.By}), and an accept in inet {NftablesTable.Name} does not override a drop in another table",
                     $"{tool} -I FORWARD -d {mapping.InternalAddress} -o {mapping.Bridge} -p {mapping.Protocol} --dport {mapping.InternalPort} -m conntrack --ctstate DNAT -j ACCEPT", true);
             }
-            foreach (var (chain, empty) in policyDrops)
+            foreach (var (chain, empty) in policyDrops.Where(c => c.PolicyDrop).Select(c => (c.Name, c.Rules.Count == 0)))
             {
                 var fix = $"nft insert rule {chain} ct status dnat {(Family == AddressFamilyProfile.IPv4 ? "ip" : "ip6")} daddr {mapping.InternalAddress} {mapping.Protocol} dport {mapping.InternalPort} accept";
                 return empty
@@ -489,15 +489,16 @@ namespace NetnsNat.Backends
         /// <summary>
         /// Fails, before anything changes, when another chain on the forward hook drops the bridge's traffic: iptables'
         /// FORWARD (in the iptables-nft and the legacy backend: Docker and ufw set its policy to DROP), or another table's
-        /// base chain whose policy is drop and which has no rule that could accept it. An accept in NetnsNat's table does
-        /// not override their drop.
+        /// base chain whose rules or policy drop it (<see cref="NftForwardEvaluator"/>). An accept in NetnsNat's table does
+        /// not override their drop. A chain whose verdict depends on rules NetnsNat does not evaluate is a warning
+        /// (<see cref="TakeWarnings"/>).
         /// </summary>
         private void RequireForwardOpen(SubnetNat target)
         {
             var bridge = target.Bridge!;
             var host = target.SampleHost;
             var outside = Family.OutsideExample;
-            var (snapshots, policyDrops) = Neighbours();
+            var (snapshots, chains) = Neighbours();
             foreach (var (name, tool, snapshot) in snapshots)
             {
                 var outgoing = ForwardEvaluator.Evaluate(snapshot, new ForwardPacket(bridge, target.Outbound, host, outside, "NEW"));
@@ -510,19 +511,45 @@ namespace NetnsNat.Backends
                     "or use -Backend Iptables, which puts NetnsNat's FORWARD rules above the drop.",
                     "ForwardBlocked", ErrorCategory.ResourceUnavailable);
             }
-            foreach (var (chain, _) in policyDrops.Where(c => c.Empty))
+            // Another table's base chain on the hook: its rules walked for the two packets (those NetnsNat cannot evaluate are said).
+            foreach (var chain in chains)
             {
-                throw new NetnsNatException(
-                    $"The nftables chain '{chain}' on the forward hook drops by its policy and has no rules, and an accept in NetnsNat's table does not override a drop in another table: the namespaces on {bridge} would not get out. Nothing was changed. " +
-                    $"Add to it 'iifname \"{bridge}\" oifname \"{target.Outbound}\" accept' and 'ct state established,related accept' (nft add rule {chain} ...), or set its policy to accept.",
-                    "ForwardBlocked", ErrorCategory.ResourceUnavailable);
+                var outgoing = chain.Verdict(Family, new ForwardPacket(bridge, target.Outbound, host, outside, "NEW"));
+                var reply = chain.Verdict(Family, new ForwardPacket(target.Outbound, bridge, outside, host, "ESTABLISHED"));
+                var fix = NftablesChains.Fix(chain.Name, bridge, target.Outbound);
+                var dropped = outgoing.Outcome == NftChainOutcome.Dropped ? ($"new traffic from {bridge} out of {target.Outbound}", outgoing.By)
+                    : reply.Outcome == NftChainOutcome.Dropped ? ($"replies from {target.Outbound} back to {bridge}", reply.By) : default;
+                if (dropped.Item1 != null)
+                {
+                    throw new NetnsNatException(
+                        $"The nftables chain '{chain.Name}' on the forward hook drops {dropped.Item1} ({dropped.By}), and an accept in NetnsNat's table does not override a drop in another table: the namespaces on {bridge} would not get out. Nothing was changed. " +
+                        $"Let the traffic through it ({fix}), or set its policy to accept.",
+                        "ForwardBlocked", ErrorCategory.ResourceUnavailable);
+                }
+                var open = new[] { outgoing, reply }.Where(v => v.Outcome == NftChainOutcome.Unknown).Select(v => v.By)
+                    .Concat(outgoing.Uncertain).Concat(reply.Uncertain).Distinct(StringComparer.Ordinal).ToArray();
+                if (open.Length > 0)
+                {
+                    _warnings.Add($"The nftables chain '{chain.Name}' on the forward hook may drop the traffic of {bridge} ({string.Join("; ", open)}): NetnsNat does not evaluate those rules (nft -a list chain {chain.Name} shows them by handle). " +
+                        $"If the namespaces do not get out, let the traffic through it: {fix}.");
+                }
             }
+        }
+
+        private readonly List<string> _warnings = new List<string>();
+
+        /// <summary>What the last plans found that may block the traffic but could not tell (another table's rules NetnsNat does not evaluate); emptied by the call.</summary>
+        public IReadOnlyList<string> TakeWarnings()
+        {
+            var taken = _warnings.Distinct(StringComparer.Ordinal).ToArray();
+            _warnings.Clear();
+            return taken;
         }
 
         /// <summary>iptables' rules in one backend: the backend's result name, its program, and the rules.</summary>
         private sealed record Neighbour(string Name, string Tool, IptablesSnapshot Snapshot);
 
-        private sealed record Neighbourhood(IReadOnlyList<Neighbour> Snapshots, IReadOnlyList<PolicyDrop> PolicyDrops);
+        private sealed record Neighbourhood(IReadOnlyList<Neighbour> Snapshots, IReadOnlyList<NftablesChains.ForwardChain> Chains);
 
         private Neighbourhood? _neighbours;
 
@@ -541,7 +568,7 @@ namespace NetnsNat.Backends
                 snapshots.Add(new Neighbour(state.BackendName, Family.Iptables, state.Snapshot));
                 if (_iptables.OtherBackend(state, _token) is { } other) snapshots.Add(new Neighbour("iptables-" + (other.Name == "legacy" ? "legacy" : "nft"), other.Tool.Replace("-save", string.Empty, StringComparison.Ordinal), other.Snapshot));
             }
-            var result = new Neighbourhood(snapshots, NftablesChains.PolicyDroppers(Family, skipIptables: _iptables != null));
+            var result = new Neighbourhood(snapshots, NftablesChains.ForwardChains(Family, skipIptables: _iptables != null));
             _neighbours = result;
             return result;
         }

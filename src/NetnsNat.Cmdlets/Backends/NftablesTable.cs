@@ -986,9 +986,6 @@ namespace NetnsNat.Backends
         }
     }
 
-    /// <summary>A base chain on the forward hook whose policy is drop, as "family table chain", and whether it has no rule.</summary>
-    internal sealed record PolicyDrop(string Chain, bool Empty);
-
     /// <summary>The base chains of other nftables tables, as netlink lists them.</summary>
     internal static class NftablesChains
     {
@@ -999,17 +996,27 @@ namespace NetnsNat.Backends
         private const ushort NFTA_RULE_TABLE = 1, NFTA_RULE_CHAIN = 2;
 
         /// <summary>A base chain of another table on the forward hook: its place, whether its policy drops, and its rules as dumped.</summary>
-        private sealed record ForwardChain(byte Family, string Table, string Chain, bool PolicyDrop, IReadOnlyList<byte[]> Rules)
+        internal sealed record ForwardChain(byte Family, string Table, string Chain, bool PolicyDrop, IReadOnlyList<byte[]> Rules)
         {
             public string Name => $"{FamilyName(Family)} {Table} {Chain}";
+
+            /// <summary>What the chain does with a packet of the family (<see cref="NftForwardEvaluator"/>).</summary>
+            public NftChainVerdict Verdict(AddressFamilyProfile family, ForwardPacket packet) => NftForwardEvaluator.Evaluate(Name, PolicyDrop, Rules, family, packet);
         }
+
+        /// <summary>
+        /// The runnable fix for a chain that drops a bridge's traffic: two rules at its top, for the traffic out and the
+        /// replies back in.
+        /// </summary>
+        public static string Fix(string chain, string bridge, string uplink) =>
+            $"nft insert rule {chain} iifname \"{bridge}\" oifname \"{uplink}\" accept; nft insert rule {chain} iifname \"{uplink}\" oifname \"{bridge}\" ct state established,related accept";
 
         /// <summary>
         /// The base chains on the forward hook of the family (its own table family, or inet), with their rules; NetnsNat's
         /// own table left out, and iptables-nft's FORWARD (which the iptables evaluator walks) when asked. None on a kernel
         /// without nf_tables (iptables-legacy alone).
         /// </summary>
-        private static IReadOnlyList<ForwardChain> ForwardChains(AddressFamilyProfile family, bool skipIptables)
+        public static IReadOnlyList<ForwardChain> ForwardChains(AddressFamilyProfile family, bool skipIptables)
         {
             if (NftGeneration.Read() == null) return Array.Empty<ForwardChain>();
             using var socket = NetfilterSocket.Open(0);
@@ -1040,67 +1047,6 @@ namespace NetnsNat.Backends
             }
             return found.Select(c => new ForwardChain(c.Family, c.Table, c.Chain, c.Drop, socket.Dump(Nfnl.Message(Nfnl.NftMessage(7), Nfnl.NLM_F_REQUEST | Nfnl.NLM_F_DUMP, socket.Next(), c.Family, 0,
                 Concat(Attribute(NFTA_RULE_TABLE, Nfnl.Text(c.Table)), Attribute(NFTA_RULE_CHAIN, Nfnl.Text(c.Chain)))), Nfnl.NftMessage(6), $"list the rules of {c.Table} {c.Chain}"))).ToArray();
-        }
-
-        /// <summary>
-        /// The base chains on the forward hook whose policy is drop and which have no rule, as "family table chain": they
-        /// drop every forwarded packet, whatever NetnsNat's table accepts.
-        /// </summary>
-        private static IReadOnlyList<string> Droppers(IReadOnlyList<ForwardChain> chains) => chains.Where(c => c.PolicyDrop && c.Rules.Count == 0).Select(c => c.Name).ToArray();
-
-        /// <summary>
-        /// The base chains on the forward hook whose policy is drop, as "family table chain", and whether they have no rule
-        /// (then they drop everything; with rules, what those do not accept).
-        /// </summary>
-        public static IReadOnlyList<PolicyDrop> PolicyDroppers(AddressFamilyProfile family, bool skipIptables) =>
-            ForwardChains(family, skipIptables).Where(c => c.PolicyDrop).Select(c => new PolicyDrop(c.Name, c.Rules.Count == 0)).ToArray();
-
-        /// <summary>The chains that drop everything and those whose rules may drop (Suspects, below), from one listing (iptables-nft's FORWARD left out): what Test-NamespaceNat reports.</summary>
-        public static (IReadOnlyList<string> Droppers, IReadOnlyList<string> Suspects) ForwardHook(AddressFamilyProfile family)
-        {
-            var chains = ForwardChains(family, skipIptables: true);
-            return (Droppers(chains), Suspects(chains));
-        }
-
-        /// <summary>
-        /// The base chains on the forward hook with a rule that drops, rejects or jumps elsewhere, as "family table chain":
-        /// NetnsNat does not evaluate nftables rules, so Test-NamespaceNat names them as what may drop the bridge's traffic.
-        /// </summary>
-        private static IReadOnlyList<string> Suspects(IReadOnlyList<ForwardChain> chains) => chains.Where(c => c.Rules.Any(MayDrop)).Select(c => c.Name).ToArray();
-
-        /// <summary>Whether a rule's verdict drops or rejects, or sends the packet to another chain (which may).</summary>
-        private static bool MayDrop(byte[] payload)
-        {
-            foreach (var (attr, expressions) in Attributes(payload, 4))
-            {
-                if (attr != 4 /* NFTA_RULE_EXPRESSIONS */) continue;
-                foreach (var (_, expression) in Attributes(expressions, 0))
-                {
-                    string? name = null;
-                    byte[]? data = null;
-                    foreach (var (a, v) in Attributes(expression, 0))
-                    {
-                        if (a == 1) name = TextOf(v);
-                        else if (a == 2) data = v;
-                    }
-                    if (name == "reject") return true;
-                    if (name != "immediate" || data == null) continue;
-                    foreach (var (a, v) in Attributes(data, 0))
-                    {
-                        if (a != 2 /* NFTA_IMMEDIATE_DATA */) continue;
-                        foreach (var (d, verdict) in Attributes(v, 0))
-                        {
-                            if (d != 2 /* NFTA_DATA_VERDICT */) continue;
-                            foreach (var (c, code) in Attributes(verdict, 0))
-                            {
-                                // NF_DROP 0; NFT_JUMP -3, NFT_GOTO -4.
-                                if (c == 1 && code.Length == 4 && BinaryPrimitives.ReadInt32BigEndian(code) is 0 or -3 or -4) return true;
-                            }
-                        }
-                    }
-                }
-            }
-            return false;
         }
 
         private static string FamilyName(byte family) => family switch { NftablesTable.NFPROTO_INET => "inet", 2 => "ip", 10 => "ip6", _ => family.ToString(System.Globalization.CultureInfo.InvariantCulture) };

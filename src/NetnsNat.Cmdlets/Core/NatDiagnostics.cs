@@ -313,13 +313,23 @@ namespace NetnsNat.Core
                     verdicts.Add((other.Value.Name, ForwardEvaluator.Evaluate(o, new ForwardPacket(bridgeName, uplink, nsAddress, outside, "NEW")),
                         ForwardEvaluator.Evaluate(o, new ForwardPacket(uplink, bridgeName, outside, nsAddress, "ESTABLISHED")), other.Value.Tool.Replace("-save", string.Empty)));
                 }
-                // Another nftables table's base chain on the forward hook that drops everything by its policy.
-                // The other tables' chains on the forward hook, listed once for both uses.
-                var (droppers, suspects) = NftablesChains.ForwardHook(Family);
-                foreach (var chain in droppers)
+                // Other tables' base chains on the forward hook, each walked for the two packets: a drop in any of them is
+                // final, whatever NetnsNat's rules accept. Rules it does not evaluate leave a chain's verdict open (a warning).
+                var open = new List<(string Chain, string Why)>();
+                foreach (var chain in NftablesChains.ForwardChains(Family, skipIptables: true))
                 {
-                    var dropped = new ForwardVerdict(false, $"{chain}: policy drop, no rules", Array.Empty<string>());
-                    verdicts.Add(($"nftables table of '{chain}'", dropped, dropped, "nft"));
+                    var outChain = chain.Verdict(Family, new ForwardPacket(bridgeName, uplink, nsAddress, outside, "NEW"));
+                    var replyChain = chain.Verdict(Family, new ForwardPacket(uplink, bridgeName, outside, nsAddress, "ESTABLISHED"));
+                    if (outChain.Outcome == NftChainOutcome.Dropped || replyChain.Outcome == NftChainOutcome.Dropped)
+                    {
+                        ForwardVerdict Of(NftChainVerdict v) => new ForwardVerdict(v.Outcome != NftChainOutcome.Dropped, $"{chain.Name}: {v.By}", Array.Empty<string>());
+                        verdicts.Add(($"nftables chain '{chain.Name}'", Of(outChain), Of(replyChain), "nft"));
+                        continue;
+                    }
+                    foreach (var why in new[] { outChain, replyChain }.Where(v => v.Outcome == NftChainOutcome.Unknown).Select(v => v.By).Concat(outChain.Uncertain).Concat(replyChain.Uncertain).Distinct(StringComparer.Ordinal))
+                    {
+                        open.Add((chain.Name, why));
+                    }
                 }
                 // A new connection from outside to the namespace: the kernel lets it through only when every backend's FORWARD accepts it.
                 var inbound = new ForwardPacket(uplink, bridgeName, outside, nsAddress, "NEW");
@@ -356,8 +366,8 @@ namespace NetnsNat.Core
                     {
                         // Another nftables table's chain: an accept elsewhere does not override its drop.
                         var chain = blocked.Out.By.Split(':')[0];
-                        Emit("Forward", NatCheckStatus.Fail, $"The {blocked.Backend}, on the forward hook beside NetnsNat's rules, drops every packet: {what}.",
-                            $"nft add rule {chain} iifname \"{bridgeName}\" oifname \"{uplink}\" accept; nft add rule {chain} ct state established,related accept (or set its policy to accept)");
+                        Emit("Forward", NatCheckStatus.Fail, $"The {blocked.Backend}, on the forward hook beside NetnsNat's rules, drops the namespace's traffic, and an accept elsewhere does not override it: {what}.",
+                            $"{NftablesChains.Fix(chain, bridgeName, uplink)} (or set its policy to accept)");
                     }
                     else if (nftContent != null)
                     {
@@ -372,12 +382,13 @@ namespace NetnsNat.Core
                             theirs ? $"{blocked.Lister} -P FORWARD ACCEPT, or delete the rule that blocks ({blocked.Lister} -L FORWARD -v -n --line-numbers)" : fix);
                     }
                 }
-                else if (suspects.Count > 0)
+                else if (open.Count > 0)
                 {
-                    // Another table's chain on the forward hook with rules that drop: an accept elsewhere does not override them.
+                    // Another table's chain on the forward hook whose verdict hangs on rules NetnsNat does not evaluate.
+                    var chains = open.Select(o => o.Chain).Distinct(StringComparer.Ordinal).ToArray();
                     Emit("Forward", NatCheckStatus.Warn,
-                        $"FORWARD accepts the traffic, but {(suspects.Count == 1 ? "the nftables chain" : "the nftables chains")} {string.Join(", ", suspects.Select(c => $"'{c}'"))} on the forward hook {(suspects.Count == 1 ? "has rules" : "have rules")} that drop, reject or jump, which NetnsNat does not evaluate: they may drop the namespace's traffic.",
-                        string.Join("; ", suspects.Select(c => $"nft list chain {c}")));
+                        $"FORWARD accepts the traffic, but on the forward hook {string.Join("; ", open.Select(o => $"'{o.Chain}' has {o.Why}"))}: NetnsNat does not evaluate those rules, and they may drop the namespace's traffic (nft -a list chain shows them by handle).",
+                        string.Join("; ", chains.Select(c => NftablesChains.Fix(c, bridgeName, uplink))));
                 }
                 else if (uncertain.Length > 0)
                 {

@@ -70,6 +70,7 @@ namespace NetnsNat.Core
                 {
                     WarnAboutOtherBackend(state, target);
                     var plan = Backend.PlanAdd(state, target);
+                    if (Backend is NftablesBackend nft) foreach (var warning in nft.TakeWarnings()) _host.Warning(warning);
                     anyNeeded |= !plan.IsEmpty;
                     int adds = plan.Additions, deletes = plan.Count - plan.Additions;
                     _host.Verbose(plan.IsEmpty ? $"The rules for {target} are all in place."
