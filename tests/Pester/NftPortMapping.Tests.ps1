@@ -162,6 +162,18 @@ Describe 'Port mappings with the nftables backend' {
             Get-PeerSeen $lab.Internet 198.51.100.1 8080 -TimeoutSeconds 1 | Should -BeNullOrEmpty
         }
 
+        It 'Disable-NamespaceNat -Confirm, yes to the mapping and no to the rest: the mapping goes whole (elements and record), the namespace stays enabled' {
+            Add-NatPortMapping testnet -Protocol Tcp -ExternalPort 8080 -InternalPort 80 -AddressFamily IPv4 | Out-Null
+            $pwsh = if ($env:NETNSNAT_PWSH) { $env:NETNSNAT_PWSH } else { Join-Path $PSHOME 'pwsh' }
+            # Answers on stdin, as a person at the prompt gives them: the mapping's question comes first.
+            $r = Invoke-LabCommand $pwsh -ArgumentList @('-NoProfile', '-Command', "`$PSStyle.OutputRendering = 'PlainText'; Import-Module '$modulePath'; Disable-NamespaceNat testnet br0 -Confirm") -InputObject ("Y`n" + ("N`n" * 12)) -AllowFailure -TimeoutSeconds 60
+            ($r.Output -replace '\s+', ' ') | Should -Match 'forget the mapping in' -Because 'the first question is the mapping''s (the host wraps the prompt)'
+            Get-MapElements dnat4 | Should -BeNullOrEmpty
+            Get-NatPortMapping | Should -BeNullOrEmpty -Because 'its removal was approved whole: rules, record and connections (before, its record stayed, RulesMissing)'
+            @(Get-NamespaceNat testnet).Status | Sort-Object -Unique | Should -Be 'InForce' -Because 'the rest was declined'
+            @(Get-NamespaceNat testnet).PortMappings | Should -BeNullOrEmpty
+        }
+
         It 'Disable-NamespaceNat removes the namespace''s mappings; the last Disable takes the table, and the ruleset is what it was' {
             Disable-NamespaceNat other br0 | Out-Null
             Disable-NamespaceNat testnet br0 | Out-Null

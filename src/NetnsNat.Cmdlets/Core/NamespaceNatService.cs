@@ -494,7 +494,7 @@ namespace NetnsNat.Core
             if (!ns.Exists) _host.Warning($"The namespace '{ns}' does not exist any more; removing only what NetnsNat had set up for it on the host.");
 
             // Its published ports first: they go through the bridge's NAT, and stand above its FORWARD rules.
-            new PortMappingService(_host, _backendOf).RemoveForNamespace(ns, bridge, bindings.Select(b => b.Family).ToArray(), store, tx);
+            var forgotten = new PortMappingService(_host, _backendOf).RemoveForNamespace(ns, bridge, bindings.Select(b => b.Family).ToArray(), store, tx);
 
             var parts = new List<NamespaceNatFamily>();
             foreach (var binding in bindings)
@@ -571,6 +571,14 @@ namespace NetnsNat.Core
             }
             // Under -WhatIf nothing changed, and the store keeps the binding.
             if (_host.ShouldProcess(StateStore.CurrentPath, $"Record that '{ns}' on {bridge} is no longer enabled")) StateStore.Save(store, tx.Lock);
+            else if (forgotten.Count > 0)
+            {
+                // The binding stays recorded, as answered; the mappings whose removal was approved (rules, record and
+                // connections, as their question said) are forgotten all the same: nothing of a mapping is half-removed.
+                var kept = StateStore.Load(tx.Lock);
+                foreach (var m in forgotten) kept.Mappings.Remove(m);
+                StateStore.Save(kept, tx.Lock);
+            }
             tx.Complete();
 
             var first = parts[0];

@@ -570,9 +570,10 @@ namespace NetnsNat.Core
 
         /// <summary>
         /// Disable-NamespaceNat's part: the mappings the store records for a namespace on a bridge (of the families
-        /// given), removed inside its transaction.
+        /// given), removed inside its transaction. Returns the records of those removed (each approved whole: rules,
+        /// record and connections), which the store must forget even when the rest of the Disable is declined.
         /// </summary>
-        public void RemoveForNamespace(NamespaceRef ns, string bridge, IReadOnlyCollection<string> families, StoreContent store, NatTransaction tx)
+        public IReadOnlyList<StoredMapping> RemoveForNamespace(NamespaceRef ns, string bridge, IReadOnlyCollection<string> families, StoreContent store, NatTransaction tx)
         {
             // Loops rather than LINQ over tuples: fewer generic instantiations over value types, which no ReadyToRun
             // image holds, on Disable-NamespaceNat's path (the list itself is one; see NlAttribute).
@@ -581,9 +582,11 @@ namespace NetnsNat.Core
             {
                 if (s.NamespacePath == ns.Path && s.Bridge == bridge && families.Contains(s.Family) && s.ToMapping() is { } m) mappings.Add((m, KindOf(s)));
             }
-            if (mappings.Count == 0) return;
+            if (mappings.Count == 0) return Array.Empty<StoredMapping>();
             _host.Verbose($"Removing the {mappings.Count} port mapping(s) of '{ns}': {string.Join(", ", mappings.Select(m => m.Item1.ToString()))}.");
+            var before = store.Mappings.ToArray();
             Remove(mappings, store, tx, null);
+            return before.Where(m => !store.Mappings.Contains(m)).ToArray();
         }
 
         /// <summary>
