@@ -16,8 +16,8 @@ while ([DateTime]::UtcNow -lt `$deadline) {
         0 { Enable-NamespaceNat `$ns `$b eth0 -ErrorAction SilentlyContinue -ErrorVariable e | Out-Null }
         1 { Disable-NamespaceNat `$ns `$b -ErrorAction SilentlyContinue -ErrorVariable e }
         2 { Get-BridgeSubnet `$b | Add-NatMasquerade -Outbound eth0 -ErrorAction SilentlyContinue -ErrorVariable e | Out-Null }
-        3 { Get-NatMasquerade -Bridge `$b | Remove-NatMasquerade -ErrorAction SilentlyContinue -ErrorVariable e }
-        4 { Remove-NatMasquerade -Subnet "10.8`$i.0.0/24" -Outbound eth0 -ErrorAction SilentlyContinue -ErrorVariable e }
+        3 { Get-NatMasquerade -Bridge `$b | Remove-NatMasquerade -Force -ErrorAction SilentlyContinue -ErrorVariable e }
+        4 { Remove-NatMasquerade -Subnet "10.8`$i.0.0/24" -Outbound eth0 -Force -ErrorAction SilentlyContinue -ErrorVariable e }
     }
     `$ops++
     # Disabling a namespace NetnsNat has not enabled there is an error by design (NotEnabled): the random calls make many.

@@ -168,6 +168,22 @@ Describe 'Remove-NatMasquerade' {
         $empty | Should -Not -Be $withForeign
     }
 
+    It 'leaves the rules of a namespace NetnsNat enabled to its Disable: RulesInUse (ResourceBusy) naming it, nothing changed; -Force removes them, the binding RulesMissing until Restore' {
+        Enable-NamespaceNat testnet br0 eth0 | Out-Null
+        try {
+            $e = Assert-FailsWithoutChange { Get-NatMasquerade -Subnet 10.0.0.0/24 | Remove-NatMasquerade } -ErrorId RulesInUse -Category ResourceBusy
+            $e.Exception.Message | Should -Match "'testnet' on br0"
+            $e.Exception.Message | Should -Match 'Disable-NamespaceNat testnet br0'
+            Test-LabConnection | Should -Be $lab.UplinkAddress
+            (Remove-NatMasquerade -Subnet 10.0.0.0/24 -Outbound eth0 -Force -PassThru).ChangedRules | Should -Be 4
+            (Get-NamespaceNat testnet).Status | Should -Be 'RulesMissing'
+            Restore-NamespaceNat | Out-Null
+            (Get-NamespaceNat testnet).Status | Should -Be 'InForce'
+            Test-LabConnection | Should -Be $lab.UplinkAddress
+        }
+        finally { Disable-NamespaceNat testnet br0 -ErrorAction Ignore | Out-Null }
+    }
+
     It 'takes rule objects from Get-NatMasquerade' {
         Get-BridgeSubnet br0, br1 | Add-NatMasquerade -Outbound eth0 | Out-Null
         $before = Get-LabRuleset

@@ -193,8 +193,11 @@ Describe 'The nftables backend on a dual-stack bridge' {
             Disable-NamespaceNat nnl-third br0 | Out-Null
             $e = Assert-FailsWithoutChange { Enable-NamespaceNat nnl-third br0 eth0 -Backend Iptables } -ErrorId BackendMismatch -Category InvalidOperation
             $e.Exception.Message | Should -Match 'testnet'
+            # The elements testnet still uses are its Disable's to remove: without -Force, an error naming it.
+            $e = Assert-FailsWithoutChange { Remove-NatMasquerade -Subnet 10.0.0.0/24 -Outbound eth0 -Bridge br0 } -ErrorId RulesInUse -Category ResourceBusy
+            $e.Exception.Message | Should -Match 'Disable-NamespaceNat testnet br0'
             # Remove-NatMasquerade by its fields, without -Backend, finds the subnet where it is.
-            Remove-NatMasquerade -Subnet 10.0.0.0/24 -Outbound eth0 -Bridge br0 -PassThru | ForEach-Object Backend | Should -Be 'nftables'
+            Remove-NatMasquerade -Subnet 10.0.0.0/24 -Outbound eth0 -Bridge br0 -Force -PassThru | ForEach-Object Backend | Should -Be 'nftables'
             Get-Elements masquerade4 | Should -BeNullOrEmpty
         }
         finally {

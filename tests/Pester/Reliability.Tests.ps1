@@ -126,7 +126,7 @@ exec "$REAL" "$@"
                 Remove-Item $wrap -Recurse -Force
                 Remove-Item /run/netns/gonens -Force -ErrorAction Ignore
                 Invoke-LabCommand ip -ArgumentList @('link', 'del', 'brgone') -AllowFailure | Out-Null
-                Remove-NatMasquerade 10.41.0.0/24 eth0
+                Remove-NatMasquerade 10.41.0.0/24 eth0 -Force
             }
         }
     }

@@ -43,6 +43,10 @@ namespace NetnsNat.Commands
         [Parameter]
         public SwitchParameter PassThru { get; set; }
 
+        /// <summary>Removes the rules even when namespaces NetnsNat enabled still use them (their bindings stay, RulesMissing).</summary>
+        [Parameter]
+        public SwitchParameter Force { get; set; }
+
         protected override void Begin()
         {
             RequireNetAdmin();
@@ -62,6 +66,26 @@ namespace NetnsNat.Commands
                 if (state.Content.Exists && state.Content.Owned && state.Content.Has(Backends.NftablesBackend.ElementsOf(target)[0])) return NatBackendKind.Nftables;
             }
             return Backends.BackendFactory.Resolve(NatBackendKind.Auto);
+        }
+
+        /// <summary>
+        /// The rules of a namespace NetnsNat enabled are its Disable's to remove: without -Force, an error that names the
+        /// namespaces and changes nothing (removed, they would be left without NAT, and their subnet without the drop of
+        /// new connections from outside).
+        /// </summary>
+        private static void RequireUnused(SubnetNat target, NatBackendKind kind, NatTransaction tx)
+        {
+            var backend = Backends.BackendFactory.StoreName(kind);
+            var users = StateStore.Load(tx.Lock).Bindings
+                .Where(b => b.Family == target.Family.Name && b.Subnet == target.SubnetText && b.Outbound == target.Outbound && (target.Bridge == null || b.Bridge == target.Bridge) && b.Backend == backend)
+                .ToArray();
+            if (users.Length == 0) return;
+            var names = string.Join(", ", users.Select(b => $"'{b.Namespace}' on {b.Bridge}").Distinct(StringComparer.Ordinal));
+            var disable = string.Join("; ", users.Select(b => $"Disable-NamespaceNat {b.Namespace} {b.Bridge}").Distinct(StringComparer.Ordinal));
+            throw new NetnsNatException(
+                $"The NAT of {target.SubnetText} via {target.Outbound} is what Enable-NamespaceNat set up for {names}, which still {(users.Length == 1 ? "uses" : "use")} it: removed, {(users.Length == 1 ? "that namespace" : "those namespaces")} would lose NAT (Get-NamespaceNat: RulesMissing), and the subnet the drop of new connections from outside. Nothing was changed. " +
+                $"Disable {(users.Length == 1 ? "it" : "them")} instead ({disable}), which removes the rules once no namespace uses them, or add -Force to remove them anyway.",
+                "RulesInUse", ErrorCategory.ResourceBusy);
         }
 
         protected override void ProcessRecord()
@@ -96,6 +120,7 @@ namespace NetnsNat.Commands
                     var backend = BackendFor(target.Family, kind);
                     RequireTools(backend.RequiredTools.ToArray());
                     using var tx = NatTransaction.Begin(this, Linux.Settings.LockTimeout);
+                    if (!Force) RequireUnused(target, kind, tx);
                     var removed = new RuleService(this, backend).Remove(new[] { target }, target.ToString(), tx, null, item.Bridge);
                     if (removed != null) StoreNotes.Removed(target.Family.Name, target.SubnetText, item.Outbound, item.Bridge, Backends.BackendFactory.StoreName(kind), tx);
                     tx.Complete();
