@@ -98,7 +98,7 @@ Describe 'Running without the privileges or tools it needs' {
             $r = Enable-NamespaceNat testnet br0 eth0 -WarningVariable warnings -WarningAction SilentlyContinue
             $r.Rule.Backend | Should -Be 'iptables-nft'
             $warnings | Should -HaveCount 1
-            $warnings[0].Message | Should -Match 'legacy iptables backend also has 1 rule'
+            $warnings[0].Message | Should -Match 'legacy iptables backend is in use too: has 1 rule'
             $warnings[0].Message | Should -Match 'update-alternatives'
             Disable-NamespaceNat testnet br0
         }

@@ -184,6 +184,15 @@ Describe 'The nftables backend on a dual-stack bridge' {
         finally { Disable-NamespaceNat testnet br0 | Out-Null }
     }
 
+    It '-Verbose on a host without the table counts the elements it adds and no deletion (the table''s creation is none)' {
+        $verbose = @(Enable-NamespaceNat testnet br0 eth0 -Backend Nftables -AddressFamily IPv4 -Verbose 4>&1 | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] } | ForEach-Object Message)
+        try {
+            $verbose | Should -Contain '2 rules to add for 10.0.0.0/24 via eth0.'
+            ($verbose -join "`n") | Should -Not -Match 'after deleting'
+        }
+        finally { Disable-NamespaceNat testnet br0 | Out-Null }
+    }
+
     It 'a namespace without -Backend takes its bridge''s backend; -Backend of the other one for the same subnet is an error' {
         Add-LabClient -Name nnl-third -Address 10.0.0.5/24 -Address6 fd00:0:0:1::5/64
         try {
@@ -276,6 +285,26 @@ Describe 'The nftables backend beside other firewalls' {
         }
     }
 
+    It 'the iptables backend judges that chain too: ForwardBlocked before any iptables rule is written, and the fix lets the traffic out' {
+        nftc add table inet filter | Out-Null
+        nftc add chain inet filter forward '{ type filter hook forward priority 0; policy drop; }' | Out-Null
+        nftc add rule inet filter forward ct state 'established,related' accept | Out-Null
+        nftc add rule inet filter forward iifname docker0 accept | Out-Null
+        try {
+            $e = Assert-FailsWithoutChange { Enable-NamespaceNat testnet br0 eth0 -Backend Iptables -AddressFamily IPv4 } -ErrorId ForwardBlocked -Category ResourceUnavailable
+            $e.Exception.Message | Should -Match "'inet filter forward' on the forward hook drops new traffic from br0 out of eth0 \(policy drop\)"
+            $fix = [regex]::Match($e.Exception.Message, 'Let the traffic through it \((?<fix>.*?)\), or set').Groups['fix'].Value
+            foreach ($command in $fix -split '; ') { Invoke-LabCommand sh -ArgumentList @('-c', $command) | Out-Null }
+            (Enable-NamespaceNat testnet br0 eth0 -Backend Iptables -AddressFamily IPv4).Rule.Backend | Should -Match '^iptables'
+            Test-LabConnection | Should -Be $lab.UplinkAddress
+            (Test-NamespaceNat testnet -AddressFamily IPv4 | Where-Object Check -eq 'Forward').Status | Should -Be 'Pass'
+        }
+        finally {
+            Disable-NamespaceNat testnet br0 -ErrorAction Ignore | Out-Null
+            nftc delete table inet filter | Out-Null
+        }
+    }
+
     It 'warns, and goes on, when another table''s forward chain may accept the traffic by rules it does not evaluate (a port): the warning''s fix works' {
         nftc add table inet filter | Out-Null
         nftc add chain inet filter forward '{ type filter hook forward priority 0; policy drop; }' | Out-Null
@@ -283,7 +312,7 @@ Describe 'The nftables backend beside other firewalls' {
         nftc add rule inet filter forward tcp dport 443 accept | Out-Null
         try {
             Enable-NamespaceNat testnet br0 eth0 -Backend Nftables -AddressFamily IPv4 -WarningVariable warned -WarningAction SilentlyContinue | Out-Null
-            "$warned" | Should -Match "'inet filter forward' on the forward hook may drop the traffic of br0 \(rule handle \d+ \(accept, with matches NetnsNat does not evaluate\) or else policy drop\)"
+            "$warned" | Should -Match "'inet filter forward' on the forward hook may drop the traffic of br0 \(rule handle \d+ \(with matches NetnsNat does not evaluate\) or else policy drop\)"
             (Test-NamespaceNat testnet -AddressFamily IPv4 | Where-Object Check -eq 'Forward').Status | Should -Be 'Warn'
             $fix = [regex]::Match("$warned", 'let the traffic through it: (?<fix>.*)\.$').Groups['fix'].Value
             foreach ($command in $fix -split '; ') { Invoke-LabCommand sh -ArgumentList @('-c', $command) | Out-Null }

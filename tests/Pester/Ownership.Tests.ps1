@@ -196,6 +196,31 @@ Describe 'Ownership: what NetnsNat enabled and what it added' {
             Invoke-Quietly { Disable-NamespaceNat gone2 br0 }
         }
 
+        It 'a binding whose uplink is gone is UplinkGone, Test-NamespaceNat fails Uplink naming it, and Restore skips it with a warning that names the namespace' {
+            # A second uplink of the host, taken away after the namespace was enabled on it (a VPN or a USB modem that went).
+            Invoke-LabCommand ip -ArgumentList @('link', 'add', 'eth9', 'type', 'veth', 'peer', 'name', 'eth9p') | Out-Null
+            Invoke-LabCommand ip -ArgumentList @('addr', 'add', '192.0.2.1/24', 'dev', 'eth9') | Out-Null
+            foreach ($link in 'eth9', 'eth9p') { Invoke-LabCommand ip -ArgumentList @('link', 'set', $link, 'up') | Out-Null }
+            try {
+                Enable-NamespaceNat c1 br0 eth9 -AddressFamily IPv4 | Out-Null
+                (Get-NamespaceNat c1).Status | Should -Be 'InForce'
+                Invoke-LabCommand ip -ArgumentList @('link', 'del', 'eth9') | Out-Null
+                $b = Get-NamespaceNat c1
+                $b.Status | Should -Be 'UplinkGone'
+                $b.Detail | Should -Match 'eth9'
+                $uplink = Test-NamespaceNat c1 -AddressFamily IPv4 | Where-Object Check -eq 'Uplink'
+                $uplink.Status | Should -Be 'Fail' -Because 'the rule names an uplink that is gone: not "cannot be checked"'
+                $uplink.Detail | Should -Match "no interface 'eth9'"
+                $r = Restore-NamespaceNat -WarningVariable w -WarningAction SilentlyContinue -ErrorVariable e -ErrorAction SilentlyContinue
+                $r | Should -BeNullOrEmpty
+                $e | Should -BeNullOrEmpty -Because 'a binding that cannot be laid again is skipped with a warning, as one whose bridge is gone'
+                "$w" | Should -Match "Skipping 'c1' on br0: its uplink eth9 no longer exists"
+                Disable-NamespaceNat c1 br0 | Out-Null
+                Get-NamespaceNat c1 | Should -BeNullOrEmpty
+            }
+            finally { Invoke-LabCommand ip -ArgumentList @('link', 'del', 'eth9') -AllowFailure | Out-Null }
+        }
+
         It 'Get-NamespaceNat | Export-Clixml, then Import-Clixml | Enable-NamespaceNat rebuilds the same setup' {
             'c1', 'c2' | Enable-NamespaceNat -Bridge br0 -Outbound eth0 -Dns 203.0.113.53 | Out-Null
             $before = Get-LabState

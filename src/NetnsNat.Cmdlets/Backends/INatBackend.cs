@@ -137,6 +137,9 @@ namespace NetnsNat.Backends
         /// <summary>The rules (or elements) the plan adds; a table's creation is not one.</summary>
         public int Additions => Changes.Count(c => c.IsAddition && !c.Structural);
 
+        /// <summary>The rules (or elements) the plan deletes; a table's deletion is not one.</summary>
+        public int Deletions => Changes.Count(c => !c.IsAddition && !c.Structural);
+
         /// <summary>The plan with only the changes a -Confirm answer approved.</summary>
         public abstract NatPlan Only(ICollection<PlannedChange> approved);
     }

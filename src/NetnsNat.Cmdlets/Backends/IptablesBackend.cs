@@ -207,6 +207,21 @@ namespace NetnsNat.Backends
             return new IptablesState(snapshot, null, backend);
         }
 
+        private IReadOnlyList<NftablesChains.ForwardChain>? _foreignChains;
+
+        /// <summary>
+        /// Another table's base chains on the forward hook (a host firewall's, another tool's), judged for a bridge's
+        /// traffic before anything changes: ForwardBlocked when one drops it, whatever NetnsNat's FORWARD rules accept;
+        /// a warning when its verdict hangs on rules NetnsNat does not evaluate. iptables' own FORWARD is NetnsNat's to
+        /// write, and left out. Listed once per call.
+        /// </summary>
+        public IReadOnlyList<string> RequireForeignForwardOpen(SubnetNat target)
+        {
+            if (target.Bridge == null) return Array.Empty<string>();
+            _foreignChains ??= NftablesChains.ForwardChains(Family, skipIptables: true);
+            return NftablesChains.RequireOpen(_foreignChains, Family, target.Bridge, target.Outbound, target.Subnet, target.SampleHost, Family.OutsideExample);
+        }
+
         public NatPlan PlanAdd(NatState state, SubnetNat target) => Plan(state, RulePlanner.PlanAdd(Snapshot(state), MasqueradeRules.Describe(target, Snapshot(state))));
 
         public NatPlan PlanRemove(NatState state, SubnetNat target) => Plan(state, RulePlanner.PlanRemove(Snapshot(state), MasqueradeRules.DescribeRemoval(target)));
@@ -529,7 +544,7 @@ namespace NetnsNat.Backends
             if (mentions.Length == 0 && blocking == null) return null;
             var what = mentions.Length > 0 ? $"has {mentions.Length} rule(s) for {subnet}" + (blocking != null ? $", and {blocking}" : string.Empty) : blocking;
             return (
-                $"The {otherName} iptables backend also {what} (see '{otherTool}'), while NetnsNat writes to the {state.Backend} backend " +
+                $"The {otherName} iptables backend is in use too: {what} (see '{otherTool}'), while NetnsNat writes to the {state.Backend} backend " +
                 $"that '{Family.Iptables}' uses. The kernel applies both, so a DROP or a second MASQUERADE there still acts on this traffic, and '{Family.Iptables} -L' does not show it.",
                 $"Remove the {otherName} rules (or set its FORWARD policy to ACCEPT), or make one backend the default with 'update-alternatives --config {Family.Iptables}'");
         }

@@ -1,6 +1,7 @@
 using System;
 using System.Buffers.Binary;
 using System.Collections.Generic;
+using System.Net;
 using System.Text;
 using NetnsNat.Linux;
 using NetnsNat.Model;
@@ -44,21 +45,27 @@ namespace NetnsNat.Backends
         private const uint NFT_PAYLOAD_NETWORK_HEADER = 1;
         private const uint NFT_CMP_EQ = 0, NFT_CMP_NEQ = 1;
 
-        /// <summary>The chain's verdict on the packet; policyDrop is the chain's policy.</summary>
-        public static NftChainVerdict Evaluate(string chain, bool policyDrop, IReadOnlyList<byte[]> rules, AddressFamilyProfile family, ForwardPacket packet)
+        /// <summary>
+        /// The chain's verdict on the packet; policyDrop is the chain's policy. Of the packet's addresses only what all the
+        /// bridge's traffic shares is known: the subnet's prefix of an address in it (the namespaces' addresses vary
+        /// beyond it), nothing of another (the outside is any address), so a rule about one address decides nothing.
+        /// </summary>
+        public static NftChainVerdict Evaluate(string chain, bool policyDrop, IReadOnlyList<byte[]> rules, AddressFamilyProfile family, ForwardPacket packet, IPNetwork? subnet)
         {
             var uncertain = new List<string>();
-            string? mayAccept = null;
+            // A rule before the verdict that may end the walk without a drop (an accept, a jump, a return, a verdict map):
+            // then a drop after it is no certainty.
+            string? mayPass = null;
             foreach (var payload in rules)
             {
-                var (matches, verdict, handle) = Rule(payload, family, packet);
+                var (matches, verdict, handle) = Rule(payload, family, packet, subnet);
                 if (matches == false) continue;
                 var rule = $"rule handle {handle}";
                 if (matches == null)
                 {
                     // Its matches may or may not hold for the packet.
                     if (verdict is Verdict.Drop or Verdict.Jump or Verdict.Other) uncertain.Add($"{rule} ({Word(verdict)})");
-                    else if (verdict == Verdict.Accept) mayAccept ??= rule;
+                    if (verdict is Verdict.Accept or Verdict.Jump or Verdict.Other or Verdict.Return) mayPass ??= rule;
                     continue;
                 }
                 switch (verdict)
@@ -68,8 +75,8 @@ namespace NetnsNat.Backends
                     case Verdict.Accept:
                         return new NftChainVerdict(chain, NftChainOutcome.Accepted, $"{rule} (accept)", uncertain);
                     case Verdict.Drop:
-                        return new NftChainVerdict(chain, mayAccept == null ? NftChainOutcome.Dropped : NftChainOutcome.Unknown,
-                            mayAccept == null ? $"{rule} (drop)" : $"{mayAccept} (accept, with matches NetnsNat does not evaluate) or else {rule} (drop)", uncertain);
+                        return new NftChainVerdict(chain, mayPass == null ? NftChainOutcome.Dropped : NftChainOutcome.Unknown,
+                            mayPass == null ? $"{rule} (drop)" : $"{mayPass} (with matches NetnsNat does not evaluate) or else {rule} (drop)", uncertain);
                     case Verdict.Return:
                         break;
                     default:
@@ -78,9 +85,9 @@ namespace NetnsNat.Backends
                 break;
             }
             if (!policyDrop) return new NftChainVerdict(chain, NftChainOutcome.Accepted, "policy accept", uncertain);
-            return mayAccept == null
+            return mayPass == null
                 ? new NftChainVerdict(chain, NftChainOutcome.Dropped, rules.Count == 0 ? "policy drop, no rules" : "policy drop", uncertain)
-                : new NftChainVerdict(chain, NftChainOutcome.Unknown, $"{mayAccept} (accept, with matches NetnsNat does not evaluate) or else policy drop", uncertain);
+                : new NftChainVerdict(chain, NftChainOutcome.Unknown, $"{mayPass} (with matches NetnsNat does not evaluate) or else policy drop", uncertain);
         }
 
         private static string Word(Verdict verdict) => verdict switch
@@ -88,14 +95,14 @@ namespace NetnsNat.Backends
             Verdict.Drop => "drop",
             Verdict.Jump => "jump",
             Verdict.Accept => "accept",
-            _ => "a verdict NetnsNat does not evaluate",
+            _ => "a verdict map or a verdict NetnsNat does not evaluate",
         };
 
         /// <summary>
         /// Whether the rule's matches hold for the packet (null: NetnsNat cannot tell), its verdict, and its handle. The
         /// registers are modelled as the kernel's 64 bytes, each byte known (from the packet) or not.
         /// </summary>
-        private static (bool? Matches, Verdict Verdict, ulong Handle) Rule(byte[] payload, AddressFamilyProfile family, ForwardPacket packet)
+        private static (bool? Matches, Verdict Verdict, ulong Handle) Rule(byte[] payload, AddressFamilyProfile family, ForwardPacket packet, IPNetwork? subnet)
         {
             ulong handle = 0;
             byte[] expressions = Array.Empty<byte>();
@@ -105,7 +112,8 @@ namespace NetnsNat.Backends
                 else if (attr == NFTA_RULE_EXPRESSIONS) expressions = value;
             }
             var registers = new byte[64];
-            var known = new bool[64];
+            // Which bits of each register byte are known (0xff: all of them).
+            var known = new byte[64];
             bool unknown = false;
             var verdict = Verdict.None;
             foreach (var (_, element) in Attributes(expressions, 0))
@@ -153,13 +161,25 @@ namespace NetnsNat.Backends
                         // NFTA_PAYLOAD_DREG 1, BASE 2, OFFSET 3, LEN 4: the addresses of the network header.
                         int length = (int)(U32(fields, 4) ?? 0);
                         var offset = U32(fields, 3);
-                        byte[]? value = null;
+                        IPAddress? address = null;
                         if (U32(fields, 2) == NFT_PAYLOAD_NETWORK_HEADER && length > 0 && length <= family.AddressBytes && packet.Source.AddressFamily == family.Family)
                         {
-                            if (offset == family.SourceOffset) value = packet.Source.GetAddressBytes().AsSpan(0, length).ToArray();
-                            else if (offset == family.DestinationOffset) value = packet.Destination.GetAddressBytes().AsSpan(0, length).ToArray();
+                            address = offset == family.SourceOffset ? packet.Source : offset == family.DestinationOffset ? packet.Destination : null;
                         }
-                        Store(registers, known, Register(dreg), value, Math.Max(length, 1));
+                        int at = Register(dreg);
+                        Store(registers, known, at, null, Math.Max(length, 1));
+                        if (address != null && at >= 0 && at + length <= registers.Length)
+                        {
+                            // Known: the subnet's prefix of an address in it; nothing of any other.
+                            var bytes = address.GetAddressBytes();
+                            int bits = subnet is IPNetwork n && n.Contains(address) ? n.PrefixLength : 0;
+                            for (int i = 0; i < length; i++)
+                            {
+                                registers[at + i] = bytes[i];
+                                int k = Math.Clamp(bits - 8 * i, 0, 8);
+                                known[at + i] = (byte)(0xff << (8 - k));
+                            }
+                        }
                         break;
                     }
                     case "bitwise":
@@ -168,13 +188,24 @@ namespace NetnsNat.Backends
                         int sreg = Register(Find(fields, 1)), dreg = Register(Find(fields, 2)), length = (int)(U32(fields, 3) ?? 0);
                         var mask = Value(Find(fields, 4));
                         var xor = Value(Find(fields, 5));
-                        byte[]? value = null;
-                        if ((U32(fields, 6) ?? 0) == 0 && sreg >= 0 && mask != null && xor != null && mask.Length == length && xor.Length == length && Known(known, sreg, length))
+                        if ((U32(fields, 6) ?? 0) == 0 && sreg >= 0 && dreg >= 0 && mask != null && xor != null && mask.Length == length && xor.Length == length
+                            && sreg + length <= registers.Length && dreg + length <= registers.Length)
                         {
-                            value = new byte[length];
-                            for (int i = 0; i < length; i++) value[i] = (byte)((registers[sreg + i] & mask[i]) ^ xor[i]);
+                            // (value & mask) ^ xor: a bit the mask clears is known (the xor's), whatever the value.
+                            var value = new byte[length];
+                            var bits = new byte[length];
+                            for (int i = 0; i < length; i++)
+                            {
+                                value[i] = (byte)((registers[sreg + i] & mask[i]) ^ xor[i]);
+                                bits[i] = (byte)(known[sreg + i] | ~mask[i]);
+                            }
+                            value.CopyTo(registers, dreg);
+                            bits.CopyTo(known, dreg);
                         }
-                        Store(registers, known, dreg, value, Math.Max(length, 1));
+                        else
+                        {
+                            Store(registers, known, dreg, null, Math.Max(length, 1));
+                        }
                         break;
                     }
                     case "cmp":
@@ -183,13 +214,24 @@ namespace NetnsNat.Backends
                         int sreg = Register(Find(fields, 1));
                         var op = U32(fields, 2);
                         var data = Value(Find(fields, 3));
-                        if (sreg < 0 || data == null || (op != NFT_CMP_EQ && op != NFT_CMP_NEQ) || !Known(known, sreg, data.Length))
+                        if (sreg < 0 || data == null || (op != NFT_CMP_EQ && op != NFT_CMP_NEQ) || sreg + data.Length > registers.Length)
                         {
                             unknown = true;
                             break;
                         }
-                        bool equal = registers.AsSpan(sreg, data.Length).SequenceEqual(data);
-                        if (equal != (op == NFT_CMP_EQ)) return (false, Verdict.None, handle);
+                        // Equal when every bit is; different when a known bit differs; else not known.
+                        bool differs = false, whole = true;
+                        for (int i = 0; i < data.Length; i++)
+                        {
+                            if (((registers[sreg + i] ^ data[i]) & known[sreg + i]) != 0) differs = true;
+                            if (known[sreg + i] != 0xff) whole = false;
+                        }
+                        if (!differs && !whole)
+                        {
+                            unknown = true;
+                            break;
+                        }
+                        if (!differs != (op == NFT_CMP_EQ)) return (false, Verdict.None, handle);
                         break;
                     }
                     case "immediate":
@@ -216,9 +258,33 @@ namespace NetnsNat.Backends
                     case "reject":
                         verdict = Verdict.Drop;
                         break;
-                    default:
-                        // A set lookup, a range, a limit, a port, a mark...: whether the rule applies is not known.
+                    case "lookup" when Find(fields, 3) is { } lookupDreg:
+                        // NFTA_LOOKUP_DREG 3: a map. Into the verdict register (0), a verdict map ("ct state vmap { ... }").
                         unknown = true;
+                        if (lookupDreg.Length == 4 && BinaryPrimitives.ReadUInt32BigEndian(lookupDreg) == 0) verdict = Verdict.Other;
+                        else Array.Clear(known);
+                        break;
+                    case "target":
+                    {
+                        // An xt target of iptables-nft: REJECT drops; NFQUEUE hands the verdict over; LOG, MARK and the like go on.
+                        var target = Find(fields, 1) is { } t ? TextOf(t) : null;
+                        if (target == "REJECT") verdict = Verdict.Drop;
+                        else if (target == "NFQUEUE") verdict = Verdict.Other;
+                        break;
+                    }
+                    case "queue":
+                    case "fwd":
+                    case "synproxy":
+                        verdict = Verdict.Other;
+                        break;
+                    case "dup":
+                    case "notrack":
+                        break;
+                    default:
+                        // A set lookup, a range, a limit, a port, a mark, fib...: whether the rule applies is not known, and
+                        // what it loaded into a register neither.
+                        unknown = true;
+                        Array.Clear(known);
                         break;
                 }
             }
@@ -241,26 +307,16 @@ namespace NetnsNat.Backends
             return r is >= 1 and <= 4 ? (int)(r - 1) * 16 : r is >= 8 and <= 23 ? (int)(r - 8) * 4 : -1;
         }
 
-        /// <summary>Writes a value into a register (or marks its bytes unknown when the value is null).</summary>
-        private static void Store(byte[] registers, bool[] known, int at, byte[]? value, int length)
+        /// <summary>Writes a value into a register, all of it known (or marks its bytes unknown when the value is null).</summary>
+        private static void Store(byte[] registers, byte[] known, int at, byte[]? value, int length)
         {
             if (at < 0) return;
             int n = Math.Min(value?.Length ?? length, registers.Length - at);
             for (int i = 0; i < n; i++)
             {
                 registers[at + i] = value == null ? (byte)0 : value[i];
-                known[at + i] = value != null;
+                known[at + i] = value == null ? (byte)0 : (byte)0xff;
             }
-        }
-
-        private static bool Known(bool[] known, int at, int length)
-        {
-            if (at + length > known.Length) return false;
-            for (int i = 0; i < length; i++)
-            {
-                if (!known[at + i]) return false;
-            }
-            return true;
         }
 
         private static byte[]? Find(List<NlAttribute> fields, ushort type)

@@ -511,29 +511,8 @@ namespace NetnsNat.Backends
                     "or use -Backend Iptables, which puts NetnsNat's FORWARD rules above the drop.",
                     "ForwardBlocked", ErrorCategory.ResourceUnavailable);
             }
-            // Another table's base chain on the hook: its rules walked for the two packets (those NetnsNat cannot evaluate are said).
-            foreach (var chain in chains)
-            {
-                var outgoing = chain.Verdict(Family, new ForwardPacket(bridge, target.Outbound, host, outside, "NEW"));
-                var reply = chain.Verdict(Family, new ForwardPacket(target.Outbound, bridge, outside, host, "ESTABLISHED"));
-                var fix = NftablesChains.Fix(chain.Name, bridge, target.Outbound);
-                var dropped = outgoing.Outcome == NftChainOutcome.Dropped ? ($"new traffic from {bridge} out of {target.Outbound}", outgoing.By)
-                    : reply.Outcome == NftChainOutcome.Dropped ? ($"replies from {target.Outbound} back to {bridge}", reply.By) : default;
-                if (dropped.Item1 != null)
-                {
-                    throw new NetnsNatException(
-                        $"The nftables chain '{chain.Name}' on the forward hook drops {dropped.Item1} ({dropped.By}), and an accept in NetnsNat's table does not override a drop in another table: the namespaces on {bridge} would not get out. Nothing was changed. " +
-                        $"Let the traffic through it ({fix}), or set its policy to accept.",
-                        "ForwardBlocked", ErrorCategory.ResourceUnavailable);
-                }
-                var open = new[] { outgoing, reply }.Where(v => v.Outcome == NftChainOutcome.Unknown).Select(v => v.By)
-                    .Concat(outgoing.Uncertain).Concat(reply.Uncertain).Distinct(StringComparer.Ordinal).ToArray();
-                if (open.Length > 0)
-                {
-                    _warnings.Add($"The nftables chain '{chain.Name}' on the forward hook may drop the traffic of {bridge} ({string.Join("; ", open)}): NetnsNat does not evaluate those rules (nft -a list chain {chain.Name} shows them by handle). " +
-                        $"If the namespaces do not get out, let the traffic through it: {fix}.");
-                }
-            }
+            // Another table's base chains on the hook: their rules walked for the two packets.
+            _warnings.AddRange(NftablesChains.RequireOpen(chains, Family, bridge, target.Outbound, target.Subnet, host, outside));
         }
 
         private readonly List<string> _warnings = new List<string>();

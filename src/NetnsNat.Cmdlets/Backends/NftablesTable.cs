@@ -3,6 +3,7 @@ using System.Buffers.Binary;
 using System.Collections.Generic;
 using System.Linq;
 using System.Net;
+using System.Management.Automation;
 using System.Text;
 using NetnsNat.Linux;
 using NetnsNat.Model;
@@ -1001,7 +1002,41 @@ namespace NetnsNat.Backends
             public string Name => $"{FamilyName(Family)} {Table} {Chain}";
 
             /// <summary>What the chain does with a packet of the family (<see cref="NftForwardEvaluator"/>).</summary>
-            public NftChainVerdict Verdict(AddressFamilyProfile family, ForwardPacket packet) => NftForwardEvaluator.Evaluate(Name, PolicyDrop, Rules, family, packet);
+            public NftChainVerdict Verdict(AddressFamilyProfile family, ForwardPacket packet, IPNetwork? subnet) => NftForwardEvaluator.Evaluate(Name, PolicyDrop, Rules, family, packet, subnet);
+        }
+
+        /// <summary>
+        /// Walks the other tables' base chains on the forward hook for a bridge's traffic out and its replies in: throws
+        /// ForwardBlocked when one drops either (an accept in another table does not override its drop; callers judge
+        /// before they change anything), and returns a warning for each chain whose verdict hangs on rules NetnsNat does
+        /// not evaluate (sets, ports, marks, jumps), with the same fix.
+        /// </summary>
+        public static IReadOnlyList<string> RequireOpen(IReadOnlyList<ForwardChain> chains, AddressFamilyProfile family, string bridge, string uplink, IPNetwork subnet, IPAddress host, IPAddress outside)
+        {
+            var warnings = new List<string>();
+            foreach (var chain in chains)
+            {
+                var outgoing = chain.Verdict(family, new ForwardPacket(bridge, uplink, host, outside, "NEW"), subnet);
+                var reply = chain.Verdict(family, new ForwardPacket(uplink, bridge, outside, host, "ESTABLISHED"), subnet);
+                var fix = Fix(chain.Name, bridge, uplink);
+                var dropped = outgoing.Outcome == NftChainOutcome.Dropped ? ($"new traffic from {bridge} out of {uplink}", outgoing.By)
+                    : reply.Outcome == NftChainOutcome.Dropped ? ($"replies from {uplink} back to {bridge}", reply.By) : default;
+                if (dropped.Item1 != null)
+                {
+                    throw new NetnsNatException(
+                        $"The nftables chain '{chain.Name}' on the forward hook drops {dropped.Item1} ({dropped.By}), and an accept in NetnsNat's rules does not override a drop in another table: the namespaces on {bridge} would not get out. Nothing was changed. " +
+                        $"Let the traffic through it ({fix}), or set its policy to accept.",
+                        "ForwardBlocked", ErrorCategory.ResourceUnavailable);
+                }
+                var open = new[] { outgoing, reply }.Where(v => v.Outcome == NftChainOutcome.Unknown).Select(v => v.By)
+                    .Concat(outgoing.Uncertain).Concat(reply.Uncertain).Distinct(StringComparer.Ordinal).ToArray();
+                if (open.Length > 0)
+                {
+                    warnings.Add($"The nftables chain '{chain.Name}' on the forward hook may drop the traffic of {bridge} ({string.Join("; ", open)}): NetnsNat does not evaluate those rules (nft -a list chain {chain.Name} shows them by handle). " +
+                        $"If the namespaces do not get out, let the traffic through it: {fix}.");
+                }
+            }
+            return warnings;
         }
 
         /// <summary>

@@ -130,7 +130,7 @@ namespace NetnsNat.Commands
                     }, kind == NatBackendKind.Nftables ? (NftablesBackend)BackendFor(family, NatBackendKind.Nftables) : null, installed);
                     // -Target is probed, and routed to, in the run of its own family.
                     var mine = target != null && AddressFamilyProfile.Of(target) == family ? target : null;
-                    diagnostics.Run(new DiagnosisRequest(ns, Bridge, Outbound, mine, mine == null ? 0 : Port, shared, store, bound?.Subnet));
+                    diagnostics.Run(new DiagnosisRequest(ns, Bridge, Outbound, mine, mine == null ? 0 : Port, shared, store, bound?.Subnet, bound?.Outbound));
                     shared = false;
                 }
             });

@@ -615,11 +615,12 @@ namespace NetnsNat.Core
             return result;
         }
 
-        /// <summary>Whether a binding is in force: its namespace and bridge exist, its rules stand, its route goes via its gateway.</summary>
+        /// <summary>Whether a binding is in force: its namespace, bridge and uplink exist, its rules stand, its route goes via its gateway.</summary>
         private (string Status, string? Detail) Health(StoredBinding b, AddressFamilyProfile family, NatBackendKind kind, NamespaceRef ns, NatState state)
         {
             if (!ns.Exists) return ("NamespaceGone", $"{b.NamespacePath} no longer exists.");
             if (!InterfaceTable.Exists(b.Bridge)) return ("BridgeGone", $"The bridge {b.Bridge} no longer exists.");
+            if (!InterfaceTable.Exists(b.Outbound)) return ("UplinkGone", $"The uplink {b.Outbound} no longer exists: the namespace's traffic has no way out.");
             if (!Cidr.TryParseNetwork(b.Subnet, out var subnet)) return ("RulesMissing", $"The stored subnet '{b.Subnet}' is not a network.");
             var target = new SubnetNat(subnet, b.Outbound, b.Bridge);
             var backend = Backend(family, kind);
@@ -637,7 +638,7 @@ namespace NetnsNat.Core
         /// <summary>
         /// Re-applies the bindings that match, as Enable-NamespaceNat would with what they record (every family of a
         /// namespace on a bridge in one request): after a firewall reload, a flushed ruleset or a lost route.
-        /// Idempotent. A binding whose namespace or bridge is gone is reported (a warning) and skipped; it stays recorded.
+        /// Idempotent. A binding whose namespace, bridge or uplink is gone is reported (a warning) and skipped; it stays recorded.
         /// </summary>
         public void Restore(Func<StoredBinding, bool> match, Action<NamespaceNatResult> emit)
         {
@@ -655,6 +656,13 @@ namespace NetnsNat.Core
                 if (!InterfaceTable.Exists(b.Bridge))
                 {
                     _host.Warning($"Skipping '{ns}' on {b.Bridge}: the bridge no longer exists. Create it again (with {string.Join(" and ", group.Select(x => $"{x.Gateway} on {x.Subnet}"))}) and run Restore-NamespaceNat again.");
+                    continue;
+                }
+                var uplinks = group.Select(x => x.Outbound).Where(o => !InterfaceTable.Exists(o)).Distinct(StringComparer.Ordinal).ToArray();
+                if (uplinks.Length > 0)
+                {
+                    _host.Warning($"Skipping '{ns}' on {b.Bridge}: its uplink {string.Join(" and ", uplinks)} no longer exists. Bring it back and run Restore-NamespaceNat again, or give the namespace another uplink: " +
+                        $"Disable-NamespaceNat {ns} {b.Bridge}; Enable-NamespaceNat {ns} {b.Bridge} -Outbound <uplink>.");
                     continue;
                 }
                 var families = Ordered(group.Select(x => AddressFamilyProfile.Parse(x.Family))).ToArray();

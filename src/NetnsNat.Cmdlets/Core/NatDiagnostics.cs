@@ -12,7 +12,8 @@ namespace NetnsNat.Core
     /// <param name="Shared">Whether this run also makes the checks that do not depend on the family (NamespaceExists, LoopbackUp, Resolver): the first family's run does.</param>
     /// <param name="Store">The state store as the caller read it (once for every family's run); read here when null.</param>
     /// <param name="Subnet">The bridge subnet NetnsNat enabled the namespace's NAT for (Enable's -Subnet), when it did: on a bridge with several, the one to check.</param>
-    internal sealed record DiagnosisRequest(NamespaceRef Namespace, string? Bridge, string? Outbound, IPAddress? Target, int Port, bool Shared = true, StoreContent? Store = null, string? Subnet = null);
+    /// <param name="BoundOutbound">The uplink the state store records for the namespace (Enable-NamespaceNat's), if any.</param>
+    internal sealed record DiagnosisRequest(NamespaceRef Namespace, string? Bridge, string? Outbound, IPAddress? Target, int Port, bool Shared = true, StoreContent? Store = null, string? Subnet = null, string? BoundOutbound = null);
 
 
     /// <summary>A masquerade Test-NamespaceNat found for the subnet: an iptables rule or an element of NetnsNat's nftables table.</summary>
@@ -231,10 +232,13 @@ namespace NetnsNat.Core
             var masquerades = subnet == null ? Array.Empty<MasqueradeSeen>()
                 : nftContent != null ? nftContent.Subnets.Where(e => e.Kind == NftSetKind.Masquerade && Cidr.Format(e.Subnet) == subnet.Subnet).Select(e => new MasqueradeSeen(e.Out, e.Text)).ToArray()
                 : snapshot.Chain("nat", "POSTROUTING").Where(r => MasqueradeRules.IsMasquerade(r) && !r.HasOtherMatches && !r.HasNegation && r.Source == subnet.Subnet).Select(r => new MasqueradeSeen(r.OutInterface, r.ToString())).ToArray();
-            // The uplink the traffic takes: the one given; else the route to -Target; else the one the MASQUERADE rules
-            // name (when it is up); else the default route's.
+            // The uplink the traffic takes: the one given; else the route to -Target; else the one Enable-NamespaceNat
+            // recorded for the namespace; else the one the MASQUERADE rules name (when it is up); else the default route's;
+            // else the one the rules name, which is gone or down (a failure to say, not an uplink that cannot be checked).
             var named = masquerades.Select(r => r.OutInterface).FirstOrDefault(o => o != null && host.Any(l => l.Name == o && l.IsUp));
-            var uplink = request.Outbound ?? routeUplink ?? named ?? defaultUplink;
+            var uplink = request.Outbound ?? routeUplink ?? request.BoundOutbound ?? named ?? defaultUplink ?? masquerades.Select(r => r.OutInterface).FirstOrDefault(o => o != null);
+            // A namespace Enable-NamespaceNat enabled changes uplink by Disable and Enable (its rules are its own: Remove-NatMasquerade refuses them).
+            string MoveTo(string to) => $"Disable-NamespaceNat {(ns.IsNamed ? ns.Display : "-NamespacePath " + ns.Path)} {bridgeName}; Enable-NamespaceNat {(ns.IsNamed ? ns.Display : "-NamespacePath " + ns.Path)} {bridgeName} -Outbound {to}{backendArgument}";
             _uplink = uplink;
             var addFix = subnet == null ? $"Add-NatMasquerade -Subnet SUBNET -Outbound UPLINK{backendArgument}" : $"Get-BridgeSubnet {subnet.Bridge} | Add-NatMasquerade -Outbound {uplink ?? "UPLINK"}{backendArgument}";
             var matching = masquerades.Where(r => uplink == null || r.OutInterface == uplink).ToArray();
@@ -269,15 +273,15 @@ namespace NetnsNat.Core
                 Emit("Uplink", NatCheckStatus.Fail,
                     masquerades.Length > 0 && masquerades.All(r => r.OutInterface == uplink) ? $"{why}, and the MASQUERADE rule is for it: the lesson's 'wrong outbound interface'." : $"{why}.",
                     defaultUplink != null && defaultUplink != uplink && subnet != null
-                        ? $"Get-BridgeSubnet {subnet.Bridge} | Add-NatMasquerade -Outbound {defaultUplink}; Remove-NatMasquerade -Subnet {subnet.Subnet} -Outbound {uplink}"
-                        : "ip route show default; ip link show");
+                        ? request.BoundOutbound != null ? $"Bring {uplink} back, or {MoveTo(defaultUplink)}" : $"Get-BridgeSubnet {subnet.Bridge} | Add-NatMasquerade -Outbound {defaultUplink}; Remove-NatMasquerade -Subnet {subnet.Subnet} -Outbound {uplink}"
+                        : request.BoundOutbound != null ? $"Bring {uplink} back (ip link show), or give the namespace another uplink: {MoveTo("UPLINK")}" : "ip route show default; ip link show");
             }
             else if (masquerades.Length > 0 && matching.Length == 0)
             {
                 var ruled = string.Join(", ", masquerades.Select(r => r.OutInterface));
                 var via = routeUplink != null ? $"the route to {request.Target} leaves by {uplink}" : request.Outbound != null ? $"-Outbound is {uplink}" : $"the host's default route leaves by {uplink}";
                 Emit("Uplink", NatCheckStatus.Fail, $"The MASQUERADE rule is for {ruled}, but {via}: the lesson's 'wrong outbound interface'.",
-                    $"{addFix}; Remove-NatMasquerade -Subnet {subnet?.Subnet} -Outbound {masquerades[0].OutInterface}{backendArgument}");
+                    request.BoundOutbound != null && uplink != null ? MoveTo(uplink) : $"{addFix}; Remove-NatMasquerade -Subnet {subnet?.Subnet} -Outbound {masquerades[0].OutInterface}{backendArgument}");
             }
             else if (routeUplink == null && request.Outbound == null && defaultUplink != null && uplink != defaultUplink)
             {
@@ -316,10 +320,10 @@ namespace NetnsNat.Core
                 // Other tables' base chains on the forward hook, each walked for the two packets: a drop in any of them is
                 // final, whatever NetnsNat's rules accept. Rules it does not evaluate leave a chain's verdict open (a warning).
                 var open = new List<(string Chain, string Why)>();
-                foreach (var chain in NftablesChains.ForwardChains(Family, skipIptables: true))
+                foreach (var chain in NftablesChains.ForwardChains(Family, skipIptables: ProcessRunner.Which(Family.IptablesSave) != null))
                 {
-                    var outChain = chain.Verdict(Family, new ForwardPacket(bridgeName, uplink, nsAddress, outside, "NEW"));
-                    var replyChain = chain.Verdict(Family, new ForwardPacket(uplink, bridgeName, outside, nsAddress, "ESTABLISHED"));
+                    var outChain = chain.Verdict(Family, new ForwardPacket(bridgeName, uplink, nsAddress, outside, "NEW"), network);
+                    var replyChain = chain.Verdict(Family, new ForwardPacket(uplink, bridgeName, outside, nsAddress, "ESTABLISHED"), network);
                     if (outChain.Outcome == NftChainOutcome.Dropped || replyChain.Outcome == NftChainOutcome.Dropped)
                     {
                         ForwardVerdict Of(NftChainVerdict v) => new ForwardVerdict(v.Outcome != NftChainOutcome.Dropped, $"{chain.Name}: {v.By}", Array.Empty<string>());
@@ -425,7 +429,9 @@ namespace NetnsNat.Core
             if (dupes.Length > 0)
             {
                 Emit("DuplicateRules", NatCheckStatus.Warn, $"{dupes.Length} rule(s) stand more than once: {string.Join("; ", dupes.Select(g => $"{g.First()} (x{g.Count()})"))}.",
-                    subnet != null ? $"Remove-NatMasquerade -Subnet {subnet.Subnet} -Outbound {masquerades.FirstOrDefault()?.OutInterface ?? uplink}; then add them once again" : null);
+                    subnet == null ? null
+                    : request.BoundOutbound != null ? $"Remove-NatMasquerade -Subnet {subnet.Subnet} -Outbound {masquerades.FirstOrDefault()?.OutInterface ?? uplink} -Force; Restore-NamespaceNat (it lays them again once)"
+                    : $"Remove-NatMasquerade -Subnet {subnet.Subnet} -Outbound {masquerades.FirstOrDefault()?.OutInterface ?? uplink}; then add them once again");
             }
             else
             {

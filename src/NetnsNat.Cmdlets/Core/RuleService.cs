@@ -69,10 +69,11 @@ namespace NetnsNat.Core
                 foreach (var target in targets)
                 {
                     WarnAboutOtherBackend(state, target);
+                    if (Backend is IptablesBackend iptables) foreach (var warning in iptables.RequireForeignForwardOpen(target)) _host.Warning(warning);
                     var plan = Backend.PlanAdd(state, target);
                     if (Backend is NftablesBackend nft) foreach (var warning in nft.TakeWarnings()) _host.Warning(warning);
                     anyNeeded |= !plan.IsEmpty;
-                    int adds = plan.Additions, deletes = plan.Count - plan.Additions;
+                    int adds = plan.Additions, deletes = plan.Deletions;
                     _host.Verbose(plan.IsEmpty ? $"The rules for {target} are all in place."
                         : deletes == 0 ? $"{adds} rules to add for {target}."
                         : $"{adds} rules to add for {target}, after deleting {deletes} of its rules that stood out of order or below a rule that blocks them.");
