@@ -148,6 +148,14 @@ exec "$REAL" "$@"
             ($err.FullyQualifiedErrorId | ForEach-Object { $_.Split(',')[0] } | Sort-Object) | Should -Be @('InvalidNamespaceName', 'NamespaceNotFound')
         }
 
+        It 'with -ErrorAction Stop, a bad name among several stops the call before anything changes (pipeline and -Namespace list)' {
+            $before = Get-LabState
+            { 'many1', 'nosuchns', 'many2' | Enable-NamespaceNat -Bridge br0 -Outbound eth0 -ErrorAction Stop } | Should -Throw -ErrorId 'NamespaceNotFound,*'
+            { Enable-NamespaceNat -Namespace many1, nosuchns -Bridge br0 -Outbound eth0 -ErrorAction Stop } | Should -Throw -ErrorId 'NamespaceNotFound,*'
+            Get-LabState | Should -Be $before
+            @(Get-NamespaceNat many1) | Should -BeNullOrEmpty -Because 'nothing was recorded either'
+        }
+
         It 'when every namespace of a bridge fails, that bridge keeps no rules' {
             Invoke-LabCommand ip -ArgumentList @('netns', 'add', 'noaddr1') | Out-Null
             Invoke-LabCommand ip -ArgumentList @('netns', 'add', 'noaddr2') | Out-Null
