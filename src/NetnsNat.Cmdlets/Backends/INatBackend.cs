@@ -29,6 +29,12 @@ namespace NetnsNat.Backends
         /// <summary>What makes the state hold the target's rules (nothing when they stand as they should).</summary>
         NatPlan PlanAdd(NatState state, SubnetNat target);
 
+        /// <summary>
+        /// What the plans made so far found that may block a bridge's traffic but could not tell (another table's rules
+        /// NetnsNat does not evaluate), each once; emptied by the call. A drop it can tell fails PlanAdd instead.
+        /// </summary>
+        IReadOnlyList<string> TakeWarnings();
+
         /// <summary>What takes the target's rules away (every copy of each).</summary>
         NatPlan PlanRemove(NatState state, SubnetNat target);
 

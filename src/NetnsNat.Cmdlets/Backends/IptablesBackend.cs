@@ -175,6 +175,8 @@ namespace NetnsNat.Backends
         /// </summary>
         public IptablesState Read(CancellationToken token)
         {
+            // Another table's chains are listed again with the ruleset (a plan is made from one read of both).
+            _foreignChains = null;
             var netns = CurrentNetns();
             var generation = NftGeneration.Read();
             if (generation is uint g && RulesetCache.Get(netns, Family, g) is { } cached)
@@ -209,20 +211,35 @@ namespace NetnsNat.Backends
 
         private IReadOnlyList<NftablesChains.ForwardChain>? _foreignChains;
 
+        private readonly List<string> _warnings = new List<string>();
+
         /// <summary>
         /// Another table's base chains on the forward hook (a host firewall's, another tool's), judged for a bridge's
         /// traffic before anything changes: ForwardBlocked when one drops it, whatever NetnsNat's FORWARD rules accept;
-        /// a warning when its verdict hangs on rules NetnsNat does not evaluate. iptables' own FORWARD is NetnsNat's to
-        /// write, and left out. Listed once per call.
+        /// a warning (<see cref="TakeWarnings"/>) when its verdict hangs on rules NetnsNat does not evaluate. iptables' own
+        /// FORWARD is NetnsNat's to write, and left out. Listed once per call.
         /// </summary>
-        public IReadOnlyList<string> RequireForeignForwardOpen(SubnetNat target)
+        private void RequireForeignForwardOpen(SubnetNat target)
         {
-            if (target.Bridge == null) return Array.Empty<string>();
+            if (target.Bridge == null) return;
             _foreignChains ??= NftablesChains.ForwardChains(Family, skipIptables: true);
-            return NftablesChains.RequireOpen(_foreignChains, Family, target.Bridge, target.Outbound, target.Subnet, target.SampleHost, Family.OutsideExample);
+            _warnings.AddRange(NftablesChains.RequireOpen(_foreignChains, Family, target.Bridge, target.Outbound, target.Subnet, target.SampleHost, Family.OutsideExample));
         }
 
-        public NatPlan PlanAdd(NatState state, SubnetNat target) => Plan(state, RulePlanner.PlanAdd(Snapshot(state), MasqueradeRules.Describe(target, Snapshot(state))));
+        public IReadOnlyList<string> TakeWarnings()
+        {
+            var taken = _warnings.Distinct(StringComparer.Ordinal).ToArray();
+            _warnings.Clear();
+            return taken;
+        }
+
+        public NatPlan PlanAdd(NatState state, SubnetNat target)
+        {
+            RequireForeignForwardOpen(target);
+            return PlanRules(state, target);
+        }
+
+        private NatPlan PlanRules(NatState state, SubnetNat target) => Plan(state, RulePlanner.PlanAdd(Snapshot(state), MasqueradeRules.Describe(target, Snapshot(state))));
 
         public NatPlan PlanRemove(NatState state, SubnetNat target) => Plan(state, RulePlanner.PlanRemove(Snapshot(state), MasqueradeRules.DescribeRemoval(target)));
 

@@ -517,7 +517,6 @@ namespace NetnsNat.Backends
 
         private readonly List<string> _warnings = new List<string>();
 
-        /// <summary>What the last plans found that may block the traffic but could not tell (another table's rules NetnsNat does not evaluate); emptied by the call.</summary>
         public IReadOnlyList<string> TakeWarnings()
         {
             var taken = _warnings.Distinct(StringComparer.Ordinal).ToArray();

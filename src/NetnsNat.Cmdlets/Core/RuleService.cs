@@ -40,6 +40,9 @@ namespace NetnsNat.Core
 
         private readonly ICommandHost _host;
 
+        /// <summary>The warnings already given (a plan is made again when the ruleset moved under it: each is said once).</summary>
+        private readonly HashSet<string> _warned = new HashSet<string>(StringComparer.Ordinal);
+
         public RuleService(ICommandHost host, INatBackend backend)
         {
             _host = host;
@@ -69,9 +72,12 @@ namespace NetnsNat.Core
                 foreach (var target in targets)
                 {
                     WarnAboutOtherBackend(state, target);
-                    if (Backend is IptablesBackend iptables) foreach (var warning in iptables.RequireForeignForwardOpen(target)) _host.Warning(warning);
                     var plan = Backend.PlanAdd(state, target);
-                    if (Backend is NftablesBackend nft) foreach (var warning in nft.TakeWarnings()) _host.Warning(warning);
+                    foreach (var warning in Backend.TakeWarnings())
+                    {
+                        // Once per call, though a plan is made again when the ruleset moved under it.
+                        if (_warned.Add(warning)) _host.Warning(warning);
+                    }
                     anyNeeded |= !plan.IsEmpty;
                     int adds = plan.Additions, deletes = plan.Deletions;
                     _host.Verbose(plan.IsEmpty ? $"The rules for {target} are all in place."
