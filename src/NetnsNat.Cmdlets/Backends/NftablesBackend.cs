@@ -457,7 +457,7 @@ namespace NetnsNat.Backends
         /// </summary>
         public (string Why, string Fix, bool Certain)? MappingBlockedBy(NatState state, PortMapping mapping)
         {
-            var (snapshots, policyDrops) = Neighbours();
+            var (snapshots, chains) = Neighbours();
             var packet = PortMappingRules.InboundPacket(mapping, mapping.Outbound);
             foreach (var (name, tool, snapshot) in snapshots)
             {
@@ -466,7 +466,7 @@ namespace NetnsNat.Backends
                 return ($"the FORWARD chain of {tool} ({name}) drops its connections ({verdict.By}), and an accept in inet {NftablesTable.Name} does not override a drop in another table",
                     $"{tool} -I FORWARD -d {mapping.InternalAddress} -o {mapping.Bridge} -p {mapping.Protocol} --dport {mapping.InternalPort} -m conntrack --ctstate DNAT -j ACCEPT", true);
             }
-            foreach (var (chain, empty) in policyDrops.Where(c => c.PolicyDrop).Select(c => (c.Name, c.Rules.Count == 0)))
+            foreach (var (chain, empty) in chains.Where(c => c.PolicyDrop).Select(c => (c.Name, c.Rules.Count == 0)))
             {
                 var fix = $"nft insert rule {chain} ct status dnat {(Family == AddressFamilyProfile.IPv4 ? "ip" : "ip6")} daddr {mapping.InternalAddress} {mapping.Protocol} dport {mapping.InternalPort} accept";
                 return empty
