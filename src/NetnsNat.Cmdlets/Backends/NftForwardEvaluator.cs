@@ -319,19 +319,6 @@ namespace NetnsNat.Backends
             }
         }
 
-        private static byte[]? Find(List<NlAttribute> fields, ushort type)
-        {
-            foreach (var (attr, value) in fields)
-            {
-                if (attr == type) return value;
-            }
-            return null;
-        }
-
-        private static uint? U32(List<NlAttribute> fields, ushort type) => Find(fields, type) is { Length: 4 } v ? BinaryPrimitives.ReadUInt32BigEndian(v) : null;
-
-        /// <summary>NFTA_DATA_VALUE inside a nested data attribute.</summary>
-        private static byte[]? Value(byte[]? nested) => nested == null ? null : Find(Attributes(nested, 0), 1);
 
         /// <summary>For messages: an outcome as a word.</summary>
         public static string Describe(NftChainVerdict verdict) => verdict.Outcome switch

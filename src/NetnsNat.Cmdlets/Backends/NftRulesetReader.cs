@@ -52,7 +52,7 @@ namespace NetnsNat.Backends
                 foreach (var payload in Dump(socket, family, 1, 0, "list the nf_tables tables"))
                 {
                     if (!SameGeneration(payload, generation)) return null;
-                    var name = Text(Find(payload, NFTA_TABLE_NAME));
+                    var name = Text(Find(Attributes(payload, 4), NFTA_TABLE_NAME));
                     if (name != null) tables.Add(name);
                 }
                 // Chains: "table/CHAIN" to the policy of a base chain, or "-" for a chain of its own.
@@ -467,21 +467,6 @@ namespace NetnsNat.Backends
             return comment;
         }
 
-        private static byte[]? Find(List<NlAttribute> fields, ushort type)
-        {
-            foreach (var (t, d) in fields)
-            {
-                if (t == type) return d;
-            }
-            return null;
-        }
-
-        private static byte[]? Find(byte[] payload, ushort type) => Find(Attributes(payload, 4), type);
-
-        private static uint? U32(List<NlAttribute> fields, ushort type) =>
-            Find(fields, type) is { Length: 4 } d ? BinaryPrimitives.ReadUInt32BigEndian(d) : null;
-
-        private static byte[]? Value(byte[]? nested) => nested == null ? null : Find(Attributes(nested, 0), NFTA_DATA_VALUE);
 
         private static string? Text(byte[]? data) => data == null ? null : TextOf(data);
     }

@@ -73,6 +73,23 @@ namespace NetnsNat.Linux
     /// <summary>Building and reading netlink attributes (struct nlattr: length, type, payload padded to 4 bytes).</summary>
     internal static class NetlinkAttributes
     {
+        /// <summary>The data of the first attribute of a type among parsed ones; null when there is none.</summary>
+        public static byte[]? Find(List<NlAttribute> fields, ushort type)
+        {
+            foreach (var (t, d) in fields)
+            {
+                if (t == type) return d;
+            }
+            return null;
+        }
+
+        /// <summary>A big-endian 32-bit attribute among parsed ones; null when it is absent or of another length.</summary>
+        public static uint? U32(List<NlAttribute> fields, ushort type) =>
+            Find(fields, type) is { Length: 4 } d ? BinaryPrimitives.ReadUInt32BigEndian(d) : null;
+
+        /// <summary>NFTA_DATA_VALUE (1) inside a nested data attribute (a cmp's, a bitwise's mask, an element's key).</summary>
+        public static byte[]? Value(byte[]? nested) => nested == null ? null : Find(Attributes(nested, 0), 1);
+
         public static byte[] Attribute(ushort type, byte[] data)
         {
             var attr = new byte[(4 + data.Length + 3) & ~3];
